@@ -1,0 +1,14 @@
+"""Cookie -> owning object, so a flow read from a switch can say which policy object made it."""
+
+from __future__ import annotations
+
+from apps.flows import cookie
+from apps.model import Policy
+
+
+def owners(policy: Policy) -> dict[int, str]:
+    """Every cookie the compilers can produce for `policy`, named as 'app:kind/id'."""
+    named = {cookie("system", "pipeline"): "system:pipeline"}
+    named.update({cookie("isolation", n.id): f"isolation:network/{n.id}" for n in policy.networks})
+    named.update({cookie("isolation", p.id): f"isolation:port/{p.id}" for p in policy.ports})
+    return named

@@ -1,0 +1,55 @@
+"""The OpenFlow pipeline, declared once: every other module names tables and registers from here.
+
+Numbers leave gaps for the stages later features insert (security groups, load balancing,
+routing, NAT) so that adding a stage never renumbers the others. docs/pipeline.md explains
+each stage with examples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    number: int
+    purpose: str
+    next: tuple[str, ...]  # tables this one may continue to (goto_table or resubmit)
+
+
+PIPELINE: tuple[Table, ...] = (
+    Table("classify", 0,
+          "in_port -> logical port and network (registers); port security drops spoofed "
+          "MAC/IP/ARP; inter-switch frames are untagged into their network; LLDP to the controller",
+          ("arp_responder", "l2_lookup")),
+    Table("arp_responder", 10,
+          "answers ARP requests for addresses known in the packet's network from the switch",
+          ("l2_lookup",)),
+    Table("l2_lookup", 60,
+          "destination MAC within the network -> local port (reg) or tagged out the next-hop link; "
+          "broadcast/multicast -> the network's local ports and the flood tree",
+          ("port_out",)),
+    Table("port_out", 80,
+          "output register -> the local port",
+          ()),
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in PIPELINE}
+
+
+def table_id(name: str) -> int:
+    return TABLES[name].number
+
+
+# Registers carried between stages (NXM_NX_REGn, 32 bits each).
+REG_IN_PORT = "reg0"   # ofport of the local VM port the packet came from; 0 = from a trunk
+REG_NETWORK = "reg1"   # segmentation id of the packet's network
+REG_OUT_PORT = "reg2"  # ofport of the local VM port chosen as destination
+
+# Priorities shared by the stages.
+PRIO_MISS = 0
+PRIO_LOW = 10
+PRIO_DEFAULT = 100
+PRIO_HIGH = 1000
+PRIO_CONTROL = 65000  # controller-bound protocol traffic (LLDP) ahead of any policy

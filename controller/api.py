@@ -1,0 +1,462 @@
+"""The REST API (Flask): routes declared once as data, serving both requests and the OpenAPI document.
+
+A CRUD resource is one `Resource` line: its routes call the store's `create_<x>`, `list_<xs>`,
+`get_<x>`, `update_<x>` and `delete_<x>`, and its schemas come from the store's `Field`
+declarations. Every mutation holds one lock across "change the store, converge the switches",
+so the flows confirmed for a request are exactly those of the state it produced.
+"""
+
+from __future__ import annotations
+
+import hmac
+import importlib.metadata
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from controller.errors import ApiError
+from controller.store import MISSING, NETWORK_FIELDS, PORT_FIELDS, Field, Store
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/v1"
+MAX_BODY_BYTES = 1 << 20
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("ovs-sdn")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+VERSION = _package_version()
+
+
+class ConvergeReport(Protocol):
+    ok: bool
+    failures: dict[str, str]
+
+
+class Runtime(Protocol):
+    """What the API needs from the controller runtime (controller/runtime.py)."""
+
+    def converge(self, timeout: float = 15.0) -> ConvergeReport: ...
+    def switches(self) -> list[dict[str, Any]]: ...
+    def switch_flows(self, dpid: str) -> list[dict[str, Any]] | None: ...
+    def port_status(self, dpid: str | None, interface: str | None) -> str: ...
+    def metrics(self) -> dict[str, float]: ...
+
+
+def _always_active(_runtime: Runtime, _item: dict[str, Any]) -> str:
+    return "ACTIVE"
+
+
+def _port_status(runtime: Runtime, port: dict[str, Any]) -> str:
+    return runtime.port_status(port["binding"]["dpid"], port["binding"]["interface"])
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A CRUD collection: URL `/<plural>`, store methods named after `singular`/`plural`."""
+
+    singular: str
+    plural: str
+    fields: tuple[Field, ...]
+    status: Callable[[Runtime, dict[str, Any]], str] = _always_active
+    filters: tuple[str, ...] = ()  # query parameters of the list, passed to list_<plural>()
+
+    @property
+    def schema_name(self) -> str:
+        return self.singular.title().replace("_", "")
+
+
+RESOURCES: tuple[Resource, ...] = (
+    Resource("network", "networks", NETWORK_FIELDS),
+    Resource("port", "ports", PORT_FIELDS, status=_port_status, filters=("network_id",)),
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One operation under /v1; `path` uses OpenAPI `{param}` syntax, `response` "X[]" is an array of X."""
+
+    method: str
+    path: str
+    action: str
+    summary: str
+    status: int = 200
+    response: str | None = None
+    request: str | None = None
+    resource: Resource | None = None
+    public: bool = False
+
+    @property
+    def operation_id(self) -> str:
+        return f"{self.action}_{self.resource.plural}" if self.resource else self.action
+
+
+def _crud_routes(res: Resource) -> tuple[Route, ...]:
+    name, item = res.schema_name, f"/{res.plural}/{{id}}"
+    return (
+        Route("POST", f"/{res.plural}", "create", f"Create a {res.singular}", 201, name, f"{name}Create", res),
+        Route("GET", f"/{res.plural}", "list", f"List {res.plural}", 200, f"{name}[]", None, res),
+        Route("GET", item, "show", f"Show a {res.singular}", 200, name, None, res),
+        Route("PATCH", item, "update", f"Update a {res.singular}", 200, name, f"{name}Update", res),
+        Route("DELETE", item, "delete", f"Delete a {res.singular}", 204, None, None, res),
+    )
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/health", "health", "Liveness, connected switches, version", response="Health", public=True),
+    Route("GET", "/switches", "list_switches", "Known switches", response="Switch[]"),
+    Route("GET", "/switches/{dpid}", "show_switch", "One switch", response="Switch"),
+    Route("GET", "/switches/{dpid}/flows", "switch_flows", "The flows installed in a switch", response="Flow[]"),
+    *(route for res in RESOURCES for route in _crud_routes(res)),
+)
+
+
+def create_app(store: Store, runtime: Runtime, api_token: str | None = None, version: str = VERSION) -> Flask:
+    """The WSGI application serving the API for one store and runtime."""
+    app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    handlers = _Handlers(store, runtime, version)
+    metrics = _RequestMetrics()
+    document = openapi_document(version)
+
+    for route in ROUTES:
+        view = getattr(handlers, route.action)
+        app.add_url_rule(
+            PREFIX + re.sub(r"{(\w+)}", r"<\1>", route.path),
+            endpoint=route.operation_id,
+            view_func=partial(view, route.resource) if route.resource else view,
+            methods=[route.method],
+        )
+    for path in ("/openapi.json", PREFIX + "/openapi.json"):
+        app.add_url_rule(path, endpoint=path, view_func=lambda: jsonify(document))
+    app.add_url_rule(
+        "/metrics",
+        endpoint="metrics",
+        view_func=lambda: Response(metrics.render(runtime.metrics()), mimetype="text/plain; version=0.0.4"),
+    )
+
+    @app.before_request
+    def start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.before_request
+    def authenticate() -> None:
+        if api_token is None or (request.method in ("GET", "HEAD") and request.path == PREFIX + "/health"):
+            return
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), api_token.encode()):
+            raise ApiError(401, "missing or wrong bearer token (Authorization: Bearer TOKEN)")
+
+    @app.after_request
+    def count(response: Response) -> Response:
+        rule = request.url_rule.rule if request.url_rule else "unmatched"
+        now = time.perf_counter()
+        metrics.observe(request.method, rule, response.status_code, now - g.get("started", now))
+        return response
+
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError) -> tuple[Response, int]:
+        response = jsonify(exc.body())
+        if exc.code == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response, exc.code
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        # Keep werkzeug's headers (Allow on a 405), swap the HTML for the contract's JSON.
+        response = exc.get_response()
+        body = {"code": exc.code, "message": f"{exc.name}: {request.method} {request.path}", "details": []}
+        response.set_data(json.dumps({"error": body}))
+        response.content_type = "application/json"
+        return response
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return jsonify({"error": {"code": 500, "message": f"internal error: {exc}", "details": []}}), 500
+
+    return app
+
+
+class _Handlers:
+    """The view functions, bound to one store and runtime."""
+
+    def __init__(self, store: Store, runtime: Runtime, version: str) -> None:
+        self._store = store
+        self._runtime = runtime
+        self._version = version
+        self._mutation = threading.Lock()
+
+    def health(self) -> Response:
+        connected = sum(1 for sw in self._runtime.switches() if sw["connected"])
+        return jsonify({"status": "ok", "switches": connected, "version": self._version})
+
+    def list_switches(self) -> Response:
+        return jsonify(self._runtime.switches())
+
+    def show_switch(self, dpid: str) -> Response:
+        for switch in self._runtime.switches():
+            if switch["dpid"] == dpid.lower():
+                return jsonify(switch)
+        raise ApiError.not_found("switch", dpid)
+
+    def switch_flows(self, dpid: str) -> Response:
+        flows = self._runtime.switch_flows(dpid.lower())
+        if flows is None:
+            raise ApiError.not_found("switch", dpid)
+        return jsonify(flows)
+
+    def create(self, res: Resource) -> tuple[Response, int, dict[str, str]]:
+        body = _json_body()
+        with self._mutation:
+            item = getattr(self._store, f"create_{res.singular}")(body)
+            self._converge(f"{res.singular} {item['id']} was created")
+        return jsonify(self._shown(res, item)), 201, {"Location": f"{PREFIX}/{res.plural}/{item['id']}"}
+
+    def list(self, res: Resource) -> Response:
+        unknown = sorted(set(request.args) - set(res.filters))
+        if unknown:
+            details = [{"field": name, "message": "unknown query parameter"} for name in unknown]
+            raise ApiError(400, f"unknown query parameter {unknown[0]} (known: {', '.join(res.filters)})", details)
+        items = getattr(self._store, f"list_{res.plural}")(**request.args.to_dict())
+        return jsonify([self._shown(res, item) for item in items])
+
+    def show(self, res: Resource, id: str) -> Response:
+        return jsonify(self._shown(res, getattr(self._store, f"get_{res.singular}")(id)))
+
+    def update(self, res: Resource, id: str) -> Response:
+        body = _json_body()
+        with self._mutation:
+            item = getattr(self._store, f"update_{res.singular}")(id, body)
+            self._converge(f"{res.singular} {id} was updated")
+        return jsonify(self._shown(res, item))
+
+    def delete(self, res: Resource, id: str) -> Response:
+        with self._mutation:
+            getattr(self._store, f"delete_{res.singular}")(id)
+            self._converge(f"{res.singular} {id} was deleted")
+        return Response(status=204)
+
+    def _shown(self, res: Resource, item: dict[str, Any]) -> dict[str, Any]:
+        return {**item, "status": res.status(self._runtime, item)}
+
+    def _converge(self, what: str) -> None:
+        """Wait for the switches to carry the new state; 503 naming the switches that did not."""
+        report = self._runtime.converge()
+        if not report.ok:
+            failed = sorted(report.failures.items())
+            raise ApiError(
+                503,
+                f"{what}, but flows are not confirmed on {len(failed)} switch(es): "
+                + ", ".join(f"{dpid} ({reason})" for dpid, reason in failed),
+                [{"dpid": dpid, "reason": reason} for dpid, reason in failed],
+            )
+
+
+def _json_body() -> dict[str, Any]:
+    raw = request.get_data(cache=False)
+    try:
+        body = json.loads(raw) if raw.strip() else None
+    except ValueError as exc:
+        raise ApiError(400, f"malformed JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    return body
+
+
+class _RequestMetrics:
+    """Request counters and durations, rendered with the runtime's metrics in Prometheus text."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: dict[tuple[str, str, int], int] = {}
+        self._seconds: dict[str, list[float]] = {}  # method -> [sum, count]
+
+    def observe(self, method: str, route: str, code: int, seconds: float) -> None:
+        with self._lock:
+            key = (method, route, code)
+            self._requests[key] = self._requests.get(key, 0) + 1
+            total = self._seconds.setdefault(method, [0.0, 0])
+            total[0] += seconds
+            total[1] += 1
+
+    def render(self, runtime_metrics: dict[str, float]) -> str:
+        with self._lock:
+            requests = sorted(self._requests.items())
+            seconds = sorted(self._seconds.items())
+        lines = [
+            "# HELP sdn_api_requests_total REST requests served, by method, route and status code.",
+            "# TYPE sdn_api_requests_total counter",
+            *(
+                f"sdn_api_requests_total{_labels(method=m, route=r, code=str(c))} {n}"
+                for (m, r, c), n in requests
+            ),
+            "# HELP sdn_api_request_duration_seconds Time spent serving REST requests.",
+            "# TYPE sdn_api_request_duration_seconds summary",
+        ]
+        for method, (total, n) in seconds:
+            lines.append(f"sdn_api_request_duration_seconds_sum{_labels(method=method)} {total!r}")
+            lines.append(f"sdn_api_request_duration_seconds_count{_labels(method=method)} {n}")
+        lines.extend(f"{name} {_number(value)}" for name, value in sorted(runtime_metrics.items()))
+        return "\n".join(lines) + "\n"
+
+
+def _labels(**labels: str) -> str:
+    def escape(value: str) -> str:
+        return value.replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n")
+
+    return "{" + ",".join(f'{key}="{escape(value)}"' for key, value in labels.items()) + "}"
+
+
+def _number(value: float) -> str:
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenAPI, derived from ROUTES and the store's field declarations.
+
+
+def _object(**properties: str | dict[str, Any]) -> dict[str, Any]:
+    """A compact object schema: a string value is a JSON type, a dict a full schema."""
+    return {
+        "type": "object",
+        "properties": {k: {"type": v} if isinstance(v, str) else v for k, v in properties.items()},
+    }
+
+
+def _array(items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": items}
+
+
+_FIXED_SCHEMAS: dict[str, dict[str, Any]] = {
+    "Health": _object(status="string", switches="integer", version="string"),
+    "Switch": _object(
+        dpid="string",
+        connected="boolean",
+        ports=_array(_object(name="string", ofport="integer", mac="string")),
+        links=_array(_object(port="integer", peer_dpid="string", peer_port="integer")),
+    ),
+    "Flow": {
+        "type": "object",
+        "description": "A flow as read back from the switch: table, priority, match, actions, cookie, counters.",
+    },
+    "Error": _object(
+        error=_object(code="integer", message="string", details=_array({"type": "object"}))
+    ),
+}
+
+
+def _field_schema(spec: Field) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": spec.type, "description": spec.description, **spec.schema}
+    if spec.nullable:
+        schema["nullable"] = True
+    if spec.default is not MISSING:
+        schema["default"] = spec.default
+    if spec.fields:
+        schema.update(_fields_schema(spec.fields, spec.fields))
+    return schema
+
+
+def _fields_schema(fields: tuple[Field, ...], required: tuple[Field, ...] | list[Field]) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {spec.name: _field_schema(spec) for spec in fields},
+        "additionalProperties": False,
+    }
+    names = [spec.name for spec in required]
+    if names:
+        schema["required"] = names
+    return schema
+
+
+def _resource_schemas(res: Resource) -> dict[str, dict[str, Any]]:
+    """<Name> (what GET returns), <Name>Create and <Name>Update (what POST and PATCH accept)."""
+    shown = _fields_schema(res.fields, res.fields)
+    shown["properties"] = {
+        "id": {"type": "string", "format": "uuid", "readOnly": True},
+        **shown["properties"],
+        "status": {"type": "string", "readOnly": True},
+    }
+    shown["required"] = list(shown["properties"])
+    mutable = tuple(spec for spec in res.fields if spec.mutable)
+    return {
+        res.schema_name: shown,
+        f"{res.schema_name}Create": _fields_schema(res.fields, [spec for spec in res.fields if spec.required]),
+        f"{res.schema_name}Update": _fields_schema(mutable, []),
+    }
+
+
+def _ref(name: str) -> dict[str, Any]:
+    if name.endswith("[]"):
+        return _array(_ref(name[:-2]))
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", route.path)
+    ]
+    if route.action == "list" and route.resource:
+        parameters += [{"name": name, "in": "query", "schema": {"type": "string"}} for name in route.resource.filters]
+    success: dict[str, Any] = {"description": "OK" if route.response else "No content"}
+    if route.response:
+        success["content"] = {"application/json": {"schema": _ref(route.response)}}
+    operation: dict[str, Any] = {
+        "operationId": route.operation_id,
+        "summary": route.summary,
+        "responses": {str(route.status): success, "default": {"$ref": "#/components/responses/Error"}},
+    }
+    if parameters:
+        operation["parameters"] = parameters
+    if route.request:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(route.request)}}}
+    if route.public:
+        operation["security"] = []
+    return operation
+
+
+def openapi_document(version: str = VERSION) -> dict[str, Any]:
+    """The OpenAPI 3 description of ROUTES (paths relative to the /v1 server)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+    schemas = dict(_FIXED_SCHEMAS)
+    for res in RESOURCES:
+        schemas.update(_resource_schemas(res))
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "ovs-sdn controller API", "version": version},
+        "servers": [{"url": PREFIX}],
+        "security": [{"bearerAuth": []}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": {
+                "Error": {
+                    "description": "400, 401, 404, 409, 422 or 503: the error and the offending fields",
+                    "content": {"application/json": {"schema": _ref("Error")}},
+                }
+            },
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,275 @@
+"""`sdnctl`: the command-line client of the REST API.
+
+Commands are data. A CRUD resource is one `crud(...)` call naming its fields as `Opt`s; its
+create/list/show/update/delete commands, their flags and the requests they send derive from
+that, so a later resource (security-group, router, ...) is a declaration in RESOURCES.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+TIMEOUT_S = 60.0  # a mutation waits for every switch to confirm its flows
+
+POSITIONAL, REQUIRED, OPTIONAL = "positional", "required", "optional"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One command-line argument and where its value goes: a path placeholder, the body, the query."""
+
+    dest: str
+    to: str  # "path" | "body" | "query"
+    key: str  # placeholder name, dotted body field ("binding.dpid") or query parameter
+    flags: tuple[str, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        if self.flags[0].startswith("-"):
+            parser.add_argument(*self.flags, dest=self.dest, **self.kwargs)
+        else:  # a positional's name is its dest
+            parser.add_argument(self.dest, **self.kwargs)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One `sdnctl RESOURCE ACTION`; `name` None makes the resource itself the command."""
+
+    name: str | None
+    method: str
+    path: str  # "/networks/{id}", relative to /v1
+    help: str
+    params: tuple[Param, ...] = ()
+    columns: tuple[str, ...] | None = None  # list output: dotted field paths; None: every key
+
+
+@dataclass(frozen=True)
+class Opt:
+    """A resource field as an option: how it appears on create and whether update may set it."""
+
+    key: str
+    flag: str | None = None  # default: --<last part of key, dashed>
+    type: Callable[[str], Any] = str  # bool: --flag / --no-flag
+    create: str = OPTIONAL  # POSITIONAL, REQUIRED or OPTIONAL
+    update: bool = True
+    help: str | None = None
+
+    def param(self, to: str, mode: str = OPTIONAL) -> Param:
+        dest = "field_" + self.key.replace(".", "_")  # never clashes with --url, --output, ...
+        leaf = self.key.rsplit(".", 1)[-1]
+        if mode == POSITIONAL:
+            return Param(dest, to, self.key, (dest,), {"metavar": leaf.upper(), "help": self.help})
+        kwargs: dict[str, Any] = {"help": self.help, "default": None}
+        if self.type is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs.update(type=self.type, required=mode == REQUIRED, metavar=leaf.upper())
+        flag = self.flag or "--" + leaf.replace("_", "-")
+        return Param(dest, to, self.key, (flag,), kwargs)
+
+
+def _path_arg(name: str, help: str) -> Param:
+    return Param(name, "path", name, (name,), {"metavar": name.upper(), "help": help})
+
+
+def crud(
+    singular: str, plural: str, opts: tuple[Opt, ...], columns: tuple[str, ...], filters: tuple[Opt, ...] = ()
+) -> tuple[Command, ...]:
+    """create/list/show/update/delete of /<plural>, flags derived from the resource's fields."""
+    item, ident = f"/{plural}/{{id}}", _path_arg("id", f"{singular} id")
+    return (
+        Command("create", "POST", f"/{plural}", f"create a {singular}",
+                tuple(opt.param("body", opt.create) for opt in opts), columns),
+        Command("list", "GET", f"/{plural}", f"list {plural}",
+                tuple(opt.param("query") for opt in filters), columns),
+        Command("show", "GET", item, f"show a {singular}", (ident,), columns),
+        Command("update", "PATCH", item, f"change a {singular}",
+                (ident, *(opt.param("body") for opt in opts if opt.update)), columns),
+        Command("delete", "DELETE", item, f"delete a {singular}", (ident,)),
+    )
+
+
+_DPID = _path_arg("dpid", "datapath id, 16 hex digits")
+
+RESOURCES: dict[str, tuple[Command, ...]] = {
+    "network": crud(
+        "network", "networks",
+        (
+            Opt("name", create=POSITIONAL),
+            Opt("cidr", create=REQUIRED, help="IPv4 subnet such as 10.0.0.0/24"),
+            Opt("gateway_ip", help="default: the first host"),
+            Opt("segmentation_id", type=int, help="1-4094, default: the lowest free"),
+            Opt("external", type=bool, help="an external (provider) network"),
+        ),
+        columns=("id", "name", "cidr", "gateway_ip", "segmentation_id", "external", "status"),
+    ),
+    "port": crud(
+        "port", "ports",
+        (
+            Opt("network_id", flag="--network", create=REQUIRED, update=False, help="network id"),
+            Opt("mac_address", flag="--mac", create=REQUIRED),
+            Opt("ip_address", flag="--ip", create=REQUIRED),
+            Opt("binding.dpid", create=REQUIRED, help="switch datapath id, 16 hex digits"),
+            Opt("binding.interface", create=REQUIRED, help="OVS port name on that switch"),
+            Opt("name"),
+            Opt("port_security_enabled", flag="--port-security", type=bool, help="anti-spoofing, default on"),
+        ),
+        columns=("id", "name", "network_id", "mac_address", "ip_address", "binding.dpid", "binding.interface",
+                 "status"),
+        filters=(Opt("network_id", flag="--network", help="only ports of this network"),),
+    ),
+    "switch": (
+        Command("list", "GET", "/switches", "list switches", columns=("dpid", "connected")),
+        Command("show", "GET", "/switches/{dpid}", "show a switch, its ports and links", (_DPID,)),
+        Command("flows", "GET", "/switches/{dpid}/flows", "the flows installed in a switch", (_DPID,)),
+    ),
+    "health": (Command(None, "GET", "/health", "controller status, connected switches, version"),),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sdnctl", description="Command-line client of the SDN controller API.")
+    _add_globals(parser, defaults=True)
+    resources = parser.add_subparsers(dest="resource", metavar="RESOURCE", required=True)
+    for resource, commands in RESOURCES.items():
+        if len(commands) == 1 and commands[0].name is None:
+            _add_command(resources.add_parser(resource, help=commands[0].help), commands[0])
+            continue
+        actions = resources.add_parser(resource, help=f"{resource} commands").add_subparsers(
+            dest="action", metavar="ACTION", required=True
+        )
+        for command in commands:
+            _add_command(actions.add_parser(command.name, help=command.help), command)
+    return parser
+
+
+def _add_globals(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """Global options, accepted before or after the command (the inner copies default to unset)."""
+    env = os.environ
+
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument("--url", default=default(env.get("SDN_URL") or DEFAULT_URL),
+                        help=f"API base URL (env SDN_URL, default {DEFAULT_URL})")
+    parser.add_argument("--token", default=default(env.get("SDN_API_TOKEN")), help="API token (env SDN_API_TOKEN)")
+    parser.add_argument("-o", "--output", choices=("table", "json"), default=default("table"))
+
+
+def _add_command(parser: argparse.ArgumentParser, command: Command) -> None:
+    _add_globals(parser, defaults=False)
+    for param in command.params:
+        param.add_to(parser)
+    parser.set_defaults(command=command)
+
+
+class CliError(Exception):
+    """A failed call; the message (possibly several lines) goes to stderr."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        data = call(args.url, args.token, args.command, vars(args))
+    except CliError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if data is not None:
+        print(json.dumps(data, indent=2) if args.output == "json" else render(data, args.command.columns))
+    return 0
+
+
+def call(url: str, token: str | None, command: Command, values: dict[str, Any]) -> Any:
+    """Send the command's request; the decoded JSON answer, None for an empty one."""
+    path, body, query = command.path, {}, {}
+    for param in command.params:
+        value = values.get(param.dest)
+        if value is None:
+            continue
+        if param.to == "path":
+            path = path.replace(f"{{{param.key}}}", quote(str(value), safe=""))
+        elif param.to == "query":
+            query[param.key] = value
+        else:
+            *parents, leaf = param.key.split(".")
+            target = body
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[leaf] = value
+    base = url.rstrip("/")
+    base = base if base.endswith("/v1") else base + "/v1"
+    try:
+        response = requests.request(
+            command.method,
+            base + path,
+            json=body if command.method in ("POST", "PATCH") else None,
+            params=query,
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+            timeout=TIMEOUT_S,
+        )
+    except requests.RequestException as exc:
+        raise CliError(f"sdnctl: cannot reach {base}: {exc}") from None
+    if response.status_code >= 400:
+        raise CliError(_error_text(response))
+    return response.json() if response.content else None
+
+
+def _error_text(response: requests.Response) -> str:
+    try:
+        error = response.json()["error"]
+        lines = [f"Error {error['code']}: {error['message']}"]
+        for detail in error.get("details") or []:
+            if "field" in detail and "message" in detail:
+                lines.append(f"  {detail['field']}: {detail['message']}")
+            else:
+                lines.append("  " + ", ".join(f"{key}={value}" for key, value in detail.items()))
+        return "\n".join(lines)
+    except (ValueError, KeyError, TypeError):
+        return f"Error {response.status_code}: {response.text.strip()[:200] or response.reason}"
+
+
+def render(data: Any, columns: tuple[str, ...] | None) -> str:
+    """An aligned table: one row per item for a list, FIELD/VALUE rows for one object."""
+    if isinstance(data, list):
+        columns = columns or tuple(dict.fromkeys(key for item in data for key in item))
+        return _table(columns, [[_cell(_lookup(item, column)) for column in columns] for item in data])
+    if isinstance(data, dict):
+        return _table(("field", "value"), [[key, _cell(value)] for key, value in data.items()])
+    return _cell(data)
+
+
+def _lookup(item: dict[str, Any], dotted: str) -> Any:
+    for key in dotted.split("."):
+        item = item.get(key) if isinstance(item, dict) else None
+    return item
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return ",".join(f"{key}={_cell(inner)}" for key, inner in value.items())
+    if isinstance(value, list):
+        return "; ".join(_cell(inner) for inner in value)
+    return str(value)
+
+
+def _table(headers: Sequence[str], rows: list[list[str]]) -> str:
+    widths = [max([len(header), *(len(row[i]) for row in rows)]) for i, header in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * width for width in widths]), *(line(row) for row in rows)])

@@ -1,0 +1,191 @@
+"""Options of `sdn-controller`: each from a flag, an SDN_<NAME> variable, a config file, or its default.
+
+The options are declared once (`OPTIONS`); the flags, the environment names, the file keys
+and the help text all derive from that table, so adding an option is one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import math
+import os
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STATE_DIR = "/var/lib/sdn-controller"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+INI_SECTION = "controller"
+
+
+class ConfigError(Exception):
+    """A bad option value or config file; the message is one line fit for an exit reason."""
+
+
+@dataclass(frozen=True)
+class Config:
+    of_listen: tuple[str, int]
+    api_listen: tuple[str, int]
+    db: str
+    api_token: str | None = field(repr=False)  # keep secrets out of logs
+    log_level: str
+    lldp_interval: float
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # [::1]:6653
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"expected HOST:PORT with a port 0-65535, got {text!r}")
+    return host, int(port)
+
+
+def _non_empty(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text.strip()
+
+
+def _token(text: str) -> str:
+    if not text or any(ch.isspace() for ch in text):
+        raise ValueError("must be non-empty and contain no whitespace")
+    return text
+
+
+def _log_level(text: str) -> str:
+    if text.lower() not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
+    return text.lower()
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _default_db(environ: Mapping[str, str]) -> str:
+    state_dir = environ.get("SDN_STATE_DIR") or DEFAULT_STATE_DIR
+    return "sqlite:///" + os.path.abspath(os.path.join(state_dir, "sdn.db"))
+
+
+@dataclass(frozen=True)
+class _Option:
+    name: str  # Config attribute and file key; flag --name-with-dashes; env SDN_NAME
+    metavar: str
+    help: str
+    parse: Callable[[str], Any]
+    default: str | Callable[[Mapping[str, str]], str] | None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "SDN_" + self.name.upper()
+
+    def default_for(self, environ: Mapping[str, str]) -> str | None:
+        return self.default(environ) if callable(self.default) else self.default
+
+
+OPTIONS: tuple[_Option, ...] = (
+    _Option("of_listen", "HOST:PORT", "OpenFlow listener; switches connect here", _listen, "127.0.0.1:6653"),
+    _Option("api_listen", "HOST:PORT", "REST API listener", _listen, "127.0.0.1:8080"),
+    _Option("db", "URL", "policy store, an SQLAlchemy URL (default sqlite:///$SDN_STATE_DIR/sdn.db, "
+            f"state dir {DEFAULT_STATE_DIR})", _non_empty, _default_db),
+    _Option("api_token", "TOKEN", "require 'Authorization: Bearer TOKEN' on every request but GET /v1/health",
+            _token, None),
+    _Option("log_level", "LEVEL", "one of " + ", ".join(LOG_LEVELS), _log_level, "info"),
+    _Option("lldp_interval", "SECONDS", "how often to send LLDP probes for link discovery", _seconds, "1.0"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sdn-controller",
+        description="OpenFlow 1.3 controller for Open vSwitch with a REST API. "
+        "Each option is also read from SDN_<NAME> and from --config; flag > env > file > default.",
+    )
+    parser.add_argument("--config", metavar="FILE", help="TOML or INI file ([controller] section); env SDN_CONFIG")
+    for option in OPTIONS:
+        shown = f"; default {option.default}" if isinstance(option.default, str) else ""
+        parser.add_argument(
+            option.flag, dest=option.name, metavar=option.metavar, help=f"{option.help} (env {option.env}{shown})"
+        )
+    return parser
+
+
+def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> Config:
+    """Parse flags (sys.argv when None), then fill each unset option from env, file, default."""
+    args = build_parser().parse_args(argv)
+    config_file = args.config or environ.get("SDN_CONFIG") or None
+    from_file = _read_file(config_file) if config_file else {}
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        sources = (
+            (option.flag, getattr(args, option.name)),
+            (option.env, environ.get(option.env) or None),
+            (f"{config_file}: {option.name}", from_file.get(option.name)),
+            ("default", option.default_for(environ)),
+        )
+        source, raw = next(((s, v) for s, v in sources if v is not None), ("default", None))
+        try:
+            values[option.name] = None if raw is None else option.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    return Config(**values)
+
+
+def _read_file(path: str) -> dict[str, str]:
+    """Option name -> raw text from a TOML file (top level or [controller]) or an INI [controller]."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        raw = _parse(path, text)
+    except (configparser.Error, ValueError) as exc:  # TOMLDecodeError is a ValueError
+        raise ConfigError(f"{path}: not a valid config file: {str(exc).splitlines()[0]}") from None
+    known = {option.name for option in OPTIONS}
+    options: dict[str, str] = {}
+    for key, value in raw.items():
+        name = key.strip().lower().replace("-", "_")
+        if name not in known:
+            raise ConfigError(f"{path}: unknown option {key!r} (known: {', '.join(sorted(known))})")
+        if isinstance(value, dict | list | bool):
+            raise ConfigError(f"{path}: {key} must be a string or a number")
+        options[name] = str(value)
+    return options
+
+
+def _parse(path: str, text: str) -> dict[str, Any]:
+    """TOML (top level or a [controller] table) or INI ([controller]); by suffix, else TOML first."""
+    if path.endswith((".ini", ".cfg", ".conf")):
+        return _parse_ini(text)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        if path.endswith(".toml"):
+            raise
+        return _parse_ini(text)
+    section = data.get(INI_SECTION)
+    return section if isinstance(section, dict) else data
+
+
+def _parse_ini(text: str) -> dict[str, Any]:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text)
+    except configparser.MissingSectionHeaderError:
+        parser.clear()
+    if not parser.has_section(INI_SECTION):
+        raise ValueError(f"INI config needs a [{INI_SECTION}] section")
+    return dict(parser.items(INI_SECTION))

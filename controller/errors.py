@@ -1,0 +1,42 @@
+"""The one error type the store and the REST API raise for a request that cannot be honoured.
+
+The store validates and raises; the API turns the exception into the contract's error body.
+Keeping the HTTP code on the exception means validation rules live in one place (the store)
+and the web layer never re-guesses what went wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+HTTP_CODES = (400, 401, 404, 409, 422, 503)
+
+
+class ApiError(Exception):
+    """A request failure with its HTTP code and details naming the offending fields."""
+
+    def __init__(self, code: int, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        if code not in HTTP_CODES:
+            raise ValueError(f"ApiError code must be one of {HTTP_CODES}, not {code}")
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or []
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of the error response."""
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+    @classmethod
+    def invalid(cls, field: str, message: str) -> ApiError:
+        """400 for one bad field; the message repeats the field so a bare one-line print is enough."""
+        return cls(400, f"{field}: {message}", [{"field": field, "message": message}])
+
+    @classmethod
+    def not_found(cls, kind: str, ident: str, field: str | None = None) -> ApiError:
+        detail = {"field": field} if field else {}
+        return cls(404, f"{kind} {ident} not found", [{**detail, "message": f"no {kind} with id {ident}"}])
+
+    @classmethod
+    def conflict(cls, field: str, message: str) -> ApiError:
+        return cls(409, f"{field}: {message}", [{"field": field, "message": message}])

@@ -1,0 +1,618 @@
+"""The policy store: networks and ports in SQL (SQLite by default), validated on the way in.
+
+Every public method is one transaction and either fully applies or raises `ApiError` having
+changed nothing. Validation lives here, declared once per resource as `Field`s; the REST API
+derives its OpenAPI schemas from the same declarations.
+
+The store also keeps the last-known topology (switches, their ports, links) so a restarted
+controller can compile the same flows before the switches have reported in again: that is
+what makes a restart hitless.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, ForeignKey, Select, String, UniqueConstraint, create_engine, delete, event, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from apps.model import Network, Policy, Port
+from apps.topology import Link, Switch, SwitchPort
+from controller.errors import ApiError
+
+SEGMENTATION_IDS = range(1, 4095)
+NAME_MAX = 255
+
+
+class StoreError(Exception):
+    """The database cannot be opened; the message is one line fit for an exit reason."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Field declarations: validation and normalization of request bodies, and the OpenAPI schema.
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One JSON field of a resource: its type, whether it is required or patchable, its check.
+
+    `check` receives a value of the right JSON type and returns it normalized, or raises
+    ValueError with a reason. `schema` holds extra OpenAPI keywords (pattern, minimum, ...).
+    """
+
+    name: str
+    type: str
+    description: str
+    required: bool = False
+    mutable: bool = True
+    nullable: bool = False
+    default: Any = MISSING
+    check: Callable[[Any], Any] | None = None
+    fields: tuple[Field, ...] = ()
+    schema: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_body(fields: tuple[Field, ...], body: Any, *, partial: bool = False) -> dict[str, Any]:
+    """Validate a create (or, with `partial`, a PATCH) body; return the normalized values.
+
+    A create gets the declared defaults filled in, a PATCH only the fields it names. Every
+    problem is collected so that one 400 names all the offending fields.
+    """
+    problems: list[tuple[str, str]] = []
+    values = _parse_object(fields, body, partial, "", problems)
+    if problems:
+        details = [{"field": name, "message": reason} if name else {"message": reason} for name, reason in problems]
+        name, reason = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        message = f"{name}: {reason}{more}" if name else f"{reason}{more}"
+        raise ApiError(400, message, details)
+    return values
+
+
+def _parse_object(
+    fields: tuple[Field, ...], body: Any, partial: bool, prefix: str, problems: list[tuple[str, str]]
+) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        problems.append((prefix.rstrip("."), "must be a JSON object"))
+        return {}
+    known = {f.name: f for f in fields}
+    values: dict[str, Any] = {}
+    for key in body:
+        if key not in known:
+            problems.append((prefix + key, "unknown field"))
+    for spec in fields:
+        path = prefix + spec.name
+        if spec.name not in body:
+            if spec.required and not partial:
+                problems.append((path, "is required"))
+            elif spec.default is not MISSING and not partial:
+                values[spec.name] = spec.default
+            continue
+        if partial and not spec.mutable:
+            problems.append((path, "cannot be changed"))
+            continue
+        value = body[spec.name]
+        if value is None:
+            if spec.nullable:
+                values[spec.name] = None
+            else:
+                problems.append((path, "must not be null"))
+        elif not _has_type(value, spec.type):
+            problems.append((path, f"must be of type {spec.type}"))
+        elif spec.type == "object":
+            values[spec.name] = _parse_object(spec.fields, value, False, path + ".", problems)
+        else:
+            try:
+                values[spec.name] = spec.check(value) if spec.check else value
+            except ValueError as exc:
+                problems.append((path, str(exc)))
+    return values
+
+
+def _has_type(value: Any, json_type: str) -> bool:
+    # bool is an int in Python, never in JSON.
+    return isinstance(value, _JSON_TYPES[json_type]) and (json_type == "boolean" or not isinstance(value, bool))
+
+
+def _name(value: str) -> str:
+    if len(value) > NAME_MAX:
+        raise ValueError(f"must be at most {NAME_MAX} characters")
+    return value
+
+
+def _cidr(value: str) -> str:
+    if "/" not in value:
+        raise ValueError("must be an IPv4 CIDR such as 10.0.0.0/24")
+    try:
+        net = ipaddress.IPv4Network(value, strict=False)
+    except ValueError as exc:
+        raise ValueError(f"not an IPv4 CIDR: {exc}") from None
+    if str(net.network_address) != value.split("/")[0]:
+        raise ValueError(f"has host bits set (did you mean {net}?)")
+    if net.prefixlen > 30:
+        raise ValueError("prefix must be /30 or shorter (room for a gateway and a port)")
+    return str(net)
+
+
+def _ipv4(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise ValueError("must be an IPv4 address such as 10.0.0.5") from None
+
+
+_MAC_RE = re.compile(r"^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
+
+
+def _mac(value: str) -> str:
+    text = value.strip().lower()
+    if not _MAC_RE.match(text):
+        raise ValueError("must be a MAC address such as fa:16:3e:00:00:01")
+    digits = re.sub(r"[:-]", "", text)
+    if int(digits[:2], 16) & 1:
+        raise ValueError("must be a unicast MAC (lowest bit of the first octet clear)")
+    if int(digits, 16) == 0:
+        raise ValueError("must not be all zeros")
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+def _segmentation_id(value: int) -> int:
+    if value not in SEGMENTATION_IDS:
+        raise ValueError(f"must be between {SEGMENTATION_IDS[0]} and {SEGMENTATION_IDS[-1]}")
+    return value
+
+
+_DPID_RE = re.compile(r"^[0-9a-fA-F]{16}$")
+_INTERFACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+
+
+def _dpid(value: str) -> str:
+    if not _DPID_RE.match(value):
+        raise ValueError("must be a datapath id of 16 hex digits such as 0000000000000001")
+    return value.lower()
+
+
+def _interface(value: str) -> str:
+    if not _INTERFACE_RE.match(value):
+        raise ValueError("must be an OVS port name of 1-15 characters from [A-Za-z0-9_.-]")
+    return value
+
+
+_NAME = Field("name", "string", "Human-readable name.", default="", check=_name, schema={"maxLength": NAME_MAX})
+
+NETWORK_FIELDS: tuple[Field, ...] = (
+    _NAME,
+    Field("cidr", "string", "IPv4 subnet, normalized (host bits must be clear).", required=True,
+          check=_cidr, schema={"example": "10.0.0.0/24"}),
+    Field("gateway_ip", "string", "Gateway address inside cidr; default: the first host; null: none.",
+          nullable=True, check=_ipv4, schema={"format": "ipv4"}),
+    Field("segmentation_id", "integer", "802.1Q tag on inter-switch links; default: the lowest free.",
+          check=_segmentation_id, schema={"minimum": SEGMENTATION_IDS[0], "maximum": SEGMENTATION_IDS[-1]}),
+    Field("external", "boolean", "Whether this is an external (provider) network.", default=False),
+)
+
+BINDING_FIELDS: tuple[Field, ...] = (
+    Field("dpid", "string", "Datapath id of the switch, 16 hex digits.", required=True, check=_dpid,
+          schema={"pattern": _DPID_RE.pattern}),
+    Field("interface", "string", "OVS port name on that switch.", required=True, check=_interface,
+          schema={"pattern": _INTERFACE_RE.pattern}),
+)
+
+PORT_FIELDS: tuple[Field, ...] = (
+    Field("network_id", "string", "The network this port is attached to.", required=True, mutable=False),
+    _NAME,
+    Field("mac_address", "string", "Unicast MAC, unique within the network.", required=True, check=_mac,
+          schema={"example": "fa:16:3e:00:00:01"}),
+    Field("ip_address", "string", "IPv4 address inside the network's cidr, unique within it.", required=True,
+          check=_ipv4, schema={"format": "ipv4"}),
+    Field("binding", "object", "Where the port is plugged: switch and interface.", required=True,
+          fields=BINDING_FIELDS),
+    Field("port_security_enabled", "boolean", "Anti-spoofing (and security groups) on this port.", default=True),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables.
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _NetworkRow(_Base):
+    __tablename__ = "networks"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX))
+    cidr: Mapped[str] = mapped_column(String(18))
+    gateway_ip: Mapped[str | None] = mapped_column(String(15))
+    segmentation_id: Mapped[int] = mapped_column(unique=True)
+    external: Mapped[bool]
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class _PortRow(_Base):
+    __tablename__ = "ports"
+    __table_args__ = (
+        UniqueConstraint("network_id", "mac_address"),
+        UniqueConstraint("network_id", "ip_address"),
+        UniqueConstraint("dpid", "interface"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX))
+    mac_address: Mapped[str] = mapped_column(String(17))
+    ip_address: Mapped[str] = mapped_column(String(15))
+    dpid: Mapped[str] = mapped_column(String(16))
+    interface: Mapped[str] = mapped_column(String(15))
+    port_security_enabled: Mapped[bool]
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class _SwitchRow(_Base):
+    __tablename__ = "switches"
+    dpid: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
+class _SwitchPortRow(_Base):
+    __tablename__ = "switch_ports"
+    dpid: Mapped[str] = mapped_column(ForeignKey("switches.dpid", ondelete="CASCADE"), primary_key=True)
+    ofport: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(15))
+    mac: Mapped[str] = mapped_column(String(17))
+    up: Mapped[bool]
+
+
+class _LinkRow(_Base):
+    __tablename__ = "links"
+    a_dpid: Mapped[str] = mapped_column(String(16), primary_key=True)
+    a_port: Mapped[int] = mapped_column(primary_key=True)
+    b_dpid: Mapped[str] = mapped_column(String(16), primary_key=True)
+    b_port: Mapped[int] = mapped_column(primary_key=True)
+
+
+def _network_dict(row: _NetworkRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "cidr": row.cidr,
+        "gateway_ip": row.gateway_ip,
+        "segmentation_id": row.segmentation_id,
+        "external": row.external,
+    }
+
+
+def _port_dict(row: _PortRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "network_id": row.network_id,
+        "name": row.name,
+        "mac_address": row.mac_address,
+        "ip_address": row.ip_address,
+        "binding": {"dpid": row.dpid, "interface": row.interface},
+        "port_security_enabled": row.port_security_enabled,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The store.
+
+
+class Store:
+    """SQL-backed policy and topology store, safe to call from any thread."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            self._engine = _open_engine(url)
+            _Base.metadata.create_all(self._engine)
+        except (OSError, ImportError, SQLAlchemyError) as exc:
+            shown = make_url(url).render_as_string(hide_password=True)
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise StoreError(f"cannot open database {shown}: {reason}") from exc
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        # One lock for reads and writes: SQLite allows one writer, an in-memory database is one
+        # shared connection, and pysqlite does not wrap SELECTs in a transaction, so holding the
+        # lock is also what makes snapshot() one consistent read.
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with self._lock, self._sessions.begin() as session:
+            try:
+                yield session
+                session.flush()
+            except IntegrityError as exc:
+                # The checks below run first; this is the backstop for anything they missed.
+                raise ApiError(409, f"conflict with an existing resource: {exc.orig}") from exc
+
+    # -- networks --------------------------------------------------------------------------
+
+    def create_network(self, body: dict[str, Any]) -> dict[str, Any]:
+        values = parse_body(NETWORK_FIELDS, body)
+        cidr = ipaddress.IPv4Network(values["cidr"])
+        gateway = values["gateway_ip"] if "gateway_ip" in values else str(cidr.network_address + 1)
+        _check_gateway(cidr, gateway)
+        with self._transaction() as session:
+            if "segmentation_id" in values:
+                segmentation_id = values["segmentation_id"]
+                _check_segmentation_id_free(session, segmentation_id, None)
+            else:
+                segmentation_id = _lowest_free_segmentation_id(session)
+            row = _NetworkRow(
+                id=str(uuid.uuid4()),
+                name=values["name"],
+                cidr=str(cidr),
+                gateway_ip=gateway,
+                segmentation_id=segmentation_id,
+                external=values["external"],
+            )
+            session.add(row)
+            return _network_dict(row)
+
+    def list_networks(self) -> list[dict[str, Any]]:
+        with self._transaction() as session:
+            return [_network_dict(row) for row in session.scalars(_ordered(_NetworkRow))]
+
+    def get_network(self, network_id: str) -> dict[str, Any]:
+        with self._transaction() as session:
+            return _network_dict(_get(session, _NetworkRow, network_id))
+
+    def update_network(self, network_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        values = parse_body(NETWORK_FIELDS, body, partial=True)
+        with self._transaction() as session:
+            row = _get(session, _NetworkRow, network_id)
+            port_ips = set(session.scalars(select(_PortRow.ip_address).where(_PortRow.network_id == row.id)))
+            cidr = ipaddress.IPv4Network(values.get("cidr", row.cidr))
+            cidr_changed = str(cidr) != row.cidr
+            if cidr_changed and port_ips:
+                raise ApiError.conflict("cidr", f"cannot change: network has {len(port_ips)} port(s)")
+            if "gateway_ip" in values:
+                gateway = values["gateway_ip"]
+            else:
+                gateway = str(cidr.network_address + 1) if cidr_changed else row.gateway_ip
+            _check_gateway(cidr, gateway)
+            if gateway in port_ips:
+                raise ApiError.conflict("gateway_ip", f"{gateway} is already used by a port")
+            if "segmentation_id" in values:
+                _check_segmentation_id_free(session, values["segmentation_id"], row.id)
+                row.segmentation_id = values["segmentation_id"]
+            row.cidr, row.gateway_ip = str(cidr), gateway
+            row.name = values.get("name", row.name)
+            row.external = values.get("external", row.external)
+            return _network_dict(row)
+
+    def delete_network(self, network_id: str) -> None:
+        with self._transaction() as session:
+            row = _get(session, _NetworkRow, network_id)
+            ports = session.scalars(select(_PortRow.id).where(_PortRow.network_id == row.id)).all()
+            if ports:
+                raise ApiError(
+                    409,
+                    f"network {network_id} is in use by {len(ports)} port(s)",
+                    [{"field": "id", "message": f"used by port {port_id}"} for port_id in ports],
+                )
+            session.delete(row)
+
+    # -- ports -------------------------------------------------------------------------------
+
+    def create_port(self, body: dict[str, Any]) -> dict[str, Any]:
+        values = parse_body(PORT_FIELDS, body)
+        with self._transaction() as session:
+            network = session.get(_NetworkRow, values["network_id"])
+            if network is None:
+                raise ApiError.not_found("network", values["network_id"], field="network_id")
+            row = _PortRow(
+                id=str(uuid.uuid4()),
+                network_id=network.id,
+                name=values["name"],
+                mac_address=values["mac_address"],
+                ip_address=values["ip_address"],
+                dpid=values["binding"]["dpid"],
+                interface=values["binding"]["interface"],
+                port_security_enabled=values["port_security_enabled"],
+            )
+            _check_port(session, network, row)
+            session.add(row)
+            return _port_dict(row)
+
+    def list_ports(self, network_id: str | None = None) -> list[dict[str, Any]]:
+        query = _ordered(_PortRow)
+        if network_id is not None:
+            query = query.where(_PortRow.network_id == network_id)
+        with self._transaction() as session:
+            return [_port_dict(row) for row in session.scalars(query)]
+
+    def get_port(self, port_id: str) -> dict[str, Any]:
+        with self._transaction() as session:
+            return _port_dict(_get(session, _PortRow, port_id))
+
+    def update_port(self, port_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        values = parse_body(PORT_FIELDS, body, partial=True)
+        with self._transaction() as session:
+            row = _get(session, _PortRow, port_id)
+            binding = values.pop("binding", {"dpid": row.dpid, "interface": row.interface})
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.dpid, row.interface = binding["dpid"], binding["interface"]
+            # Autoflush is off while checking: the row must not collide with itself in SQL.
+            with session.no_autoflush:
+                _check_port(session, session.get_one(_NetworkRow, row.network_id), row)
+            return _port_dict(row)
+
+    def delete_port(self, port_id: str) -> None:
+        with self._transaction() as session:
+            session.delete(_get(session, _PortRow, port_id))
+
+    # -- what the compilers read ---------------------------------------------------------------
+
+    def snapshot(self) -> Policy:
+        """Networks and ports as one consistent, immutable policy."""
+        with self._transaction() as session:
+            networks = tuple(
+                Network(row.id, row.name, row.cidr, row.gateway_ip, row.segmentation_id, row.external)
+                for row in session.scalars(_ordered(_NetworkRow))
+            )
+            ports = tuple(
+                Port(
+                    row.id, row.network_id, row.name, row.mac_address, row.ip_address,
+                    row.dpid, row.interface, row.port_security_enabled,
+                )
+                for row in session.scalars(_ordered(_PortRow))
+            )
+        return Policy(networks=networks, ports=ports)
+
+    # -- last-known topology -------------------------------------------------------------------
+
+    def save_switch(self, dpid: str, ports: list[SwitchPort]) -> None:
+        """Remember a switch and replace its known ports."""
+        with self._transaction() as session:
+            session.merge(_SwitchRow(dpid=dpid))
+            session.execute(delete(_SwitchPortRow).where(_SwitchPortRow.dpid == dpid))
+            session.add_all(
+                _SwitchPortRow(dpid=dpid, ofport=p.ofport, name=p.name, mac=p.mac, up=p.up) for p in ports
+            )
+
+    def load_switches(self) -> list[Switch]:
+        with self._transaction() as session:
+            ports: dict[str, list[SwitchPort]] = {}
+            for p in session.scalars(select(_SwitchPortRow).order_by(_SwitchPortRow.ofport)):
+                ports.setdefault(p.dpid, []).append(SwitchPort(p.name, p.ofport, p.mac, p.up))
+            dpids = session.scalars(select(_SwitchRow.dpid).order_by(_SwitchRow.dpid)).all()
+        return [Switch(dpid, tuple(ports.get(dpid, ()))) for dpid in dpids]
+
+    def save_links(self, links: list[Link]) -> None:
+        """Replace the known inter-switch links."""
+        with self._transaction() as session:
+            session.execute(delete(_LinkRow))
+            session.add_all(
+                _LinkRow(a_dpid=x.a_dpid, a_port=x.a_port, b_dpid=x.b_dpid, b_port=x.b_port) for x in set(links)
+            )
+
+    def load_links(self) -> list[Link]:
+        with self._transaction() as session:
+            rows = session.scalars(select(_LinkRow)).all()
+            return sorted(Link(r.a_dpid, r.a_port, r.b_dpid, r.b_port) for r in rows)
+
+
+def _open_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"cannot open database {url}: not a database URL") from exc
+    if parsed.get_backend_name() == "sqlite":
+        in_memory = parsed.database in (None, "", ":memory:")
+        if not in_memory:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False},
+            # An in-memory database lives in its connection: share that one connection.
+            **({"poolclass": StaticPool} if in_memory else {}),
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    with engine.connect():  # fail here, with a clear reason, rather than on the first request
+        pass
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _ordered(model: type[_NetworkRow] | type[_PortRow]) -> Select[Any]:
+    return select(model).order_by(model.created_at, model.id)
+
+
+def _get(session: Session, model: type[_NetworkRow] | type[_PortRow], ident: str) -> Any:
+    row = session.get(model, ident)
+    if row is None:
+        raise ApiError.not_found(model.__tablename__[:-1], ident)
+    return row
+
+
+def _check_gateway(cidr: ipaddress.IPv4Network, gateway: str | None) -> None:
+    if gateway is None:
+        return
+    address = ipaddress.IPv4Address(gateway)
+    if address not in cidr:
+        raise ApiError.invalid("gateway_ip", f"{gateway} is not inside {cidr}")
+    if address in (cidr.network_address, cidr.broadcast_address):
+        raise ApiError.invalid("gateway_ip", f"{gateway} is the network or broadcast address of {cidr}")
+
+
+def _lowest_free_segmentation_id(session: Session) -> int:
+    used = set(session.scalars(select(_NetworkRow.segmentation_id)))
+    for candidate in SEGMENTATION_IDS:
+        if candidate not in used:
+            return candidate
+    raise ApiError.conflict("segmentation_id", "no free segmentation id left")
+
+
+def _check_segmentation_id_free(session: Session, segmentation_id: int, own_id: str | None) -> None:
+    holder = session.scalar(select(_NetworkRow.id).where(_NetworkRow.segmentation_id == segmentation_id))
+    if holder is not None and holder != own_id:
+        raise ApiError.conflict("segmentation_id", f"{segmentation_id} is already used by network {holder}")
+
+
+def _check_port(session: Session, network: _NetworkRow, port: _PortRow) -> None:
+    """The port's address fits its network and nothing else holds its MAC, IP or interface."""
+    cidr = ipaddress.IPv4Network(network.cidr)
+    address = ipaddress.IPv4Address(port.ip_address)
+    if address not in cidr:
+        raise ApiError.invalid("ip_address", f"{address} is not inside {cidr}")
+    if address in (cidr.network_address, cidr.broadcast_address):
+        raise ApiError.invalid("ip_address", f"{address} is the network or broadcast address of {cidr}")
+    if port.ip_address == network.gateway_ip:
+        raise ApiError.conflict("ip_address", f"{address} is the gateway of network {network.id}")
+    others = select(_PortRow.id).where(_PortRow.id != port.id)
+    in_network = others.where(_PortRow.network_id == network.id)
+    clashes = (
+        ("mac_address", in_network.where(_PortRow.mac_address == port.mac_address), port.mac_address),
+        ("ip_address", in_network.where(_PortRow.ip_address == port.ip_address), port.ip_address),
+        (
+            "binding",
+            others.where(_PortRow.dpid == port.dpid, _PortRow.interface == port.interface),
+            f"{port.dpid}/{port.interface}",
+        ),
+    )
+    for name, query, value in clashes:
+        holder = session.scalar(query)
+        if holder is not None:
+            raise ApiError.conflict(name, f"{value} is already used by port {holder}")

@@ -1,0 +1,312 @@
+"""The REST API over a real store, with a stand-in runtime that has no switches unless told."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from controller.api import create_app, openapi_document
+from controller.store import Store
+
+DPID = "000000000000000a"
+TOKEN = "s3cret"
+
+
+@dataclass
+class Report:
+    ok: bool
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+class StubRuntime:
+    """The runtime interface the API uses: switches and flows as given, converge as told.
+
+    `failures` makes every converge fail with those (dpid -> reason); `on_converge` runs inside
+    converge so a test can observe what the store holds at that moment.
+    """
+
+    def __init__(self, switches: list[dict[str, Any]] | None = None) -> None:
+        self.switch_list = switches or []
+        self.flows: dict[str, list[dict[str, Any]]] = {}
+        self.failures: dict[str, str] = {}
+        self.converges = 0
+        self.on_converge = lambda: None
+
+    def converge(self, timeout: float = 15.0) -> Report:
+        self.converges += 1
+        self.on_converge()
+        return Report(ok=not self.failures, failures=dict(self.failures))
+
+    def switches(self) -> list[dict[str, Any]]:
+        return self.switch_list
+
+    def switch_flows(self, dpid: str) -> list[dict[str, Any]] | None:
+        if not any(sw["dpid"] == dpid for sw in self.switch_list):
+            return None
+        return self.flows.get(dpid, [])
+
+    def port_status(self, dpid: str | None, interface: str | None) -> str:
+        for switch in self.switch_list:
+            if switch["dpid"] == dpid and switch["connected"]:
+                if any(port["name"] == interface for port in switch["ports"]):
+                    return "ACTIVE"
+        return "DOWN"
+
+    def metrics(self) -> dict[str, float]:
+        return {"sdn_switches_connected": float(sum(sw["connected"] for sw in self.switch_list))}
+
+
+def one_switch(connected: bool = True) -> dict[str, Any]:
+    return {
+        "dpid": DPID,
+        "connected": connected,
+        "ports": [{"name": "s1-eth1", "ofport": 1, "mac": "02:00:00:00:00:01"}],
+        "links": [],
+    }
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path}/sdn.db")
+
+
+@pytest.fixture
+def runtime() -> StubRuntime:
+    return StubRuntime([one_switch(), {**one_switch(False), "dpid": "00000000000000bb"}])
+
+
+@pytest.fixture
+def app(store: Store, runtime: StubRuntime) -> Flask:
+    return create_app(store, runtime, version="1.2.3")
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def make_network(client: FlaskClient, **body: Any) -> dict[str, Any]:
+    response = client.post("/v1/networks", json={"name": "blue", "cidr": "10.0.0.0/24", **body})
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def make_port(client: FlaskClient, network_id: str, interface: str = "s1-eth1") -> dict[str, Any]:
+    body = {
+        "network_id": network_id,
+        "mac_address": "fa:16:3e:00:00:01",
+        "ip_address": "10.0.0.5",
+        "binding": {"dpid": DPID, "interface": interface},
+    }
+    response = client.post("/v1/ports", json=body)
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def assert_error(response: Any, code: int, field: str | None = None) -> dict[str, Any]:
+    assert response.status_code == code, response.get_data(as_text=True)
+    error = response.json["error"]
+    assert error["code"] == code and error["message"]
+    assert isinstance(error["details"], list)
+    if field:
+        assert [d.get("field") for d in error["details"]] == [field]
+    return error
+
+
+def test_health_counts_connected_switches(client: FlaskClient) -> None:
+    assert client.get("/v1/health").json == {"status": "ok", "switches": 1, "version": "1.2.3"}
+
+
+def test_network_crud(client: FlaskClient, runtime: StubRuntime) -> None:
+    net = make_network(client)
+    assert net["cidr"] == "10.0.0.0/24" and net["status"] == "ACTIVE"
+    assert runtime.converges == 1
+    assert client.get("/v1/networks").json == [net]
+    assert client.get(f"/v1/networks/{net['id']}").json == net
+    patched = client.patch(f"/v1/networks/{net['id']}", json={"name": "red"})
+    assert patched.status_code == 200 and patched.json == {**net, "name": "red"}
+    assert runtime.converges == 2
+    deleted = client.delete(f"/v1/networks/{net['id']}")
+    assert deleted.status_code == 204 and deleted.data == b""
+    assert runtime.converges == 3
+    assert_error(client.get(f"/v1/networks/{net['id']}"), 404)
+    assert runtime.converges == 3  # reads never converge
+
+
+def test_created_resource_has_a_location(client: FlaskClient) -> None:
+    response = client.post("/v1/networks", json={"cidr": "10.0.0.0/24"})
+    assert response.headers["Location"] == f"/v1/networks/{response.json['id']}"
+
+
+def test_port_crud_and_status(client: FlaskClient, runtime: StubRuntime) -> None:
+    net = make_network(client)
+    port = make_port(client, net["id"])
+    assert port["status"] == "ACTIVE"
+    assert port["binding"] == {"dpid": DPID, "interface": "s1-eth1"}
+    moved = client.patch(f"/v1/ports/{port['id']}", json={"binding": {"dpid": DPID, "interface": "s1-eth7"}})
+    assert moved.json["status"] == "DOWN"
+    runtime.switch_list[0]["ports"].append({"name": "s1-eth7", "ofport": 7, "mac": "02:00:00:00:00:07"})
+    assert client.get(f"/v1/ports/{port['id']}").json["status"] == "ACTIVE"
+    runtime.switch_list[0]["connected"] = False
+    assert client.get("/v1/ports").json[0]["status"] == "DOWN"
+    assert client.delete(f"/v1/ports/{port['id']}").status_code == 204
+    assert client.get("/v1/ports").json == []
+
+
+def test_ports_filter_by_network(client: FlaskClient) -> None:
+    a, b = make_network(client), make_network(client)
+    port = make_port(client, b["id"])
+    assert client.get(f"/v1/ports?network_id={b['id']}").json == [port]
+    assert client.get(f"/v1/ports?network_id={a['id']}").json == []
+    assert_error(client.get("/v1/ports?network=x"), 400, "network")
+    assert_error(client.get("/v1/networks?name=x"), 400, "name")
+
+
+def test_validation_and_conflicts_carry_the_field(client: FlaskClient, runtime: StubRuntime) -> None:
+    assert_error(client.post("/v1/networks", json={"cidr": "10.0.0.1/24"}), 400, "cidr")
+    net = make_network(client, segmentation_id=9)
+    assert_error(client.post("/v1/networks", json={"cidr": "10.0.0.0/24", "segmentation_id": 9}), 409,
+                 "segmentation_id")
+    make_port(client, net["id"])
+    assert_error(client.delete(f"/v1/networks/{net['id']}"), 409)
+    missing = {"network_id": "nope", "mac_address": "fa:16:3e:00:00:02", "ip_address": "10.0.0.6",
+               "binding": {"dpid": DPID, "interface": "x"}}
+    assert_error(client.post("/v1/ports", json=missing), 404, "network_id")
+    assert runtime.converges == 2  # only the two successful creates
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type"),
+    [
+        ("{not json", "application/json"),
+        ('["a list"]', "application/json"),
+        ("", "application/json"),
+        ("42", "text/plain"),
+        (b"\xff\xfe\x00", "application/json"),
+    ],
+)
+def test_malformed_bodies_are_400(client: FlaskClient, data: str | bytes, content_type: str) -> None:
+    assert_error(client.post("/v1/networks", data=data, content_type=content_type), 400)
+    assert client.get("/v1/networks").json == []
+
+
+def test_body_without_json_content_type_is_still_read(client: FlaskClient) -> None:
+    response = client.post("/v1/networks", data='{"cidr": "10.0.0.0/24"}', content_type="text/plain")
+    assert response.status_code == 201
+
+
+def test_unknown_route_and_wrong_method_are_json(client: FlaskClient) -> None:
+    assert_error(client.get("/v1/nothing"), 404)
+    error = assert_error(client.delete("/v1/networks"), 405)
+    assert "DELETE /v1/networks" in error["message"]
+    assert set(client.delete("/v1/networks").headers["Allow"].split(", ")) >= {"GET", "POST"}
+
+
+def test_failed_convergence_is_503_and_the_change_stays(client: FlaskClient, runtime: StubRuntime) -> None:
+    runtime.failures = {DPID: "barrier timeout"}
+    response = client.post("/v1/networks", json={"cidr": "10.0.0.0/24"})
+    error = assert_error(response, 503)
+    assert error["details"] == [{"dpid": DPID, "reason": "barrier timeout"}]
+    assert DPID in error["message"]
+    stored = client.get("/v1/networks").json
+    assert len(stored) == 1 and stored[0]["id"] in error["message"]
+
+
+def test_switch_views(client: FlaskClient, runtime: StubRuntime) -> None:
+    assert client.get("/v1/switches").json == runtime.switch_list
+    assert client.get(f"/v1/switches/{DPID.upper()}").json == one_switch()
+    assert_error(client.get("/v1/switches/00000000000000ff"), 404)
+    runtime.flows[DPID] = [{"table": "classify", "priority": 100, "match": {"in_port": 1}, "actions": ["drop"]}]
+    assert client.get(f"/v1/switches/{DPID}/flows").json == runtime.flows[DPID]
+    assert client.get("/v1/switches/00000000000000bb/flows").json == []
+    assert_error(client.get("/v1/switches/00000000000000ff/flows"), 404)
+
+
+def test_token_guards_everything_but_health(store: Store, runtime: StubRuntime) -> None:
+    client = create_app(store, runtime, api_token=TOKEN).test_client()
+    assert client.get("/v1/health").status_code == 200
+    for path in ("/v1/networks", "/v1/switches", "/metrics", "/openapi.json", "/v1/nothing"):
+        response = client.get(path)
+        assert_error(response, 401)
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+    wrong = {"Authorization": "Bearer nope"}
+    assert_error(client.post("/v1/networks", json={"cidr": "10.0.0.0/24"}, headers=wrong), 401)
+    assert_error(client.get("/v1/networks", headers={"Authorization": TOKEN}), 401)
+    right = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.post("/v1/networks", json={"cidr": "10.0.0.0/24"}, headers=right).status_code == 201
+    assert len(client.get("/v1/networks", headers=right).json) == 1
+
+
+def test_metrics_count_requests_and_include_the_runtime(client: FlaskClient) -> None:
+    make_network(client)
+    client.get("/v1/networks")
+    client.get("/v1/networks")
+    client.get("/v1/nothing")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'sdn_api_requests_total{method="GET",route="/v1/networks",code="200"} 2' in text
+    assert 'sdn_api_requests_total{method="POST",route="/v1/networks",code="201"} 1' in text
+    assert 'sdn_api_requests_total{method="GET",route="unmatched",code="404"} 1' in text
+    assert re.search(r'^sdn_api_request_duration_seconds_count\{method="GET"\} 3$', text, re.M)
+    assert "\nsdn_switches_connected 1.0\n" in text
+    assert "# TYPE sdn_api_requests_total counter" in text
+
+
+def test_openapi_document_matches_the_routes(app: Flask, client: FlaskClient) -> None:
+    document = client.get("/openapi.json").json
+    assert client.get("/v1/openapi.json").json == document == openapi_document("1.2.3")
+    assert document["openapi"].startswith("3.")
+    served = {
+        (re.sub(r"<(\w+)>", r"{\1}", rule.rule.removeprefix("/v1")), method.lower())
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/v1/") and not rule.rule.endswith("openapi.json")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
+    assert served == documented
+    refs = set(re.findall(r'"#/components/(\w+)/(\w+)"', str(document).replace("'", '"')))
+    assert refs and all(name in document["components"][kind] for kind, name in refs)
+    schemas = document["components"]["schemas"]
+    assert schemas["NetworkCreate"]["required"] == ["cidr"]
+    assert "network_id" not in schemas["PortUpdate"]["properties"]
+    assert schemas["Port"]["properties"]["binding"]["required"] == ["dpid", "interface"]
+    assert document["paths"]["/health"]["get"]["security"] == []
+
+
+def test_mutations_never_interleave(client: FlaskClient, store: Store, runtime: StubRuntime) -> None:
+    """Store change + converge of one request completes before another request's store change."""
+    active = threading.Semaphore(0)
+    seen: list[tuple[int, int]] = []  # networks stored at (entry, exit) of each converge
+    second_entered = threading.Event()
+
+    def converge_slowly() -> None:
+        before = len(store.list_networks())
+        if seen:
+            second_entered.set()
+        else:
+            active.release()
+            # If the lock were missing, the second request would converge meanwhile.
+            second_entered.wait(timeout=0.3)
+        seen.append((before, len(store.list_networks())))
+
+    runtime.on_converge = converge_slowly
+    results: list[int] = []
+
+    def post() -> None:
+        results.append(client.post("/v1/networks", json={"cidr": "10.0.0.0/24"}).status_code)
+
+    first = threading.Thread(target=post)
+    first.start()
+    assert active.acquire(timeout=10)
+    second = threading.Thread(target=post)
+    second.start()
+    first.join(timeout=10)
+    second.join(timeout=10)
+    assert results == [201, 201]
+    assert seen == [(1, 1), (2, 2)]

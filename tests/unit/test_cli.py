@@ -1,0 +1,201 @@
+"""sdnctl against the real API served by waitress on an ephemeral port (store and stub runtime)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import waitress
+
+from controller import cli
+from controller.api import create_app
+from controller.store import Store
+from tests.unit.test_api import DPID, TOKEN, StubRuntime, one_switch
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+class Served:
+    """One waitress server for the module; each test plugs its own app in."""
+
+    def __init__(self) -> None:
+        self.app: Callable[..., Any] | None = None
+        self.server = waitress.create_server(lambda env, start: self.app(env, start), host="127.0.0.1", port=0)
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.close()
+        self.server.task_dispatcher.shutdown()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    server = Served()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def runtime() -> StubRuntime:
+    return StubRuntime([one_switch()])
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path}/sdn.db")
+
+
+@pytest.fixture
+def sdnctl(
+    served: Served, store: Store, runtime: StubRuntime, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Run:
+    """Run sdnctl with SDN_URL pointing at the server; returns (exit code, stdout, stderr)."""
+    served.app = create_app(store, runtime)
+    monkeypatch.setenv("SDN_URL", served.url)
+    monkeypatch.delenv("SDN_API_TOKEN", raising=False)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def run_json(sdnctl: Run, *argv: str) -> Any:
+    code, out, err = sdnctl("-o", "json", *argv)
+    assert code == 0, err
+    return json.loads(out) if out else None
+
+
+def table(out: str) -> list[list[str]]:
+    """The rows of a rendered table, split on the column gaps (header and rule line dropped)."""
+    lines = out.rstrip("\n").split("\n")
+    assert set(lines[1]) <= {"-", " "}
+    return [line.split() for line in lines[2:]]
+
+
+def test_network_lifecycle(sdnctl: Run, store: Store) -> None:
+    net = run_json(sdnctl, "network", "create", "blue", "--cidr", "10.0.0.0/24", "--segmentation-id", "7")
+    assert (net["name"], net["segmentation_id"], net["gateway_ip"], net["external"]) == ("blue", 7, "10.0.0.1", False)
+    assert store.get_network(net["id"])["name"] == "blue"
+
+    code, out, _ = sdnctl("network", "list")
+    assert code == 0
+    assert out.split("\n")[0].split() == ["id", "name", "cidr", "gateway_ip", "segmentation_id", "external", "status"]
+    assert table(out) == [[net["id"], "blue", "10.0.0.0/24", "10.0.0.1", "7", "false", "ACTIVE"]]
+
+    code, out, _ = sdnctl("network", "show", net["id"])
+    assert ["cidr", "10.0.0.0/24"] in table(out)
+
+    changed = run_json(sdnctl, "network", "update", net["id"], "--name", "red", "--external")
+    assert (changed["name"], changed["external"]) == ("red", True)
+    assert run_json(sdnctl, "network", "update", net["id"], "--no-external")["external"] is False
+
+    assert sdnctl("network", "delete", net["id"]) == (0, "", "")
+    assert store.list_networks() == []
+
+
+def test_port_lifecycle(sdnctl: Run, store: Store) -> None:
+    net = store.create_network({"cidr": "10.0.0.0/24"})
+    other = store.create_network({"cidr": "10.0.0.0/24"})
+    code, out, err = sdnctl(
+        "port", "create", "--network", net["id"], "--mac", "FA:16:3E:00:00:01", "--ip", "10.0.0.5",
+        "--dpid", DPID, "--interface", "s1-eth1", "--name", "vm1", "--no-port-security",
+    )
+    assert code == 0, err
+    port = store.list_ports()[0]
+    assert port["mac_address"] == "fa:16:3e:00:00:01" and port["port_security_enabled"] is False
+    assert ["status", "ACTIVE"] in table(out)
+    assert ["binding", f"dpid={DPID},interface=s1-eth1"] in table(out)
+
+    code, out, _ = sdnctl("port", "list", "--network", net["id"])
+    assert table(out) == [[port["id"], "vm1", net["id"], "fa:16:3e:00:00:01", "10.0.0.5", DPID, "s1-eth1", "ACTIVE"]]
+    assert run_json(sdnctl, "port", "list", "--network", other["id"]) == []
+
+    moved = run_json(sdnctl, "port", "update", port["id"], "--dpid", DPID, "--interface", "s1-eth2", "--port-security")
+    assert moved["binding"]["interface"] == "s1-eth2" and moved["port_security_enabled"] is True
+    assert moved["status"] == "DOWN"
+    assert run_json(sdnctl, "port", "show", port["id"])["id"] == port["id"]
+    assert sdnctl("port", "delete", port["id"])[0] == 0
+    assert store.list_ports() == []
+
+
+def test_api_errors_go_to_stderr_with_exit_1(sdnctl: Run, store: Store) -> None:
+    code, out, err = sdnctl("network", "create", "x", "--cidr", "10.0.0.1/24")
+    assert (code, out) == (1, "")
+    assert err.startswith("Error 400: cidr: has host bits set") and "\n  cidr: has host bits set" in err
+
+    net = store.create_network({"cidr": "10.0.0.0/24"})
+    code, _, err = sdnctl("port", "update", "nope", "--name", "x")
+    assert code == 1 and err.startswith("Error 404: port nope not found")
+    code, _, err = sdnctl("port", "create", "--network", net["id"], "--mac", "fa:16:3e:00:00:01", "--ip", "10.0.0.5",
+                          "--dpid", DPID, "--interface", "s1-eth1")
+    assert code == 0
+    port = store.list_ports()[0]
+    code, _, err = sdnctl("port", "update", port["id"], "--dpid", DPID)  # binding needs both halves
+    assert code == 1 and "binding.interface: is required" in err
+
+
+def test_failed_convergence_names_the_switch(sdnctl: Run, runtime: StubRuntime) -> None:
+    runtime.failures = {DPID: "barrier timeout"}
+    code, _, err = sdnctl("network", "create", "x", "--cidr", "10.0.0.0/24")
+    assert code == 1 and err.startswith("Error 503:")
+    assert f"  dpid={DPID}, reason=barrier timeout" in err
+
+
+def test_switch_commands(sdnctl: Run, runtime: StubRuntime) -> None:
+    code, out, _ = sdnctl("switch", "list")
+    assert table(out) == [[DPID, "true"]]
+    assert run_json(sdnctl, "switch", "show", DPID) == one_switch()
+    runtime.flows[DPID] = [
+        {"table": "classify", "priority": 100, "match": {"in_port": 1}, "actions": ["goto:l2"], "packet_count": 3},
+        {"table": "l2", "priority": 0, "match": {}, "actions": [], "byte_count": 0},
+    ]
+    code, out, _ = sdnctl("switch", "flows", DPID)
+    lines = out.split("\n")
+    assert lines[0].split() == ["table", "priority", "match", "actions", "packet_count", "byte_count"]
+    assert table(out)[0] == ["classify", "100", "in_port=1", "goto:l2", "3"]
+    code, _, err = sdnctl("switch", "flows", "00000000000000ff")
+    assert code == 1 and "switch 00000000000000ff not found" in err
+
+
+def test_health_and_global_options_after_the_command(sdnctl: Run) -> None:
+    assert run_json(sdnctl, "health")["switches"] == 1
+    code, out, _ = sdnctl("health", "-o", "json")
+    assert code == 0 and json.loads(out)["status"] == "ok"
+    code, out, _ = sdnctl("health")
+    assert ["status", "ok"] in table(out)
+
+
+def test_token(
+    served: Served, store: Store, runtime: StubRuntime, sdnctl: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served.app = create_app(store, runtime, api_token=TOKEN)
+    code, _, err = sdnctl("network", "list")
+    assert code == 1 and err.startswith("Error 401:")
+    assert sdnctl("--token", TOKEN, "network", "list")[0] == 0
+    assert sdnctl("network", "list", "--token", TOKEN)[0] == 0
+    monkeypatch.setenv("SDN_API_TOKEN", TOKEN)
+    assert sdnctl("network", "list")[0] == 0
+
+
+def test_url_flag_and_unreachable_server(sdnctl: Run, served: Served) -> None:
+    assert sdnctl("--url", served.url + "/v1/", "health")[0] == 0
+    code, _, err = sdnctl("--url", "http://127.0.0.1:1", "health")
+    assert code == 1 and err.startswith("sdnctl: cannot reach http://127.0.0.1:1/v1")
+
+
+def test_usage_errors_exit_2(sdnctl: Run) -> None:
+    for argv in (["network"], ["network", "create", "x"], ["port", "update"], ["bogus", "list"]):
+        with pytest.raises(SystemExit) as info:
+            sdnctl(*argv)
+        assert info.value.code == 2

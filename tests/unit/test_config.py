@@ -1,0 +1,134 @@
+"""sdn-controller options: defaults, precedence flag > env > file > default, and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from controller.config import Config, ConfigError, load_config
+
+DEFAULTS = Config(
+    of_listen=("127.0.0.1", 6653),
+    api_listen=("127.0.0.1", 8080),
+    db="sqlite:////var/lib/sdn-controller/sdn.db",
+    api_token=None,
+    log_level="info",
+    lldp_interval=1.0,
+)
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_defaults() -> None:
+    assert load_config([], {}) == DEFAULTS
+
+
+def test_state_dir_moves_the_default_database(tmp_path: Path) -> None:
+    assert load_config([], {"SDN_STATE_DIR": str(tmp_path)}).db == f"sqlite:///{tmp_path}/sdn.db"
+
+
+TOML = """
+[controller]
+of_listen = "10.0.0.1:6633"
+api-listen = "0.0.0.0:9000"
+db = "sqlite:////file.db"
+api_token = "from-file"
+log_level = "warning"
+lldp_interval = 2.5
+"""
+INI = """
+[controller]
+of-listen = 10.0.0.1:6633
+api_listen = 0.0.0.0:9000
+db = sqlite:////file.db
+api-token = from-file
+log-level = warning
+lldp-interval = 2.5
+"""
+FROM_FILE = Config(("10.0.0.1", 6633), ("0.0.0.0", 9000), "sqlite:////file.db", "from-file", "warning", 2.5)
+
+
+@pytest.mark.parametrize(("name", "text"), [("sdn.toml", TOML), ("sdn.ini", INI), ("sdn.conf", INI), ("sdn", TOML)])
+def test_file_values(tmp_path: Path, name: str, text: str) -> None:
+    assert load_config(["--config", write(tmp_path, name, text)], {}) == FROM_FILE
+
+
+def test_toml_without_a_section(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.toml", 'log-level = "debug"\n')
+    assert load_config([], {"SDN_CONFIG": path}).log_level == "debug"
+
+
+def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.toml", TOML)
+    env = {"SDN_API_LISTEN": "127.0.0.2:8081", "SDN_LOG_LEVEL": "ERROR", "SDN_API_TOKEN": "from-env"}
+    flags = ["--config", path, "--log-level", "debug", "--lldp-interval", "0.25"]
+    config = load_config(flags, env)
+    assert config == Config(
+        of_listen=("10.0.0.1", 6633),  # file
+        api_listen=("127.0.0.2", 8081),  # env beats file
+        db="sqlite:////file.db",  # file
+        api_token="from-env",  # env beats file
+        log_level="debug",  # flag beats env and file
+        lldp_interval=0.25,  # flag beats file
+    )
+    assert load_config(["--db", "sqlite://", "--of-listen", "[::1]:6653"], {"SDN_DB": "sqlite:////env.db"}) == Config(
+        ("::1", 6653), DEFAULTS.api_listen, "sqlite://", None, "info", 1.0
+    )
+
+
+def test_empty_environment_variable_counts_as_unset() -> None:
+    assert load_config([], {"SDN_API_TOKEN": "", "SDN_LOG_LEVEL": ""}) == DEFAULTS
+
+
+def test_token_stays_out_of_the_repr() -> None:
+    assert "hush" not in repr(load_config(["--api-token", "hush"], {}))
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "source"),
+    [
+        (["--of-listen", "6653"], {}, "--of-listen"),
+        (["--of-listen", "host:"], {}, "--of-listen"),
+        (["--api-listen", ":8080"], {}, "--api-listen"),
+        ([], {"SDN_API_LISTEN": "localhost:99999"}, "SDN_API_LISTEN"),
+        (["--log-level", "loud"], {}, "--log-level"),
+        ([], {"SDN_LLDP_INTERVAL": "0"}, "SDN_LLDP_INTERVAL"),
+        (["--lldp-interval", "nan"], {}, "--lldp-interval"),
+        (["--lldp-interval", "soon"], {}, "--lldp-interval"),
+        (["--api-token", "two words"], {}, "--api-token"),
+        (["--db", " "], {}, "--db"),
+    ],
+)
+def test_bad_values_name_their_source(argv: list[str], env: dict[str, str], source: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(argv, env)
+    assert str(info.value).startswith(source + ":") and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("c.toml", 'of_listen = "nope"', "c.toml: of_listen:"),
+        ("c.toml", 'colour = "blue"', "unknown option 'colour'"),
+        ("c.toml", "of_listen = [1]", "must be a string or a number"),
+        ("c.toml", "this is = not toml", "not a valid config file"),
+        ("c.ini", "of_listen = 1.2.3.4:1\n", "[controller] section"),
+        ("c.ini", "[controller\n", "not a valid config file"),
+        ("c.cfg", "[other]\nx = 1\n", "[controller] section"),
+    ],
+)
+def test_bad_files_are_one_line(tmp_path: Path, name: str, text: str, expected: str) -> None:
+    path = write(tmp_path, name, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(["--config", path], {})
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config([], {"SDN_CONFIG": str(tmp_path / "absent.toml")})
