@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from controller import ofwire
 
-_CHUNK = 2048  # messages per socket write: one write per chunk is what makes installs fast
+_CHUNK = 2048  # messages per socket write: few writes make installs fast, and vswitchd cheaper
 
 
 class ChannelClosed(Exception):
@@ -25,13 +25,52 @@ class ChannelTimeout(Exception):
     """The switch did not answer in time."""
 
 
-@dataclass
+@dataclass(eq=False)
 class _Waiter:
-    xids: range
+    xids: set[int] = field(default_factory=set)  # errors for these belong to this waiter
+    done_xid: int | None = None                  # the reply to this xid ends the wait
     done: threading.Event = field(default_factory=threading.Event)
     errors: list[tuple[int, str]] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
     closed: bool = False
+
+
+class Batch:
+    """Messages streamed to the switch as they are built, ended by one barrier.
+
+    Sending chunk by chunk while the caller builds the next lets the switch work on one core
+    while Python encodes on the other.
+    """
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self._waiter = channel._register(_Waiter())
+        self._pending: list[bytes] = []
+
+    def add(self, build: Callable[[int], bytes]) -> int:
+        """Queue the message `build(xid)` under a fresh xid; returns the xid."""
+        xid = self._channel.next_xid()
+        self._waiter.xids.add(xid)
+        self._pending.append(build(xid))
+        if len(self._pending) >= _CHUNK:
+            self._flush()
+        return xid
+
+    def finish(self, timeout: float) -> list[tuple[int, str]]:
+        """Barrier, then the errors the switch reported for this batch's messages.
+
+        The switch handles messages in order, so every error precedes the barrier reply.
+        """
+        barrier = self._channel.next_xid()
+        self._waiter.done_xid = barrier
+        self._pending.append(ofwire.barrier_request(barrier))
+        self._flush()
+        return self._channel._wait(self._waiter, timeout).errors
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._channel.send(b"".join(self._pending))
+            self._pending = []
 
 
 class Channel:
@@ -39,92 +78,80 @@ class Channel:
         self.dpid = dpid
         self._send = send
         self._lock = threading.Lock()
-        self._xids = itertools.count(0x10000000)
-        self._waiters: dict[int, _Waiter] = {}  # keyed by the xid whose reply completes the wait
+        self._xids = itertools.count(0x10000000)  # ours start high, away from os-ken's own requests
+        self._waiters: list[_Waiter] = []
         self.closed = False
 
-    def xids(self, n: int) -> range:
-        """`n` consecutive fresh xids (ours start high, away from os-ken's own requests)."""
+    def next_xid(self) -> int:
         with self._lock:
-            first = next(self._xids)
-            self._xids = itertools.count(first + n)
-        return range(first, first + n)
+            return next(self._xids)
 
-    def transact(self, messages: list[bytes], xids: range, timeout: float) -> list[tuple[int, str]]:
-        """Send `messages` (built with `xids`, the last xid left for a barrier) and wait for the barrier.
-
-        Returns the errors the switch reported for any of those xids: the switch handles messages in
-        order, so every error precedes the barrier reply.
-        """
-        barrier_xid = xids[-1]
-        waiter = self._register(barrier_xid, xids)
-        for start in range(0, len(messages), _CHUNK):
-            self._send(b"".join(messages[start:start + _CHUNK]))
-        self._send(ofwire.barrier_request(barrier_xid))
-        return self._wait(barrier_xid, waiter, timeout).errors
+    def batch(self) -> Batch:
+        return Batch(self)
 
     def dump_flows(self, timeout: float) -> list[ofwire.InstalledFlow]:
         """Every flow in every table, read back through a lean parser."""
-        xid = self.xids(1)[0]
-        waiter = self._register(xid, range(xid, xid + 1))
+        xid = self.next_xid()
+        waiter = self._register(_Waiter({xid}, xid))
         self._send(ofwire.flow_stats_request(xid))
-        self._wait(xid, waiter, timeout)
+        self._wait(waiter, timeout)
         if waiter.errors:
             raise ChannelClosed(f"flow dump refused: {waiter.errors}")
         return ofwire.parse_flow_stats(b"".join(waiter.bodies))
 
     def send(self, message: bytes) -> None:
-        """Fire-and-forget (packet-outs)."""
         self._send(message)
 
     # --- called from os-ken's event thread -------------------------------------------------
     def on_barrier_reply(self, xid: int) -> None:
-        self._finish(xid)
+        self._finish(self._waiting_for(xid))
 
     def on_flow_stats(self, xid: int, body: bytes, more: bool) -> None:
-        with self._lock:
-            waiter = self._waiters.get(xid)
+        waiter = self._waiting_for(xid)
         if waiter is not None:
             waiter.bodies.append(body)
             if not more:
-                self._finish(xid)
+                self._finish(waiter)
 
     def on_error(self, xid: int, text: str) -> None:
         with self._lock:
-            waiters = [w for w in self._waiters.values() if xid in w.xids]
+            waiters = [w for w in self._waiters if xid in w.xids]
         for waiter in waiters:
             waiter.errors.append((xid, text))
-            if xid == waiter.xids[-1] and len(waiter.xids) == 1:
-                self._finish(xid)
+            if waiter.done_xid == xid:
+                self._finish(waiter)
 
     def close(self) -> None:
         with self._lock:
             self.closed = True
-            waiters = list(self._waiters.values())
-            self._waiters.clear()
+            waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.closed = True
             waiter.done.set()
 
     # --- internals -------------------------------------------------------------------------
-    def _register(self, key: int, xids: range) -> _Waiter:
-        waiter = _Waiter(xids)
+    def _register(self, waiter: _Waiter) -> _Waiter:
         with self._lock:
             if self.closed:
-                raise ChannelClosed(self.dpid)
-            self._waiters[key] = waiter
+                raise ChannelClosed(f"switch {self.dpid} disconnected")
+            self._waiters.append(waiter)
         return waiter
 
-    def _finish(self, key: int) -> None:
+    def _waiting_for(self, xid: int) -> _Waiter | None:
         with self._lock:
-            waiter = self._waiters.pop(key, None)
-        if waiter is not None:
-            waiter.done.set()
+            return next((w for w in self._waiters if w.done_xid == xid), None)
 
-    def _wait(self, key: int, waiter: _Waiter, timeout: float) -> _Waiter:
+    def _finish(self, waiter: _Waiter | None) -> None:
+        if waiter is None:
+            return
+        with self._lock:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+        waiter.done.set()
+
+    def _wait(self, waiter: _Waiter, timeout: float) -> _Waiter:
         if not waiter.done.wait(timeout):
-            with self._lock:
-                self._waiters.pop(key, None)
+            self._finish(waiter)
             raise ChannelTimeout(f"switch {self.dpid} did not answer within {timeout:.1f}s")
         if waiter.closed:
             raise ChannelClosed(f"switch {self.dpid} disconnected")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from apps.flows import Flow
 from apps.pipeline import table_id
 from controller import ofwire
-from controller.channel import Channel
+from controller.channel import Batch, Channel
 
 WireKey = tuple[int, int, bytes]  # (table id, priority, canonical match bytes)
 WireValue = tuple[int, bytes]     # (cookie, instructions bytes)
@@ -36,14 +36,46 @@ class SyncResult:
         return self.added + self.modified + self.deleted
 
 
-def encode_flows(desired: dict[tuple, Flow]) -> dict[WireKey, WireValue]:
-    """Desired flows in the switch's own terms; the encoders memoize, so recompiles stay cheap."""
-    wire: dict[WireKey, WireValue] = {}
-    for flow in desired.values():
-        goto = table_id(flow.goto) if flow.goto else None
-        key = (table_id(flow.table), flow.priority, ofwire.encode_match(flow.match))
-        wire[key] = (flow.cookie, ofwire.encode_instructions(flow.actions, goto))
-    return wire
+def wire(flow: Flow) -> tuple[WireKey, WireValue]:
+    """A flow in the switch's own terms; the encoders memoize, so recompiles stay cheap."""
+    goto = table_id(flow.goto) if flow.goto else None
+    return ((table_id(flow.table), flow.priority, ofwire.encode_match(flow.match)),
+            (flow.cookie, ofwire.encode_instructions(flow.actions, goto)))
+
+
+class _Bundle:
+    """One atomic bundle, opened on the first change and streamed to the switch while the diff runs."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.batch: Batch | None = None
+        self.id = 0
+        self.mods: list[tuple[int, WireKey, WireValue]] = []
+
+    def put(self, command: int, key: WireKey, value: WireValue) -> None:
+        if self.batch is None:
+            self.batch = self.channel.batch()
+            self.id = self.batch.add(lambda xid: ofwire.bundle_open(xid, xid, ofwire.BUNDLE_FLAGS))
+        self.mods.append((command, key, value))
+        (table, priority, match), (cookie, instructions) = key, value
+        bundle_id = self.id
+        self.batch.add(lambda xid: ofwire.bundle_add(
+            xid, bundle_id, ofwire.BUNDLE_FLAGS,
+            ofwire.flow_mod(xid, command, table, priority, match, instructions, cookie)))
+
+    def commit(self, timeout: float) -> None:
+        """Commit only if no add was refused: add-time errors do not stop a commit by themselves."""
+        assert self.batch is not None
+        errors = self.batch.finish(timeout)
+        ending = self.channel.batch()
+        if errors:
+            ending.add(lambda xid: ofwire.bundle_discard(xid, self.id, ofwire.BUNDLE_FLAGS))
+            ending.finish(timeout)
+            raise ProgrammingError(f"switch {self.channel.dpid} refused {len(errors)} flow(s): {errors[:3]}")
+        ending.add(lambda xid: ofwire.bundle_commit(xid, self.id, ofwire.BUNDLE_FLAGS))
+        errors = ending.finish(timeout)
+        if errors:
+            raise ProgrammingError(f"switch {self.channel.dpid} refused the commit: {errors[:3]}")
 
 
 class Programmer:
@@ -74,57 +106,36 @@ class Programmer:
         return have
 
     def sync(self, channel: Channel, desired: dict[tuple, Flow]) -> SyncResult:
-        return self.sync_wire(channel, encode_flows(desired))
-
-    def sync_wire(self, channel: Channel, want: dict[WireKey, WireValue]) -> SyncResult:
-        """Make the switch hold exactly `want`, atomically; raise ProgrammingError if it refuses."""
+        """Make the switch hold exactly `desired`, atomically; raise ProgrammingError if it refuses."""
         have = self.installed(channel)
-        mods: list[tuple[int, WireKey, WireValue]] = []
-        counts = {ofwire.OFPFC_ADD: 0, ofwire.OFPFC_MODIFY_STRICT: 0, ofwire.OFPFC_DELETE_STRICT: 0}
-        for key in have.keys() - want.keys():
-            mods.append((ofwire.OFPFC_DELETE_STRICT, key, (0, b"")))
-        for key, value in want.items():
+        bundle = _Bundle(channel)
+        wanted: set[WireKey] = set()
+        for flow in desired.values():
+            key, value = wire(flow)
+            wanted.add(key)
             current = have.get(key)
-            if current == value:
-                continue
-            # Same owner: modify in place keeps counters; a new owner needs ADD to take the cookie.
-            command = ofwire.OFPFC_MODIFY_STRICT if current and current[0] == value[0] else ofwire.OFPFC_ADD
-            mods.append((command, key, value))
-        if not mods:
+            if current != value:
+                # Same owner: modify in place keeps counters; a new owner needs ADD to take the cookie.
+                same_owner = current is not None and current[0] == value[0]
+                bundle.put(ofwire.OFPFC_MODIFY_STRICT if same_owner else ofwire.OFPFC_ADD, key, value)
+        for key in have.keys() - wanted:
+            bundle.put(ofwire.OFPFC_DELETE_STRICT, key, (0, b""))
+        if not bundle.mods:
             return SyncResult()
-        for command, _, _ in mods:
-            counts[command] += 1
-        self._send_bundle(channel, mods)
-        for command, key, value in mods:
-            if command == ofwire.OFPFC_DELETE_STRICT:
-                have.pop(key, None)
-            else:
-                have[key] = value
-        return SyncResult(counts[ofwire.OFPFC_ADD], counts[ofwire.OFPFC_MODIFY_STRICT],
-                          counts[ofwire.OFPFC_DELETE_STRICT])
-
-    def _send_bundle(self, channel: Channel, mods: list[tuple[int, WireKey, WireValue]]) -> None:
-        """Open, add every flow mod, barrier; commit only if no add was refused (see ENVIRONMENT.md)."""
-        flags = ofwire.BUNDLE_FLAGS
-        xids = channel.xids(len(mods) + 2)
-        bundle_id = xids[0]
-        messages = [ofwire.bundle_open(xids[0], bundle_id, flags)]
-        for xid, (command, (table, priority, match), (cookie, instructions)) in zip(xids[1:], mods, strict=False):
-            inner = ofwire.flow_mod(xid, command, table, priority, match, instructions, cookie)
-            messages.append(ofwire.bundle_add(xid, bundle_id, flags, inner))
-        self.stats["flow_mods"] += len(mods)
+        self.stats["flow_mods"] += len(bundle.mods)
         self.stats["bundles"] += 1
         try:
-            errors = channel.transact(messages, xids, self.timeout)
-            if errors:
-                discard = channel.xids(2)
-                channel.transact([ofwire.bundle_discard(discard[0], bundle_id, flags)], discard, self.timeout)
-                raise ProgrammingError(f"switch {channel.dpid} refused {len(errors)} flow(s): {errors[:3]}")
-            commit = channel.xids(2)
-            errors = channel.transact([ofwire.bundle_commit(commit[0], bundle_id, flags)], commit, self.timeout)
-            if errors:
-                raise ProgrammingError(f"switch {channel.dpid} refused the commit: {errors[:3]}")
+            bundle.commit(self.timeout)
         except Exception:
             self.stats["bundle_failures"] += 1
             self.forget(channel.dpid)
             raise
+        counts = dict.fromkeys((ofwire.OFPFC_ADD, ofwire.OFPFC_MODIFY_STRICT, ofwire.OFPFC_DELETE_STRICT), 0)
+        for command, key, value in bundle.mods:
+            counts[command] += 1
+            if command == ofwire.OFPFC_DELETE_STRICT:
+                del have[key]
+            else:
+                have[key] = value
+        return SyncResult(counts[ofwire.OFPFC_ADD], counts[ofwire.OFPFC_MODIFY_STRICT],
+                          counts[ofwire.OFPFC_DELETE_STRICT])

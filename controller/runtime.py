@@ -228,4 +228,4 @@ class Runtime:
     def _send_lldp(self, targets: list[tuple[Channel, SwitchPort]]) -> None:
         for channel, port in targets:
             frame = ofwire.lldp_frame(channel.dpid, port.ofport, port.mac)
-            channel.send(ofwire.packet_out(channel.xids(1)[0], port.ofport, frame))
+            channel.send(ofwire.packet_out(channel.next_xid(), port.ofport, frame))

@@ -1,0 +1,27 @@
+# Entry points (README): `make demo` and `make test`; both run the idempotent `make setup` first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup test lint demo clean distclean
+
+setup:
+	@scripts/setup.sh
+
+test: setup
+	scripts/test.sh
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+# Extra demo flags: make demo ARGS=--keep
+demo: setup
+	$(PY) -m mininet_topos.demo $(ARGS)
+
+# Our own state only: the default state dir, caches and build output (not OVS, not other bridges).
+clean:
+	rm -rf state build .pytest_cache .ruff_cache *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

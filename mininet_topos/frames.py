@@ -1,0 +1,85 @@
+"""Hand-made frames inside Mininet hosts, for spoofing and isolation tests (`python -m mininet_topos.frames`).
+
+    sniff IFACE MARKER [MARKER ...] --timeout S   prints "ready", then one line per marker seen in a
+                                                 frame's payload ("seen MARKER"), and exits when every
+                                                 marker was seen or the timeout passed
+    send IFACE --eth-src M --eth-dst M [--ip-src A --ip-dst B --udp-dport P | --arp-op 1 --arp-spa A
+         --arp-tpa B --arp-sha M] --marker TEXT [--count N]
+
+A sniffer that must *not* see a frame is proven alive by a second, legitimate frame sent after it:
+the test waits for the legitimate marker, so it never sleeps and never passes because nothing ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+
+from scapy.all import ARP, IP, UDP, AsyncSniffer, Ether, Raw, conf, sendp  # type: ignore[attr-defined]
+
+
+def _sniff(iface: str, markers: list[str], timeout: float) -> int:
+    pending = {m.encode() for m in markers}
+
+    def seen(frame) -> None:
+        payload = bytes(frame)
+        for marker in list(pending):
+            if marker in payload:
+                pending.discard(marker)
+                print(f"seen {marker.decode()}", flush=True)
+
+    started = threading.Event()
+    sniffer = AsyncSniffer(iface=iface, prn=seen, store=False, started_callback=started.set)
+    sniffer.start()
+    if not started.wait(10):
+        print("sniffer did not start", flush=True)
+        return 1
+    print("ready", flush=True)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sniffer.stop()
+    return 0
+
+
+def _frame(args: argparse.Namespace):
+    ether = Ether(src=args.eth_src, dst=args.eth_dst)
+    if args.arp_op:
+        return ether / ARP(op=args.arp_op, hwsrc=args.arp_sha or args.eth_src, psrc=args.arp_spa,
+                           pdst=args.arp_tpa, hwdst="00:00:00:00:00:00") / Raw(args.marker.encode())
+    return ether / IP(src=args.ip_src, dst=args.ip_dst) / UDP(sport=40000, dport=args.udp_dport) / Raw(
+        args.marker.encode())
+
+
+def main(argv: list[str] | None = None) -> int:
+    conf.verb = 0
+    parser = argparse.ArgumentParser(prog="frames")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sniff = sub.add_parser("sniff")
+    sniff.add_argument("iface")
+    sniff.add_argument("markers", nargs="+")
+    sniff.add_argument("--timeout", type=float, default=5.0)
+    send = sub.add_parser("send")
+    send.add_argument("iface")
+    send.add_argument("--eth-src", required=True)
+    send.add_argument("--eth-dst", required=True)
+    send.add_argument("--ip-src")
+    send.add_argument("--ip-dst")
+    send.add_argument("--udp-dport", type=int, default=9)
+    send.add_argument("--arp-op", type=int)
+    send.add_argument("--arp-spa")
+    send.add_argument("--arp-tpa")
+    send.add_argument("--arp-sha")
+    send.add_argument("--marker", required=True)
+    send.add_argument("--count", type=int, default=3)
+    args = parser.parse_args(argv)
+    if args.cmd == "sniff":
+        return _sniff(args.iface, args.markers, args.timeout)
+    sendp(_frame(args), iface=args.iface, count=args.count, inter=0.01)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""A tiny TCP/UDP probe to run inside Mininet hosts (`python -m mininet_topos.probe ...`).
+
+    serve --tcp PORT --udp PORT [--tag T]     echo server; prints "ready ..." once listening
+    connect tcp|udp HOST PORT [--timeout S]   exit 0 and print the reply when the echo came back
+    stream tcp|udp HOST PORT [--interval S] [--duration S]
+                                              one long-lived exchange; prints "flowing" after the
+                                              first echo and a JSON summary (sent, received,
+                                              longest gap) at the end or on SIGTERM
+
+Plain sockets only, so it starts fast and behaves the same in every namespace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import socket
+import sys
+import threading
+import time
+
+BUF = 65536
+
+
+def _reply(tag: str | None, data: bytes) -> bytes:
+    return data if tag is None else tag.encode() + b":" + data
+
+
+def _serve_tcp_conn(conn: socket.socket, tag: str | None) -> None:
+    with conn:
+        while data := conn.recv(BUF):
+            conn.sendall(_reply(tag, data))
+
+
+def _serve_tcp(port: int, tag: str | None) -> socket.socket:
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("0.0.0.0", port))
+    srv.listen(128)
+
+    def accept_loop() -> None:
+        while True:
+            conn, _ = srv.accept()
+            threading.Thread(target=_serve_tcp_conn, args=(conn, tag), daemon=True).start()
+
+    threading.Thread(target=accept_loop, daemon=True).start()
+    return srv
+
+
+def _serve_udp(port: int, tag: str | None) -> socket.socket:
+    srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    srv.bind(("0.0.0.0", port))
+
+    def loop() -> None:
+        while True:
+            data, peer = srv.recvfrom(BUF)
+            srv.sendto(_reply(tag, data), peer)
+
+    threading.Thread(target=loop, daemon=True).start()
+    return srv
+
+
+def serve(args: argparse.Namespace) -> int:
+    if not (args.tcp or args.udp):
+        print("serve: give --tcp and/or --udp", file=sys.stderr)
+        return 2
+    sockets = ([_serve_tcp(args.tcp, args.tag)] if args.tcp else []) + \
+              ([_serve_udp(args.udp, args.tag)] if args.udp else [])
+    print(f"ready tcp={args.tcp or '-'} udp={args.udp or '-'}", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    for s in sockets:
+        s.close()
+    return 0
+
+
+def _exchange(sock: socket.socket, proto: str, addr: tuple[str, int], payload: bytes, timeout: float) -> bytes:
+    """Send `payload` and return the first reply that ends with it; raise OSError/timeout otherwise.
+
+    UDP resends every 0.2 s within the deadline, so one frame lost to address resolution does not
+    count as a blocked path.
+    """
+    deadline = time.monotonic() + timeout
+    if proto == "tcp":
+        sock.sendall(payload)
+        got = b""
+        while not got.endswith(payload):
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            chunk = sock.recv(BUF)
+            if not chunk:
+                raise ConnectionError("closed before the echo arrived")
+            got += chunk
+        return got
+    while True:
+        sock.sendto(payload, addr)
+        sock.settimeout(max(0.001, min(0.2, deadline - time.monotonic())))
+        try:
+            data, _ = sock.recvfrom(BUF)
+            if data.endswith(payload):
+                return data
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise
+
+
+def _open(proto: str, addr: tuple[str, int], timeout: float) -> socket.socket:
+    if proto == "tcp":
+        return socket.create_connection(addr, timeout=timeout)
+    return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+
+def connect(args: argparse.Namespace) -> int:
+    addr = (args.host, args.port)
+    try:
+        with _open(args.proto, addr, args.timeout) as sock:
+            reply = _exchange(sock, args.proto, addr, args.message.encode(), args.timeout)
+    except OSError as exc:  # socket timeouts, refusals and resets are all OSError
+        print(f"no echo: {exc}", file=sys.stderr)
+        return 1
+    print(reply.decode(errors="replace"))
+    return 0
+
+
+def stream(args: argparse.Namespace) -> int:
+    """Exchange a numbered message every `interval` s over one socket; summarise the gaps."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    addr = (args.host, args.port)
+    sent = received = 0
+    errors: list[str] = []
+    started = last_ok = time.monotonic()
+    longest_gap = 0.0
+    try:
+        sock = _open(args.proto, addr, args.timeout)
+    except OSError as exc:
+        sock, errors = None, [f"connect: {exc}"]
+    end = started + args.duration if args.duration else float("inf")
+    while sock and not stop.is_set() and time.monotonic() < end:
+        sent += 1
+        try:
+            _exchange(sock, args.proto, addr, f"seq={sent};".encode(), args.timeout)
+            received += 1
+            if received == 1:
+                print("flowing", flush=True)  # lets a caller wait until the path carries data
+            now = time.monotonic()
+            longest_gap, last_ok = max(longest_gap, now - last_ok), now
+        except OSError as exc:
+            errors.append(f"seq {sent}: {exc}")
+            if args.proto == "tcp":
+                break  # a broken TCP connection stays broken: that is what the caller wants to know
+        stop.wait(args.interval)
+    longest_gap = max(longest_gap, time.monotonic() - last_ok)
+    if sock:
+        sock.close()
+    print(json.dumps({"sent": sent, "received": received, "longest_gap_s": round(longest_gap, 3),
+                      "broken": bool(errors) and args.proto == "tcp", "errors": errors[:10]}), flush=True)
+    return 0 if sent and received == sent else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mininet_topos.probe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("serve", help="TCP/UDP echo server")
+    p.add_argument("--tcp", type=int)
+    p.add_argument("--udp", type=int)
+    p.add_argument("--tag", help="prefix replies with '<tag>:' (which server answered)")
+    p.set_defaults(func=serve)
+    for name, func in (("connect", connect), ("stream", stream)):
+        p = sub.add_parser(name)
+        p.add_argument("proto", choices=("tcp", "udp"))
+        p.add_argument("host")
+        p.add_argument("port", type=int)
+        p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each echo")
+        p.set_defaults(func=func)
+    sub.choices["connect"].add_argument("--message", default="probe")
+    sub.choices["stream"].add_argument("--interval", type=float, default=0.05)
+    sub.choices["stream"].add_argument("--duration", type=float, default=0, help="0: until SIGTERM")
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

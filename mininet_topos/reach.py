@@ -1,0 +1,216 @@
+"""Reachability checks between Mininet hosts: ping, TCP and UDP through `mininet_topos.probe`.
+
+Servers announce readiness on stdout and the checks wait for that line, never for a fixed time.
+Each check has a hard deadline, so a blocked path costs at most its timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from mininet.node import Host
+
+T = TypeVar("T")
+PROBE = [sys.executable, "-u", "-m", "mininet_topos.probe"]
+
+
+def wait_until(pred: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Poll `pred` until it returns something truthy (returned); raise TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = pred()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.1f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def _finish(proc: subprocess.Popen[str], timeout: float) -> tuple[int, str]:
+    """Exit code and output of `proc`, killing it (our child, by PID) past the deadline."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        return -9, out or ""
+    return proc.returncode, out or ""
+
+
+def run_in(host: Host, argv: list[str], timeout: float) -> tuple[int, str]:
+    """Run argv inside `host`'s namespace; (exit code, combined output)."""
+    proc = host.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return _finish(proc, timeout)
+
+
+def ping(h_from: Host, ip: str, count: int = 1, timeout: float = 1.0) -> bool:
+    """True when at least one of `count` echo requests is answered, each waiting up to `timeout` s."""
+    argv = ["ping", "-n", "-q", "-c", str(count), "-W", f"{timeout:g}", "-i", "0.2", ip]
+    code, _ = run_in(h_from, argv, timeout=count * (timeout + 0.2) + 5)
+    return code == 0
+
+
+class EchoServer:
+    """`with EchoServer(host, tcp=5001, udp=5001):` a probe echo server running inside `host`.
+
+    `tag` makes replies start with "<tag>:", so a client can tell which server answered (load
+    balancing).
+    """
+
+    def __init__(self, host: Host, tcp: int | None = None, udp: int | None = None,
+                 tag: str | None = None, ready_timeout: float = 10) -> None:
+        self.host = host
+        self.argv = [*PROBE, "serve"]
+        if tcp:
+            self.argv += ["--tcp", str(tcp)]
+        if udp:
+            self.argv += ["--udp", str(udp)]
+        if tag:
+            self.argv += ["--tag", tag]
+        self.ready_timeout = ready_timeout
+        self.proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> EchoServer:
+        self.proc = self.host.popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        line = self._first_line()
+        if not line.startswith("ready"):
+            self.stop()
+            raise RuntimeError(f"probe server on {self.host.name} did not start: {line!r}")
+        return self
+
+    def _first_line(self) -> str:
+        assert self.proc and self.proc.stdout
+        readable, _, _ = select.select([self.proc.stdout], [], [], self.ready_timeout)
+        return self.proc.stdout.readline().strip() if readable else "(no output within deadline)"
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            _finish(self.proc, timeout=5)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def connect(h_from: Host, proto: str, ip: str, port: int, timeout: float = 1.0,
+            message: str = "probe") -> str | None:
+    """The server's reply to one `proto` exchange from `h_from`, or None when none came in time."""
+    argv = [*PROBE, "connect", proto, ip, str(port), "--timeout", f"{timeout:g}", "--message", message]
+    code, out = run_in(h_from, argv, timeout=timeout + 10)
+    return out.strip() if code == 0 else None
+
+
+def tcp_ok(h_from: Host, h_to: Host, ip: str, port: int = 5001, timeout: float = 1.0) -> bool:
+    """A TCP connection from `h_from` to `ip:port` (served by `h_to`) carries an echo."""
+    with EchoServer(h_to, tcp=port):
+        return connect(h_from, "tcp", ip, port, timeout) is not None
+
+
+def udp_ok(h_from: Host, h_to: Host, ip: str, port: int = 5001, timeout: float = 1.0) -> bool:
+    """A UDP datagram from `h_from` to `ip:port` (served by `h_to`) comes back echoed."""
+    with EchoServer(h_to, udp=port):
+        return connect(h_from, "udp", ip, port, timeout) is not None
+
+
+class Stream:
+    """`with Stream(h, "tcp", ip, 5001) as s: ...` keeps one connection exchanging echoes (every
+    `interval` s) while the test changes things; `s.stop()` returns the probe's summary:
+    sent, received, longest_gap_s, broken (TCP), errors. Needs an EchoServer at ip:port."""
+
+    def __init__(self, host: Host, proto: str, ip: str, port: int, interval: float = 0.05,
+                 timeout: float = 1.0, start_timeout: float = 10) -> None:
+        self.host = host
+        self.argv = [*PROBE, "stream", proto, ip, str(port), "--interval", f"{interval:g}",
+                     "--timeout", f"{timeout:g}"]
+        self.start_timeout = start_timeout
+        self.proc: subprocess.Popen[str] | None = None
+        self.summary: dict[str, Any] | None = None
+
+    def __enter__(self) -> Stream:
+        """Returns once the first echo came back; raises when none did within `start_timeout`."""
+        self.proc = self.host.popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert self.proc.stdout
+        readable, _, _ = select.select([self.proc.stdout], [], [], self.start_timeout)
+        first = self.proc.stdout.readline().strip() if readable else ""
+        if first != "flowing":
+            if first.startswith("{"):  # it gave up before the first echo and printed its summary
+                self.summary = json.loads(first)
+            self.stop()
+            raise RuntimeError(f"stream from {self.host.name} never carried data: {first!r}, {self.summary}")
+        return self
+
+    def stop(self) -> dict[str, Any]:
+        if self.summary is None and self.proc:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+            _, out = _finish(self.proc, timeout=10)
+            lines = [line for line in out.splitlines() if line.startswith("{")]
+            self.summary = json.loads(lines[-1]) if lines else {"broken": True, "errors": [out]}
+        return self.summary or {}
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+FRAMES = [sys.executable, "-u", "-m", "mininet_topos.frames"]
+
+
+class Sniffer:
+    """`with Sniffer(host, "m1", "m2") as s:` watches `host`'s interface for frames carrying the markers.
+
+    `s.wait_for("m2")` blocks until that marker was seen (or the deadline); `s.seen` holds what came.
+    """
+
+    def __init__(self, host: Host, *markers: str, timeout: float = 15) -> None:
+        self.host = host
+        self.argv = [*FRAMES, "sniff", host.defaultIntf().name, *markers, "--timeout", f"{timeout:g}"]
+        self.timeout = timeout
+        self.seen: set[str] = set()
+        self.proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> Sniffer:
+        self.proc = self.host.popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        first = self._line(10)
+        if first != "ready":
+            self.stop()
+            raise RuntimeError(f"sniffer on {self.host.name} did not start: {first!r}")
+        return self
+
+    def _line(self, timeout: float) -> str | None:
+        assert self.proc and self.proc.stdout
+        readable, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        return self.proc.stdout.readline().strip() if readable else None
+
+    def wait_for(self, marker: str, timeout: float = 5) -> bool:
+        deadline = time.monotonic() + timeout
+        while marker not in self.seen:
+            line = self._line(max(0.0, deadline - time.monotonic()))
+            if not line:
+                return False
+            if line.startswith("seen "):
+                self.seen.add(line.removeprefix("seen "))
+        return True
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            _finish(self.proc, timeout=5)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def send_frame(host: Host, marker: str, **fields: Any) -> None:
+    """Send a hand-made frame (see mininet_topos.frames: eth_src, eth_dst, ip_src, ip_dst, arp_op, ...)."""
+    argv = [*FRAMES, "send", host.defaultIntf().name, "--marker", marker]
+    for name, value in fields.items():
+        argv += [f"--{name.replace('_', '-')}", str(value)]
+    code, out = run_in(host, argv, timeout=20)
+    if code != 0:
+        raise RuntimeError(f"sending a frame from {host.name} failed: {out}")

@@ -1,0 +1,77 @@
+"""Fixtures for Mininet tests: a real sdn-controller process and networks pointed at it.
+
+Every test here is marked `mininet` (tests/conftest.py). Fixtures clean up only what they made:
+their own controller PID, their own bridges (random name prefix per network).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mininet_topos.control import ControllerError, ControllerProcess, free_port, log_tail
+from mininet_topos.launcher import Running, random_prefix, running
+from mininet_topos.rest import Api
+from mininet_topos.topos import Layout
+
+NetFactory = Callable[..., Running]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Mininet 2.3.0.dev6 uses distutils versions and log.warn: noise, not our findings.
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:mininet.*")
+
+
+@pytest.fixture
+def controller(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ControllerProcess]:
+    """`sdn-controller` on free ports with a fresh DB; `.api`, `.of_port`, `.stop(sig)`, `.restart()`,
+    `.log_path`. Its log tail is added to the report of a failing test."""
+    ctl = ControllerProcess(tmp_path / "controller")
+    request.node.sdn_controller = ctl
+    try:
+        ctl.start(timeout=30)
+    except ControllerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield ctl
+    ctl.stop()
+
+
+@pytest.fixture
+def api(controller: ControllerProcess) -> Api:
+    return Api(controller.api)
+
+
+def _factory(stack: ExitStack, default_of: tuple[str, int]) -> NetFactory:
+    def make(layout: Layout | str = "single", *, prefix: str | None = None,
+             of_address: tuple[str, int] | None = None, connect_timeout: float | None = 10) -> Running:
+        """A started network (`.net`, `.plan`, `.host("a1")`), torn down after the test."""
+        return stack.enter_context(
+            running(layout, prefix or random_prefix(), of_address or default_of, connect_timeout))
+    return make
+
+
+@pytest.fixture
+def net_factory(controller: ControllerProcess) -> Iterator[NetFactory]:
+    """`net_factory("three")`: a network whose switches point at the `controller` fixture."""
+    with ExitStack() as stack:
+        yield _factory(stack, controller.of_address)
+
+
+@pytest.fixture
+def bare_net_factory() -> Iterator[NetFactory]:
+    """Networks pointed at a port where nothing listens (default): for tests of the harness itself."""
+    with ExitStack() as stack:
+        yield _factory(stack, ("127.0.0.1", free_port()))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    ctl = getattr(item, "sdn_controller", None)
+    if report.failed and ctl is not None:
+        report.sections.append((f"controller log {ctl.log_path} (tail)", log_tail(ctl.log_path, 80)))

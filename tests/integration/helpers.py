@@ -1,0 +1,28 @@
+"""What integration tests import: condition waits, reachability checks and the REST client.
+
+They live in `mininet_topos` because the demo uses the same code; this module is the tests' single
+import point.
+"""
+
+from mininet_topos.control import ControllerProcess, free_port, log_tail
+from mininet_topos.launcher import Running, random_prefix
+from mininet_topos.reach import (
+    EchoServer,
+    Sniffer,
+    Stream,
+    connect,
+    ping,
+    run_in,
+    send_frame,
+    tcp_ok,
+    udp_ok,
+    wait_until,
+)
+from mininet_topos.rest import Api, ApiError, Registration, register
+from mininet_topos.topos import LAYOUTS, Layout, Plan, Tenant, VmPlan, plan
+
+__all__ = [
+    "LAYOUTS", "Api", "ApiError", "ControllerProcess", "EchoServer", "Layout", "Plan", "Registration",
+    "Running", "Sniffer", "Stream", "Tenant", "VmPlan", "connect", "free_port", "log_tail", "ping", "plan",
+    "random_prefix", "register", "run_in", "send_frame", "tcp_ok", "udp_ok", "wait_until",
+]
