@@ -8,7 +8,7 @@ from apps.pipeline import PIPELINE, PRIO_CONTROL, PRIO_MISS
 _SYSTEM = cookie("system", "pipeline")
 
 # Stages a packet passes through untouched when nothing in them applies; the others drop.
-_PASS_THROUGH = {"arp_responder": "l2_lookup"}
+_PASS_THROUGH = {"arp_responder": "egress_acl"}
 
 
 def compile_base() -> list[Flow]:

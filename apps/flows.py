@@ -33,6 +33,10 @@ FIELDS: dict[str, int] = {
     "arp_sha": 48,
     "arp_tha": 48,
     **{f"reg{n}": 32 for n in range(8)},
+    "ct_state": 32,
+    "ct_zone": 16,
+    "ct_mark": 32,
+    "conj_id": 32,
 }
 _ORDER = {name: i for i, name in enumerate(FIELDS)}
 _MAC_FIELDS = {"eth_dst", "eth_src", "arp_sha", "arp_tha"}
@@ -45,6 +49,15 @@ ETH_TYPE_IP = 0x0800
 ETH_TYPE_ARP = 0x0806
 ETH_TYPE_LLDP = 0x88CC
 MULTICAST_BIT = 0x010000000000  # the I/G bit of a MAC, as a (value, mask) on eth_dst
+IP_PROTO = {"icmp": 1, "tcp": 6, "udp": 17}
+
+# ct_state bits (match as (value, mask): bits in mask must equal their bit in value).
+CT_NEW, CT_EST, CT_REL, CT_RPL, CT_INV, CT_TRK = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+
+
+def ct_state(plus: int = 0, minus: int = 0) -> tuple[int, int]:
+    """ct_state=+a-b as a (value, mask) match: ct_state(CT_TRK | CT_EST, CT_RPL) is +trk+est-rpl."""
+    return (plus, plus | minus)
 
 MatchItem = tuple[str, int, int | None]
 Match = tuple[MatchItem, ...]
@@ -127,7 +140,38 @@ class Move:
     dst_ofs: int = 0
 
 
-Action = Output | SetField | PushVlan | PopVlan | Move
+@dataclass(frozen=True)
+class Resubmit:
+    """Run `table` as a subroutine, then continue with the next action (OVS resubmit(,table))."""
+
+    table: str
+
+
+@dataclass(frozen=True)
+class Ct:
+    """Send the packet through conntrack in a zone (an immediate `zone`, or bits 0-15 of `zone_reg`).
+
+    With `table`, a copy of the packet continues there with ct_state set (the current action list
+    also continues); `commit` records the connection, `set_mark` stores ct_mark with it.
+    """
+
+    commit: bool = False
+    zone: int = 0
+    zone_reg: str | None = None
+    table: str | None = None
+    set_mark: int | None = None
+
+
+@dataclass(frozen=True)
+class Conjunction:
+    """This flow is clause `clause` (1-based) of `n_clauses` of conjunctive match `id`."""
+
+    id: int
+    clause: int
+    n_clauses: int
+
+
+Action = Output | SetField | PushVlan | PopVlan | Move | Resubmit | Ct | Conjunction
 
 
 def set_field(name: str, value: int | str) -> SetField:
@@ -155,7 +199,7 @@ class Flow:
 
 
 # Cookie layout: the top 8 bits name the app, the low 56 bits hash the owning object's id.
-APP_CODES = {"system": 1, "isolation": 2}
+APP_CODES = {"system": 1, "isolation": 2, "security_groups": 3}
 _APP_NAMES = {code: app for app, code in APP_CODES.items()}
 
 

@@ -23,13 +23,23 @@ from apps.flows import (
     Output,
     PopVlan,
     PushVlan,
+    Resubmit,
     SetField,
     cookie,
     match,
     set_field,
 )
 from apps.model import Network, Policy, Port
-from apps.pipeline import PRIO_DEFAULT, PRIO_HIGH, PRIO_LOW, REG_IN_PORT, REG_NETWORK, REG_OUT_PORT
+from apps.pipeline import (
+    PRIO_DEFAULT,
+    PRIO_HIGH,
+    PRIO_LOW,
+    REG_DST_ZONE,
+    REG_IN_PORT,
+    REG_NETWORK,
+    REG_OUT_PORT,
+    REG_SRC_ZONE,
+)
 from apps.topology import Topology
 
 _NO_VLAN = 0  # OFPVID_NONE: matches only untagged frames
@@ -73,7 +83,7 @@ def compile_isolation(policy: Policy, topology: Topology) -> dict[str, list[Flow
         for network_id, members in by_network.items():
             network = members[0].network
             out.extend(_trunk_ingress(network, trunks))
-            out.append(_flood(network, [m.ofport for m in members if m.dpid == dpid], tree))
+            out.append(_flood(network, [m for m in members if m.dpid == dpid], tree))
             for member in members:
                 out.extend(_unicast(member, dpid, hops_to[member.dpid]))
             if network_id in local_networks:
@@ -90,7 +100,8 @@ def _classify(placed: Placement) -> list[Flow]:
     """Tag the packet with its port and network; with port security, only from its own MAC/IP."""
     port, ofport = placed.port, placed.ofport
     owner = cookie("isolation", port.id)
-    tag = (SetField(REG_IN_PORT, ofport), SetField(REG_NETWORK, placed.network.segmentation_id))
+    tag = (SetField(REG_IN_PORT, ofport), SetField(REG_NETWORK, placed.network.segmentation_id),
+           SetField(REG_SRC_ZONE, port.key))
     if not port.port_security_enabled:
         return [Flow("classify", PRIO_DEFAULT, match(in_port=ofport), tag, "arp_responder", owner)]
     base = {"in_port": ofport, "vlan_vid": _NO_VLAN, "eth_src": port.mac_address}
@@ -123,15 +134,22 @@ def _unicast(member: Placement, dpid: str, hops: dict[str, int]) -> list[Flow]:
     dst = match(**{REG_NETWORK: member.network.segmentation_id}, eth_dst=member.port.mac_address)
     owner = cookie("isolation", member.port.id)
     if member.dpid == dpid:
-        return [Flow("l2_lookup", PRIO_DEFAULT, dst, (SetField(REG_OUT_PORT, member.ofport),), "port_out", owner)]
+        return [Flow("l2_lookup", PRIO_DEFAULT, dst, _deliver(member), "ingress_acl", owner)]
     if dpid not in hops:
         return []  # no path (yet): dropping beats flooding
     return [Flow("l2_lookup", PRIO_DEFAULT, dst, tuple(_tagged_out(member.network, [hops[dpid]])), cookie=owner)]
 
 
-def _flood(network: Network, local_ports: list[int], tree: list[int]) -> Flow:
-    """Broadcast/multicast to the network's local ports, then along the flood tree."""
-    actions = [*(Output(p) for p in sorted(local_ports)), *_tagged_out(network, tree)]
+def _deliver(member: Placement) -> tuple[SetField, SetField]:
+    """Name the local destination port for the ingress stages and port_out."""
+    return (SetField(REG_OUT_PORT, member.ofport), SetField(REG_DST_ZONE, member.port.key))
+
+
+def _flood(network: Network, local: list[Placement], tree: list[int]) -> Flow:
+    """Broadcast/multicast through each local port's ingress stages, then along the flood tree."""
+    actions = [action for member in sorted(local, key=lambda m: m.ofport)
+               for action in (*_deliver(member), Resubmit("ingress_acl"))]
+    actions += _tagged_out(network, tree)
     return Flow("l2_lookup", PRIO_LOW,
                 match(**{REG_NETWORK: network.segmentation_id}, eth_dst=(MULTICAST_BIT, MULTICAST_BIT)),
                 tuple(actions), cookie=cookie("isolation", network.id))

@@ -19,7 +19,11 @@ class Network:
 
 @dataclass(frozen=True)
 class Port:
-    """A VM's attachment to a network, bound to an OVS interface on a switch."""
+    """A VM's attachment to a network, bound to an OVS interface on a switch.
+
+    `key` is a store-assigned number unique among ports (1..65535): the port's conntrack zone, since
+    zones are shared by every bridge of one datapath and ofport numbers repeat across bridges.
+    """
 
     id: str
     network_id: str
@@ -29,6 +33,30 @@ class Port:
     dpid: str | None
     interface: str | None
     port_security_enabled: bool = True
+    security_group_ids: tuple[str, ...] = ()
+    key: int = 0
+
+
+@dataclass(frozen=True)
+class SecurityGroupRule:
+    """An allow rule (Neutron semantics). `key` is store-assigned and unique: the rule's conjunction id."""
+
+    id: str
+    security_group_id: str
+    direction: str                      # "ingress" | "egress"
+    protocol: str | None = None         # "tcp" | "udp" | "icmp" | None (any)
+    port_range_min: int | None = None   # tcp/udp only
+    port_range_max: int | None = None
+    remote_ip_prefix: str | None = None
+    remote_group_id: str | None = None
+    key: int = 0
+
+
+@dataclass(frozen=True)
+class SecurityGroup:
+    id: str
+    name: str
+    rules: tuple[SecurityGroupRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -37,6 +65,7 @@ class Policy:
 
     networks: tuple[Network, ...] = ()
     ports: tuple[Port, ...] = ()
+    security_groups: tuple[SecurityGroup, ...] = ()
     by_network: dict[str, Network] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -11,4 +11,9 @@ def owners(policy: Policy) -> dict[int, str]:
     named = {cookie("system", "pipeline"): "system:pipeline"}
     named.update({cookie("isolation", n.id): f"isolation:network/{n.id}" for n in policy.networks})
     named.update({cookie("isolation", p.id): f"isolation:port/{p.id}" for p in policy.ports})
+    named.update({cookie("security_groups", "pipeline"): "security_groups:pipeline",
+                  cookie("security_groups", "clauses"): "security_groups:clauses"})
+    named.update({cookie("security_groups", p.id): f"security_groups:port/{p.id}" for p in policy.ports})
+    named.update({cookie("security_groups", r.id): f"security_groups:rule/{r.id}"
+                  for g in policy.security_groups for r in g.rules})
     return named

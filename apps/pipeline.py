@@ -25,10 +25,26 @@ PIPELINE: tuple[Table, ...] = (
           ("arp_responder", "l2_lookup")),
     Table("arp_responder", 10,
           "answers ARP requests for addresses known in the packet's network from the switch",
+          ("egress_acl",)),
+    Table("egress_acl", 20,
+          "security groups, leaving the source port: ARP, own DHCP and unfiltered ports pass; "
+          "IP goes through conntrack in the source port's zone",
+          ("egress_ct", "l2_lookup")),
+    Table("egress_ct", 21,
+          "after conntrack: replies and related pass, invalid drops, the source port's egress rules "
+          "decide the rest (new connections committed, revoked ones marked)",
           ("l2_lookup",)),
     Table("l2_lookup", 60,
-          "destination MAC within the network -> local port (reg) or tagged out the next-hop link; "
-          "broadcast/multicast -> the network's local ports and the flood tree",
+          "destination MAC within the network -> local port (registers) or tagged out the next-hop link; "
+          "broadcast/multicast -> each local port of the network through ingress_acl, and the flood tree",
+          ("ingress_acl",)),
+    Table("ingress_acl", 70,
+          "security groups, entering the destination port: ARP, own DHCP and unfiltered ports pass; "
+          "IP goes through conntrack in the destination port's zone",
+          ("ingress_ct", "port_out")),
+    Table("ingress_ct", 71,
+          "after conntrack: replies and related pass, invalid drops, the destination port's ingress rules "
+          "decide the rest",
           ("port_out",)),
     Table("port_out", 80,
           "output register -> the local port",
@@ -46,6 +62,8 @@ def table_id(name: str) -> int:
 REG_IN_PORT = "reg0"   # ofport of the local VM port the packet came from; 0 = from a trunk
 REG_NETWORK = "reg1"   # segmentation id of the packet's network
 REG_OUT_PORT = "reg2"  # ofport of the local VM port chosen as destination
+REG_SRC_ZONE = "reg3"  # key (= conntrack zone) of the source port
+REG_DST_ZONE = "reg4"  # key (= conntrack zone) of the destination port
 
 # Priorities shared by the stages.
 PRIO_MISS = 0

@@ -1,8 +1,8 @@
 """The REST API (Flask): routes declared once as data, serving both requests and the OpenAPI document.
 
-A CRUD resource is one `Resource` line: its routes call the store's `create_<x>`, `list_<xs>`,
-`get_<x>`, `update_<x>` and `delete_<x>`, and its schemas come from the store's `Field`
-declarations. Every mutation holds one lock across "change the store, converge the switches",
+A CRUD resource is one `Resource` line: its routes (under `/<plural, dashed>`) call the store's
+`create_<x>`, `list_<xs>`, `get_<x>`, `update_<x>` and `delete_<x>`, and its schemas come from the
+store's `Field` declarations. Every mutation holds one lock across "change the store, converge the switches",
 so the flows confirmed for a request are exactly those of the state it produced.
 """
 
@@ -24,7 +24,15 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from controller.errors import ApiError
-from controller.store import MISSING, NETWORK_FIELDS, PORT_FIELDS, Field, Store
+from controller.store import (
+    MISSING,
+    NETWORK_FIELDS,
+    PORT_FIELDS,
+    SECURITY_GROUP_FIELDS,
+    SECURITY_GROUP_RULE_FIELDS,
+    Field,
+    Store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,24 +73,40 @@ def _port_status(runtime: Runtime, port: dict[str, Any]) -> str:
     return runtime.port_status(port["binding"]["dpid"], port["binding"]["interface"])
 
 
+CRUD = ("create", "list", "show", "update", "delete")
+
+
 @dataclass(frozen=True)
 class Resource:
-    """A CRUD collection: URL `/<plural>`, store methods named after `singular`/`plural`."""
+    """A CRUD collection: URL `/<plural, dashed>`, store methods named after `singular`/`plural`."""
 
     singular: str
     plural: str
     fields: tuple[Field, ...]
     status: Callable[[Runtime, dict[str, Any]], str] = _always_active
     filters: tuple[str, ...] = ()  # query parameters of the list, passed to list_<plural>()
+    actions: tuple[str, ...] = CRUD  # the subset of CRUD it serves
+    outputs: tuple[tuple[str, str], ...] = ()  # read-only response fields: (name, schema such as "X[]")
 
     @property
     def schema_name(self) -> str:
         return self.singular.title().replace("_", "")
 
+    @property
+    def path(self) -> str:
+        return "/" + self.plural.replace("_", "-")
+
+    @property
+    def label(self) -> str:
+        return self.singular.replace("_", " ")
+
 
 RESOURCES: tuple[Resource, ...] = (
     Resource("network", "networks", NETWORK_FIELDS),
     Resource("port", "ports", PORT_FIELDS, status=_port_status, filters=("network_id",)),
+    Resource("security_group", "security_groups", SECURITY_GROUP_FIELDS, outputs=(("rules", "SecurityGroupRule[]"),)),
+    Resource("security_group_rule", "security_group_rules", SECURITY_GROUP_RULE_FIELDS,
+             filters=("security_group_id",), actions=("create", "list", "show", "delete")),  # rules are immutable
 )
 
 
@@ -106,14 +130,15 @@ class Route:
 
 
 def _crud_routes(res: Resource) -> tuple[Route, ...]:
-    name, item = res.schema_name, f"/{res.plural}/{{id}}"
-    return (
-        Route("POST", f"/{res.plural}", "create", f"Create a {res.singular}", 201, name, f"{name}Create", res),
-        Route("GET", f"/{res.plural}", "list", f"List {res.plural}", 200, f"{name}[]", None, res),
-        Route("GET", item, "show", f"Show a {res.singular}", 200, name, None, res),
-        Route("PATCH", item, "update", f"Update a {res.singular}", 200, name, f"{name}Update", res),
-        Route("DELETE", item, "delete", f"Delete a {res.singular}", 204, None, None, res),
+    name, item, label = res.schema_name, f"{res.path}/{{id}}", res.label
+    routes = (
+        Route("POST", res.path, "create", f"Create a {label}", 201, name, f"{name}Create", res),
+        Route("GET", res.path, "list", f"List {label}s", 200, f"{name}[]", None, res),
+        Route("GET", item, "show", f"Show a {label}", 200, name, None, res),
+        Route("PATCH", item, "update", f"Update a {label}", 200, name, f"{name}Update", res),
+        Route("DELETE", item, "delete", f"Delete a {label}", 204, None, None, res),
     )
+    return tuple(route for route in routes if route.action in res.actions)
 
 
 ROUTES: tuple[Route, ...] = (
@@ -225,8 +250,8 @@ class _Handlers:
         body = _json_body()
         with self._mutation:
             item = getattr(self._store, f"create_{res.singular}")(body)
-            self._converge(f"{res.singular} {item['id']} was created")
-        return jsonify(self._shown(res, item)), 201, {"Location": f"{PREFIX}/{res.plural}/{item['id']}"}
+            self._converge(f"{res.label} {item['id']} was created")
+        return jsonify(self._shown(res, item)), 201, {"Location": f"{PREFIX}{res.path}/{item['id']}"}
 
     def list(self, res: Resource) -> Response:
         unknown = sorted(set(request.args) - set(res.filters))
@@ -243,13 +268,13 @@ class _Handlers:
         body = _json_body()
         with self._mutation:
             item = getattr(self._store, f"update_{res.singular}")(id, body)
-            self._converge(f"{res.singular} {id} was updated")
+            self._converge(f"{res.label} {id} was updated")
         return jsonify(self._shown(res, item))
 
     def delete(self, res: Resource, id: str) -> Response:
         with self._mutation:
             getattr(self._store, f"delete_{res.singular}")(id)
-            self._converge(f"{res.singular} {id} was deleted")
+            self._converge(f"{res.label} {id} was deleted")
         return Response(status=204)
 
     def _shown(self, res: Resource, item: dict[str, Any]) -> dict[str, Any]:
@@ -389,20 +414,22 @@ def _fields_schema(fields: tuple[Field, ...], required: tuple[Field, ...] | list
 
 
 def _resource_schemas(res: Resource) -> dict[str, dict[str, Any]]:
-    """<Name> (what GET returns), <Name>Create and <Name>Update (what POST and PATCH accept)."""
+    """<Name> (what GET returns), <Name>Create and <Name>Update (what POST and PATCH accept, if served)."""
     shown = _fields_schema(res.fields, res.fields)
     shown["properties"] = {
         "id": {"type": "string", "format": "uuid", "readOnly": True},
         **shown["properties"],
+        **{name: {**_ref(schema), "readOnly": True} for name, schema in res.outputs},
         "status": {"type": "string", "readOnly": True},
     }
     shown["required"] = list(shown["properties"])
-    mutable = tuple(spec for spec in res.fields if spec.mutable)
-    return {
+    schemas = {
         res.schema_name: shown,
         f"{res.schema_name}Create": _fields_schema(res.fields, [spec for spec in res.fields if spec.required]),
-        f"{res.schema_name}Update": _fields_schema(mutable, []),
     }
+    if "update" in res.actions:
+        schemas[f"{res.schema_name}Update"] = _fields_schema(tuple(spec for spec in res.fields if spec.mutable), [])
+    return schemas
 
 
 def _ref(name: str) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Commands are data. A CRUD resource is one `crud(...)` call naming its fields as `Opt`s; its
 create/list/show/update/delete commands, their flags and the requests they send derive from
-that, so a later resource (security-group, router, ...) is a declaration in RESOURCES.
+that, so a resource (network, port, security-group, router, ...) is a declaration in RESOURCES.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from urllib.parse import quote
 import requests
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+DIRECTIONS = ("ingress", "egress")
+PROTOCOLS = ("tcp", "udp", "icmp")
 TIMEOUT_S = 60.0  # a mutation waits for every switch to confirm its flows
 
 POSITIONAL, REQUIRED, OPTIONAL = "positional", "required", "optional"
@@ -33,8 +35,9 @@ class Param:
     key: str  # placeholder name, dotted body field ("binding.dpid") or query parameter
     flags: tuple[str, ...]
     kwargs: dict[str, Any] = field(default_factory=dict)
+    exclusive: str | None = None  # params sharing this name exclude each other
 
-    def add_to(self, parser: argparse.ArgumentParser) -> None:
+    def add_to(self, parser: argparse._ActionsContainer) -> None:
         if self.flags[0].startswith("-"):
             parser.add_argument(*self.flags, dest=self.dest, **self.kwargs)
         else:  # a positional's name is its dest
@@ -59,23 +62,36 @@ class Opt:
 
     key: str
     flag: str | None = None  # default: --<last part of key, dashed>
-    type: Callable[[str], Any] = str  # bool: --flag / --no-flag
+    type: Callable[[str], Any] = str  # bool: --flag / --no-flag; list: repeatable --flag X, or --no-<flag>s for []
     create: str = OPTIONAL  # POSITIONAL, REQUIRED or OPTIONAL
     update: bool = True
     help: str | None = None
+    metavar: str | None = None  # default: the last part of key, upper-cased
+    choices: tuple[str, ...] | None = None
+    exclusive: str | None = None  # options sharing this name exclude each other
 
-    def param(self, to: str, mode: str = OPTIONAL) -> Param:
+    def params(self, to: str, mode: str = OPTIONAL) -> tuple[Param, ...]:
         dest = "field_" + self.key.replace(".", "_")  # never clashes with --url, --output, ...
         leaf = self.key.rsplit(".", 1)[-1]
+        metavar = self.metavar or leaf.upper()
         if mode == POSITIONAL:
-            return Param(dest, to, self.key, (dest,), {"metavar": leaf.upper(), "help": self.help})
+            return (Param(dest, to, self.key, (dest,), {"metavar": metavar, "help": self.help}),)
         kwargs: dict[str, Any] = {"help": self.help, "default": None}
+        flag = self.flag or "--" + leaf.replace("_", "-")
         if self.type is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif self.type is list:
+            kwargs.update(action="append", metavar=metavar)
+            empty = {"action": "store_const", "const": [], "default": None, "help": f"send {leaf} as an empty list"}
+            return (
+                Param(dest, to, self.key, (flag,), kwargs, exclusive=self.key),
+                Param(dest, to, self.key, (f"--no-{flag[2:]}s",), empty, exclusive=self.key),
+            )
         else:
-            kwargs.update(type=self.type, required=mode == REQUIRED, metavar=leaf.upper())
-        flag = self.flag or "--" + leaf.replace("_", "-")
-        return Param(dest, to, self.key, (flag,), kwargs)
+            kwargs.update(type=self.type, required=mode == REQUIRED, choices=self.choices)
+            if not self.choices:  # argparse shows the choices themselves
+                kwargs["metavar"] = metavar
+        return (Param(dest, to, self.key, (flag,), kwargs, exclusive=self.exclusive),)
 
 
 def _path_arg(name: str, help: str) -> Param:
@@ -85,18 +101,22 @@ def _path_arg(name: str, help: str) -> Param:
 def crud(
     singular: str, plural: str, opts: tuple[Opt, ...], columns: tuple[str, ...], filters: tuple[Opt, ...] = ()
 ) -> tuple[Command, ...]:
-    """create/list/show/update/delete of /<plural>, flags derived from the resource's fields."""
+    """create/list/show/update/delete of /<plural>, flags derived from the resource's fields.
+
+    There is no update command when no field may be updated.
+    """
     item, ident = f"/{plural}/{{id}}", _path_arg("id", f"{singular} id")
-    return (
+    updatable = tuple(param for opt in opts if opt.update for param in opt.params("body"))
+    commands = (
         Command("create", "POST", f"/{plural}", f"create a {singular}",
-                tuple(opt.param("body", opt.create) for opt in opts), columns),
+                tuple(param for opt in opts for param in opt.params("body", opt.create)), columns),
         Command("list", "GET", f"/{plural}", f"list {plural}",
-                tuple(opt.param("query") for opt in filters), columns),
+                tuple(param for opt in filters for param in opt.params("query")), columns),
         Command("show", "GET", item, f"show a {singular}", (ident,), columns),
-        Command("update", "PATCH", item, f"change a {singular}",
-                (ident, *(opt.param("body") for opt in opts if opt.update)), columns),
+        Command("update", "PATCH", item, f"change a {singular}", (ident, *updatable), columns),
         Command("delete", "DELETE", item, f"delete a {singular}", (ident,)),
     )
+    return tuple(command for command in commands if command.name != "update" or updatable)
 
 
 _DPID = _path_arg("dpid", "datapath id, 16 hex digits")
@@ -123,10 +143,37 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
             Opt("binding.interface", create=REQUIRED, help="OVS port name on that switch"),
             Opt("name"),
             Opt("port_security_enabled", flag="--port-security", type=bool, help="anti-spoofing, default on"),
+            Opt("security_group_ids", flag="--security-group", type=list, metavar="ID",
+                help="security group id, repeatable, in order (default: the `default` group)"),
         ),
         columns=("id", "name", "network_id", "mac_address", "ip_address", "binding.dpid", "binding.interface",
                  "status"),
         filters=(Opt("network_id", flag="--network", help="only ports of this network"),),
+    ),
+    "security-group": crud(
+        "security group", "security-groups",
+        (Opt("name", create=POSITIONAL), Opt("description")),
+        columns=("id", "name", "description", "status"),
+    ),
+    "security-group-rule": crud(
+        "security group rule", "security-group-rules",
+        (
+            Opt("security_group_id", flag="--group", create=REQUIRED, update=False, metavar="ID",
+                help="the security group the rule belongs to"),
+            Opt("direction", create=REQUIRED, update=False, choices=DIRECTIONS),
+            Opt("protocol", update=False, choices=PROTOCOLS, help="default: any"),
+            Opt("port_range_min", flag="--port-min", type=int, update=False, metavar="N",
+                help="tcp/udp destination ports from N (alone: just N)"),
+            Opt("port_range_max", flag="--port-max", type=int, update=False, metavar="N",
+                help="tcp/udp destination ports up to N (alone: just N)"),
+            Opt("remote_ip_prefix", update=False, metavar="CIDR", exclusive="remote",
+                help="peer addresses (default: anywhere)"),
+            Opt("remote_group_id", flag="--remote-group", update=False, metavar="ID", exclusive="remote",
+                help="peers: the ports of this security group"),
+        ),
+        columns=("id", "security_group_id", "direction", "protocol", "port_range_min", "port_range_max",
+                 "remote_ip_prefix", "remote_group_id"),
+        filters=(Opt("security_group_id", flag="--group", metavar="ID", help="only rules of this group"),),
     ),
     "switch": (
         Command("list", "GET", "/switches", "list switches", columns=("dpid", "connected")),
@@ -168,8 +215,14 @@ def _add_globals(parser: argparse.ArgumentParser, defaults: bool) -> None:
 
 def _add_command(parser: argparse.ArgumentParser, command: Command) -> None:
     _add_globals(parser, defaults=False)
+    exclusive: dict[str, argparse._MutuallyExclusiveGroup] = {}
     for param in command.params:
-        param.add_to(parser)
+        if param.exclusive is None:
+            param.add_to(parser)
+            continue
+        if param.exclusive not in exclusive:
+            exclusive[param.exclusive] = parser.add_mutually_exclusive_group()
+        param.add_to(exclusive[param.exclusive])
     parser.set_defaults(command=command)
 
 
@@ -244,7 +297,11 @@ def render(data: Any, columns: tuple[str, ...] | None) -> str:
         columns = columns or tuple(dict.fromkeys(key for item in data for key in item))
         return _table(columns, [[_cell(_lookup(item, column)) for column in columns] for item in data])
     if isinstance(data, dict):
-        return _table(("field", "value"), [[key, _cell(value)] for key, value in data.items()])
+        rows = []
+        for key, value in data.items():  # a list gets one line per item
+            cells = [_cell(inner) for inner in value] if isinstance(value, list) and value else [_cell(value)]
+            rows += [[key if n == 0 else "", cell] for n, cell in enumerate(cells)]
+        return _table(("field", "value"), rows)
     return _cell(data)
 
 
@@ -260,7 +317,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, dict):
-        return ",".join(f"{key}={_cell(inner)}" for key, inner in value.items())
+        return ",".join(f"{key}={_cell(inner)}" for key, inner in value.items() if inner is not None)
     if isinstance(value, list):
         return "; ".join(_cell(inner) for inner in value)
     return str(value)

@@ -18,18 +18,28 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from apps.flows import (
+    CT_EST,
+    CT_INV,
+    CT_NEW,
+    CT_REL,
+    CT_RPL,
+    CT_TRK,
     FIELDS,
     OFPP_CONTROLLER,
     OFPP_IN_PORT,
     Action,
+    Conjunction,
+    Ct,
     Match,
     Move,
     Output,
     PopVlan,
     PushVlan,
+    Resubmit,
     SetField,
     int_to_mac,
 )
+from apps.pipeline import table_id
 
 MatchBytes = bytes
 
@@ -76,12 +86,19 @@ _OFPAT_SET_FIELD = 25
 _OFPAT_EXPERIMENTER = 0xFFFF
 _NX_VENDOR_ID = 0x00002320
 _NXAST_REG_MOVE = 6
+_NXAST_RESUBMIT_TABLE = 14
+_NXAST_CONJUNCTION = 34
+_NXAST_CT = 35
+_NX_CT_F_COMMIT = 1
+_NX_CT_RECIRC_NONE = 0xFF
+_OFPP16_IN_PORT = 0xFFF8  # OFPP_IN_PORT in the 16-bit port field of NXAST_RESUBMIT_TABLE
 
 _OXM_OF = 0x8000
 _NXM_OF = 0x0000
 _NXM_NX = 0x0001
 
-# Match and set_field headers (class, field): what OVS emits for OF1.3.
+# Match and set_field headers (class, field): what OVS emits for OF1.3. The conntrack fields and
+# conj_id have only NXM headers, so OVS uses those (not OXM experimenter ones) in OF1.3 too.
 _OXM_IDS: dict[str, tuple[int, int]] = {
     "in_port": (_OXM_OF, 0), "eth_dst": (_OXM_OF, 3), "eth_src": (_OXM_OF, 4),
     "eth_type": (_OXM_OF, 5), "vlan_vid": (_OXM_OF, 6), "ip_proto": (_OXM_OF, 10),
@@ -91,6 +108,7 @@ _OXM_IDS: dict[str, tuple[int, int]] = {
     "arp_spa": (_OXM_OF, 22), "arp_tpa": (_OXM_OF, 23), "arp_sha": (_OXM_OF, 24),
     "arp_tha": (_OXM_OF, 25),
     **{f"reg{n}": (_NXM_NX, n) for n in range(8)},
+    "ct_state": (_NXM_NX, 105), "ct_zone": (_NXM_NX, 106), "ct_mark": (_NXM_NX, 107), "conj_id": (_NXM_NX, 37),
 }
 # NXAST_REG_MOVE headers: OVS re-encodes a move with the oldest header of each field (NXM where
 # one exists), whatever header it was sent with. 32-bit in_port and vlan_vid only have OXM ones.
@@ -106,8 +124,13 @@ _MOVE_IDS: dict[str, tuple[int, int, str]] = {
     "arp_tpa": (_NXM_OF, 17, "NXM_OF_ARP_TPA"), "arp_sha": (_NXM_NX, 17, "NXM_NX_ARP_SHA"),
     "arp_tha": (_NXM_NX, 18, "NXM_NX_ARP_THA"),
     **{f"reg{n}": (_NXM_NX, n, f"NXM_NX_REG{n}") for n in range(8)},
+    "ct_state": (_NXM_NX, 105, "NXM_NX_CT_STATE"), "ct_zone": (_NXM_NX, 106, "NXM_NX_CT_ZONE"),
+    "ct_mark": (_NXM_NX, 107, "NXM_NX_CT_MARK"), "conj_id": (_NXM_NX, 37, "NXM_NX_CONJ_ID"),
 }
 _NBYTES = {name: (bits + 7) // 8 for name, bits in FIELDS.items()}
+# The bits of a field OVS keeps: it cuts a match's mask to them, and returns an exact match as a
+# mask of all of them (both are our exact form). ct_state is 32 bits on the wire but 8 in OVS.
+_FULL_MASKS = {name: (1 << bits) - 1 for name, bits in FIELDS.items()} | {"ct_state": 0xFF}
 _MAC_FIELDS = frozenset({"eth_dst", "eth_src", "arp_sha", "arp_tha"})
 _IP_FIELDS = frozenset({"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa"})
 _PORT_NAMES = {OFPP_IN_PORT: "IN_PORT", 0xFFFFFFF9: "TABLE", 0xFFFFFFFA: "NORMAL", 0xFFFFFFFB: "FLOOD",
@@ -119,14 +142,19 @@ def _oxm_header(class_: int, field: int, hasmask: bool, length: int) -> int:
 
 
 # Per known field, keyed by a header's class+field (header >> 9): (canonical rank, name, value
-# width in bytes, full mask as bytes). The full mask of vlan_vid is its 13 bits (VID | PRESENT).
-_KNOWN: dict[int, tuple[int, str, int, bytes]] = {
-    _oxm_header(*_OXM_IDS[name], False, 0) >> 9: (
-        rank, name, _NBYTES[name], ((1 << bits) - 1).to_bytes(_NBYTES[name], "big"))
-    for rank, (name, bits) in enumerate(FIELDS.items())
+# width in bytes, full mask). The full mask of vlan_vid is its 13 bits (VID | PRESENT).
+_KNOWN: dict[int, tuple[int, str, int, int]] = {
+    _oxm_header(*_OXM_IDS[name], False, 0) >> 9: (rank, name, _NBYTES[name], _FULL_MASKS[name])
+    for rank, name in enumerate(FIELDS)
 }
 _UNKNOWN_RANK = len(FIELDS)
 _MOVE_NAMES = {_oxm_header(c, f, False, 0) >> 9: nxm for c, f, nxm in _MOVE_IDS.values()}
+
+
+def _nxm_header(name: str) -> int:
+    """The header OVS uses for `name` inside NX actions (move, ct zone): the oldest one."""
+    class_, field, _ = _MOVE_IDS[name]
+    return _oxm_header(class_, field, False, _NBYTES[name])
 
 
 def _pad8(length: int) -> bytes:
@@ -136,12 +164,24 @@ def _pad8(length: int) -> bytes:
 # --- matches -----------------------------------------------------------------------------------
 
 def _oxm_tlv(name: str, value: int, mask: int | None) -> bytes:
+    """One TLV; a masked one in canonical form (as canonical_match leaves what OVS returns)."""
     class_, field = _OXM_IDS[name]
     width = _NBYTES[name]
+    header = _oxm_header(class_, field, False, width)
     if mask is None:
-        return struct.pack("!I", _oxm_header(class_, field, False, width)) + value.to_bytes(width, "big")
-    return (struct.pack("!I", _oxm_header(class_, field, True, 2 * width))
-            + value.to_bytes(width, "big") + mask.to_bytes(width, "big"))
+        return struct.pack("!I", header) + value.to_bytes(width, "big")
+    return _canonical_tlv(header, width, value, mask, _FULL_MASKS[name])
+
+
+def _canonical_tlv(exact_header: int, width: int, value: int, mask: int, full: int) -> bytes:
+    """A masked field in canonical form: mask cut to `full`, exact if then full, b"" if zero, value &= mask."""
+    mask &= full
+    if mask == full:
+        return struct.pack("!I", exact_header) + (value & mask).to_bytes(width, "big")
+    if not mask:
+        return b""
+    return (struct.pack("!I", exact_header + 0x100 + width) + (value & mask).to_bytes(width, "big")
+            + mask.to_bytes(width, "big"))
 
 
 @lru_cache(maxsize=1 << 18)
@@ -190,17 +230,14 @@ def canonical_match(raw: bytes) -> MatchBytes:
     return b"".join([tlv for _, tlv in ranked])
 
 
-def _unmask(tlv: bytes, width: int, full: bytes) -> bytes:
-    """A masked TLV in canonical form: exact if the mask is full, b"" if zero, else value &= mask."""
-    mask = tlv[4 + width:]
-    if mask == full:
-        header = int.from_bytes(tlv[:4], "big") & ~0x1FF | width
-        return struct.pack("!I", header) + tlv[4:4 + width]
-    mask_int = int.from_bytes(mask, "big")
-    if not mask_int:
-        return b""
-    value = int.from_bytes(tlv[4:4 + width], "big") & mask_int
-    return tlv[:4] + value.to_bytes(width, "big") + mask
+def _unmask(tlv: bytes, width: int, full: int) -> bytes:
+    """A masked TLV as the switch sent it, in canonical form."""
+    value = int.from_bytes(tlv[4:4 + width], "big")
+    mask = int.from_bytes(tlv[4 + width:], "big")
+    if mask != full and mask & full == mask and value & mask == value and mask:
+        return tlv  # the usual case: OVS applied the mask and it is partial
+    exact_header = int.from_bytes(tlv[:4], "big") & ~0x1FF | width
+    return _canonical_tlv(exact_header, width, value, mask, full)
 
 
 # --- instructions and actions ------------------------------------------------------------------
@@ -217,24 +254,45 @@ def _encode_action(action: Action) -> bytes:
     if isinstance(action, PopVlan):
         return struct.pack("!HH4x", _OFPAT_POP_VLAN, 8)
     if isinstance(action, Move):
-        src_class, src_field, _ = _MOVE_IDS[action.src]
-        dst_class, dst_field, _ = _MOVE_IDS[action.dst]
         return struct.pack("!HHIHHHHII", _OFPAT_EXPERIMENTER, 24, _NX_VENDOR_ID, _NXAST_REG_MOVE,
                            action.n_bits, action.src_ofs, action.dst_ofs,
-                           _oxm_header(src_class, src_field, False, _NBYTES[action.src]),
-                           _oxm_header(dst_class, dst_field, False, _NBYTES[action.dst]))
+                           _nxm_header(action.src), _nxm_header(action.dst))
+    if isinstance(action, Resubmit):
+        return struct.pack("!HHIHHB3x", _OFPAT_EXPERIMENTER, 16, _NX_VENDOR_ID, _NXAST_RESUBMIT_TABLE,
+                           _OFPP16_IN_PORT, table_id(action.table))
+    if isinstance(action, Ct):
+        return _encode_ct(action)
+    if isinstance(action, Conjunction):  # the wire counts clauses from 0
+        return struct.pack("!HHIHBBI", _OFPAT_EXPERIMENTER, 16, _NX_VENDOR_ID, _NXAST_CONJUNCTION,
+                           action.clause - 1, action.n_clauses, action.id)
     raise TypeError(f"cannot encode action {action!r}")
 
 
+def _encode_ct(ct: Ct) -> bytes:
+    """NXAST_CT: zone from bits 0-15 of a register (NXM header + ofs_nbits) or immediate, alg 0,
+    then the nested actions: set_field ct_mark as a plain OFPAT_SET_FIELD."""
+    nested = _encode_action(SetField("ct_mark", ct.set_mark)) if ct.set_mark is not None else b""
+    if ct.zone_reg is None:
+        zone_src, zone = 0, ct.zone
+    else:
+        zone_src, zone = _nxm_header(ct.zone_reg), 16 - 1  # ofs_nbits: ofs 0 << 6 | n_bits - 1
+    recirc_table = _NX_CT_RECIRC_NONE if ct.table is None else table_id(ct.table)
+    return struct.pack("!HHIHHIHB3xH", _OFPAT_EXPERIMENTER, 24 + len(nested), _NX_VENDOR_ID, _NXAST_CT,
+                       _NX_CT_F_COMMIT if ct.commit else 0, zone_src, zone, recirc_table, 0) + nested
+
+
 @lru_cache(maxsize=1 << 16)
-def encode_instructions(actions: tuple[Action, ...], goto_table_id: int | None) -> bytes:
-    """apply_actions (omitted when there are no actions) then goto_table, as OVS returns them."""
+def encode_instructions(actions: tuple[Action, ...], goto: str | None) -> bytes:
+    """apply_actions (omitted when there are no actions) then goto_table, as OVS returns them.
+
+    Tables (goto, ct and resubmit targets) are named; apps.pipeline numbers them.
+    """
     parts = []
     if actions:
         encoded = b"".join([_encode_action(action) for action in actions])
         parts.append(struct.pack("!HH4x", _OFPIT_APPLY_ACTIONS, 8 + len(encoded)) + encoded)
-    if goto_table_id is not None:
-        parts.append(struct.pack("!HHB3x", _OFPIT_GOTO_TABLE, 8, goto_table_id))
+    if goto is not None:
+        parts.append(struct.pack("!HHB3x", _OFPIT_GOTO_TABLE, 8, table_id(goto)))
     return b"".join(parts)
 
 
@@ -385,7 +443,19 @@ def _render(name: str, value: int) -> str | int:
     return value
 
 
+# ct_state flags as ovs-ofctl names them, tracked first as it reads best ("+trk+est-rpl").
+_CT_STATE_FLAGS = (("trk", CT_TRK), ("new", CT_NEW), ("est", CT_EST), ("rel", CT_REL), ("rpl", CT_RPL),
+                   ("inv", CT_INV), ("snat", 0x40), ("dnat", 0x80))
+
+
+def _render_ct_state(value: int, mask: int) -> str:
+    """+flag for each bit required set, -flag for each required clear."""
+    return "".join(("+" if value & bit else "-") + flag for flag, bit in _CT_STATE_FLAGS if mask & bit)
+
+
 def _render_masked(name: str, value: int, mask: int) -> str:
+    if name == "ct_state":
+        return _render_ct_state(value, mask)
     if name in _IP_FIELDS:
         try:
             return str(ipaddress.IPv4Network((value, str(ipaddress.IPv4Address(mask)))))
@@ -404,10 +474,12 @@ def describe_match(match_bytes: MatchBytes) -> dict[str, str | int]:
         if known is None:
             described[f"oxm_{header >> 16:#06x}_{header >> 9 & 0x7F}"] = tlv[4:].hex()
             continue
-        _, name, width, _ = known
+        _, name, width, full = known
         value = int.from_bytes(tlv[4:4 + width], "big")
         if header & 0x100:
             described[name] = _render_masked(name, value, int.from_bytes(tlv[4 + width:], "big"))
+        elif name == "ct_state":  # exact: every flag OVS knows is required set or clear
+            described[name] = _render_ct_state(value, full)
         else:
             described[name] = _render(name, value)
     return described
@@ -426,7 +498,38 @@ def _describe_bits(header: int, ofs: int, n_bits: int) -> str:
     return f"{name}[{ofs}..{ofs + n_bits - 1}]"
 
 
-def _describe_action(action: bytes) -> str:
+def _describe_ct(action: bytes, table_names: dict[int, str]) -> str:
+    flags, zone_src, zone, recirc_table = struct.unpack_from("!HIHB", action, 10)
+    parts = ["commit"] if flags & _NX_CT_F_COMMIT else []
+    if zone_src:
+        parts.append(f"zone={_describe_bits(zone_src, zone >> 6, (zone & 0x3F) + 1)}")
+    elif zone:
+        parts.append(f"zone={zone}")
+    if recirc_table != _NX_CT_RECIRC_NONE:
+        parts.append(f"table={table_names.get(recirc_table, recirc_table)}")
+    nested = [_describe_action(inner, table_names) for inner in _split(action[24:], 2)]
+    if nested:
+        parts.append(f"exec({','.join(nested)})")
+    return f"ct({','.join(parts)})"
+
+
+def _describe_nx_action(action: bytes, table_names: dict[int, str]) -> str:
+    subtype = int.from_bytes(action[8:10], "big")
+    if subtype == _NXAST_REG_MOVE:
+        n_bits, src_ofs, dst_ofs, src, dst = struct.unpack_from("!HHHII", action, 10)
+        return f"move:{_describe_bits(src, src_ofs, n_bits)}->{_describe_bits(dst, dst_ofs, n_bits)}"
+    if subtype == _NXAST_RESUBMIT_TABLE:
+        port, table = struct.unpack_from("!HB", action, 10)
+        return f"resubmit({'' if port == _OFPP16_IN_PORT else port},{table_names.get(table, table)})"
+    if subtype == _NXAST_CT:
+        return _describe_ct(action, table_names)
+    if subtype == _NXAST_CONJUNCTION:
+        clause, n_clauses, conj_id = struct.unpack_from("!BBI", action, 10)
+        return f"conjunction({conj_id},{clause + 1}/{n_clauses})"
+    return f"experimenter:{_NX_VENDOR_ID:#x}/{subtype}"
+
+
+def _describe_action(action: bytes, table_names: dict[int, str]) -> str:
     kind = int.from_bytes(action[:2], "big")
     if kind == _OFPAT_OUTPUT:
         port, max_len = struct.unpack_from("!IH", action, 4)
@@ -444,9 +547,8 @@ def _describe_action(action: bytes) -> str:
         return "pop_vlan"
     if kind == _OFPAT_EXPERIMENTER:
         vendor, subtype = struct.unpack_from("!IH", action, 4)
-        if vendor == _NX_VENDOR_ID and subtype == _NXAST_REG_MOVE:
-            n_bits, src_ofs, dst_ofs, src, dst = struct.unpack_from("!HHHII", action, 10)
-            return f"move:{_describe_bits(src, src_ofs, n_bits)}->{_describe_bits(dst, dst_ofs, n_bits)}"
+        if vendor == _NX_VENDOR_ID:
+            return _describe_nx_action(action, table_names)
         return f"experimenter:{vendor:#x}/{subtype}"
     return f"action_type:{kind}"
 
@@ -463,12 +565,15 @@ def _split(data: bytes, length_at: int):
 
 
 def describe_instructions(instr_bytes: bytes, table_names: dict[int, str]) -> list[str]:
-    """ovs-ofctl-like action strings ("output:3", "set_field:...->eth_src", "goto_table:l2_lookup")."""
+    """ovs-ofctl-like action strings ("output:3", "set_field:...->eth_src", "goto_table:l2_lookup").
+
+    Tables are shown by name where `table_names` (id -> name) has one, in goto, ct and resubmit.
+    """
     described = []
     for instruction in _split(instr_bytes, 2):
         kind = int.from_bytes(instruction[:2], "big")
         if kind == _OFPIT_APPLY_ACTIONS:
-            described.extend(_describe_action(action) for action in _split(instruction[8:], 2))
+            described.extend(_describe_action(action, table_names) for action in _split(instruction[8:], 2))
         elif kind == _OFPIT_GOTO_TABLE:
             described.append(f"goto_table:{table_names.get(instruction[4], instruction[4])}")
         else:

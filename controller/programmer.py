@@ -38,9 +38,8 @@ class SyncResult:
 
 def wire(flow: Flow) -> tuple[WireKey, WireValue]:
     """A flow in the switch's own terms; the encoders memoize, so recompiles stay cheap."""
-    goto = table_id(flow.goto) if flow.goto else None
     return ((table_id(flow.table), flow.priority, ofwire.encode_match(flow.match)),
-            (flow.cookie, ofwire.encode_instructions(flow.actions, goto)))
+            (flow.cookie, ofwire.encode_instructions(flow.actions, flow.goto)))
 
 
 class _Bundle:

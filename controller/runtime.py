@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from apps.compiler import compile_all
+from apps.compiler import Compiler
 from apps.owners import owners
 from apps.pipeline import PIPELINE
 from apps.topology import Link, SwitchPort
@@ -41,6 +41,7 @@ class Runtime:
         self.lldp_interval = lldp_interval
         self.fabric = Fabric(store.load_switches(), store.load_links(), link_timeout=3 * lldp_interval + 1.0)
         self.programmer = Programmer(timeout)
+        self.compiler = Compiler()
         self._pass_lock = threading.Lock()
         self._dirty = threading.Event()
         self._stop = threading.Event()
@@ -185,7 +186,7 @@ class Runtime:
     def _pass(self) -> ConvergeReport:
         started = time.perf_counter()
         policy = self.store.snapshot()
-        desired = compile_all(policy, self.fabric.snapshot())
+        desired = self.compiler.compile(policy, self.fabric.snapshot())
         self._bound = {(p.dpid, p.interface) for p in policy.ports}
         self._owners = owners(policy)
         channels = self.fabric.channels()

@@ -1,4 +1,4 @@
-"""The policy store: networks and ports in SQL (SQLite by default), validated on the way in.
+"""The policy store: networks, ports and security groups in SQL (SQLite by default), validated on the way in.
 
 Every public method is one transaction and either fully applies or raises `ApiError` having
 changed nothing. Validation lives here, declared once per resource as `Field`s; the REST API
@@ -7,6 +7,9 @@ derives its OpenAPI schemas from the same declarations.
 The store also keeps the last-known topology (switches, their ports, links) so a restarted
 controller can compile the same flows before the switches have reported in again: that is
 what makes a restart hitless.
+
+Schema changes are additive: `_migrate()` creates new tables and adds new columns to an older
+database when it is opened, so an upgrade keeps its state.
 """
 
 from __future__ import annotations
@@ -15,25 +18,46 @@ import ipaddress
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, ForeignKey, Select, String, UniqueConstraint, create_engine, delete, event, select
+from sqlalchemy import (
+    Engine,
+    ForeignKey,
+    Select,
+    String,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from apps.model import Network, Policy, Port
+from apps.model import Network, Policy, Port, SecurityGroup, SecurityGroupRule
 from apps.topology import Link, Switch, SwitchPort
 from controller.errors import ApiError
 
 SEGMENTATION_IDS = range(1, 4095)
+PORT_KEYS = range(1, 65536)  # conntrack zones
+RULE_KEYS = range(1, 2**31 + 1)  # OpenFlow conjunction ids
+TRANSPORT_PORTS = range(1, 65536)
 NAME_MAX = 255
+DEFAULT_GROUP = "default"
+DIRECTIONS = ("ingress", "egress")
+PROTOCOLS = ("tcp", "udp", "icmp")
+PORTED_PROTOCOLS = ("tcp", "udp")
 
 
 class StoreError(Exception):
@@ -56,6 +80,7 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "number": (int, float),
     "boolean": (bool,),
     "object": (dict,),
+    "array": (list,),
 }
 
 
@@ -141,10 +166,49 @@ def _has_type(value: Any, json_type: str) -> bool:
     return isinstance(value, _JSON_TYPES[json_type]) and (json_type == "boolean" or not isinstance(value, bool))
 
 
-def _name(value: str) -> str:
+def _short_text(value: str) -> str:
     if len(value) > NAME_MAX:
         raise ValueError(f"must be at most {NAME_MAX} characters")
     return value
+
+
+def _group_name(value: str) -> str:
+    if value == DEFAULT_GROUP:
+        raise ValueError(f"{DEFAULT_GROUP!r} is reserved for the built-in security group")
+    return _short_text(value)
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def _protocol(value: str) -> str:
+    return _one_of(*PROTOCOLS)(value.lower())
+
+
+def _transport_port(value: int) -> int:
+    if value not in TRANSPORT_PORTS:
+        raise ValueError(f"must be between {TRANSPORT_PORTS[0]} and {TRANSPORT_PORTS[-1]}")
+    return value
+
+
+def _ip_prefix(value: str) -> str:
+    """Any IPv4 address or CIDR, as its network (Neutron clears host bits; a bare address is a /32)."""
+    try:
+        return str(ipaddress.IPv4Network(value, strict=False))
+    except ValueError:
+        raise ValueError("must be an IPv4 CIDR such as 192.168.0.0/16") from None
+
+
+def _id_list(value: list[Any]) -> list[str]:
+    if not all(isinstance(item, str) for item in value):
+        raise ValueError("must be a list of id strings")
+    return list(dict.fromkeys(value))  # duplicates dropped, order kept
 
 
 def _cidr(value: str) -> str:
@@ -205,7 +269,8 @@ def _interface(value: str) -> str:
     return value
 
 
-_NAME = Field("name", "string", "Human-readable name.", default="", check=_name, schema={"maxLength": NAME_MAX})
+_NAME = Field("name", "string", "Human-readable name.", default="", check=_short_text,
+               schema={"maxLength": NAME_MAX})
 
 NETWORK_FIELDS: tuple[Field, ...] = (
     _NAME,
@@ -235,6 +300,37 @@ PORT_FIELDS: tuple[Field, ...] = (
     Field("binding", "object", "Where the port is plugged: switch and interface.", required=True,
           fields=BINDING_FIELDS),
     Field("port_security_enabled", "boolean", "Anti-spoofing (and security groups) on this port.", default=True),
+    Field("security_group_ids", "array",
+          "Security groups, in order; default: the built-in `default` group (none when port security is "
+          "disabled); []: none, so nothing in or out. Requires port security.",
+          check=_id_list, schema={"items": {"type": "string"}}),
+)
+
+SECURITY_GROUP_FIELDS: tuple[Field, ...] = (
+    Field("name", "string", f"Human-readable name; {DEFAULT_GROUP!r} is reserved.", default="", check=_group_name,
+          schema={"maxLength": NAME_MAX}),
+    Field("description", "string", "Free text.", default="", check=_short_text, schema={"maxLength": NAME_MAX}),
+)
+
+_TRANSPORT_PORT_SCHEMA = {"minimum": TRANSPORT_PORTS[0], "maximum": TRANSPORT_PORTS[-1]}
+
+SECURITY_GROUP_RULE_FIELDS: tuple[Field, ...] = (
+    Field("security_group_id", "string", "The group this rule belongs to.", required=True, mutable=False),
+    Field("direction", "string", "ingress: traffic to the group's ports; egress: traffic from them.",
+          required=True, mutable=False, check=_one_of(*DIRECTIONS), schema={"enum": list(DIRECTIONS)}),
+    Field("ethertype", "string", "Only IPv4.", default="IPv4", mutable=False, check=_one_of("IPv4"),
+          schema={"enum": ["IPv4"]}),
+    Field("protocol", "string", "tcp, udp or icmp; null: any.", nullable=True, default=None, mutable=False,
+          check=_protocol, schema={"enum": [*PROTOCOLS, None]}),
+    Field("port_range_min", "integer", "First destination port (tcp/udp); alone, the one port.", nullable=True,
+          default=None, mutable=False, check=_transport_port, schema=_TRANSPORT_PORT_SCHEMA),
+    Field("port_range_max", "integer", "Last destination port (tcp/udp); alone, the one port.", nullable=True,
+          default=None, mutable=False, check=_transport_port, schema=_TRANSPORT_PORT_SCHEMA),
+    Field("remote_ip_prefix", "string", "Peer addresses (source for ingress, destination for egress); "
+          "host bits are cleared. Excludes remote_group_id.", nullable=True, default=None, mutable=False,
+          check=_ip_prefix, schema={"example": "192.168.0.0/16"}),
+    Field("remote_group_id", "string", "Peers are the ports of this group. Excludes remote_ip_prefix.",
+          nullable=True, default=None, mutable=False),
 )
 
 
@@ -276,7 +372,45 @@ class _PortRow(_Base):
     dpid: Mapped[str] = mapped_column(String(16))
     interface: Mapped[str] = mapped_column(String(15))
     port_security_enabled: Mapped[bool]
+    key: Mapped[int] = mapped_column(unique=True, index=True)  # a unique index, so _migrate() can add it
     created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class _SecurityGroupRow(_Base):
+    __tablename__ = "security_groups"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX))
+    description: Mapped[str] = mapped_column(String(NAME_MAX))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class _SecurityGroupRuleRow(_Base):
+    __tablename__ = "security_group_rules"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    security_group_id: Mapped[str] = mapped_column(ForeignKey("security_groups.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(7))
+    protocol: Mapped[str | None] = mapped_column(String(4))
+    port_range_min: Mapped[int | None]
+    port_range_max: Mapped[int | None]
+    remote_ip_prefix: Mapped[str | None] = mapped_column(String(18))
+    remote_group_id: Mapped[str | None] = mapped_column(ForeignKey("security_groups.id"), index=True)
+    key: Mapped[int] = mapped_column(unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class _PortSecurityGroupRow(_Base):
+    __tablename__ = "port_security_groups"
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True)
+    security_group_id: Mapped[str] = mapped_column(ForeignKey("security_groups.id"), primary_key=True, index=True)
+    position: Mapped[int]
+
+
+class _CounterRow(_Base):
+    """Named high-water marks, for keys handed out in order rather than lowest-free."""
+
+    __tablename__ = "counters"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int]
 
 
 class _SwitchRow(_Base):
@@ -312,7 +446,7 @@ def _network_dict(row: _NetworkRow) -> dict[str, Any]:
     }
 
 
-def _port_dict(row: _PortRow) -> dict[str, Any]:
+def _port_dict(row: _PortRow, security_group_ids: list[str]) -> dict[str, Any]:
     return {
         "id": row.id,
         "network_id": row.network_id,
@@ -321,6 +455,30 @@ def _port_dict(row: _PortRow) -> dict[str, Any]:
         "ip_address": row.ip_address,
         "binding": {"dpid": row.dpid, "interface": row.interface},
         "port_security_enabled": row.port_security_enabled,
+        "security_group_ids": security_group_ids,
+    }
+
+
+def _rule(row: _SecurityGroupRuleRow) -> SecurityGroupRule:
+    return SecurityGroupRule(
+        row.id, row.security_group_id, row.direction, row.protocol, row.port_range_min, row.port_range_max,
+        row.remote_ip_prefix, row.remote_group_id, row.key,
+    )
+
+
+def _rule_dict(rule: SecurityGroupRule) -> dict[str, Any]:
+    """The REST view: the model without the internal key, plus the constant ethertype."""
+    shown = asdict(rule)
+    del shown["key"]
+    return {**shown, "ethertype": "IPv4"}
+
+
+def _group_dict(row: _SecurityGroupRow, rules: list[SecurityGroupRule]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "rules": [_rule_dict(rule) for rule in rules],
     }
 
 
@@ -332,18 +490,19 @@ class Store:
     """SQL-backed policy and topology store, safe to call from any thread."""
 
     def __init__(self, url: str) -> None:
-        try:
-            self._engine = _open_engine(url)
-            _Base.metadata.create_all(self._engine)
-        except (OSError, ImportError, SQLAlchemyError) as exc:
-            shown = make_url(url).render_as_string(hide_password=True)
-            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-            raise StoreError(f"cannot open database {shown}: {reason}") from exc
-        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         # One lock for reads and writes: SQLite allows one writer, an in-memory database is one
         # shared connection, and pysqlite does not wrap SELECTs in a transaction, so holding the
         # lock is also what makes snapshot() one consistent read.
         self._lock = threading.RLock()
+        try:
+            self._engine = _open_engine(url)
+            ports_predate_groups = _migrate(self._engine)
+            self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+            self._default_group_id = self._ensure_default_group(ports_predate_groups)
+        except (OSError, ImportError, SQLAlchemyError) as exc:
+            shown = make_url(url).render_as_string(hide_password=True)
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise StoreError(f"cannot open database {shown}: {reason}") from exc
 
     def close(self) -> None:
         self._engine.dispose()
@@ -358,6 +517,22 @@ class Store:
                 # The checks below run first; this is the backstop for anything they missed.
                 raise ApiError(409, f"conflict with an existing resource: {exc.orig}") from exc
 
+    def _ensure_default_group(self, adopt_ports: bool) -> str:
+        """The built-in group's id, creating it (Neutron's rules) on first open.
+
+        `adopt_ports`: the database has ports from before security groups; they join the default
+        group, as a port created without `security_group_ids` would, so an upgrade cuts no traffic.
+        """
+        with self._transaction() as session:
+            group_id = session.scalar(select(_SecurityGroupRow.id).where(_SecurityGroupRow.name == DEFAULT_GROUP))
+            if group_id is None:
+                group_id = _add_group(session, DEFAULT_GROUP, "Built-in: egress anywhere, ingress from its members.")
+                _add_rule(session, _rule_values(group_id, "ingress", remote_group_id=group_id))
+            if adopt_ports:
+                for port_id in session.scalars(select(_PortRow.id).where(_PortRow.port_security_enabled)).all():
+                    _set_port_groups(session, port_id, [group_id])
+            return group_id
+
     # -- networks --------------------------------------------------------------------------
 
     def create_network(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -370,7 +545,8 @@ class Store:
                 segmentation_id = values["segmentation_id"]
                 _check_segmentation_id_free(session, segmentation_id, None)
             else:
-                segmentation_id = _lowest_free_segmentation_id(session)
+                used = session.scalars(select(_NetworkRow.segmentation_id))
+                segmentation_id = _free_key(used, SEGMENTATION_IDS, "segmentation_id")
             row = _NetworkRow(
                 id=str(uuid.uuid4()),
                 name=values["name"],
@@ -443,56 +619,173 @@ class Store:
                 dpid=values["binding"]["dpid"],
                 interface=values["binding"]["interface"],
                 port_security_enabled=values["port_security_enabled"],
+                key=_free_key(session.scalars(select(_PortRow.key)), PORT_KEYS, "key"),
             )
             _check_port(session, network, row)
+            if "security_group_ids" in values:
+                group_ids = values["security_group_ids"]
+                _check_port_groups(session, row, group_ids, "security_group_ids")
+            else:  # Neutron: the default group, unless port security is off
+                group_ids = [self._default_group_id] if row.port_security_enabled else []
             session.add(row)
-            return _port_dict(row)
+            session.flush()
+            _set_port_groups(session, row.id, group_ids)
+            return _port_dict(row, group_ids)
 
     def list_ports(self, network_id: str | None = None) -> list[dict[str, Any]]:
         query = _ordered(_PortRow)
         if network_id is not None:
             query = query.where(_PortRow.network_id == network_id)
         with self._transaction() as session:
-            return [_port_dict(row) for row in session.scalars(query)]
+            groups = _port_groups(session)
+            return [_port_dict(row, groups.get(row.id, [])) for row in session.scalars(query)]
 
     def get_port(self, port_id: str) -> dict[str, Any]:
         with self._transaction() as session:
-            return _port_dict(_get(session, _PortRow, port_id))
+            row = _get(session, _PortRow, port_id)
+            return _port_dict(row, _port_groups(session, row.id).get(row.id, []))
 
     def update_port(self, port_id: str, body: dict[str, Any]) -> dict[str, Any]:
         values = parse_body(PORT_FIELDS, body, partial=True)
         with self._transaction() as session:
             row = _get(session, _PortRow, port_id)
             binding = values.pop("binding", {"dpid": row.dpid, "interface": row.interface})
+            new_group_ids = values.pop("security_group_ids", None)
             for name, value in values.items():
                 setattr(row, name, value)
             row.dpid, row.interface = binding["dpid"], binding["interface"]
             # Autoflush is off while checking: the row must not collide with itself in SQL.
             with session.no_autoflush:
                 _check_port(session, session.get_one(_NetworkRow, row.network_id), row)
-            return _port_dict(row)
+                if new_group_ids is None:
+                    group_ids = _port_groups(session, row.id).get(row.id, [])
+                    _check_port_groups(session, row, group_ids, "port_security_enabled")
+                else:
+                    group_ids = new_group_ids
+                    _check_port_groups(session, row, group_ids, "security_group_ids")
+            if new_group_ids is not None:
+                _set_port_groups(session, row.id, group_ids)
+            return _port_dict(row, group_ids)
 
     def delete_port(self, port_id: str) -> None:
         with self._transaction() as session:
             session.delete(_get(session, _PortRow, port_id))
 
+    # -- security groups ---------------------------------------------------------------------
+
+    def create_security_group(self, body: dict[str, Any]) -> dict[str, Any]:
+        values = parse_body(SECURITY_GROUP_FIELDS, body)
+        with self._transaction() as session:
+            group_id = _add_group(session, values["name"], values["description"])
+            return _group_dict(session.get_one(_SecurityGroupRow, group_id), _group_rules(session, group_id)[group_id])
+
+    def list_security_groups(self) -> list[dict[str, Any]]:
+        with self._transaction() as session:
+            rules = _group_rules(session)
+            return [_group_dict(row, rules[row.id]) for row in session.scalars(_ordered(_SecurityGroupRow))]
+
+    def get_security_group(self, group_id: str) -> dict[str, Any]:
+        with self._transaction() as session:
+            row = _get(session, _SecurityGroupRow, group_id)
+            return _group_dict(row, _group_rules(session, row.id)[row.id])
+
+    def update_security_group(self, group_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        values = parse_body(SECURITY_GROUP_FIELDS, body, partial=True)
+        with self._transaction() as session:
+            row = _get(session, _SecurityGroupRow, group_id)
+            if row.id == self._default_group_id and "name" in values:
+                raise ApiError.conflict("name", f"the built-in {DEFAULT_GROUP!r} security group cannot be renamed")
+            row.name = values.get("name", row.name)
+            row.description = values.get("description", row.description)
+            return _group_dict(row, _group_rules(session, row.id)[row.id])
+
+    def delete_security_group(self, group_id: str) -> None:
+        with self._transaction() as session:
+            row = _get(session, _SecurityGroupRow, group_id)
+            if row.id == self._default_group_id:
+                raise ApiError.conflict("id", f"the built-in {DEFAULT_GROUP!r} security group cannot be deleted")
+            ports = session.scalars(
+                select(_PortSecurityGroupRow.port_id).where(_PortSecurityGroupRow.security_group_id == row.id)
+            ).all()
+            referring = session.execute(
+                select(_SecurityGroupRuleRow.id, _SecurityGroupRuleRow.security_group_id).where(
+                    _SecurityGroupRuleRow.remote_group_id == row.id,
+                    _SecurityGroupRuleRow.security_group_id != row.id,
+                )
+            ).all()
+            if ports or referring:
+                users = [f"port {port_id}" for port_id in ports]
+                users += [f"rule {rule_id} of security group {owner}" for rule_id, owner in referring]
+                raise ApiError(
+                    409,
+                    f"security group {group_id} is in use by {len(ports)} port(s) and "
+                    f"{len(referring)} rule(s) of other security groups",
+                    [{"field": "id", "message": f"used by {user}"} for user in users],
+                )
+            session.execute(delete(_SecurityGroupRuleRow).where(_SecurityGroupRuleRow.security_group_id == row.id))
+            session.delete(row)
+
+    # -- security group rules (immutable: created and deleted only) --------------------------
+
+    def create_security_group_rule(self, body: dict[str, Any]) -> dict[str, Any]:
+        values = parse_body(SECURITY_GROUP_RULE_FIELDS, body)
+        values.pop("ethertype")  # IPv4 is all there is
+        values = _rule_values(**values)
+        with self._transaction() as session:
+            _get(session, _SecurityGroupRow, values["security_group_id"], field="security_group_id")
+            if values["remote_group_id"] is not None:
+                _get(session, _SecurityGroupRow, values["remote_group_id"], field="remote_group_id")
+            same = select(_SecurityGroupRuleRow.id).where(
+                *(getattr(_SecurityGroupRuleRow, name).is_not_distinct_from(value) for name, value in values.items())
+            )
+            twin = session.scalar(same)
+            if twin is not None:
+                raise ApiError(
+                    409,
+                    f"an identical rule already exists in security group {values['security_group_id']}: {twin}",
+                    [{"message": "identical rule exists", "rule_id": twin}],
+                )
+            return _rule_dict(_rule(_add_rule(session, values)))
+
+    def list_security_group_rules(self, security_group_id: str | None = None) -> list[dict[str, Any]]:
+        query = select(_SecurityGroupRuleRow).order_by(_SecurityGroupRuleRow.key)
+        if security_group_id is not None:
+            query = query.where(_SecurityGroupRuleRow.security_group_id == security_group_id)
+        with self._transaction() as session:
+            return [_rule_dict(_rule(row)) for row in session.scalars(query)]
+
+    def get_security_group_rule(self, rule_id: str) -> dict[str, Any]:
+        with self._transaction() as session:
+            return _rule_dict(_rule(_get(session, _SecurityGroupRuleRow, rule_id)))
+
+    def delete_security_group_rule(self, rule_id: str) -> None:
+        with self._transaction() as session:
+            session.delete(_get(session, _SecurityGroupRuleRow, rule_id))
+
     # -- what the compilers read ---------------------------------------------------------------
 
     def snapshot(self) -> Policy:
-        """Networks and ports as one consistent, immutable policy."""
+        """Networks, ports and security groups as one consistent, immutable policy."""
         with self._transaction() as session:
             networks = tuple(
                 Network(row.id, row.name, row.cidr, row.gateway_ip, row.segmentation_id, row.external)
                 for row in session.scalars(_ordered(_NetworkRow))
             )
+            port_groups = _port_groups(session)
             ports = tuple(
                 Port(
                     row.id, row.network_id, row.name, row.mac_address, row.ip_address,
                     row.dpid, row.interface, row.port_security_enabled,
+                    tuple(port_groups.get(row.id, ())), row.key,
                 )
                 for row in session.scalars(_ordered(_PortRow))
             )
-        return Policy(networks=networks, ports=ports)
+            rules = _group_rules(session)
+            groups = tuple(
+                SecurityGroup(row.id, row.name, tuple(rules[row.id]))
+                for row in session.scalars(_ordered(_SecurityGroupRow))
+            )
+        return Policy(networks=networks, ports=ports, security_groups=groups)
 
     # -- last-known topology -------------------------------------------------------------------
 
@@ -556,15 +849,46 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _ordered(model: type[_NetworkRow] | type[_PortRow]) -> Select[Any]:
+def _migrate(engine: Engine) -> bool:
+    """Bring the database to this schema: new tables, then new columns of old tables (backfilled).
+
+    Returns whether ports exist from before security groups (see `_ensure_default_group`).
+    """
+    before = inspect(engine)
+    tables = set(before.get_table_names())
+    port_columns = {column["name"] for column in before.get_columns("ports")} if "ports" in tables else set()
+    _Base.metadata.create_all(engine)
+    if "ports" in tables and "key" not in port_columns:
+        with engine.begin() as connection:
+            column = connection.dialect.identifier_preparer.quote("key")
+            connection.execute(text(f"ALTER TABLE ports ADD COLUMN {column} INTEGER"))
+            ports = connection.scalars(select(_PortRow.id).order_by(_PortRow.created_at, _PortRow.id)).all()
+            for key, port_id in zip(PORT_KEYS, ports, strict=False):
+                connection.execute(_PortRow.__table__.update().where(_PortRow.id == port_id).values(key=key))
+            for index in _PortRow.__table__.indexes:
+                index.create(connection, checkfirst=True)
+    return "ports" in tables and "port_security_groups" not in tables
+
+
+def _ordered(model: type[_Base]) -> Select[Any]:
     return select(model).order_by(model.created_at, model.id)
 
 
-def _get(session: Session, model: type[_NetworkRow] | type[_PortRow], ident: str) -> Any:
+def _get(session: Session, model: type[_Base], ident: str, field: str | None = None) -> Any:
     row = session.get(model, ident)
     if row is None:
-        raise ApiError.not_found(model.__tablename__[:-1], ident)
+        raise ApiError.not_found(model.__tablename__[:-1].replace("_", " "), ident, field=field)
     return row
+
+
+def _free_key(used: Iterable[int], keys: range, field: str, after: int = 0) -> int:
+    """The first key of `keys` that is not `used`, searching from just after `after` and wrapping around."""
+    taken = set(used)
+    start = max(after + 1, keys.start)
+    for candidate in chain(range(start, keys.stop), range(keys.start, start)):
+        if candidate not in taken:
+            return candidate
+    raise ApiError.conflict(field, f"none left: all of {keys.start}..{keys[-1]} are in use")
 
 
 def _check_gateway(cidr: ipaddress.IPv4Network, gateway: str | None) -> None:
@@ -575,14 +899,6 @@ def _check_gateway(cidr: ipaddress.IPv4Network, gateway: str | None) -> None:
         raise ApiError.invalid("gateway_ip", f"{gateway} is not inside {cidr}")
     if address in (cidr.network_address, cidr.broadcast_address):
         raise ApiError.invalid("gateway_ip", f"{gateway} is the network or broadcast address of {cidr}")
-
-
-def _lowest_free_segmentation_id(session: Session) -> int:
-    used = set(session.scalars(select(_NetworkRow.segmentation_id)))
-    for candidate in SEGMENTATION_IDS:
-        if candidate not in used:
-            return candidate
-    raise ApiError.conflict("segmentation_id", "no free segmentation id left")
 
 
 def _check_segmentation_id_free(session: Session, segmentation_id: int, own_id: str | None) -> None:
@@ -616,3 +932,102 @@ def _check_port(session: Session, network: _NetworkRow, port: _PortRow) -> None:
         holder = session.scalar(query)
         if holder is not None:
             raise ApiError.conflict(name, f"{value} is already used by port {holder}")
+
+
+def _check_port_groups(session: Session, port: _PortRow, group_ids: list[str], field: str) -> None:
+    """The groups exist, and a port with port security off has none (Neutron refuses that too)."""
+    found = set(session.scalars(select(_SecurityGroupRow.id).where(_SecurityGroupRow.id.in_(group_ids))))
+    for group_id in group_ids:
+        if group_id not in found:
+            raise ApiError.not_found("security group", group_id, field=field)
+    if group_ids and not port.port_security_enabled:
+        raise ApiError.conflict(
+            field, "port security is disabled and security groups are set (set security_group_ids to [] as well)"
+        )
+
+
+def _port_groups(session: Session, port_id: str | None = None) -> dict[str, list[str]]:
+    """Port id -> its security group ids in order (ports without groups are absent)."""
+    query = select(_PortSecurityGroupRow.port_id, _PortSecurityGroupRow.security_group_id).order_by(
+        _PortSecurityGroupRow.port_id, _PortSecurityGroupRow.position
+    )
+    if port_id is not None:
+        query = query.where(_PortSecurityGroupRow.port_id == port_id)
+    groups: dict[str, list[str]] = {}
+    for owner, group_id in session.execute(query):
+        groups.setdefault(owner, []).append(group_id)
+    return groups
+
+
+def _set_port_groups(session: Session, port_id: str, group_ids: list[str]) -> None:
+    session.execute(delete(_PortSecurityGroupRow).where(_PortSecurityGroupRow.port_id == port_id))
+    session.add_all(
+        _PortSecurityGroupRow(port_id=port_id, security_group_id=group_id, position=position)
+        for position, group_id in enumerate(group_ids)
+    )
+
+
+def _group_rules(session: Session, group_id: str | None = None) -> defaultdict[str, list[SecurityGroupRule]]:
+    """Group id -> its rules in key order (a group without rules maps to [])."""
+    query = select(_SecurityGroupRuleRow).order_by(_SecurityGroupRuleRow.key)
+    if group_id is not None:
+        query = query.where(_SecurityGroupRuleRow.security_group_id == group_id)
+    rules: defaultdict[str, list[SecurityGroupRule]] = defaultdict(list)
+    for row in session.scalars(query):
+        rules[row.security_group_id].append(_rule(row))
+    return rules
+
+
+def _add_group(session: Session, name: str, description: str) -> str:
+    """A new group holding Neutron's one initial rule: egress, any protocol, anywhere."""
+    row = _SecurityGroupRow(id=str(uuid.uuid4()), name=name, description=description)
+    session.add(row)
+    session.flush()
+    _add_rule(session, _rule_values(row.id, "egress"))
+    return row.id
+
+
+def _rule_values(
+    security_group_id: str,
+    direction: str,
+    protocol: str | None = None,
+    port_range_min: int | None = None,
+    port_range_max: int | None = None,
+    remote_ip_prefix: str | None = None,
+    remote_group_id: str | None = None,
+) -> dict[str, Any]:
+    """A rule's stored columns, cross-field checked; one port bound alone means that one port (Neutron)."""
+    if port_range_min is not None or port_range_max is not None:
+        if protocol not in PORTED_PROTOCOLS:
+            given = "port_range_min" if port_range_min is not None else "port_range_max"
+            raise ApiError.invalid(given, f"only for protocol {' or '.join(PORTED_PROTOCOLS)}, not {protocol}")
+        port_range_min = port_range_max if port_range_min is None else port_range_min
+        port_range_max = port_range_min if port_range_max is None else port_range_max
+        if port_range_min > port_range_max:
+            raise ApiError.invalid("port_range_min", f"{port_range_min} is above port_range_max {port_range_max}")
+    if remote_ip_prefix is not None and remote_group_id is not None:
+        raise ApiError.invalid("remote_group_id", "cannot be combined with remote_ip_prefix")
+    return {
+        "security_group_id": security_group_id,
+        "direction": direction,
+        "protocol": protocol,
+        "port_range_min": port_range_min,
+        "port_range_max": port_range_max,
+        "remote_ip_prefix": remote_ip_prefix,
+        "remote_group_id": remote_group_id,
+    }
+
+
+_RULE_KEY_COUNTER = "security_group_rule_key"
+
+
+def _add_rule(session: Session, values: dict[str, Any]) -> _SecurityGroupRuleRow:
+    """Store a rule under the next key after the last one given, so a deleted rule's key is not soon reused."""
+    counter = session.get(_CounterRow, _RULE_KEY_COUNTER) or _CounterRow(name=_RULE_KEY_COUNTER, value=0)
+    used = session.scalars(select(_SecurityGroupRuleRow.key))
+    counter.value = _free_key(used, RULE_KEYS, "key", after=counter.value)
+    session.add(counter)
+    row = _SecurityGroupRuleRow(id=str(uuid.uuid4()), key=counter.value, **values)
+    session.add(row)
+    session.flush()
+    return row

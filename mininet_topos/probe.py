@@ -133,6 +133,7 @@ def stream(args: argparse.Namespace) -> int:
     sent = received = 0
     errors: list[str] = []
     started = last_ok = time.monotonic()
+    last_ok_epoch = 0.0
     longest_gap = 0.0
     try:
         sock = _open(args.proto, addr, args.timeout)
@@ -147,7 +148,7 @@ def stream(args: argparse.Namespace) -> int:
             if received == 1:
                 print("flowing", flush=True)  # lets a caller wait until the path carries data
             now = time.monotonic()
-            longest_gap, last_ok = max(longest_gap, now - last_ok), now
+            longest_gap, last_ok, last_ok_epoch = max(longest_gap, now - last_ok), now, time.time()
         except OSError as exc:
             errors.append(f"seq {sent}: {exc}")
             if args.proto == "tcp":
@@ -157,6 +158,7 @@ def stream(args: argparse.Namespace) -> int:
     if sock:
         sock.close()
     print(json.dumps({"sent": sent, "received": received, "longest_gap_s": round(longest_gap, 3),
+                      "last_ok_epoch": last_ok_epoch,
                       "broken": bool(errors) and args.proto == "tcp", "errors": errors[:10]}), flush=True)
     return 0 if sent and received == sent else 1
 

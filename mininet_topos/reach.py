@@ -145,6 +145,10 @@ class Stream:
             raise RuntimeError(f"stream from {self.host.name} never carried data: {first!r}, {self.summary}")
         return self
 
+    def ended(self) -> bool:
+        """The probe gave up by itself (a TCP stream breaks on the first lost echo)."""
+        return self.proc is not None and self.proc.poll() is not None
+
     def stop(self) -> dict[str, Any]:
         if self.summary is None and self.proc:
             if self.proc.poll() is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
 import time
 from typing import NamedTuple
 
@@ -26,6 +27,7 @@ class Message(NamedTuple):
 class OFClient:
     def __init__(self, host: str, port: int, timeout: float = 10.0) -> None:
         self.timeout = timeout
+        self._send_lock = threading.Lock()  # a reader thread answers echoes while others send
         self._sock = self._connect(host, port)
         self._buffer = b""
         self.send(struct.pack("!BBHI", ofwire.OFP_VERSION, ofwire.OFPT_HELLO, 8, 0))
@@ -50,10 +52,16 @@ class OFClient:
                 time.sleep(0.05)
 
     def close(self) -> None:
+        """Shut down before closing: that wakes a thread blocked in recv() (it gets ConnectionError)."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already disconnected
         self._sock.close()
 
     def send(self, data: bytes) -> None:
-        self._sock.sendall(data)
+        with self._send_lock:
+            self._sock.sendall(data)
 
     def recv(self) -> Message:
         """The next message that is not an echo request (those are answered here).

@@ -16,6 +16,11 @@ import pytest
 from ofclient import OFClient, errors_of
 
 from apps.flows import (
+    CT_EST,
+    CT_INV,
+    CT_NEW,
+    CT_RPL,
+    CT_TRK,
     ETH_TYPE_ARP,
     ETH_TYPE_IP,
     ETH_TYPE_LLDP,
@@ -23,21 +28,25 @@ from apps.flows import (
     MULTICAST_BIT,
     OFPP_IN_PORT,
     OFPVID_PRESENT,
+    Conjunction,
+    Ct,
     Flow,
     Move,
     Output,
     PopVlan,
     PushVlan,
+    Resubmit,
     controller,
+    ct_state,
     match,
     set_field,
 )
-from apps.pipeline import table_id
+from apps.pipeline import REG_DST_ZONE, REG_SRC_ZONE, table_id
 from controller import ofwire
 
 pytestmark = [pytest.mark.bridge, pytest.mark.timeout(120)]
 
-BRIDGE = "owt0"
+BRIDGE = "owc1"
 PORTS = {f"{BRIDGE}p1": 1, f"{BRIDGE}p2": 2}
 
 
@@ -80,9 +89,8 @@ def xid() -> int:
 
 
 def wire(flow: Flow) -> tuple[tuple[int, int, bytes], tuple[int, bytes]]:
-    goto = table_id(flow.goto) if flow.goto else None
     key = (table_id(flow.table), flow.priority, ofwire.encode_match(flow.match))
-    return key, (flow.cookie, ofwire.encode_instructions(flow.actions, goto))
+    return key, (flow.cookie, ofwire.encode_instructions(flow.actions, flow.goto))
 
 
 def install(of: OFClient, flows: list[Flow], commit: bool = True) -> dict[int, tuple[int, int]]:
@@ -121,7 +129,8 @@ PREREQUISITES = {
     **dict.fromkeys(("icmpv4_type", "icmpv4_code"), {"eth_type": ETH_TYPE_IP, "ip_proto": 1}),
     **dict.fromkeys(("arp_op", "arp_spa", "arp_tpa", "arp_sha", "arp_tha"), {"eth_type": ETH_TYPE_ARP}),
 }
-READ_ONLY = {"in_port", "eth_type", "ip_proto"}
+# Fields no flow may set: read-only ones, and ct_mark (settable only inside ct's exec).
+NOT_SETTABLE = {"in_port", "eth_type", "ip_proto", "ct_state", "ct_zone", "conj_id", "ct_mark"}
 SAMPLE = {"eth_dst": MAC_B, "eth_src": MAC_A, "arp_sha": MAC_A, "arp_tha": MAC_B, "vlan_vid": OFPVID_PRESENT | 7,
           "ipv4_src": "10.0.0.1", "ipv4_dst": "10.0.0.2", "arp_spa": "10.0.0.1", "arp_tpa": "10.0.0.2",
           "eth_type": ETH_TYPE_IP, "ip_proto": 6}
@@ -129,6 +138,18 @@ SAMPLE = {"eth_dst": MAC_B, "eth_src": MAC_A, "arp_sha": MAC_A, "arp_tha": MAC_B
 
 def flow(table: str, priority: int, fields: dict, actions=(), goto: str | None = None) -> Flow:
     return Flow(table, priority, match(**fields), tuple(actions), goto, next(COOKIES))
+
+
+# Conjunction 7 = reg2=2 AND tcp_dst=80 AND ipv4_src in 10.0.0.0/24; 8 = reg2=2 AND tcp_dst=22. The reg2
+# clause flow is shared by both. All clauses of one conjunction: same table, same priority.
+CONJUNCTIONS = [
+    flow("ingress_acl", 500, {"reg2": 2}, [Conjunction(7, 1, 3), Conjunction(8, 1, 2)]),
+    flow("ingress_acl", 500, {"eth_type": ETH_TYPE_IP, "ip_proto": 6, "tcp_dst": 80}, [Conjunction(7, 2, 3)]),
+    flow("ingress_acl", 500, {"eth_type": ETH_TYPE_IP, "ipv4_src": "10.0.0.0/24"}, [Conjunction(7, 3, 3)]),
+    flow("ingress_acl", 500, {"eth_type": ETH_TYPE_IP, "ip_proto": 6, "tcp_dst": 22}, [Conjunction(8, 2, 2)]),
+    flow("ingress_acl", 500, {"conj_id": 7}, [Output(2)]),
+    flow("ingress_acl", 500, {"conj_id": 8}, [Output(1)]),
+]
 
 
 def every_kind_of_flow() -> list[Flow]:
@@ -165,12 +186,24 @@ def every_kind_of_flow() -> list[Flow]:
              [set_field(f"reg{n}", 0xFFFFFFFF - n) for n in range(8)] + [Output(3, max_len=0)]),
         flow("l2_lookup", 70, {"reg2": (0x10, 0xF0), "reg3": (0x80000000, 0x80000000)}, goto="port_out"),
         flow("port_out", 100, {"reg2": 2}, [Output(2)]),
+        # Conntrack: zone from a register or immediate, recirculation, commit with a mark.
+        flow("egress_acl", 100, {"eth_type": ETH_TYPE_IP}, [Ct(zone_reg=REG_SRC_ZONE, table="egress_ct")]),
+        flow("egress_ct", 100, {"ct_state": ct_state(CT_TRK | CT_EST, CT_RPL)}, goto="l2_lookup"),
+        flow("egress_ct", 90, {"ct_state": CT_TRK | CT_INV}),  # exact: OVS reads it back masked 0xff
+        flow("egress_ct", 80, {"eth_type": ETH_TYPE_IP, "ct_state": ct_state(CT_TRK | CT_NEW), "ct_zone": 7,
+                               "ct_mark": (0, 1)}, [Ct(commit=True, zone=7)], goto="l2_lookup"),
+        flow("ingress_ct", 100, {"eth_type": ETH_TYPE_IP, "ct_state": ct_state(CT_TRK | CT_NEW, CT_EST),
+                                 "ct_mark": 0}, [Ct(commit=True, zone_reg=REG_DST_ZONE, set_mark=1)], goto="port_out"),
+        # TCP from port 1 goes (as a subroutine) through the conjunctions below.
+        flow("classify", 120, {"in_port": 1, "eth_type": ETH_TYPE_IP, "ip_proto": 6},
+             [set_field("reg2", 2), Resubmit("ingress_acl")]),
+        *CONJUNCTIONS,
     ]
     # A move out of every field, and into every writable one, with each field's prerequisites.
     for priority, name in enumerate(FIELDS, start=200):
         bits = 12 if name == "vlan_vid" else min(FIELDS[name], 32)  # a move sees the VID only, not PRESENT
         actions = [Move(name, "reg4", bits)]
-        if name not in READ_ONLY and not name.startswith("reg"):
+        if name not in NOT_SETTABLE and not name.startswith("reg"):
             actions.append(Move("reg5", name, bits))
             actions.append(set_field(name, SAMPLE.get(name, 1)))
         flows.append(flow("port_out", priority, PREREQUISITES.get(name, {}), actions))
@@ -189,6 +222,26 @@ def test_every_field_and_action_reads_back_byte_identical(client):
                           check=True, capture_output=True, text=True).stdout
     assert "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]" in dump
     assert "CONTROLLER:65535" in dump
+    assert "ct(commit,zone=NXM_NX_REG4[0..15],exec(set_field:0x1->ct_mark))" in dump
+    assert "conjunction(7,1/3),conjunction(8,1/2)" in dump
+
+
+def trace(flow_text: str) -> str:
+    return subprocess.run(["ovs-appctl", "ofproto/trace", BRIDGE, flow_text],
+                          check=True, capture_output=True, text=True).stdout
+
+
+def test_packet_matching_every_clause_hits_the_conj_id_flow(client):
+    assert install(client, every_kind_of_flow()) == {}
+    hit = [line.strip() for line in trace("in_port=1,tcp,nw_src=10.0.0.5,tp_dst=80").splitlines()]
+    conj_flow = f"{table_id('ingress_acl')}. conj_id=7, priority 500"
+    assert any(line.startswith(conj_flow) for line in hit), hit
+    assert hit[[line.startswith(conj_flow) for line in hit].index(True) + 1] == "output:2"
+    assert hit[-1].startswith("Datapath actions: ") and hit[-1] != "Datapath actions: drop"
+    # One clause short (source outside 10.0.0.0/24): no conjunction, nothing matches, dropped.
+    miss = trace("in_port=1,tcp,nw_src=10.9.0.5,tp_dst=80")
+    assert "conj_id" not in miss
+    assert miss.rstrip().endswith("Datapath actions: drop")
 
 
 def test_modify_strict_and_delete_strict_touch_exactly_one_flow(client):
@@ -196,7 +249,7 @@ def test_modify_strict_and_delete_strict_touch_exactly_one_flow(client):
     assert install(client, flows) == {}
     (table, priority, match_a), _ = wire(flows[0])
     (_, _, match_b), (cookie_b, _) = wire(flows[1])
-    new_instructions = ofwire.encode_instructions((Output(2),), table_id("port_out"))
+    new_instructions = ofwire.encode_instructions((Output(2),), "port_out")
     client.send(ofwire.flow_mod(xid(), ofwire.OFPFC_MODIFY_STRICT, table, priority, match_b, new_instructions,
                                 cookie_b))
     client.send(ofwire.flow_mod(xid(), ofwire.OFPFC_DELETE_STRICT, table, priority, match_a, b"", 0))

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from apps.model import Network, Policy, Port
+from apps.model import Network, Policy, Port, SecurityGroup, SecurityGroupRule
 from apps.topology import Link, Switch, SwitchPort, Topology
 
 S1, S2, S3 = "0000000000000001", "0000000000000002", "0000000000000003"
 TENANT_A = Network("net-a", "a", "10.0.0.0/24", "10.0.0.1", 101)
 TENANT_B = Network("net-b", "b", "10.0.0.0/24", "10.0.0.1", 202)  # same CIDR on purpose
+# Isolation tests run with every port in a group that allows everything: what they see is isolation alone.
+OPEN = SecurityGroup("open", "open", (SecurityGroupRule("open-in", "open", "ingress", key=1),
+                                      SecurityGroupRule("open-out", "open", "egress", key=2)))
 
 
 def mac(tenant: str, n: int) -> str:
     return f"02:00:00:00:{ord(tenant):02x}:{n:02x}"
 
 
-def vm(tenant: Network, n: int, dpid: str, interface: str, *, secure: bool = True, ip: str | None = None) -> Port:
+def vm(tenant: Network, n: int, dpid: str, interface: str, *, secure: bool = True, ip: str | None = None,
+       groups: tuple[str, ...] = (OPEN.id,)) -> Port:
     """VM n of a tenant: both tenants use the same IPs (10.0.0.n+1) to prove addresses are not keys."""
     return Port(f"{tenant.name}{n}", tenant.id, f"{tenant.name}{n}", mac(tenant.name, n),
-                ip or f"10.0.0.{n + 1}", dpid, interface, secure)
+                ip or f"10.0.0.{n + 1}", dpid, interface, secure, groups if secure else (),
+                key=tenant.segmentation_id * 100 + n)
 
 
 def switch(dpid: str, n_ports: int) -> Switch:
@@ -30,7 +35,7 @@ def one_switch(secure_a1: bool = True) -> tuple[Policy, Topology]:
     """s1: ports 1,2 tenant A; ports 3,4 tenant B (same IPs as A)."""
     ports = (vm(TENANT_A, 1, S1, "s1-eth1", secure=secure_a1), vm(TENANT_A, 2, S1, "s1-eth2"),
              vm(TENANT_B, 1, S1, "s1-eth3"), vm(TENANT_B, 2, S1, "s1-eth4"))
-    return Policy((TENANT_A, TENANT_B), ports), Topology((switch(S1, 4),))
+    return Policy((TENANT_A, TENANT_B), ports, (OPEN,)), Topology((switch(S1, 4),))
 
 
 def line_of_three() -> tuple[Policy, Topology]:
@@ -40,7 +45,8 @@ def line_of_three() -> tuple[Policy, Topology]:
         name = f"s{n}"
         ports += [vm(TENANT_A, n, dpid, f"{name}-eth1"), vm(TENANT_B, n, dpid, f"{name}-eth2")]
     links = (Link.between(S1, 3, S2, 3), Link.between(S2, 4, S3, 3))
-    return Policy((TENANT_A, TENANT_B), tuple(ports)), Topology(tuple(switch(d, 4) for d in (S1, S2, S3)), links)
+    topology = Topology(tuple(switch(d, 4) for d in (S1, S2, S3)), links)
+    return Policy((TENANT_A, TENANT_B), tuple(ports), (OPEN,)), topology
 
 
 def ring_of_three() -> tuple[Policy, Topology]:

@@ -310,3 +310,110 @@ def test_mutations_never_interleave(client: FlaskClient, store: Store, runtime: 
     second.join(timeout=10)
     assert results == [201, 201]
     assert seen == [(1, 1), (2, 2)]
+
+
+# -- security groups ---------------------------------------------------------------------------
+
+
+def make_group(client: FlaskClient, name: str = "web") -> dict[str, Any]:
+    response = client.post("/v1/security-groups", json={"name": name})
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def test_security_group_crud(client: FlaskClient, runtime: StubRuntime) -> None:
+    (default,) = client.get("/v1/security-groups").json
+    assert default["name"] == "default" and len(default["rules"]) == 2
+    response = client.post("/v1/security-groups", json={"name": "web", "description": "front"})
+    group = response.json
+    assert response.headers["Location"] == f"/v1/security-groups/{group['id']}"
+    assert (group["name"], group["description"], group["status"]) == ("web", "front", "ACTIVE")
+    (egress,) = group["rules"]
+    assert (egress["direction"], egress["protocol"], egress["remote_ip_prefix"]) == ("egress", None, None)
+    assert runtime.converges == 1
+    assert client.get(f"/v1/security-groups/{group['id']}").json == group
+    patched = client.patch(f"/v1/security-groups/{group['id']}", json={"name": "api"})
+    assert patched.json == {**group, "name": "api"} and runtime.converges == 2
+    assert client.delete(f"/v1/security-groups/{group['id']}").status_code == 204
+    assert runtime.converges == 3
+    assert [g["id"] for g in client.get("/v1/security-groups").json] == [default["id"]]
+
+
+def test_security_group_rule_lifecycle(client: FlaskClient, runtime: StubRuntime) -> None:
+    group = make_group(client)
+    body = {"security_group_id": group["id"], "direction": "ingress", "protocol": "tcp", "port_range_min": 22,
+            "remote_ip_prefix": "10.9.8.7/8"}
+    response = client.post("/v1/security-group-rules", json=body)
+    assert response.status_code == 201, response.json
+    ssh = response.json
+    assert response.headers["Location"] == f"/v1/security-group-rules/{ssh['id']}"
+    assert ssh == {**body, "id": ssh["id"], "port_range_max": 22, "remote_ip_prefix": "10.0.0.0/8",
+                   "remote_group_id": None, "ethertype": "IPv4", "status": "ACTIVE"}
+    assert runtime.converges == 2
+    assert client.get(f"/v1/security-group-rules/{ssh['id']}").json == ssh
+    listed = client.get(f"/v1/security-group-rules?security_group_id={group['id']}").json
+    assert listed == [{**group["rules"][0], "status": "ACTIVE"}, ssh]
+    assert len(client.get("/v1/security-group-rules").json) == 4  # with the default group's two
+    shown = client.get(f"/v1/security-groups/{group['id']}").json
+    assert shown["rules"] == [{k: v for k, v in r.items() if k != "status"} for r in listed]
+    assert_error(client.patch(f"/v1/security-group-rules/{ssh['id']}", json={"protocol": "udp"}), 405)
+    assert_error(client.post("/v1/security-group-rules", json=body), 409)
+    assert client.delete(f"/v1/security-group-rules/{ssh['id']}").status_code == 204
+    assert_error(client.get(f"/v1/security-group-rules/{ssh['id']}"), 404)
+    assert runtime.converges == 3
+
+
+def test_security_group_errors_name_the_field_and_change_nothing(client: FlaskClient, runtime: StubRuntime) -> None:
+    (default,) = client.get("/v1/security-groups").json
+    group = make_group(client)
+    rules = client.get("/v1/security-group-rules").json
+    for body, code, name in [
+        ({"security_group_id": group["id"], "direction": "sideways"}, 400, "direction"),
+        ({"security_group_id": group["id"], "direction": "ingress", "port_range_min": 5}, 400, "port_range_min"),
+        ({"security_group_id": group["id"], "direction": "ingress", "remote_group_id": default["id"],
+          "remote_ip_prefix": "10.0.0.0/8"}, 400, "remote_group_id"),
+        ({"security_group_id": "nope", "direction": "ingress"}, 404, "security_group_id"),
+        ({"security_group_id": group["id"], "direction": "ingress", "remote_group_id": "nope"}, 404,
+         "remote_group_id"),
+    ]:
+        assert_error(client.post("/v1/security-group-rules", json=body), code, name)
+    assert client.get("/v1/security-group-rules").json == rules
+    assert_error(client.get("/v1/security-group-rules?group=x"), 400, "group")
+    assert_error(client.post("/v1/security-groups", json={"name": "default"}), 400, "name")
+    assert_error(client.delete(f"/v1/security-groups/{default['id']}"), 409, "id")
+    assert_error(client.patch(f"/v1/security-groups/{default['id']}", json={"name": "x"}), 409, "name")
+    assert_error(client.get("/v1/security-groups/nope"), 404)
+    assert client.get(f"/v1/security-groups/{default['id']}").json == default
+    assert runtime.converges == 1  # only make_group
+
+
+def test_port_security_groups_over_rest(client: FlaskClient, runtime: StubRuntime) -> None:
+    (default,) = client.get("/v1/security-groups").json
+    group = make_group(client)
+    net = make_network(client)
+    port = make_port(client, net["id"])
+    assert port["security_group_ids"] == [default["id"]]
+    patched = client.patch(f"/v1/ports/{port['id']}", json={"security_group_ids": [group["id"], default["id"]]})
+    assert patched.json["security_group_ids"] == [group["id"], default["id"]]
+    error = assert_error(client.delete(f"/v1/security-groups/{group['id']}"), 409)
+    assert error["details"] == [{"field": "id", "message": f"used by port {port['id']}"}]
+    assert_error(client.patch(f"/v1/ports/{port['id']}", json={"port_security_enabled": False}), 409,
+                 "port_security_enabled")
+    assert_error(client.patch(f"/v1/ports/{port['id']}", json={"security_group_ids": ["nope"]}), 404,
+                 "security_group_ids")
+    off = client.patch(f"/v1/ports/{port['id']}", json={"port_security_enabled": False, "security_group_ids": []})
+    assert off.status_code == 200 and off.json["security_group_ids"] == []
+    assert client.delete(f"/v1/security-groups/{group['id']}").status_code == 204
+
+
+def test_openapi_documents_security_groups(client: FlaskClient) -> None:
+    document = client.get("/openapi.json").json
+    assert set(document["paths"]["/security-groups/{id}"]) == {"get", "patch", "delete"}
+    assert set(document["paths"]["/security-group-rules/{id}"]) == {"get", "delete"}
+    assert document["paths"]["/security-group-rules"]["get"]["parameters"][0]["name"] == "security_group_id"
+    schemas = document["components"]["schemas"]
+    rules = schemas["SecurityGroup"]["properties"]["rules"]
+    assert rules["items"] == {"$ref": "#/components/schemas/SecurityGroupRule"}
+    assert "SecurityGroupRuleUpdate" not in schemas
+    assert schemas["SecurityGroupRuleCreate"]["required"] == ["security_group_id", "direction"]
+    assert schemas["PortCreate"]["properties"]["security_group_ids"]["type"] == "array"

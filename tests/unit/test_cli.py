@@ -199,3 +199,74 @@ def test_usage_errors_exit_2(sdnctl: Run) -> None:
         with pytest.raises(SystemExit) as info:
             sdnctl(*argv)
         assert info.value.code == 2
+
+
+def test_security_group_lifecycle(sdnctl: Run, store: Store) -> None:
+    group = run_json(sdnctl, "security-group", "create", "web", "--description", "front ends")
+    assert (group["name"], group["description"], len(group["rules"])) == ("web", "front ends", 1)
+    code, out, _ = sdnctl("security-group", "list")
+    assert [row[1] for row in table(out)] == ["default", "web"]
+    code, out, _ = sdnctl("security-group", "show", group["id"])
+    rows = table(out)
+    assert ["rules", f"id={group['rules'][0]['id']},security_group_id={group['id']},direction=egress,"
+            "ethertype=IPv4"] in rows
+    changed = run_json(sdnctl, "security-group", "update", group["id"], "--name", "api", "--description", "")
+    assert (changed["name"], changed["description"]) == ("api", "")
+    assert sdnctl("security-group", "delete", group["id"]) == (0, "", "")
+    assert [g["name"] for g in store.list_security_groups()] == ["default"]
+    default_id = store.list_security_groups()[0]["id"]
+    code, _, err = sdnctl("security-group", "delete", default_id)
+    assert code == 1 and err.startswith("Error 409:") and "\n  id: " in err
+
+
+def test_security_group_rule_lifecycle(sdnctl: Run, store: Store) -> None:
+    group = store.create_security_group({"name": "web"})
+    ssh = run_json(sdnctl, "security-group-rule", "create", "--group", group["id"], "--direction", "ingress",
+                   "--protocol", "tcp", "--port-min", "22", "--remote-ip-prefix", "10.1.2.3/16")
+    assert (ssh["port_range_min"], ssh["port_range_max"], ssh["remote_ip_prefix"]) == (22, 22, "10.1.0.0/16")
+    web = run_json(sdnctl, "security-group-rule", "create", "--group", group["id"], "--direction", "ingress",
+                   "--protocol", "udp", "--port-min", "5000", "--port-max", "5010", "--remote-group", group["id"])
+    assert (web["port_range_max"], web["remote_group_id"]) == (5010, group["id"])
+
+    code, out, _ = sdnctl("security-group-rule", "list", "--group", group["id"])
+    assert out.split("\n")[0].split()[:3] == ["id", "security_group_id", "direction"]
+    assert [row[0] for row in table(out)] == [group["rules"][0]["id"], ssh["id"], web["id"]]
+    assert run_json(sdnctl, "security-group-rule", "show", ssh["id"]) == {**ssh, "status": "ACTIVE"}
+    assert len(run_json(sdnctl, "security-group-rule", "list")) == 5  # with the default group's two
+
+    code, _, err = sdnctl("security-group-rule", "create", "--group", group["id"], "--direction", "ingress",
+                          "--protocol", "icmp", "--port-min", "8")
+    assert code == 1 and "port_range_min: only for protocol tcp or udp" in err
+    assert sdnctl("security-group-rule", "delete", ssh["id"])[0] == 0
+    assert [r["id"] for r in store.list_security_group_rules(security_group_id=group["id"])] == [
+        group["rules"][0]["id"], web["id"]
+    ]
+
+
+def test_port_security_group_options(sdnctl: Run, store: Store) -> None:
+    net = store.create_network({"cidr": "10.0.0.0/24"})
+    a, b = (store.create_security_group({"name": name})["id"] for name in "ab")
+    port = run_json(sdnctl, "port", "create", "--network", net["id"], "--mac", "fa:16:3e:00:00:01", "--ip",
+                    "10.0.0.5", "--dpid", DPID, "--interface", "s1-eth1", "--security-group", b,
+                    "--security-group", a)
+    assert port["security_group_ids"] == [b, a]
+    assert run_json(sdnctl, "port", "update", port["id"], "--security-group", a)["security_group_ids"] == [a]
+    code, _, err = sdnctl("port", "update", port["id"], "--no-port-security")
+    assert code == 1 and err.startswith("Error 409: port_security_enabled:")
+    off = run_json(sdnctl, "port", "update", port["id"], "--no-port-security", "--no-security-groups")
+    assert (off["port_security_enabled"], off["security_group_ids"]) == (False, [])
+    code, out, _ = sdnctl("port", "show", port["id"])
+    assert ["security_group_ids"] in table(out)  # an empty list is an empty cell
+
+
+def test_security_group_usage_errors_exit_2(sdnctl: Run) -> None:
+    for argv in (
+        ["security-group-rule", "update", "x"],  # rules are immutable
+        ["security-group-rule", "create", "--group", "g", "--direction", "in"],
+        ["security-group-rule", "create", "--group", "g", "--direction", "ingress", "--remote-ip-prefix",
+         "10.0.0.0/8", "--remote-group", "g"],
+        ["port", "update", "p", "--security-group", "g", "--no-security-groups"],
+    ):
+        with pytest.raises(SystemExit) as info:
+            sdnctl(*argv)
+        assert info.value.code == 2

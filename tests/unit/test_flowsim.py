@@ -94,12 +94,13 @@ def test_goto_follows_the_pipeline_and_registers_carry_between_tables():
     flows = [
         Flow("classify", 100, match(in_port=1), (SetField(REG_NETWORK, 42),), goto="l2_lookup"),
         Flow("l2_lookup", 100, match(eth_dst=MAC_B, **{REG_NETWORK: 42}), (SetField(REG_OUT_PORT, 9),),
-             goto="port_out"),
+             goto="ingress_acl"),
+        Flow("ingress_acl", 100, (), goto="port_out"),
         Flow("port_out", 100, match(**{REG_OUT_PORT: 9}), (Output(9),)),
     ]
     result = run(flows, packet(in_port=1, eth_dst=MAC_B))
     assert result.outputs == [(9, {"eth_dst": 0x02000000000B})]  # registers do not leave the switch
-    assert [table for table, _ in result.path] == ["classify", "l2_lookup", "port_out"]
+    assert [table for table, _ in result.path] == ["classify", "l2_lookup", "ingress_acl", "port_out"]
     assert [flow for _, flow in result.path] == flows
     assert run(flows, packet(in_port=1, eth_dst=MAC_A)).outputs == []
 
@@ -263,7 +264,8 @@ def test_a_thousand_ports_index_to_their_own_flows():
     flows = [Flow("classify", 100, match(in_port=port, eth_src=macs[port]), (SetField(REG_OUT_PORT, port),),
                   goto="l2_lookup") for port in ports]
     flows += [Flow("classify", 1, match(in_port=port), ()) for port in ports]  # spoofed source: drop
-    flows.append(Flow("l2_lookup", 1, (), (Move(REG_OUT_PORT, "reg5", 32),), goto="port_out"))
+    flows.append(Flow("l2_lookup", 1, (), (Move(REG_OUT_PORT, "reg5", 32),), goto="ingress_acl"))
+    flows.append(Flow("ingress_acl", 1, (), goto="port_out"))
     flows += [Flow("port_out", 1, match(reg5=port), (Output(2000 + port),)) for port in ports]
     tables = SwitchTables(flows)
     for port in ports:

@@ -12,6 +12,7 @@ from apps.flowsim import CONTROLLER, SwitchTables, packet, run, run_fabric
 from apps.model import Policy
 from apps.topology import Link, Switch, SwitchPort, Topology
 from tests.unit.fabric_cases import (
+    OPEN,
     S1,
     S2,
     S3,
@@ -124,7 +125,7 @@ def test_lldp_goes_to_the_controller_from_any_port(single):
 
 def test_deleted_port_gets_nothing():
     policy, topology = one_switch()
-    without_a2 = Policy(policy.networks, tuple(p for p in policy.ports if p.id != "a2"))
+    without_a2 = Policy(policy.networks, tuple(p for p in policy.ports if p.id != "a2"), policy.security_groups)
     switch = tables(without_a2, topology)[S1]
     assert run(switch, ip_packet(1, mac("a", 1), mac("a", 2), "10.0.0.2", "10.0.0.3")).ports == []
     assert run(switch, arp_request(1, mac("a", 1), "10.0.0.2", "10.0.0.3")).ports == []  # no answer, no A port left
@@ -210,7 +211,7 @@ def test_flow_count_grows_linearly_with_ports():
         topology = Topology(switches, (Link.between(S1, ports_per_switch + 1, S2, ports_per_switch + 1),))
         ports = tuple(vm(TENANT_A if i % 2 else TENANT_B, i, (S1, S2)[i % 2], f"p{i // 2 + 1}",
                          ip=f"10.0.{i // 250}.{i % 250 + 2}") for i in range(n_ports))
-        return sum(len(f) for f in compile_all(Policy((TENANT_A, TENANT_B), ports), topology).values())
+        return sum(len(f) for f in compile_all(Policy((TENANT_A, TENANT_B), ports, (OPEN,)), topology).values())
 
     small, large = count(100), count(1000)
     assert 9 < large / small < 11  # linear in ports; a per-pair scheme would be ~100x

@@ -15,19 +15,29 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from apps.flows import (
+    CT_EST,
+    CT_INV,
+    CT_NEW,
+    CT_RPL,
+    CT_TRK,
     FIELDS,
     MULTICAST_BIT,
     OFPP_CONTROLLER,
     OFPP_IN_PORT,
     OFPVID_PRESENT,
+    Conjunction,
+    Ct,
     Move,
     Output,
     PopVlan,
     PushVlan,
+    Resubmit,
     SetField,
+    ct_state,
     match,
     set_field,
 )
+from apps.pipeline import table_id
 from controller import ofwire
 
 DP = ofproto_protocol.ProtocolDesc(ofp.OFP_VERSION)
@@ -63,9 +73,9 @@ def test_each_field_exact_matches_os_ken(name):
 
 
 @pytest.mark.parametrize("name", [n for n in FIELDS if n not in ("in_port", "ip_proto", "icmpv4_type",
-                                                                  "icmpv4_code", "arp_op")])
+                                                                  "icmpv4_code", "arp_op", "ct_zone", "conj_id")])
 def test_each_maskable_field_masked_matches_os_ken(name):
-    mask = 1 << (FIELDS[name] - 1)  # top bit only
+    mask = 1 << ((8 if name == "ct_state" else FIELDS[name]) - 1)  # top bit only (of the 8 OVS keeps)
     assert ofwire.encode_match(match(**{name: (mask, mask)})) == os_ken_oxm(**{name: (mask, mask)})
 
 
@@ -81,6 +91,33 @@ def test_known_wire_forms():
     assert ofwire.encode_match(()) == b""
 
 
+def test_conntrack_and_conj_id_wire_forms_as_ovs_returns_them():
+    # Read back from OVS 3.1 after `ovs-ofctl add-flow ... ct_state=+trk+est-rpl,ct_zone=5,ct_mark=1/1`
+    # and `conj_id=7`: NXM headers (these fields have no OXM one), conj_id is NXM_NX field 37.
+    assert ofwire.encode_match(match(ct_state=ct_state(CT_TRK | CT_EST, CT_RPL), ct_zone=5,
+                                     ct_mark=(1, 1))).hex() == (
+        "0001d308" "00000022" "0000002a" "0001d402" "0005" "0001d708" "00000001" "00000001")
+    assert ofwire.encode_match(match(conj_id=7)).hex() == "00014a04" "00000007"
+
+
+def test_ct_state_keeps_eight_bits_like_ovs():
+    """OVS stores 8 bits of ct_state: an exact match reads back masked 0xff, which is our exact form."""
+    exact = ofwire.encode_match(match(ct_state=CT_TRK | CT_INV))
+    assert exact.hex() == "0001d204" "00000030"
+    assert ofwire.canonical_match(tlv(0x0001, 105, b"\0\0\0\x30", b"\0\0\0\xff")) == exact
+    assert ofwire.encode_match(match(ct_state=(0x30, 0xFF))) == exact
+    assert ofwire.encode_match(match(ct_state=(0x30, 0x1FF))) == exact
+    assert ofwire.encode_match(match(ct_state=(0x130, 0x13F))) == ofwire.encode_match(match(ct_state=(0x30, 0x3F)))
+
+
+def test_encoded_matches_are_already_canonical():
+    for fields in ({"ct_state": ct_state(CT_TRK, CT_NEW)}, {"ct_state": CT_TRK}, {"ct_mark": (0, 1)},
+                   {"eth_dst": (MULTICAST_BIT, MULTICAST_BIT)}, {"vlan_vid": (OFPVID_PRESENT, OFPVID_PRESENT)},
+                   {"reg3": (0x80000000, 0x80000000), "ct_zone": 9, "conj_id": 0xFFFFFFFF}):
+        encoded = ofwire.encode_match(match(**fields))
+        assert ofwire.canonical_match(encoded) == encoded
+
+
 def test_fields_follow_flows_order_whatever_the_keyword_order():
     assert ofwire.encode_match(match(reg1=5, eth_src=MAC, in_port=3, eth_dst=MAC)) == (
         os_ken_oxm(in_port=3) + os_ken_oxm(eth_dst=MAC) + os_ken_oxm(eth_src=MAC) + os_ken_oxm(reg1=5))
@@ -90,7 +127,8 @@ def test_encoders_are_memoized():
     flow_match = match(in_port=77, reg1=78)
     assert ofwire.encode_match(flow_match) is ofwire.encode_match(match(reg1=78, in_port=77))
     actions = (Output(77),)
-    assert ofwire.encode_instructions(actions, 60) is ofwire.encode_instructions((Output(77),), 60)
+    assert ofwire.encode_instructions(actions, "l2_lookup") is \
+        ofwire.encode_instructions((Output(77),), "l2_lookup")
 
 
 # --- actions and instructions ----------------------------------------------------------------------
@@ -108,7 +146,8 @@ def test_output_push_pop_match_os_ken():
         [parser.OFPActionPushVlan(0x8100), parser.OFPActionPopVlan()])
 
 
-@pytest.mark.parametrize("name", [n for n in FIELDS if n not in ("in_port", "eth_type", "ip_proto")])
+@pytest.mark.parametrize("name", [n for n in FIELDS if n not in ("in_port", "eth_type", "ip_proto", "ct_state",
+                                                                  "ct_zone", "conj_id")])
 def test_each_set_field_matches_os_ken(name):
     value = SAMPLES.get(name, 0x0A)
     expected = os_ken_action(parser.OFPActionSetField(**{name: value}))
@@ -138,10 +177,36 @@ def test_move_uses_the_nxm_headers_ovs_reads_back():
     assert nicira_ext.NXM_OF_ETH_SRC == 0x00000406 and nicira_ext.NXM_NX_ARP_THA == 0x00012406
 
 
+def test_resubmit_ct_and_conjunction_as_ovs_returns_them():
+    # Read back from OVS 3.1 after `ovs-ofctl add-flow` of the same actions in text form.
+    assert apply(Ct(commit=True, zone_reg="reg4", set_mark=1)).hex()[16:] == (
+        "ffff0028" "00002320" "0023" "0001" "00010804" "000f" "ff" "000000" "0000"
+        "0019" "0010" "0001d604" "00000001" "00000000")  # exec(set_field:1->ct_mark), padded
+    assert apply(Ct(zone_reg="reg3", table="egress_ct")).hex()[16:] == (
+        "ffff0018" "00002320" "0023" "0000" "00010604" "000f" "15" "000000" "0000")
+    assert apply(Ct(commit=True, zone=7)).hex()[16:] == (
+        "ffff0018" "00002320" "0023" "0001" "00000000" "0007" "ff" "000000" "0000")
+    assert apply(Resubmit("ingress_ct")).hex()[16:] == "ffff0010" "00002320" "000e" "fff8" "47" "000000"
+    assert apply(Conjunction(7, 1, 3), Conjunction(8, 1, 2)).hex()[16:] == (
+        "ffff0010" "00002320" "0022" "00" "03" "00000007" "ffff0010" "00002320" "0022" "00" "02" "00000008")
+
+
+def test_resubmit_ct_and_conjunction_match_os_ken():
+    ofs_nbits = nicira_ext.ofs_nbits(0, 15)
+    assert apply(Resubmit("port_out"))[8:] == os_ken_action(
+        parser.NXActionResubmitTable(in_port=0xFFF8, table_id=table_id("port_out")))
+    assert apply(Conjunction(9, 3, 4))[8:] == os_ken_action(parser.NXActionConjunction(2, 4, 9))
+    assert apply(Ct(zone_reg="reg3", table="ingress_ct"))[8:] == os_ken_action(
+        parser.NXActionCT(0, "reg3", ofs_nbits, table_id("ingress_ct"), 0, []))
+    assert apply(Ct(commit=True, zone=0xFFFF, set_mark=0xDEADBEEF))[8:] == os_ken_action(
+        parser.NXActionCT(1, None, 0xFFFF, 0xFF, 0, [parser.OFPActionSetField(ct_mark=0xDEADBEEF)]))
+
+
 def test_instructions_apply_then_goto_and_empty_forms():
     actions = [parser.OFPActionSetField(reg2=2), parser.OFPActionOutput(1, 0)]
-    assert ofwire.encode_instructions((set_field("reg2", 2), Output(1)), 80) == serialized_instruction(actions, 80)
-    assert ofwire.encode_instructions((), 60) == serialized_instruction([], 60)
+    assert ofwire.encode_instructions((set_field("reg2", 2), Output(1)), "port_out") == \
+        serialized_instruction(actions, table_id("port_out"))
+    assert ofwire.encode_instructions((), "l2_lookup") == serialized_instruction([], table_id("l2_lookup"))
     assert ofwire.encode_instructions((), None) == b""
 
 
@@ -155,13 +220,13 @@ def test_unknown_action_is_refused():
 @pytest.mark.parametrize("command", [ofwire.OFPFC_ADD, ofwire.OFPFC_MODIFY_STRICT, ofwire.OFPFC_DELETE_STRICT])
 def test_flow_mod_matches_os_ken(command):
     flow_match = match(in_port=1, eth_src=MAC, eth_type=0x800, ipv4_dst="10.0.0.0/8")
-    instructions = ofwire.encode_instructions((Output(2),), 10)
+    instructions = ofwire.encode_instructions((Output(2),), "arp_responder")
     expected = parser.OFPFlowMod(
         DP, cookie=0x0200000000000001, table_id=3, command=command, priority=100,
         buffer_id=ofp.OFP_NO_BUFFER, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
         match=parser.OFPMatch(in_port=1, eth_src=MAC, eth_type=0x800, ipv4_dst=("10.0.0.0", "255.0.0.0")),
         instructions=[parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [parser.OFPActionOutput(2, 0)]),
-                      parser.OFPInstructionGotoTable(10)])
+                      parser.OFPInstructionGotoTable(table_id("arp_responder"))])
     expected.set_xid(77)
     assert ofwire.flow_mod(77, command, 3, 100, ofwire.encode_match(flow_match), instructions,
                            0x0200000000000001) == serialized(expected)
@@ -169,7 +234,7 @@ def test_flow_mod_matches_os_ken(command):
 
 def test_flow_mod_pads_every_match_length():
     """os-ken's own parser finds the match and the instructions behind each padding length."""
-    instructions = ofwire.encode_instructions((Output(1),), 5)
+    instructions = ofwire.encode_instructions((Output(1),), "arp_responder")
     for fields in ({}, {"eth_type": 0x800, "ip_proto": 6}, {"eth_dst": MAC}, {"reg0": 1, "reg1": 2}):
         message = ofwire.flow_mod(1, ofwire.OFPFC_ADD, 0, 1, ofwire.encode_match(match(**fields)), instructions, 0)
         assert len(message) % 8 == 0 and struct.unpack_from("!H", message, 2)[0] == len(message)
@@ -240,7 +305,7 @@ OUR_MATCH = match(in_port=2, eth_src="0a:00:00:00:00:01", eth_dst="0a:00:00:00:0
 
 
 def test_parse_flow_stats_canonicalizes_and_keeps_everything_else():
-    instructions = ofwire.encode_instructions((Output(1),), 80)
+    instructions = ofwire.encode_instructions((Output(1),), "port_out")
     body = (flow_stats_entry(60, 100, OVS_ORDER_OXM, instructions, 0x0200000000000007, 5, 500, 30)
             + flow_stats_entry(0, 0, b"", b"", 0))
     first, second = ofwire.parse_flow_stats(body)
@@ -263,11 +328,11 @@ def test_canonical_match_forms():
 
 
 def test_unknown_fields_are_kept_after_known_ones():
-    ct_state = tlv(0x0001, 105, b"\0\0\0\x21", b"\0\0\0\x21")  # NXM_NX_CT_STATE: not ours
+    ct_label = tlv(0x0001, 108, bytes(15) + b"\1", bytes(15) + b"\1")  # NXM_NX_CT_LABEL: not ours
     metadata = tlv(0x8000, 2, bytes(8))
-    raw = ct_state + tlv(0x0001, 1, b"\0\0\0\1") + metadata + tlv(0x8000, 0, b"\0\0\0\1")
+    raw = ct_label + tlv(0x0001, 1, b"\0\0\0\1") + metadata + tlv(0x8000, 0, b"\0\0\0\1")
     canonical = ofwire.canonical_match(raw)
-    assert canonical == ofwire.encode_match(match(in_port=1, reg1=1)) + ct_state + metadata  # by header
+    assert canonical == ofwire.encode_match(match(in_port=1, reg1=1)) + ct_label + metadata  # by header
     assert canonical != ofwire.encode_match(match(in_port=1, reg1=1))
 
 
@@ -285,16 +350,34 @@ def test_describe_match_for_humans():
         {"ipv4_dst": "10.0.0.1/255.0.0.255"}
 
 
+def test_describe_conntrack_fields_like_ovs_ofctl():
+    described = ofwire.describe_match(ofwire.encode_match(match(
+        ct_state=ct_state(CT_TRK | CT_EST, CT_RPL), ct_zone=5, ct_mark=(1, 1), conj_id=7)))
+    assert described == {"ct_state": "+trk+est-rpl", "ct_zone": 5, "ct_mark": "0x1/0x1", "conj_id": 7}
+    assert ofwire.describe_match(ofwire.encode_match(match(ct_state=CT_TRK | CT_NEW))) == \
+        {"ct_state": "+trk+new-est-rel-rpl-inv-snat-dnat"}
+
+
 def test_describe_instructions_for_humans():
     instructions = ofwire.encode_instructions(
         (Move("eth_src", "eth_dst", 48), set_field("eth_src", MAC), set_field("arp_spa", "10.0.0.254"),
          Move("reg0", "reg2", 16, src_ofs=16), PushVlan(), SetField("vlan_vid", 0x1005), PopVlan(),
-         Output(3), Output(OFPP_IN_PORT), Output(OFPP_CONTROLLER, 0xFFFF)), 60)
+         Output(3), Output(OFPP_IN_PORT), Output(OFPP_CONTROLLER, 0xFFFF)), "l2_lookup")
     assert ofwire.describe_instructions(instructions, {60: "l2_lookup"}) == [
         "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]", f"set_field:{MAC}->eth_src", "set_field:10.0.0.254->arp_spa",
         "move:NXM_NX_REG0[16..31]->NXM_NX_REG2[0..15]", "push_vlan:0x8100", "set_field:4101->vlan_vid",
         "pop_vlan", "output:3", "output:IN_PORT", "CONTROLLER:65535", "goto_table:l2_lookup"]
-    assert ofwire.describe_instructions(ofwire.encode_instructions((), 99), {}) == ["goto_table:99"]
+    assert ofwire.describe_instructions(struct.pack("!HHB3x", 1, 8, 99), {}) == ["goto_table:99"]
+
+
+def test_describe_resubmit_ct_and_conjunction():
+    names = {21: "egress_ct", 70: "ingress_acl"}
+    instructions = ofwire.encode_instructions(
+        (Ct(commit=True, zone_reg="reg3", table="egress_ct", set_mark=1), Ct(zone=7), Ct(),
+         Resubmit("ingress_acl"), Resubmit("port_out"), Conjunction(7, 1, 3)), None)
+    assert ofwire.describe_instructions(instructions, names) == [
+        "ct(commit,zone=NXM_NX_REG3[0..15],table=egress_ct,exec(set_field:1->ct_mark))", "ct(zone=7)", "ct()",
+        "resubmit(,ingress_acl)", "resubmit(,80)", "conjunction(7,1/3)"]
 
 
 def test_lean_flow_stats_parser_gives_os_ken_raw_bodies(monkeypatch):
@@ -344,11 +427,12 @@ def test_encode_and_parse_50k_flows_fast_enough():
     ofwire.encode_instructions.cache_clear()
     start = time.process_time()
     body = b"".join(
-        ofwire.flow_mod(n, ofwire.OFPFC_ADD, 60, 100, ofwire.encode_match(m), ofwire.encode_instructions(a, 80), n)
+        ofwire.flow_mod(n, ofwire.OFPFC_ADD, 60, 100, ofwire.encode_match(m),
+                        ofwire.encode_instructions(a, "port_out"), n)
         for n, (m, a) in enumerate(flows))
     assert time.process_time() - start < 0.5
     entries = b"".join(
-        flow_stats_entry(60, 100, ofwire.encode_match(m), ofwire.encode_instructions(a, 80), n)
+        flow_stats_entry(60, 100, ofwire.encode_match(m), ofwire.encode_instructions(a, "port_out"), n)
         for n, (m, a) in enumerate(flows))
     start = time.process_time()
     parsed = ofwire.parse_flow_stats(entries)

@@ -42,6 +42,11 @@ def fields_of(error: ApiError) -> list[str]:
     return [detail.get("field") for detail in error.details]
 
 
+def default_group(store: Store) -> dict:
+    (group,) = [g for g in store.list_security_groups() if g["name"] == "default"]
+    return group
+
+
 # -- networks ----------------------------------------------------------------------------------
 
 
@@ -180,6 +185,7 @@ def test_port_create_normalizes_and_defaults(store: Store) -> None:
         "ip_address": "10.0.0.11",
         "binding": {"dpid": DPID, "interface": "vm1"},
         "port_security_enabled": True,
+        "security_group_ids": [default_group(store)["id"]],
     }
     assert store.get_port(port["id"]) == port
 
@@ -250,6 +256,7 @@ def test_update_port(store: Store) -> None:
             "ip_address": "10.0.0.99",
             "binding": {"dpid": "00000000000000FF", "interface": "tap0"},
             "port_security_enabled": False,
+            "security_group_ids": [],
         },
     )
     assert changed == {
@@ -259,6 +266,7 @@ def test_update_port(store: Store) -> None:
         "ip_address": "10.0.0.99",
         "binding": {"dpid": "00000000000000ff", "interface": "tap0"},
         "port_security_enabled": False,
+        "security_group_ids": [],
     }
     assert store.get_port(port["id"]) == changed
 
@@ -295,7 +303,7 @@ def test_snapshot_is_the_policy_model(store: Store) -> None:
     assert isinstance(policy, Policy)
     assert policy.networks == (Network(net["id"], "n", "10.0.0.0/24", "10.0.0.1", 5, False),)
     assert policy.ports == (
-        Port(port["id"], net["id"], "vm", port["mac_address"], "10.0.0.11", DPID, "s1-eth1", False),
+        Port(port["id"], net["id"], "vm", port["mac_address"], "10.0.0.11", DPID, "s1-eth1", False, (), key=1),
     )
     assert policy.by_network[net["id"]].segmentation_id == 5
 

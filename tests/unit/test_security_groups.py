@@ -1,0 +1,211 @@
+"""Security groups as packet outcomes through the flow simulator, connection state included."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+
+from apps.compiler import Compiler, compile_all
+from apps.flows import ETH_TYPE_ARP, ETH_TYPE_IP, IP_PROTO
+from apps.flowsim import Conntrack, SwitchTables, packet, run
+from apps.model import Policy, Port, SecurityGroup, SecurityGroupRule
+from apps.security_groups import port_masks
+from apps.topology import Topology
+from tests.unit.fabric_cases import S1, TENANT_A, TENANT_B, mac, switch, vm
+
+DEFAULT = SecurityGroup("default", "default", (
+    SecurityGroupRule("d-out", "default", "egress", key=11),
+    SecurityGroupRule("d-in", "default", "ingress", remote_group_id="default", key=12),
+))
+WEB = SecurityGroup("web", "web", (
+    SecurityGroupRule("w-http", "web", "ingress", "tcp", 80, 81, key=21),
+    SecurityGroupRule("w-dns", "web", "ingress", "udp", 53, 53, remote_ip_prefix="10.0.0.3/32", key=22),
+    SecurityGroupRule("w-ping", "web", "ingress", "icmp", remote_ip_prefix="10.0.0.0/24", key=23),
+))
+CLIENT = SecurityGroup("client", "client", (SecurityGroupRule("c-out", "client", "egress", key=31),))
+SSH = SecurityGroup("ssh", "ssh", (SecurityGroupRule("s-ssh", "ssh", "ingress", "tcp", 22, 22, key=41),))
+GROUPS = (DEFAULT, WEB, CLIENT, SSH)
+
+
+def a(n: int, *groups: str, secure: bool = True) -> Port:
+    return vm(TENANT_A, n, S1, f"s1-eth{n}", groups=tuple(groups), secure=secure)
+
+
+class Net:
+    """One switch, tenant A on ports 1..n (VM n has IP 10.0.0.n+1, MAC mac("a", n)); conntrack kept across sends."""
+
+    def __init__(self, ports: list[Port], groups: tuple[SecurityGroup, ...] = GROUPS) -> None:
+        self.ports = {p.id: p for p in ports}
+        self.groups = groups
+        self.conntrack = Conntrack()
+        self.compiler = Compiler()
+        self.recompile()
+
+    def recompile(self) -> None:
+        policy = Policy((TENANT_A, TENANT_B), tuple(self.ports.values()), self.groups)
+        self.tables = SwitchTables(self.compiler.compile(policy, Topology((switch(S1, 9),)))[S1].values())
+
+    def update(self, port_id: str, **changes) -> None:
+        self.ports[port_id] = dataclasses.replace(self.ports[port_id], **changes)
+        self.recompile()
+
+    def set_rules(self, group: SecurityGroup, rules: tuple[SecurityGroupRule, ...]) -> None:
+        self.groups = tuple(dataclasses.replace(g, rules=rules) if g.id == group.id else g for g in self.groups)
+        self.recompile()
+
+    def send(self, src: int, dst: int, proto: str = "tcp", sport: int = 40000, dport: int = 80) -> bool:
+        """Does a packet from VM src to VM dst (addresses as registered) come out at dst's port?"""
+        fields = {"in_port": src, "eth_src": mac("a", src), "eth_dst": mac("a", dst), "eth_type": ETH_TYPE_IP,
+                  "ipv4_src": f"10.0.0.{src + 1}", "ipv4_dst": f"10.0.0.{dst + 1}", "ip_proto": IP_PROTO[proto]}
+        if proto == "icmp":
+            fields.update(icmpv4_type=8 if sport else 0, icmpv4_code=0)
+        else:
+            fields.update({f"{proto}_src": sport, f"{proto}_dst": dport})
+        return run(self.tables, packet(**fields), conntrack=self.conntrack).ports == [dst]
+
+    def reply(self, src: int, dst: int, proto: str = "tcp", sport: int = 40000, dport: int = 80) -> bool:
+        """The answer to send(src, dst, ...)."""
+        return self.send(dst, src, proto, sport=dport, dport=sport) if proto != "icmp" else \
+            self.send(dst, src, "icmp", sport=0)
+
+
+def test_ingress_is_denied_unless_a_rule_allows_it():
+    net = Net([a(1, "web"), a(2, "client")])
+    assert net.send(2, 1, dport=80)
+    assert not net.send(2, 1, dport=22)
+    assert not net.send(2, 1, "udp", dport=80)
+
+
+@pytest.mark.parametrize("dport, allowed", [(79, False), (80, True), (81, True), (82, False)])
+def test_port_ranges(dport, allowed):
+    assert Net([a(1, "web"), a(2, "client")]).send(2, 1, dport=dport) is allowed
+
+
+def test_remote_ip_prefix():
+    net = Net([a(1, "web"), a(2, "client"), a(3, "client")])  # 10.0.0.3 is VM 2
+    assert net.send(2, 1, "udp", dport=53)
+    assert not net.send(3, 1, "udp", dport=53)
+    assert net.send(3, 1, "icmp")  # icmp from the whole /24
+
+
+def test_replies_of_allowed_connections_pass_both_ways():
+    """web has no egress rule and client no ingress rule: only connection state lets the answer back."""
+    net = Net([a(1, "web"), a(2, "client")])
+    assert not net.send(1, 2, sport=80, dport=40000)  # web cannot start anything
+    assert net.send(2, 1) and net.reply(2, 1)
+    assert net.send(2, 1) and net.reply(2, 1)  # established, both directions
+    assert net.send(2, 1, "icmp") and net.reply(2, 1, "icmp")  # ping from the /24 (w-ping), and its echo
+
+
+def test_remote_group_membership_changes_take_effect_both_ways():
+    net = Net([a(1, "default"), a(2, "default"), a(3, "client")])
+    assert net.send(1, 2, dport=5000) and net.send(2, 1, dport=5001)
+    assert not net.send(3, 1, dport=5002)
+    net.update("a3", security_group_ids=("client", "default"))
+    assert net.send(3, 1, dport=5003)
+    net.update("a3", security_group_ids=("client",))
+    assert not net.send(3, 1, dport=5004)
+    net.update("a1", security_group_ids=())  # a1 leaves: nothing in, nothing out
+    assert not net.send(2, 1, dport=5005) and not net.send(1, 2, dport=5006)
+
+
+def test_two_groups_on_one_port_allow_the_union():
+    net = Net([a(1, "web", "ssh"), a(2, "client")])
+    assert net.send(2, 1, dport=22) and net.send(2, 1, dport=80)
+    assert not net.send(2, 1, dport=443)
+
+
+def test_empty_group_list_gets_nothing_but_arp():
+    net = Net([a(1), a(2, "default")])
+    assert not net.send(1, 2, dport=5000) and not net.send(2, 1, dport=5000)
+    arp = packet(in_port=2, eth_src=mac("a", 2), eth_dst="ff:ff:ff:ff:ff:ff", eth_type=ETH_TYPE_ARP, arp_op=1,
+                 arp_spa="10.0.0.3", arp_sha=mac("a", 2), arp_tpa="10.0.0.99", arp_tha="00:00:00:00:00:00")
+    assert run(net.tables, arp, conntrack=net.conntrack).ports == [1]
+
+
+def test_port_security_disabled_means_no_filtering():
+    net = Net([a(1, secure=False), a(2)])
+    assert net.send(1, 2, dport=1234) is False  # a2: secured, no groups
+    net = Net([a(1, secure=False), a(2, secure=False)])
+    assert net.send(1, 2, dport=1234) and net.send(2, 1, dport=4321)
+
+
+def test_removing_a_rule_revokes_its_live_connections_and_only_those():
+    net = Net([a(1, "web", "ssh"), a(2, "client")])
+    assert net.send(2, 1, sport=1111, dport=80) and net.reply(2, 1, sport=1111, dport=80)
+    assert net.send(2, 1, sport=2222, dport=22) and net.reply(2, 1, sport=2222, dport=22)
+    net.set_rules(WEB, tuple(r for r in WEB.rules if r.id != "w-http"))
+    assert not net.send(2, 1, sport=1111, dport=80)        # the live HTTP connection is cut...
+    assert not net.reply(2, 1, sport=1111, dport=80)       # ...in both directions
+    assert net.send(2, 1, sport=2222, dport=22) and net.reply(2, 1, sport=2222, dport=22)  # SSH unaffected
+    net.set_rules(WEB, WEB.rules)                           # allowed again: the connection recovers
+    assert net.send(2, 1, sport=1111, dport=80) and net.reply(2, 1, sport=1111, dport=80)
+
+
+def test_adding_a_rule_keeps_live_connections():
+    net = Net([a(1, "web"), a(2, "client")])
+    assert net.send(2, 1) and net.reply(2, 1)
+    net.set_rules(WEB, (*WEB.rules, SecurityGroupRule("w-extra", "web", "ingress", "tcp", 8080, 8080, key=24)))
+    assert net.send(2, 1) and net.reply(2, 1) and net.send(2, 1, dport=8080)
+
+
+def test_groups_never_open_a_path_between_networks():
+    b1 = vm(TENANT_B, 1, S1, "s1-eth5", groups=("default",))
+    policy = Policy((TENANT_A, TENANT_B), (a(1, "default"), b1), GROUPS)
+    tables = SwitchTables(compile_all(policy, Topology((switch(S1, 9),)))[S1].values())
+    pkt = packet(in_port=1, eth_src=mac("a", 1), eth_dst=mac("b", 1), eth_type=ETH_TYPE_IP, ipv4_src="10.0.0.2",
+                 ipv4_dst="10.0.0.2", ip_proto=6, tcp_src=1, tcp_dst=2)
+    assert run(tables, pkt, conntrack=Conntrack()).ports == []
+
+
+def test_a_rule_change_recompiles_only_security_groups():
+    net = Net([a(1, "web"), a(2, "client")])
+    net.set_rules(SSH, ())
+    assert net.compiler.recompiled == ["security_groups"]
+    net.update("a2", mac_address="02:00:00:00:61:09")
+    assert net.compiler.recompiled == ["isolation", "security_groups"]
+
+
+@pytest.mark.parametrize("low, high", [(1, 65535), (80, 80), (80, 81), (1000, 1999), (22, 1023), (3, 7)])
+def test_port_masks_cover_exactly_the_range(low, high):
+    blocks = sorted((value, (~mask & 0xFFFF) + 1) for value, mask in port_masks(low, high))
+    assert all(value % size == 0 for value, size in blocks)  # each (value, mask) is one aligned block
+    assert blocks[0][0] == low and sum(size for _, size in blocks) == high - low + 1
+    assert all(v1 + s1 == v2 for (v1, s1), (v2, _) in zip(blocks, blocks[1:], strict=False))  # contiguous
+    assert len(blocks) <= 2 * 16
+
+
+def test_flows_grow_with_ports_plus_rules_not_their_product():
+    """N ports in one group whose 5 rules all name the group itself as remote."""
+    group = SecurityGroup("g", "g", tuple(SecurityGroupRule(f"r{i}", "g", "ingress", "tcp", 1000 + i, 1000 + i,
+                                                            remote_group_id="g", key=100 + i) for i in range(5)))
+
+    def count(n: int) -> int:
+        ports = tuple(vm(TENANT_A, i, S1, f"s1-eth{i}", groups=("g",), ip=f"10.0.{i // 250}.{i % 250 + 2}")
+                      for i in range(1, n + 1))
+        flows = compile_all(Policy((TENANT_A,), ports, (group,)), Topology((switch(S1, n),)))[S1]
+        return sum(f.table in ("ingress_ct",) for f in flows.values())
+
+    small, large = count(100), count(1000)
+    assert 9 < large / small < 11
+    assert large < 1000 * 1000 * 5 / 100  # a cross product would be ports x members x rules
+
+
+def test_random_policies_match_a_direct_evaluation_of_the_rules():
+    """Property: the compiled flows allow a new connection exactly when some rule of the target says so."""
+    rng = random.Random(7)
+    for _ in range(30):
+        rules = tuple(SecurityGroupRule(f"x{i}", "x", "ingress", rng.choice([None, "tcp", "udp"]),
+                                        key=200 + i) for i in range(2))
+        rules = tuple(dataclasses.replace(r, port_range_min=lo, port_range_max=lo + rng.randint(0, 300))
+                      if r.protocol and (lo := rng.randint(1, 2000)) % 2 else r for r in rules)
+        group = SecurityGroup("x", "x", rules)
+        net = Net([a(1, "x"), a(2, "client")], (*GROUPS, group))
+        for _ in range(10):
+            proto, dport = rng.choice(["tcp", "udp"]), rng.randint(1, 2400)
+            expected = any(r.protocol in (None, proto) and (r.port_range_min is None or
+                                                            r.port_range_min <= dport <= r.port_range_max)
+                           for r in rules)
+            assert net.send(2, 1, proto, sport=rng.randint(1024, 60000), dport=dport) is expected, (rules, proto, dport)
