@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test lint demo clean distclean
+.PHONY: setup test lint demo bench clean distclean
 
 setup:
 	@scripts/setup.sh
@@ -17,6 +17,11 @@ lint: setup
 # Extra demo flags: make demo ARGS=--keep
 demo: setup
 	$(PY) -m mininet_topos.demo $(ARGS)
+
+# Measurements with same-run baselines (bench/); not part of `make test`.
+bench: setup
+	$(PY) -m bench.bench_spine
+	$(PY) -m bench.bench_security_groups
 
 # Our own state only: the default state dir, caches and build output (not OVS, not other bridges).
 clean:

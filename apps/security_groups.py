@@ -40,7 +40,8 @@ from apps.pipeline import REG_DST_ZONE, REG_IN_PORT, REG_OUT_PORT, REG_SRC_ZONE
 from apps.topology import Topology
 
 PRIO_CT_INVALID = 3000
-PRIO_PASS = 2500      # ARP, own DHCP, unfiltered ports, replies and related
+PRIO_UNFILTERED = 2600  # ports with port security disabled skip the ACL stages
+PRIO_PASS = 2500      # ARP, own DHCP, replies and related
 PRIO_RULE = 1500      # single-condition rules (the port alone)
 PRIO_CONJ_HIT = 1200  # conj_id=rule key: the rule matched
 PRIO_CLAUSE = 1000    # clause flows of conjunctive rules
@@ -91,7 +92,7 @@ def compile_security_groups(policy: Policy, topology: Topology) -> dict[str, lis
             ports_of_rule: dict[SecurityGroupRule, list[Placement]] = defaultdict(list)
             for placed in local[switch.dpid]:
                 if not placed.port.port_security_enabled:
-                    out.append(Flow(stage.acl, PRIO_PASS, match(**{stage.port_reg: placed.ofport}),
+                    out.append(Flow(stage.acl, PRIO_UNFILTERED, match(**{stage.port_reg: placed.ofport}),
                                     goto=stage.after, cookie=cookie("security_groups", placed.port.id)))
                     continue
                 for group_id in placed.port.security_group_ids:

@@ -23,6 +23,7 @@ from apps.topology import Link, Switch, SwitchPort, Topology
 from controller.main import _start_openflow
 from controller.runtime import Runtime
 from controller.store import Store
+from mininet_topos.launcher import raise_on_sigterm
 
 BRIDGE = "sdnbench0"
 DPID = "00000000000be0c4"
@@ -146,6 +147,7 @@ def main() -> None:
     parser.add_argument("--flows", type=int, nargs="+", default=[10_000, 50_000])
     parser.add_argument("--ports", type=int, nargs="+", default=[10, 100, 1000])
     args = parser.parse_args()
+    raise_on_sigterm()  # a timeout's SIGTERM still deletes the benchmark bridge
     rows = bench_compile(args.ports) + bench_install(args.flows)
     width = max(len(name) for name, _ in rows)
     for name, value in rows:

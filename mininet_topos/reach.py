@@ -7,9 +7,10 @@ Each check has a hard deadline, so a blocked path costs at most its timeout.
 from __future__ import annotations
 
 import json
-import select
+import queue
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -56,7 +57,52 @@ def ping(h_from: Host, ip: str, count: int = 1, timeout: float = 1.0) -> bool:
     return code == 0
 
 
-class EchoServer:
+class HostProcess:
+    """A probe running inside a host, whose output is read line by line, each read with a deadline.
+
+    A reader thread queues the lines: select() on a buffered pipe would miss a second line that
+    arrived in the same read as the first.
+    """
+
+    proc: subprocess.Popen[str] | None = None
+    _lines: queue.Queue[str | None]
+
+    def spawn(self, host: Host, argv: list[str]) -> None:
+        self.proc = host.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self._lines = queue.Queue()
+        threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True).start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self._lines.put(line.strip())
+        self._lines.put(None)  # end of output
+
+    def line(self, timeout: float) -> str | None:
+        """The next line, or None at the deadline or the end of output."""
+        try:
+            return self._lines.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            return None
+
+    def terminate(self, timeout: float = 5) -> list[str]:
+        """Stop our process (SIGTERM, then SIGKILL past `timeout`); returns the lines not read yet."""
+        if self.proc is None:
+            return []
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rest = []
+        while (line := self.line(timeout)) is not None:
+            rest.append(line)
+        self.proc = None
+        return rest
+
+
+class EchoServer(HostProcess):
     """`with EchoServer(host, tcp=5001, udp=5001):` a probe echo server running inside `host`.
 
     `tag` makes replies start with "<tag>:", so a client can tell which server answered (load
@@ -74,25 +120,17 @@ class EchoServer:
         if tag:
             self.argv += ["--tag", tag]
         self.ready_timeout = ready_timeout
-        self.proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> EchoServer:
-        self.proc = self.host.popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        line = self._first_line()
+        self.spawn(self.host, self.argv)
+        line = self.line(self.ready_timeout) or "(no output within deadline)"
         if not line.startswith("ready"):
             self.stop()
             raise RuntimeError(f"probe server on {self.host.name} did not start: {line!r}")
         return self
 
-    def _first_line(self) -> str:
-        assert self.proc and self.proc.stdout
-        readable, _, _ = select.select([self.proc.stdout], [], [], self.ready_timeout)
-        return self.proc.stdout.readline().strip() if readable else "(no output within deadline)"
-
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            _finish(self.proc, timeout=5)
+        self.terminate()
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
@@ -118,7 +156,7 @@ def udp_ok(h_from: Host, h_to: Host, ip: str, port: int = 5001, timeout: float =
         return connect(h_from, "udp", ip, port, timeout) is not None
 
 
-class Stream:
+class Stream(HostProcess):
     """`with Stream(h, "tcp", ip, 5001) as s: ...` keeps one connection exchanging echoes (every
     `interval` s) while the test changes things; `s.stop()` returns the probe's summary:
     sent, received, longest_gap_s, broken (TCP), errors. Needs an EchoServer at ip:port."""
@@ -129,15 +167,12 @@ class Stream:
         self.argv = [*PROBE, "stream", proto, ip, str(port), "--interval", f"{interval:g}",
                      "--timeout", f"{timeout:g}"]
         self.start_timeout = start_timeout
-        self.proc: subprocess.Popen[str] | None = None
         self.summary: dict[str, Any] | None = None
 
     def __enter__(self) -> Stream:
         """Returns once the first echo came back; raises when none did within `start_timeout`."""
-        self.proc = self.host.popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        assert self.proc.stdout
-        readable, _, _ = select.select([self.proc.stdout], [], [], self.start_timeout)
-        first = self.proc.stdout.readline().strip() if readable else ""
+        self.spawn(self.host, self.argv)
+        first = self.line(self.start_timeout) or ""
         if first != "flowing":
             if first.startswith("{"):  # it gave up before the first echo and printed its summary
                 self.summary = json.loads(first)
@@ -151,11 +186,9 @@ class Stream:
 
     def stop(self) -> dict[str, Any]:
         if self.summary is None and self.proc:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-            _, out = _finish(self.proc, timeout=10)
-            lines = [line for line in out.splitlines() if line.startswith("{")]
-            self.summary = json.loads(lines[-1]) if lines else {"broken": True, "errors": [out]}
+            out = self.terminate(timeout=10)
+            lines = [line for line in out if line.startswith("{")]
+            self.summary = json.loads(lines[-1]) if lines else {"broken": True, "errors": out}
         return self.summary or {}
 
     def __exit__(self, *exc: Any) -> None:
@@ -165,7 +198,7 @@ class Stream:
 FRAMES = [sys.executable, "-u", "-m", "mininet_topos.frames"]
 
 
-class Sniffer:
+class Sniffer(HostProcess):
     """`with Sniffer(host, "m1", "m2") as s:` watches `host`'s interface for frames carrying the markers.
 
     `s.wait_for("m2")` blocks until that marker was seen (or the deadline); `s.seen` holds what came.
@@ -174,27 +207,20 @@ class Sniffer:
     def __init__(self, host: Host, *markers: str, timeout: float = 15) -> None:
         self.host = host
         self.argv = [*FRAMES, "sniff", host.defaultIntf().name, *markers, "--timeout", f"{timeout:g}"]
-        self.timeout = timeout
         self.seen: set[str] = set()
-        self.proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> Sniffer:
-        self.proc = self.host.popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        first = self._line(10)
+        self.spawn(self.host, self.argv)
+        first = self.line(10)
         if first != "ready":
             self.stop()
             raise RuntimeError(f"sniffer on {self.host.name} did not start: {first!r}")
         return self
 
-    def _line(self, timeout: float) -> str | None:
-        assert self.proc and self.proc.stdout
-        readable, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        return self.proc.stdout.readline().strip() if readable else None
-
     def wait_for(self, marker: str, timeout: float = 5) -> bool:
         deadline = time.monotonic() + timeout
         while marker not in self.seen:
-            line = self._line(max(0.0, deadline - time.monotonic()))
+            line = self.line(max(0.0, deadline - time.monotonic()))
             if not line:
                 return False
             if line.startswith("seen "):
@@ -202,9 +228,7 @@ class Sniffer:
         return True
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            _finish(self.proc, timeout=5)
+        self.terminate()
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()

@@ -12,6 +12,7 @@ import ipaddress
 import re
 import subprocess
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -109,15 +110,26 @@ def in_order(outputs: Outputs) -> Outputs:
     return sorted(outputs, key=lambda output: (str(output[0]), sorted(output[1].items())))
 
 
-def trace(bridge: str, dp_ports: dict[int, int], pkt: Packet) -> Outputs:
-    """Every recirculation resumes with ofproto/trace's default ct_state, trk|new: a first packet."""
+def trace_report(bridge: str, pkt: Packet, ct_next: Sequence[str] = ()) -> str:
+    """ofproto/trace's report on `pkt`. Its recirculations resume with the ct_states of `ct_next` in order
+    (flags such as "trk,est,rpl"), then with ofproto/trace's default, trk|new: a first packet."""
     spec = ",".join(f"{_TRACE_NAMES.get(name, name)}={_render(name, value)}" for name, value in pkt.items())
-    out = subprocess.run(["ovs-appctl", "ofproto/trace", bridge, spec], check=True, capture_output=True,
-                         text=True, timeout=10).stdout
-    passes = [line.removeprefix("Datapath actions: ") for line in out.splitlines()
+    options = [arg for flags in ct_next for arg in ("--ct-next", flags)]
+    return subprocess.run(["ovs-appctl", "ofproto/trace", bridge, spec, *options], check=True,
+                          capture_output=True, text=True, timeout=10).stdout
+
+
+def report_outputs(report: str, pkt: Packet, dp_ports: dict[int, int]) -> Outputs:
+    """The outputs of a trace_report() on `pkt`, in_order()."""
+    passes = [line.removeprefix("Datapath actions: ") for line in report.splitlines()
               if line.startswith("Datapath actions: ")]
     frame = {name: value for name, value in pkt.items() if name != "in_port"}
     return in_order(datapath_outputs(passes, frame, dp_ports))
+
+
+def trace(bridge: str, dp_ports: dict[int, int], pkt: Packet) -> Outputs:
+    """Every recirculation resumes with ofproto/trace's default ct_state, trk|new: a first packet."""
+    return report_outputs(trace_report(bridge, pkt), pkt, dp_ports)
 
 
 def datapath_ports(bridge: str) -> dict[int, int]:
