@@ -111,6 +111,10 @@ def _classify(placed: Placement) -> list[Flow]:
         Flow("classify", PRIO_DEFAULT,
              match(**base, eth_type=ETH_TYPE_ARP, arp_spa=port.ip_address, arp_sha=port.mac_address),
              tag, "arp_responder", owner),
+        # Its own DHCP before it has an address: DISCOVER/REQUEST from 0.0.0.0, still from its own MAC.
+        Flow("classify", PRIO_DEFAULT,
+             match(**base, eth_type=ETH_TYPE_IP, ipv4_src="0.0.0.0", ipv4_dst="255.255.255.255", ip_proto=17,
+                   udp_src=68, udp_dst=67), tag, "arp_responder", owner),
     ]
 
 

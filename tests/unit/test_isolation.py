@@ -104,6 +104,19 @@ def test_port_security_drops_spoofed_arp(single, spoof):
     assert run(single[S1], pkt).ports == []
 
 
+def dhcp_discover(in_port: int, src_mac: str) -> dict[str, int]:
+    return packet(in_port=in_port, eth_src=src_mac, eth_dst=BROADCAST, eth_type=ETH_TYPE_IP, ipv4_src="0.0.0.0",
+                  ipv4_dst="255.255.255.255", ip_proto=17, udp_src=68, udp_dst=67)
+
+
+def test_a_port_may_ask_for_its_address_by_dhcp_but_only_from_its_own_mac(single):
+    assert run(single[S1], dhcp_discover(1, mac("a", 1))).ports == [2]
+    assert run(single[S1], dhcp_discover(1, mac("a", 2))).ports == []
+    other = packet(in_port=1, eth_src=mac("a", 1), eth_dst=BROADCAST, eth_type=ETH_TYPE_IP, ipv4_src="0.0.0.0",
+                   ipv4_dst="255.255.255.255", ip_proto=17, udp_src=68, udp_dst=53)
+    assert run(single[S1], other).ports == []
+
+
 def test_other_ethertypes_and_tagged_frames_from_a_vm_are_dropped(single):
     ipv6 = packet(in_port=1, eth_src=mac("a", 1), eth_dst=BROADCAST, eth_type=0x86DD)
     assert run(single[S1], ipv6).ports == []
