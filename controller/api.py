@@ -24,15 +24,15 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from controller.errors import ApiError
-from controller.store import (
+from controller.schema import (
     MISSING,
     NETWORK_FIELDS,
     PORT_FIELDS,
     SECURITY_GROUP_FIELDS,
     SECURITY_GROUP_RULE_FIELDS,
     Field,
-    Store,
 )
+from controller.store import Store
 
 log = logging.getLogger(__name__)
 

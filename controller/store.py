@@ -1,8 +1,8 @@
 """The policy store: networks, ports and security groups in SQL (SQLite by default), validated on the way in.
 
 Every public method is one transaction and either fully applies or raises `ApiError` having
-changed nothing. Validation lives here, declared once per resource as `Field`s; the REST API
-derives its OpenAPI schemas from the same declarations.
+changed nothing. Request bodies are validated by the declarations in `controller.schema`; the
+checks that need the database (uniqueness, references, keys) are here.
 
 The store also keeps the last-known topology (switches, their ports, links) so a restarted
 controller can compile the same flows before the switches have reported in again: that is
@@ -15,13 +15,12 @@ database when it is opened, so an upgrade keeps its state.
 from __future__ import annotations
 
 import ipaddress
-import re
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
@@ -48,290 +47,24 @@ from sqlalchemy.pool import StaticPool
 from apps.model import Network, Policy, Port, SecurityGroup, SecurityGroupRule
 from apps.topology import Link, Switch, SwitchPort
 from controller.errors import ApiError
+from controller.schema import (
+    DEFAULT_GROUP,
+    NAME_MAX,
+    NETWORK_FIELDS,
+    PORT_FIELDS,
+    PORTED_PROTOCOLS,
+    SECURITY_GROUP_FIELDS,
+    SECURITY_GROUP_RULE_FIELDS,
+    SEGMENTATION_IDS,
+    parse_body,
+)
 
-SEGMENTATION_IDS = range(1, 4095)
 PORT_KEYS = range(1, 65536)  # conntrack zones
 RULE_KEYS = range(1, 2**31 + 1)  # OpenFlow conjunction ids
-TRANSPORT_PORTS = range(1, 65536)
-NAME_MAX = 255
-DEFAULT_GROUP = "default"
-DIRECTIONS = ("ingress", "egress")
-PROTOCOLS = ("tcp", "udp", "icmp")
-PORTED_PROTOCOLS = ("tcp", "udp")
 
 
 class StoreError(Exception):
     """The database cannot be opened; the message is one line fit for an exit reason."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Field declarations: validation and normalization of request bodies, and the OpenAPI schema.
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _Missing()
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "object": (dict,),
-    "array": (list,),
-}
-
-
-@dataclass(frozen=True)
-class Field:
-    """One JSON field of a resource: its type, whether it is required or patchable, its check.
-
-    `check` receives a value of the right JSON type and returns it normalized, or raises
-    ValueError with a reason. `schema` holds extra OpenAPI keywords (pattern, minimum, ...).
-    """
-
-    name: str
-    type: str
-    description: str
-    required: bool = False
-    mutable: bool = True
-    nullable: bool = False
-    default: Any = MISSING
-    check: Callable[[Any], Any] | None = None
-    fields: tuple[Field, ...] = ()
-    schema: dict[str, Any] = field(default_factory=dict)
-
-
-def parse_body(fields: tuple[Field, ...], body: Any, *, partial: bool = False) -> dict[str, Any]:
-    """Validate a create (or, with `partial`, a PATCH) body; return the normalized values.
-
-    A create gets the declared defaults filled in, a PATCH only the fields it names. Every
-    problem is collected so that one 400 names all the offending fields.
-    """
-    problems: list[tuple[str, str]] = []
-    values = _parse_object(fields, body, partial, "", problems)
-    if problems:
-        details = [{"field": name, "message": reason} if name else {"message": reason} for name, reason in problems]
-        name, reason = problems[0]
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        message = f"{name}: {reason}{more}" if name else f"{reason}{more}"
-        raise ApiError(400, message, details)
-    return values
-
-
-def _parse_object(
-    fields: tuple[Field, ...], body: Any, partial: bool, prefix: str, problems: list[tuple[str, str]]
-) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        problems.append((prefix.rstrip("."), "must be a JSON object"))
-        return {}
-    known = {f.name: f for f in fields}
-    values: dict[str, Any] = {}
-    for key in body:
-        if key not in known:
-            problems.append((prefix + key, "unknown field"))
-    for spec in fields:
-        path = prefix + spec.name
-        if spec.name not in body:
-            if spec.required and not partial:
-                problems.append((path, "is required"))
-            elif spec.default is not MISSING and not partial:
-                values[spec.name] = spec.default
-            continue
-        if partial and not spec.mutable:
-            problems.append((path, "cannot be changed"))
-            continue
-        value = body[spec.name]
-        if value is None:
-            if spec.nullable:
-                values[spec.name] = None
-            else:
-                problems.append((path, "must not be null"))
-        elif not _has_type(value, spec.type):
-            problems.append((path, f"must be of type {spec.type}"))
-        elif spec.type == "object":
-            values[spec.name] = _parse_object(spec.fields, value, False, path + ".", problems)
-        else:
-            try:
-                values[spec.name] = spec.check(value) if spec.check else value
-            except ValueError as exc:
-                problems.append((path, str(exc)))
-    return values
-
-
-def _has_type(value: Any, json_type: str) -> bool:
-    # bool is an int in Python, never in JSON.
-    return isinstance(value, _JSON_TYPES[json_type]) and (json_type == "boolean" or not isinstance(value, bool))
-
-
-def _short_text(value: str) -> str:
-    if len(value) > NAME_MAX:
-        raise ValueError(f"must be at most {NAME_MAX} characters")
-    return value
-
-
-def _group_name(value: str) -> str:
-    if value == DEFAULT_GROUP:
-        raise ValueError(f"{DEFAULT_GROUP!r} is reserved for the built-in security group")
-    return _short_text(value)
-
-
-def _one_of(*choices: str) -> Callable[[str], str]:
-    def check(value: str) -> str:
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}")
-        return value
-
-    return check
-
-
-def _protocol(value: str) -> str:
-    return _one_of(*PROTOCOLS)(value.lower())
-
-
-def _transport_port(value: int) -> int:
-    if value not in TRANSPORT_PORTS:
-        raise ValueError(f"must be between {TRANSPORT_PORTS[0]} and {TRANSPORT_PORTS[-1]}")
-    return value
-
-
-def _ip_prefix(value: str) -> str:
-    """Any IPv4 address or CIDR, as its network (Neutron clears host bits; a bare address is a /32)."""
-    try:
-        return str(ipaddress.IPv4Network(value, strict=False))
-    except ValueError:
-        raise ValueError("must be an IPv4 CIDR such as 192.168.0.0/16") from None
-
-
-def _id_list(value: list[Any]) -> list[str]:
-    if not all(isinstance(item, str) for item in value):
-        raise ValueError("must be a list of id strings")
-    return list(dict.fromkeys(value))  # duplicates dropped, order kept
-
-
-def _cidr(value: str) -> str:
-    if "/" not in value:
-        raise ValueError("must be an IPv4 CIDR such as 10.0.0.0/24")
-    try:
-        net = ipaddress.IPv4Network(value, strict=False)
-    except ValueError as exc:
-        raise ValueError(f"not an IPv4 CIDR: {exc}") from None
-    if str(net.network_address) != value.split("/")[0]:
-        raise ValueError(f"has host bits set (did you mean {net}?)")
-    if net.prefixlen > 30:
-        raise ValueError("prefix must be /30 or shorter (room for a gateway and a port)")
-    return str(net)
-
-
-def _ipv4(value: str) -> str:
-    try:
-        return str(ipaddress.IPv4Address(value))
-    except ValueError:
-        raise ValueError("must be an IPv4 address such as 10.0.0.5") from None
-
-
-_MAC_RE = re.compile(r"^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
-
-
-def _mac(value: str) -> str:
-    text = value.strip().lower()
-    if not _MAC_RE.match(text):
-        raise ValueError("must be a MAC address such as fa:16:3e:00:00:01")
-    digits = re.sub(r"[:-]", "", text)
-    if int(digits[:2], 16) & 1:
-        raise ValueError("must be a unicast MAC (lowest bit of the first octet clear)")
-    if int(digits, 16) == 0:
-        raise ValueError("must not be all zeros")
-    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
-
-
-def _segmentation_id(value: int) -> int:
-    if value not in SEGMENTATION_IDS:
-        raise ValueError(f"must be between {SEGMENTATION_IDS[0]} and {SEGMENTATION_IDS[-1]}")
-    return value
-
-
-_DPID_RE = re.compile(r"^[0-9a-fA-F]{16}$")
-_INTERFACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
-
-
-def _dpid(value: str) -> str:
-    if not _DPID_RE.match(value):
-        raise ValueError("must be a datapath id of 16 hex digits such as 0000000000000001")
-    return value.lower()
-
-
-def _interface(value: str) -> str:
-    if not _INTERFACE_RE.match(value):
-        raise ValueError("must be an OVS port name of 1-15 characters from [A-Za-z0-9_.-]")
-    return value
-
-
-_NAME = Field("name", "string", "Human-readable name.", default="", check=_short_text,
-               schema={"maxLength": NAME_MAX})
-
-NETWORK_FIELDS: tuple[Field, ...] = (
-    _NAME,
-    Field("cidr", "string", "IPv4 subnet, normalized (host bits must be clear).", required=True,
-          check=_cidr, schema={"example": "10.0.0.0/24"}),
-    Field("gateway_ip", "string", "Gateway address inside cidr; default: the first host; null: none.",
-          nullable=True, check=_ipv4, schema={"format": "ipv4"}),
-    Field("segmentation_id", "integer", "802.1Q tag on inter-switch links; default: the lowest free.",
-          check=_segmentation_id, schema={"minimum": SEGMENTATION_IDS[0], "maximum": SEGMENTATION_IDS[-1]}),
-    Field("external", "boolean", "Whether this is an external (provider) network.", default=False),
-)
-
-BINDING_FIELDS: tuple[Field, ...] = (
-    Field("dpid", "string", "Datapath id of the switch, 16 hex digits.", required=True, check=_dpid,
-          schema={"pattern": _DPID_RE.pattern}),
-    Field("interface", "string", "OVS port name on that switch.", required=True, check=_interface,
-          schema={"pattern": _INTERFACE_RE.pattern}),
-)
-
-PORT_FIELDS: tuple[Field, ...] = (
-    Field("network_id", "string", "The network this port is attached to.", required=True, mutable=False),
-    _NAME,
-    Field("mac_address", "string", "Unicast MAC, unique within the network.", required=True, check=_mac,
-          schema={"example": "fa:16:3e:00:00:01"}),
-    Field("ip_address", "string", "IPv4 address inside the network's cidr, unique within it.", required=True,
-          check=_ipv4, schema={"format": "ipv4"}),
-    Field("binding", "object", "Where the port is plugged: switch and interface.", required=True,
-          fields=BINDING_FIELDS),
-    Field("port_security_enabled", "boolean", "Anti-spoofing (and security groups) on this port.", default=True),
-    Field("security_group_ids", "array",
-          "Security groups, in order; default: the built-in `default` group (none when port security is "
-          "disabled); []: none, so nothing in or out. Requires port security.",
-          check=_id_list, schema={"items": {"type": "string"}}),
-)
-
-SECURITY_GROUP_FIELDS: tuple[Field, ...] = (
-    Field("name", "string", f"Human-readable name; {DEFAULT_GROUP!r} is reserved.", default="", check=_group_name,
-          schema={"maxLength": NAME_MAX}),
-    Field("description", "string", "Free text.", default="", check=_short_text, schema={"maxLength": NAME_MAX}),
-)
-
-_TRANSPORT_PORT_SCHEMA = {"minimum": TRANSPORT_PORTS[0], "maximum": TRANSPORT_PORTS[-1]}
-
-SECURITY_GROUP_RULE_FIELDS: tuple[Field, ...] = (
-    Field("security_group_id", "string", "The group this rule belongs to.", required=True, mutable=False),
-    Field("direction", "string", "ingress: traffic to the group's ports; egress: traffic from them.",
-          required=True, mutable=False, check=_one_of(*DIRECTIONS), schema={"enum": list(DIRECTIONS)}),
-    Field("ethertype", "string", "Only IPv4.", default="IPv4", mutable=False, check=_one_of("IPv4"),
-          schema={"enum": ["IPv4"]}),
-    Field("protocol", "string", "tcp, udp or icmp; null: any.", nullable=True, default=None, mutable=False,
-          check=_protocol, schema={"enum": [*PROTOCOLS, None]}),
-    Field("port_range_min", "integer", "First destination port (tcp/udp); alone, the one port.", nullable=True,
-          default=None, mutable=False, check=_transport_port, schema=_TRANSPORT_PORT_SCHEMA),
-    Field("port_range_max", "integer", "Last destination port (tcp/udp); alone, the one port.", nullable=True,
-          default=None, mutable=False, check=_transport_port, schema=_TRANSPORT_PORT_SCHEMA),
-    Field("remote_ip_prefix", "string", "Peer addresses (source for ingress, destination for egress); "
-          "host bits are cleared. Excludes remote_group_id.", nullable=True, default=None, mutable=False,
-          check=_ip_prefix, schema={"example": "192.168.0.0/16"}),
-    Field("remote_group_id", "string", "Peers are the ports of this group. Excludes remote_ip_prefix.",
-          nullable=True, default=None, mutable=False),
-)
 
 
 # ---------------------------------------------------------------------------------------------
