@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from controller.api import create_app, openapi_document
+from controller.runtime import Runtime
 from controller.store import Store
 
 DPID = "000000000000000a"
@@ -417,3 +418,22 @@ def test_openapi_documents_security_groups(client: FlaskClient) -> None:
     assert "SecurityGroupRuleUpdate" not in schemas
     assert schemas["SecurityGroupRuleCreate"]["required"] == ["security_group_id", "direction"]
     assert schemas["PortCreate"]["properties"]["security_group_ids"]["type"] == "array"
+
+
+def test_the_real_runtime_serves_the_api_without_switches(store: Store) -> None:
+    """The stand-in above mirrors this interface; here the controller's own Runtime answers (no switches)."""
+    runtime = Runtime(store, hold_down=0)
+    client = create_app(store, runtime, version="1.2.3").test_client()
+    network = make_network(client)
+    port = client.post("/v1/ports", json={"network_id": network["id"], "mac_address": "fa:16:3e:00:00:01",
+                                          "ip_address": "10.0.0.5",
+                                          "binding": {"dpid": DPID, "interface": "s1-eth1"}})
+    assert port.status_code == 201 and port.json["status"] == "DOWN"
+    assert client.get("/v1/switches").json == []
+    assert client.get(f"/v1/switches/{DPID}/flows").status_code == 404
+    assert client.get("/v1/health").json["switches"] == 0
+    text = client.get("/metrics").get_data(as_text=True)
+    metrics = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert float(metrics["sdn_converge_passes"]) == 2  # one pass per mutation, each with nothing to program
+    assert client.delete(f"/v1/ports/{port.json['id']}").status_code == 204
+    assert runtime.compiler.recompiled == ["isolation", "security_groups"]
