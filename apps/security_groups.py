@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
+from dataclasses import dataclass
 
 from apps.flows import (
     CT_EST,
@@ -48,13 +49,18 @@ PRIO_CLAUSE = 1000    # clause flows of conjunctive rules
 PRIO_REVOKE = 10      # an established connection no rule allows any more
 
 
+@dataclass(frozen=True)
 class _Stage:
     """One direction: which tables, which register names the port, which side is 'remote'."""
 
-    def __init__(self, direction: str, acl: str, ct: str, after: str, port_reg: str, zone_reg: str,
-                 remote_field: str, dhcp: tuple[int, int]) -> None:
-        self.direction, self.acl, self.ct, self.after = direction, acl, ct, after
-        self.port_reg, self.zone_reg, self.remote_field, self.dhcp = port_reg, zone_reg, remote_field, dhcp
+    direction: str
+    acl: str
+    ct: str
+    after: str
+    port_reg: str
+    zone_reg: str
+    remote_field: str
+    dhcp: tuple[int, int]  # (source, destination) UDP ports of the port's own DHCP in this direction
 
 
 EGRESS = _Stage("egress", "egress_acl", "egress_ct", "l2_lookup", REG_IN_PORT, REG_SRC_ZONE, "ipv4_dst", (68, 67))

@@ -78,11 +78,11 @@ class Fabric:
         with self._lock:
             return dpid in self._channels
 
-    def lldp_targets(self) -> list[tuple[Channel, SwitchPort]]:
-        """Every up, non-reserved port of every connected switch."""
+    def lldp_targets(self, dpid: str | None = None) -> list[tuple[Channel, SwitchPort]]:
+        """Every up, non-reserved port of every connected switch (or of just `dpid`)."""
         with self._lock:
-            return [(channel, port) for dpid, channel in self._channels.items()
-                    for port in self._switches[dpid].ports if port.up and port.ofport < OFPP_MAX]
+            return [(channel, port) for d, channel in self._channels.items() if dpid in (None, d)
+                    for port in self._switches[d].ports if port.up and port.ofport < OFPP_MAX]
 
     # --- links -------------------------------------------------------------------------------
     def link_seen(self, link: Link) -> bool:

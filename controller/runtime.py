@@ -39,14 +39,15 @@ class Runtime:
                  timeout: float = 30.0) -> None:
         self.store = store
         self.lldp_interval = lldp_interval
-        self.fabric = Fabric(store.load_switches(), store.load_links(), link_timeout=3 * lldp_interval + 1.0)
+        known = store.load_switches()
+        self.fabric = Fabric(known, store.load_links(), link_timeout=3 * lldp_interval + 1.0)
         self.programmer = Programmer(timeout)
         self.compiler = Compiler()
         self._pass_lock = threading.Lock()
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._ready = threading.Event()
-        self._expected = {sw.dpid for sw in store.load_switches()}
+        self._expected = {sw.dpid for sw in known}
         self._hold_until = time.monotonic() + hold_down
         self._bound: set[tuple[str | None, str | None]] = set()
         self._owners: dict[int, str] = {}
@@ -92,7 +93,7 @@ class Runtime:
         self.store.save_switch(channel.dpid, ports)
         LOG.info("switch %s connected with %d ports", channel.dpid, len(ports))
         self._check_ready()
-        self._send_lldp([(channel, p) for p in ports if p.up and p.ofport < 0xFFFFFF00])
+        self._send_lldp(self.fabric.lldp_targets(channel.dpid))
         self.request()
 
     def switch_disconnected(self, channel: Channel) -> None:
