@@ -1,9 +1,9 @@
-"""Flows every switch carries whatever the policy: table misses and discovery."""
+"""Flows every switch carries whatever the policy: the table misses."""
 
 from __future__ import annotations
 
-from apps.flows import ETH_TYPE_LLDP, Flow, controller, cookie, match
-from apps.pipeline import PIPELINE, PRIO_CONTROL, PRIO_MISS
+from apps.flows import Flow, cookie
+from apps.pipeline import PIPELINE, PRIO_MISS
 
 _SYSTEM = cookie("system", "pipeline")
 
@@ -12,8 +12,6 @@ _PASS_THROUGH = {"arp_responder": "egress_acl"}
 
 
 def compile_base() -> list[Flow]:
-    """Explicit misses (drop, or continue for pass-through stages) plus LLDP to the controller."""
-    flows = [Flow(table.name, PRIO_MISS, (), goto=_PASS_THROUGH.get(table.name), cookie=_SYSTEM)
-             for table in PIPELINE]
-    flows.append(Flow("classify", PRIO_CONTROL, match(eth_type=ETH_TYPE_LLDP), (controller(),), cookie=_SYSTEM))
-    return flows
+    """Explicit misses: drop, or continue for pass-through stages."""
+    return [Flow(table.name, PRIO_MISS, (), goto=_PASS_THROUGH.get(table.name), cookie=_SYSTEM)
+            for table in PIPELINE]

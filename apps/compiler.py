@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Callable, Hashable
 
 from apps.base import compile_base
+from apps.discovery import compile_discovery
 from apps.flows import Flow
 from apps.isolation import compile_isolation
 from apps.model import Policy
@@ -32,7 +33,13 @@ def _all_inputs(policy: Policy) -> Hashable:
     return policy.networks, policy.ports, policy.security_groups
 
 
+def _discovery_inputs(policy: Policy) -> Hashable:
+    """What discovery reads: where ports are bound, and the switches' pinned trunks."""
+    return tuple((p.dpid, p.interface) for p in policy.ports), policy.switches
+
+
 APPS: tuple[tuple[str, AppCompiler, Callable[[Policy], Hashable]], ...] = (
+    ("discovery", compile_discovery, _discovery_inputs),
     ("isolation", compile_isolation, _isolation_inputs),
     ("security_groups", compile_security_groups, _all_inputs),
 )

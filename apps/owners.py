@@ -8,7 +8,7 @@ from apps.model import Policy
 
 def owners(policy: Policy) -> dict[int, str]:
     """Every cookie the compilers can produce for `policy`, named as 'app:kind/id'."""
-    named = {cookie("system", "pipeline"): "system:pipeline"}
+    named = {cookie("system", "pipeline"): "system:pipeline", cookie("system", "discovery"): "system:discovery"}
     named.update({cookie("isolation", n.id): f"isolation:network/{n.id}" for n in policy.networks})
     named.update({cookie("isolation", p.id): f"isolation:port/{p.id}" for p in policy.ports})
     named.update({cookie("security_groups", "pipeline"): "security_groups:pipeline",

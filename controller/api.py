@@ -23,14 +23,16 @@ from typing import Any, Protocol
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from controller.errors import ApiError
+from controller.errors import ApiError, ChangeRefused, NotConfirmed
 from controller.schema import (
     MISSING,
     NETWORK_FIELDS,
     PORT_FIELDS,
     SECURITY_GROUP_FIELDS,
     SECURITY_GROUP_RULE_FIELDS,
+    SWITCH_FIELDS,
     Field,
+    parse_dpid,
 )
 from controller.store import Store
 
@@ -50,15 +52,11 @@ def _package_version() -> str:
 VERSION = _package_version()
 
 
-class ConvergeReport(Protocol):
-    ok: bool
-    failures: dict[str, str]
-
-
 class Runtime(Protocol):
     """What the API needs from the controller runtime (controller/runtime.py)."""
 
-    def converge(self, timeout: float = 15.0) -> ConvergeReport: ...
+    def apply(self, change: Callable[[], Any], timeout: float = 15.0) -> Any: ...
+    def health(self) -> dict[str, Any]: ...
     def switches(self) -> list[dict[str, Any]]: ...
     def switch_flows(self, dpid: str) -> list[dict[str, Any]] | None: ...
     def port_status(self, dpid: str | None, interface: str | None) -> str: ...
@@ -145,6 +143,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/health", "health", "Liveness, connected switches, version", response="Health", public=True),
     Route("GET", "/switches", "list_switches", "Known switches", response="Switch[]"),
     Route("GET", "/switches/{dpid}", "show_switch", "One switch", response="Switch"),
+    Route("PATCH", "/switches/{dpid}", "update_switch", "Pin a switch's trunk ports", response="Switch",
+          request="SwitchUpdate"),
     Route("GET", "/switches/{dpid}/flows", "switch_flows", "The flows installed in a switch", response="Flow[]"),
     *(route for res in RESOURCES for route in _crud_routes(res)),
 )
@@ -225,19 +225,28 @@ class _Handlers:
         self._store = store
         self._runtime = runtime
         self._version = version
-        self._mutation = threading.Lock()
 
     def health(self) -> Response:
-        connected = sum(1 for sw in self._runtime.switches() if sw["connected"])
-        return jsonify({"status": "ok", "switches": connected, "version": self._version})
+        health = self._runtime.health()
+        return jsonify({"status": health["status"], "switches": health["switches"], "version": self._version,
+                        "failing": health["failing"]})
 
     def list_switches(self) -> Response:
         return jsonify(self._runtime.switches())
 
     def show_switch(self, dpid: str) -> Response:
+        return jsonify(self._switch(dpid))
+
+    def update_switch(self, dpid: str) -> Response:
+        body = _json_body()
+        dpid = parse_dpid(dpid)
+        self._apply(lambda: self._store.update_switch(dpid, body), f"switch {dpid} was updated")
+        return jsonify(self._switch(dpid))
+
+    def _switch(self, dpid: str) -> dict[str, Any]:
         for switch in self._runtime.switches():
             if switch["dpid"] == dpid.lower():
-                return jsonify(switch)
+                return switch
         raise ApiError.not_found("switch", dpid)
 
     def switch_flows(self, dpid: str) -> Response:
@@ -248,9 +257,8 @@ class _Handlers:
 
     def create(self, res: Resource) -> tuple[Response, int, dict[str, str]]:
         body = _json_body()
-        with self._mutation:
-            item = getattr(self._store, f"create_{res.singular}")(body)
-            self._converge(f"{res.label} {item['id']} was created")
+        item = self._apply(lambda: getattr(self._store, f"create_{res.singular}")(body),
+                           lambda item: f"{res.label} {item['id']} was created")
         return jsonify(self._shown(res, item)), 201, {"Location": f"{PREFIX}{res.path}/{item['id']}"}
 
     def list(self, res: Resource) -> Response:
@@ -266,31 +274,40 @@ class _Handlers:
 
     def update(self, res: Resource, id: str) -> Response:
         body = _json_body()
-        with self._mutation:
-            item = getattr(self._store, f"update_{res.singular}")(id, body)
-            self._converge(f"{res.label} {id} was updated")
+        item = self._apply(lambda: getattr(self._store, f"update_{res.singular}")(id, body),
+                           f"{res.label} {id} was updated")
         return jsonify(self._shown(res, item))
 
     def delete(self, res: Resource, id: str) -> Response:
-        with self._mutation:
-            getattr(self._store, f"delete_{res.singular}")(id)
-            self._converge(f"{res.label} {id} was deleted")
+        self._apply(lambda: getattr(self._store, f"delete_{res.singular}")(id), f"{res.label} {id} was deleted")
         return Response(status=204)
 
     def _shown(self, res: Resource, item: dict[str, Any]) -> dict[str, Any]:
         return {**item, "status": res.status(self._runtime, item)}
 
-    def _converge(self, what: str) -> None:
-        """Wait for the switches to carry the new state; 503 naming the switches that did not."""
-        report = self._runtime.converge()
-        if not report.ok:
-            failed = sorted(report.failures.items())
+    def _apply(self, change: Callable[[], Any], what: str | Callable[[Any], str]) -> Any:
+        """Make a store change through the runtime, which returns once the switches carry it.
+
+        409 when a switch refused flows of the change (then nothing changed), 503 naming the
+        switches that did not confirm it (the change is kept and retried).
+        """
+        try:
+            return self._runtime.apply(change)
+        except ChangeRefused as exc:
+            raise ApiError(
+                409,
+                f"nothing was changed: {exc}",
+                [{"dpid": r.dpid, "table": r.table, "priority": r.priority, "match": r.match, "owner": r.owner,
+                  "reason": r.error} for r in exc.refused],
+            ) from None
+        except NotConfirmed as exc:
+            done = what(exc.result) if callable(what) else what
+            failed = sorted(exc.failures.items())
             raise ApiError(
                 503,
-                f"{what}, but flows are not confirmed on {len(failed)} switch(es): "
-                + ", ".join(f"{dpid} ({reason})" for dpid, reason in failed),
+                f"{done}, but flows are not confirmed on {len(failed)} switch(es): {exc}",
                 [{"dpid": dpid, "reason": reason} for dpid, reason in failed],
-            )
+            ) from None
 
 
 def _json_body() -> dict[str, Any]:
@@ -373,12 +390,21 @@ def _array(items: dict[str, Any]) -> dict[str, Any]:
 
 
 _FIXED_SCHEMAS: dict[str, dict[str, Any]] = {
-    "Health": _object(status="string", switches="integer", version="string"),
+    "Health": _object(
+        status={"type": "string", "enum": ["ok", "degraded"], "description": "degraded: a switch keeps failing"},
+        switches="integer",
+        version="string",
+        failing=_array(_object(dpid="string", reason="string", since="string", attempts="integer",
+                               retry_in_s="number")),
+    ),
     "Switch": _object(
         dpid="string",
         connected="boolean",
-        ports=_array(_object(name="string", ofport="integer", mac="string")),
+        ports=_array(_object(name="string", ofport="integer", mac="string", up="boolean")),
         links=_array(_object(port="integer", peer_dpid="string", peer_port="integer")),
+        trunk_ports={"type": "array", "items": {"type": "string"}, "nullable": True},
+        lldp_refused=_object(count="integer", last={**_object(interface="string", reason="string", at="string"),
+                                                     "nullable": True}),
     ),
     "Flow": {
         "type": "object",
@@ -467,7 +493,7 @@ def openapi_document(version: str = VERSION) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
-    schemas = dict(_FIXED_SCHEMAS)
+    schemas = {**_FIXED_SCHEMAS, "SwitchUpdate": _fields_schema(SWITCH_FIELDS, [])}
     for res in RESOURCES:
         schemas.update(_resource_schemas(res))
     return {

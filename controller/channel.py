@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from controller import ofwire
@@ -42,9 +42,9 @@ class Batch:
     while Python encodes on the other.
     """
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: Channel, xids: Iterable[int] = ()) -> None:
         self._channel = channel
-        self._waiter = channel._register(_Waiter())
+        self._waiter = channel._register(_Waiter(set(xids)))
         self._pending: list[bytes] = []
 
     def add(self, build: Callable[[int], bytes]) -> int:
@@ -86,8 +86,9 @@ class Channel:
         with self._lock:
             return next(self._xids)
 
-    def batch(self) -> Batch:
-        return Batch(self)
+    def batch(self, xids: Iterable[int] = ()) -> Batch:
+        """A new batch; errors the switch reports for `xids` (earlier messages) land in it too."""
+        return Batch(self, xids)
 
     def dump_flows(self, timeout: float) -> list[ofwire.InstalledFlow]:
         """Every flow in every table, read back through a lean parser."""

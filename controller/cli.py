@@ -121,6 +121,25 @@ def crud(
 
 _DPID = _path_arg("dpid", "datapath id, 16 hex digits")
 
+
+class _Null:
+    """A flag's value that is sent as JSON null (None means the flag was not given)."""
+
+    def __repr__(self) -> str:
+        return "null"
+
+
+NULL = _Null()
+_TRUNKS = (
+    *Opt("trunk_ports", flag="--trunk-port", type=list, metavar="INTERFACE",
+         help="the only interfaces that may link to other switches, repeatable (--no-trunk-ports: none)"
+         ).params("body"),
+    Param("field_trunk_ports", "body", "trunk_ports", ("--discover-trunks",),
+          {"action": "store_const", "const": NULL, "default": None,
+           "help": "forget the pinned trunks: LLDP finds links on any interface no port is bound to"},
+          exclusive="trunk_ports"),
+)
+
 RESOURCES: dict[str, tuple[Command, ...]] = {
     "network": crud(
         "network", "networks",
@@ -178,6 +197,7 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
     "switch": (
         Command("list", "GET", "/switches", "list switches", columns=("dpid", "connected")),
         Command("show", "GET", "/switches/{dpid}", "show a switch, its ports and links", (_DPID,)),
+        Command("update", "PATCH", "/switches/{dpid}", "pin a switch's trunk ports", (_DPID, *_TRUNKS)),
         Command("flows", "GET", "/switches/{dpid}/flows", "the flows installed in a switch", (_DPID,)),
     ),
     "health": (Command(None, "GET", "/health", "controller status, connected switches, version"),),
@@ -258,7 +278,7 @@ def call(url: str, token: str | None, command: Command, values: dict[str, Any]) 
             target = body
             for parent in parents:
                 target = target.setdefault(parent, {})
-            target[leaf] = value
+            target[leaf] = None if value is NULL else value
     base = url.rstrip("/")
     base = base if base.endswith("/v1") else base + "/v1"
     try:

@@ -1,12 +1,14 @@
-"""The one error type the store and the REST API raise for a request that cannot be honoured.
+"""The errors a request can end in: ApiError from validation, and what converging a change can say.
 
-The store validates and raises; the API turns the exception into the contract's error body.
+The store validates and raises ApiError; the API turns the exception into the contract's error body.
 Keeping the HTTP code on the exception means validation rules live in one place (the store)
-and the web layer never re-guesses what went wrong.
+and the web layer never re-guesses what went wrong. The runtime raises ChangeRefused or
+NotConfirmed about a change it converged, and the API words them for the caller.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 HTTP_CODES = (400, 401, 404, 409, 422, 503)
@@ -40,3 +42,36 @@ class ApiError(Exception):
     @classmethod
     def conflict(cls, field: str, message: str) -> ApiError:
         return cls(409, f"{field}: {message}", [{"field": field, "message": message}])
+
+
+@dataclass(frozen=True)
+class RefusedFlow:
+    """A flow a switch refused, described for the person whose change it was."""
+
+    dpid: str
+    table: str
+    priority: int
+    match: dict[str, Any]
+    owner: str | None
+    error: str
+
+    def __str__(self) -> str:
+        return (f"switch {self.dpid} refused flow table={self.table} priority={self.priority} match={self.match} "
+                f"of {self.owner or 'an unknown owner'}: {self.error}")
+
+
+class ChangeRefused(Exception):
+    """A switch refused flows the change introduced: it was rolled back and the switches put back."""
+
+    def __init__(self, refused: list[RefusedFlow]) -> None:
+        super().__init__("; ".join(map(str, refused[:3])))
+        self.refused = refused
+
+
+class NotConfirmed(Exception):
+    """The change is kept, but switches it affects did not confirm its flows (they are retried)."""
+
+    def __init__(self, result: Any, failures: dict[str, str]) -> None:
+        super().__init__(", ".join(f"{dpid} ({reason})" for dpid, reason in sorted(failures.items())))
+        self.result = result
+        self.failures = failures

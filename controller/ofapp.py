@@ -10,6 +10,7 @@ from os_ken.ofproto import ofproto_v1_3
 
 from apps.flows import ETH_TYPE_LLDP
 from apps.topology import SwitchPort
+from controller import ofwire
 from controller.channel import Channel
 from controller.runtime import Runtime
 
@@ -80,8 +81,8 @@ class SdnApp(app_manager.OSKenApp):
     def _error(self, ev) -> None:
         msg = ev.msg
         channel = self._channel(msg.datapath)
-        code = msg.code if msg.code is not None else getattr(msg, "exp_type", None)
-        text = f"type={msg.type} code={code}"
+        code = msg.code if msg.code is not None else getattr(msg, "exp_type", 0)
+        text = ofwire.describe_error(msg.type, code or 0, getattr(msg, "experimenter", None))
         if channel is not None:
             channel.on_error(msg.xid, text)
         else:

@@ -85,6 +85,7 @@ _OFPAT_POP_VLAN = 18
 _OFPAT_SET_FIELD = 25
 _OFPAT_EXPERIMENTER = 0xFFFF
 _NX_VENDOR_ID = 0x00002320
+_NXT_CT_FLUSH_ZONE = 29
 _NXAST_REG_MOVE = 6
 _NXAST_RESUBMIT_TABLE = 14
 _NXAST_CONJUNCTION = 34
@@ -345,6 +346,11 @@ def bundle_add(xid: int, bundle_id: int, flags: int, message: bytes) -> bytes:
                             ONF_ET_BUNDLE_ADD_MESSAGE, bundle_id, flags) + message
 
 
+def ct_flush_zone(xid: int, zone: int) -> bytes:
+    """NXT_CT_FLUSH_ZONE: forget every conntrack entry of `zone` (all bridges of a datapath share zones)."""
+    return struct.pack("!BBHIII6xH", OFP_VERSION, OFPT_EXPERIMENTER, 24, xid, _NX_VENDOR_ID, _NXT_CT_FLUSH_ZONE, zone)
+
+
 def barrier_request(xid: int) -> bytes:
     return _HEADER.pack(OFP_VERSION, OFPT_BARRIER_REQUEST, 8, xid)
 
@@ -359,6 +365,29 @@ def packet_out(xid: int, out_port: int, data: bytes, in_port: int = OFPP_CONTROL
     """OFPT_PACKET_OUT of `data` with a single output action."""
     return struct.pack("!BBHIIIH6xHHIH6x", OFP_VERSION, OFPT_PACKET_OUT, 40 + len(data), xid,
                        OFP_NO_BUFFER, in_port, 16, _OFPAT_OUTPUT, 16, out_port, 0) + data
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+_ERROR_TYPES = ("HELLO_FAILED", "BAD_REQUEST", "BAD_ACTION", "BAD_INSTRUCTION", "BAD_MATCH", "FLOW_MOD_FAILED",
+                "GROUP_MOD_FAILED", "PORT_MOD_FAILED", "TABLE_MOD_FAILED", "QUEUE_OP_FAILED",
+                "SWITCH_CONFIG_FAILED", "ROLE_REQUEST_FAILED", "METER_MOD_FAILED", "TABLE_FEATURES_FAILED")
+_ERROR_CODES = {
+    "FLOW_MOD_FAILED": ("UNKNOWN", "TABLE_FULL", "BAD_TABLE_ID", "OVERLAP", "EPERM", "BAD_TIMEOUT",
+                        "BAD_COMMAND", "BAD_FLAGS"),
+    "BAD_MATCH": ("BAD_TYPE", "BAD_LEN", "BAD_TAG", "BAD_DL_ADDR_MASK", "BAD_NW_ADDR_MASK", "BAD_WILDCARDS",
+                  "BAD_FIELD", "BAD_VALUE", "BAD_MASK", "BAD_PREREQ", "DUP_FIELD", "EPERM"),
+}
+OFPET_EXPERIMENTER = 0xFFFF
+
+
+def describe_error(err_type: int, code: int, experimenter: int | None = None) -> str:
+    """An OpenFlow error as people read it: "FLOW_MOD_FAILED/TABLE_FULL" (numbers where we have no name)."""
+    if err_type == OFPET_EXPERIMENTER:
+        return f"EXPERIMENTER({experimenter or 0:#x})/{code}"
+    name = _ERROR_TYPES[err_type] if err_type < len(_ERROR_TYPES) else f"type {err_type}"
+    codes = _ERROR_CODES.get(name, ())
+    return f"{name}/{codes[code] if code < len(codes) else code}"
 
 
 # --- reading flows back ------------------------------------------------------------------------
@@ -579,54 +608,3 @@ def describe_instructions(instr_bytes: bytes, table_names: dict[int, str]) -> li
         else:
             described.append(f"instruction_type:{kind}")
     return described
-
-
-# --- LLDP discovery ----------------------------------------------------------------------------
-
-_LLDP_DST = bytes.fromhex("0180c200000e")
-_ETH_TYPE_LLDP = b"\x88\xcc"
-_CHASSIS_PREFIX = b"\x07dpid:"  # chassis id subtype 7 (locally assigned)
-_PORT_SUBTYPE = 2  # port id subtype 2 (port component): the OpenFlow port number, 4 bytes
-_LLDP_TTL = 120
-
-
-def _is_dpid(text: str) -> bool:
-    return len(text) == 16 and all(c in "0123456789abcdef" for c in text)
-
-
-def _lldp_tlv(kind: int, value: bytes) -> bytes:
-    return struct.pack("!H", kind << 9 | len(value)) + value
-
-
-def lldp_frame(dpid: str, port_no: int, src_mac: str) -> bytes:
-    """An LLDP frame naming (dpid, port) for link discovery, padded to the Ethernet minimum."""
-    if not _is_dpid(dpid.lower()):
-        raise ValueError(f"dpid must be 16 hex digits: {dpid!r}")
-    frame = b"".join((
-        _LLDP_DST, bytes.fromhex(src_mac.replace(":", "")), _ETH_TYPE_LLDP,
-        _lldp_tlv(1, _CHASSIS_PREFIX + dpid.lower().encode()),
-        _lldp_tlv(2, struct.pack("!BI", _PORT_SUBTYPE, port_no)),
-        _lldp_tlv(3, struct.pack("!H", _LLDP_TTL)),
-        _lldp_tlv(0, b""),
-    ))
-    return frame + bytes(max(0, 60 - len(frame)))
-
-
-def parse_lldp(frame: bytes) -> tuple[str, int] | None:
-    """(dpid, port_no) from an LLDP frame made by lldp_frame(); None for any other frame."""
-    if frame[12:14] != _ETH_TYPE_LLDP:
-        return None
-    tlvs = {}
-    pos = 14
-    while pos + 2 <= len(frame) and len(tlvs) < 2:
-        kind_len = int.from_bytes(frame[pos:pos + 2], "big")
-        value = frame[pos + 2:pos + 2 + (kind_len & 0x1FF)]
-        tlvs[kind_len >> 9] = value
-        pos += 2 + len(value)
-    chassis, port = tlvs.get(1, b""), tlvs.get(2, b"")
-    if len(chassis) != len(_CHASSIS_PREFIX) + 16 or not chassis.startswith(_CHASSIS_PREFIX):
-        return None
-    if len(port) != 5 or port[0] != _PORT_SUBTYPE:
-        return None
-    dpid = chassis[len(_CHASSIS_PREFIX):].decode("ascii", "replace")
-    return (dpid, int.from_bytes(port[1:], "big")) if _is_dpid(dpid) else None

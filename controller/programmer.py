@@ -21,8 +21,25 @@ WireKey = tuple[int, int, bytes]  # (table id, priority, canonical match bytes)
 WireValue = tuple[int, bytes]     # (cookie, instructions bytes)
 
 
+@dataclass(frozen=True)
+class FlowRefusal:
+    """One flow-mod of a bundle that the switch refused, and the switch's reason."""
+
+    command: int
+    key: WireKey
+    flow: Flow | None  # the desired flow (None for a delete)
+    error: str
+
+
 class ProgrammingError(Exception):
-    """The switch rejected the bundle; nothing of it was applied."""
+    """The switch refused the bundle; nothing of it was applied, so what it holds is unchanged.
+
+    `refusals` names the flow-mods the switch blamed (empty when it blamed the bundle as a whole).
+    """
+
+    def __init__(self, message: str, refusals: tuple[FlowRefusal, ...] = ()) -> None:
+        super().__init__(message)
+        self.refusals = refusals
 
 
 @dataclass(frozen=True)
@@ -50,31 +67,42 @@ class _Bundle:
         self.batch: Batch | None = None
         self.id = 0
         self.mods: list[tuple[int, WireKey, WireValue]] = []
+        self._flows: dict[int, tuple[int, WireKey, Flow | None]] = {}  # add xid -> what it carried
 
-    def put(self, command: int, key: WireKey, value: WireValue) -> None:
+    def put(self, command: int, key: WireKey, value: WireValue, flow: Flow | None = None) -> None:
         if self.batch is None:
             self.batch = self.channel.batch()
             self.id = self.batch.add(lambda xid: ofwire.bundle_open(xid, xid, ofwire.BUNDLE_FLAGS))
         self.mods.append((command, key, value))
         (table, priority, match), (cookie, instructions) = key, value
         bundle_id = self.id
-        self.batch.add(lambda xid: ofwire.bundle_add(
+        xid = self.batch.add(lambda xid: ofwire.bundle_add(
             xid, bundle_id, ofwire.BUNDLE_FLAGS,
             ofwire.flow_mod(xid, command, table, priority, match, instructions, cookie)))
+        self._flows[xid] = (command, key, flow)
 
     def commit(self, timeout: float) -> None:
-        """Commit only if no add was refused: add-time errors do not stop a commit by themselves."""
+        """Commit only if no add was refused: add-time errors do not stop a commit by themselves.
+
+        Errors found at commit time (a full table, say) name the add they blame, so the commit's
+        batch listens for the adds' xids too.
+        """
         assert self.batch is not None
         errors = self.batch.finish(timeout)
-        ending = self.channel.batch()
+        ending = self.channel.batch(self._flows)
         if errors:
             ending.add(lambda xid: ofwire.bundle_discard(xid, self.id, ofwire.BUNDLE_FLAGS))
             ending.finish(timeout)
-            raise ProgrammingError(f"switch {self.channel.dpid} refused {len(errors)} flow(s): {errors[:3]}")
+            raise self._refused(errors, f"refused {len(errors)} flow(s)")
         ending.add(lambda xid: ofwire.bundle_commit(xid, self.id, ofwire.BUNDLE_FLAGS))
         errors = ending.finish(timeout)
         if errors:
-            raise ProgrammingError(f"switch {self.channel.dpid} refused the commit: {errors[:3]}")
+            raise self._refused(errors, "refused the commit")
+
+    def _refused(self, errors: list[tuple[int, str]], what: str) -> ProgrammingError:
+        refusals = tuple(FlowRefusal(*self._flows[xid], error) for xid, error in errors if xid in self._flows)
+        shown = "; ".join(error for _, error in errors[:3])
+        return ProgrammingError(f"switch {self.channel.dpid} {what}: {shown}", refusals)
 
 
 class Programmer:
@@ -116,7 +144,7 @@ class Programmer:
             if current != value:
                 # Same owner: modify in place keeps counters; a new owner needs ADD to take the cookie.
                 same_owner = current is not None and current[0] == value[0]
-                bundle.put(ofwire.OFPFC_MODIFY_STRICT if same_owner else ofwire.OFPFC_ADD, key, value)
+                bundle.put(ofwire.OFPFC_MODIFY_STRICT if same_owner else ofwire.OFPFC_ADD, key, value, flow)
         for key in have.keys() - wanted:
             bundle.put(ofwire.OFPFC_DELETE_STRICT, key, (0, b""))
         if not bundle.mods:
@@ -125,9 +153,12 @@ class Programmer:
         self.stats["bundles"] += 1
         try:
             bundle.commit(self.timeout)
+        except ProgrammingError:
+            self.stats["bundle_failures"] += 1  # refused as a whole: the switch holds what it held
+            raise
         except Exception:
             self.stats["bundle_failures"] += 1
-            self.forget(channel.dpid)
+            self.forget(channel.dpid)  # timed out or closed: what it holds is unknown now
             raise
         counts = dict.fromkeys((ofwire.OFPFC_ADD, ofwire.OFPFC_MODIFY_STRICT, ofwire.OFPFC_DELETE_STRICT), 0)
         for command, key, value in bundle.mods:

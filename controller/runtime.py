@@ -1,9 +1,17 @@
 """The controller's moving parts joined: store + fabric -> compile -> programmer, per switch.
 
-Convergence is a full pass (snapshot the policy and topology, compile, diff per switch) run
-under one lock. REST calls run a pass in their own thread and return its report; switch events
-only mark the state dirty and a worker thread runs the pass, because os-ken's event thread must
-stay free to deliver the barrier replies the pass waits for.
+A pass snapshots the policy and the topology, compiles, and converges every connected switch
+under one lock. Who runs passes, and on which thread:
+
+- REST calls go through apply(): the change is staged in the store, the switches are converged
+  to it, and only then is it committed; if a switch refuses a flow the change introduced, the
+  change is rolled back and the switches are put back.
+- os-ken's event thread only updates memory and asks for a pass. Everything slow (database
+  writes, packet-outs) goes to the `io` thread, because the event thread also delivers the
+  barrier replies that passes wait for.
+- The `converge` thread runs the passes switch events ask for, and retries a failing switch with
+  exponential backoff; the `lldp` thread sends discovery frames and expires links. Both survive
+  their own exceptions: logged, counted in metrics, retried with backoff.
 """
 
 from __future__ import annotations
@@ -11,48 +19,79 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from apps.compiler import Compiler
+from apps.compiler import Compiler, compile_all
+from apps.discovery import trunk_candidates, trusted
+from apps.flows import Flow
+from apps.model import Policy
 from apps.owners import owners
 from apps.pipeline import PIPELINE
-from apps.topology import Link, SwitchPort
-from controller import ofwire
+from apps.topology import SwitchPort, Topology
+from controller import lldp, ofwire
 from controller.channel import Channel
-from controller.fabric import Fabric
-from controller.programmer import Programmer
+from controller.errors import ChangeRefused, NotConfirmed, RefusedFlow
+from controller.fabric import End, Fabric
+from controller.programmer import FlowRefusal, Programmer, ProgrammingError
 from controller.store import Store
 
 LOG = logging.getLogger(__name__)
 _TABLE_NAMES = {t.number: t.name for t in PIPELINE}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class ConvergeReport:
     ok: bool
-    failures: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)  # dpid -> reason
+    changed: frozenset[str] = frozenset()  # switches whose desired flows differ from the previous pass's
+    refusals: dict[str, tuple[FlowRefusal, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SwitchFailure:
+    """A connected switch whose last sync failed, and when the converge thread tries it again."""
+
+    reason: str
+    since: float     # wall clock, first failure in a row
+    attempts: int
+    retry_at: float  # monotonic
 
 
 class Runtime:
     def __init__(self, store: Store, *, lldp_interval: float = 1.0, hold_down: float = 5.0,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, backoff: tuple[float, float] = (1.0, 30.0)) -> None:
         self.store = store
         self.lldp_interval = lldp_interval
+        self.backoff = backoff  # (first delay, cap), doubling in between
         known = store.load_switches()
         self.fabric = Fabric(known, store.load_links(), link_timeout=3 * lldp_interval + 1.0)
         self.programmer = Programmer(timeout)
         self.compiler = Compiler()
+        self._secret = store.lldp_secret()
         self._pass_lock = threading.Lock()
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._expected = {sw.dpid for sw in known}
         self._hold_until = time.monotonic() + hold_down
-        self._bound: set[tuple[str | None, str | None]] = set()
+        # What the last pass compiled from; bindings are known from the start, not from the first pass.
+        self._policy: Policy = store.snapshot()
+        self._topology = Topology()
+        self._desired: dict[str, dict[tuple, Flow]] = {}
         self._owners: dict[int, str] = {}
+        self._failing: dict[str, SwitchFailure] = {}
+        self._flushed: dict[str, tuple[Channel, frozenset[int]]] = {}  # zones each channel has flushed
         self._pending_ports: dict[int, list[SwitchPort]] = {}
-        self.stats = {"passes": 0, "pass_failures": 0, "last_pass_seconds": 0.0}
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="io")
+        self.stats: dict[str, float] = {"passes": 0, "pass_failures": 0, "last_pass_seconds": 0.0,
+                                        "changes_refused": 0, "zone_flushes": 0}
+        self.thread_errors: Counter[str] = Counter()
         if not self._expected:
             self._ready.set()
 
@@ -65,9 +104,10 @@ class Runtime:
     def stop(self) -> None:
         self._stop.set()
         self._dirty.set()
+        self._io.shutdown(wait=False, cancel_futures=True)
 
     def request(self) -> None:
-        """Ask the worker for a convergence pass soon (from event handlers: never blocks)."""
+        """Ask the converge thread for a pass soon (from event handlers: never blocks)."""
         self._dirty.set()
 
     def converge(self, timeout: float = 15.0) -> ConvergeReport:
@@ -75,7 +115,42 @@ class Runtime:
         if not self._wait_ready(timeout):
             return ConvergeReport(False, {"*": "switches still reconnecting after restart"})
         with self._pass_lock:
-            return self._pass()
+            report = self._pass()
+            self._flush_zones()
+            return report
+
+    def apply(self, change: Callable[[], T], timeout: float = 15.0) -> T:
+        """Make a store change and converge the switches to it; keep it only if no switch refuses it.
+
+        Raises ChangeRefused (rolled back, switches put back) when a switch refused a flow the
+        change introduced, and NotConfirmed (kept, retried) when a switch the change affects failed
+        for any other reason. Store validation errors propagate with nothing changed.
+        """
+        if not self._wait_ready(timeout):
+            with self.store.staged() as stage:
+                result = change()
+                stage.commit()
+            self.request()
+            raise NotConfirmed(result, {"*": "switches still reconnecting after restart"})
+        with self._pass_lock:
+            before = self._policy
+            with self.store.staged() as stage:
+                result = change()
+                report = self._pass()
+                refused = self._blame(report, before)
+                if refused:
+                    stage.rollback()
+                else:
+                    stage.commit()
+            if refused:
+                self.stats["changes_refused"] += 1
+                self._pass()  # the store no longer holds the change: give it back where it was taken
+                raise ChangeRefused(refused)
+            self._flush_zones()
+        unconfirmed = {dpid: reason for dpid, reason in report.failures.items() if dpid in report.changed}
+        if unconfirmed:
+            raise NotConfirmed(result, unconfirmed)
+        return result
 
     # --- switch events (called from os-ken's event thread; must not block) --------------------
     def switch_ports(self, datapath_key: int, ports: list[SwitchPort], more: bool) -> list[SwitchPort] | None:
@@ -90,10 +165,10 @@ class Runtime:
         old = self.fabric.connect(channel, ports)
         if old is not None:
             old.close()
-        self.store.save_switch(channel.dpid, ports)
         LOG.info("switch %s connected with %d ports", channel.dpid, len(ports))
         self._check_ready()
-        self._send_lldp(self.fabric.lldp_targets(channel.dpid))
+        self._background(lambda: self.store.save_switch(channel.dpid, ports))
+        self._background(lambda: self._send_lldp(channel.dpid))
         self.request()
 
     def switch_disconnected(self, channel: Channel) -> None:
@@ -105,20 +180,27 @@ class Runtime:
     def port_changed(self, dpid: str, port: SwitchPort, deleted: bool) -> None:
         if self.fabric.update_port(dpid, port, deleted):
             switch = self.fabric.switch(dpid)
-            self.store.save_switch(dpid, list(switch.ports) if switch else [])
+            ports = list(switch.ports) if switch else []
+            self._background(lambda: self.store.save_switch(dpid, ports))
             self.request()
 
     def lldp_received(self, dpid: str, in_port: int, frame: bytes) -> None:
-        seen = ofwire.parse_lldp(frame)
+        """Count a link direction if the frame is ours, fresh, and both ends may carry a link."""
         switch = self.fabric.switch(dpid)
-        if seen is None or switch is None or not self.fabric.is_connected(seen[0]):
+        if switch is None:
             return
-        name = next((p.name for p in switch.ports if p.ofport == in_port), None)
-        if (dpid, name) in self._bound:
-            return  # a VM's port is never an inter-switch link, whatever it sends
-        if self.fabric.link_seen(Link.between(seen[0], seen[1], dpid, in_port)):
-            LOG.info("link %s:%d <-> %s:%d", seen[0], seen[1], dpid, in_port)
-            self.store.save_links(self.fabric.links())
+        name = next((p.name for p in switch.ports if p.ofport == in_port), f"ofport {in_port}")
+        receiver = (dpid, in_port)
+        try:
+            sender = lldp.sender(frame, self._secret, time.time(), self.fabric.link_timeout)
+            self._check_link(sender, receiver)
+        except lldp.Refused as exc:
+            self.fabric.refuse(dpid, name, str(exc))
+            LOG.debug("switch %s: refused LLDP on %s: %s", dpid, name, exc)
+            return
+        if self.fabric.lldp_heard(sender, receiver):
+            LOG.info("link %s:%d <-> %s:%d", *sender, *receiver)
+            self._background(self._save_links)
             self.request()
 
     # --- views for the REST API -----------------------------------------------------------------
@@ -128,17 +210,43 @@ class Runtime:
             return "ACTIVE"
         return "DOWN"
 
-    def switches(self) -> list[dict]:
+    def health(self) -> dict[str, Any]:
+        """Liveness from memory only: it answers while a pass or a REST change holds the store."""
+        failing = sorted(self._failing.items())
+        now = time.monotonic()
+        return {
+            "status": "degraded" if failing else "ok",
+            "switches": len(self.fabric.channels()),
+            "failing": [{"dpid": dpid, "reason": f.reason, "since": _iso(f.since), "attempts": f.attempts,
+                         "retry_in_s": round(max(0.0, f.retry_at - now), 1)} for dpid, f in failing],
+        }
+
+    def switches(self) -> list[dict[str, Any]]:
+        """Known switches (and switches only configured so far), their ports, links and LLDP refusals."""
         topology = self.fabric.snapshot()
+        configs = self.store.switch_configs()
         links = topology.usable_links()
-        return [{
-            "dpid": sw.dpid,
-            "connected": self.fabric.is_connected(sw.dpid),
-            "ports": [{"name": p.name, "ofport": p.ofport, "mac": p.mac, "up": p.up} for p in sw.ports],
-            "links": [{"port": link.port_on(sw.dpid), "peer_dpid": link.peer_of(sw.dpid),
-                       "peer_port": link.port_on(link.peer_of(sw.dpid))}
-                      for link in links if sw.dpid in (link.a_dpid, link.b_dpid)],
-        } for sw in topology.switches]
+        dpids = sorted({sw.dpid for sw in topology.switches} | set(configs))
+        shown = []
+        for dpid in dpids:
+            switch = topology.switch(dpid)
+            refusal = self.fabric.refusal(dpid)
+            shown.append({
+                "dpid": dpid,
+                "connected": self.fabric.is_connected(dpid),
+                "ports": [{"name": p.name, "ofport": p.ofport, "mac": p.mac, "up": p.up}
+                          for p in (switch.ports if switch else ())],
+                "links": [{"port": link.port_on(dpid), "peer_dpid": link.peer_of(dpid),
+                           "peer_port": link.port_on(link.peer_of(dpid))}
+                          for link in links if dpid in (link.a_dpid, link.b_dpid)],
+                "trunk_ports": configs.get(dpid, {}).get("trunk_ports"),
+                "lldp_refused": {
+                    "count": refusal.count if refusal else 0,
+                    "last": {"interface": refusal.interface, "reason": refusal.reason, "at": _iso(refusal.at)}
+                    if refusal else None,
+                },
+            })
+        return shown
 
     def switch_flows(self, dpid: str) -> list[dict] | None:
         channel = self.fabric.channel(dpid)
@@ -158,12 +266,106 @@ class Runtime:
 
     def metrics(self) -> dict[str, float]:
         values: dict[str, float] = {"sdn_switches_connected": len(self.fabric.channels()),
-                                    "sdn_links": len(self.fabric.links())}
+                                    "sdn_links": len(self.fabric.links()),
+                                    "sdn_switches_failing": len(self._failing)}
         values.update({f"sdn_programmer_{k}": v for k, v in self.programmer.stats.items()})
         values.update({f"sdn_converge_{k}": v for k, v in self.stats.items()})
+        refused = (self.fabric.refusal(sw.dpid) for sw in self.fabric.snapshot().switches)
+        values["sdn_lldp_refused_total"] = sum(r.count for r in refused if r)
+        values.update({f'sdn_thread_errors_total{{thread="{name}"}}': n for name, n in self.thread_errors.items()})
         return values
 
-    # --- internals ------------------------------------------------------------------------------
+    # --- passes ---------------------------------------------------------------------------------
+    def _pass(self) -> ConvergeReport:
+        started = time.perf_counter()
+        policy = self.store.snapshot()
+        topology, channels = self.fabric.view()  # one moment: every channel has its switch compiled
+        allowed = trusted(topology, policy)
+        if allowed is not topology and self.fabric.forget_links(set(topology.links) - set(allowed.links)):
+            self._background(self._save_links)
+        desired = self.compiler.compile(policy, allowed)
+        self._policy, self._topology, self._owners = policy, allowed, owners(policy)
+        changed = frozenset(dpid for dpid, flows in desired.items() if self._desired.get(dpid) != flows)
+        self._desired = desired
+        failures: dict[str, str] = {}
+        refusals: dict[str, tuple[FlowRefusal, ...]] = {}
+        if channels:
+            with ThreadPoolExecutor(max_workers=min(8, len(channels))) as pool:
+                futures = {c.dpid: pool.submit(self.programmer.sync, c, desired[c.dpid]) for c in channels}
+            for dpid, future in futures.items():
+                try:
+                    result = future.result()
+                    if result.changes:
+                        LOG.info("switch %s: +%d ~%d -%d flows", dpid, result.added, result.modified, result.deleted)
+                except Exception as exc:  # one failing switch must not stop the others
+                    failures[dpid] = str(exc) or type(exc).__name__
+                    if isinstance(exc, ProgrammingError):
+                        refusals[dpid] = exc.refusals
+                    LOG.warning("switch %s: %s", dpid, failures[dpid])
+        self._note_failures(failures, {c.dpid for c in channels})
+        self.stats["passes"] += 1
+        self.stats["pass_failures"] += bool(failures)
+        self.stats["last_pass_seconds"] = time.perf_counter() - started
+        return ConvergeReport(not failures, failures, changed, refusals)
+
+    def _blame(self, report: ConvergeReport, before: Policy) -> list[RefusedFlow]:
+        """The refused flows that the change itself introduced (new, or different from before it).
+
+        A switch may also be refusing a flow it refused before the change (one that topology
+        caused): that is not the change's fault, and rolling the change back would not fix it.
+        """
+        if not any(report.refusals.values()):
+            return []
+        previous = compile_all(before, self._topology)
+        return [self._describe(dpid, refusal)
+                for dpid, refusals in report.refusals.items() for refusal in refusals
+                if refusal.flow is not None and previous.get(dpid, {}).get(refusal.flow.key) != refusal.flow]
+
+    def _describe(self, dpid: str, refusal: FlowRefusal) -> RefusedFlow:
+        flow = refusal.flow
+        assert flow is not None
+        return RefusedFlow(dpid, flow.table, flow.priority, ofwire.describe_match(ofwire.encode_match(flow.match)),
+                           self._owners.get(flow.cookie), refusal.error)
+
+    def _note_failures(self, failures: dict[str, str], connected: set[str]) -> None:
+        """Backoff bookkeeping: a failing switch is retried after 1, 2, 4, ... s (capped)."""
+        first, cap = self.backoff
+        now = time.monotonic()
+        for dpid in list(self._failing):
+            if dpid not in failures or dpid not in connected:
+                del self._failing[dpid]
+        for dpid, reason in failures.items():
+            last = self._failing.get(dpid)
+            attempts = last.attempts + 1 if last else 1
+            delay = min(cap, first * 2 ** (attempts - 1))
+            self._failing[dpid] = SwitchFailure(reason, last.since if last else time.time(), attempts, now + delay)
+
+    def _flush_zones(self) -> None:
+        """Flush the conntrack zones of deleted ports on every connected switch, once per channel.
+
+        Runs after the flows that used a zone are gone, so nothing can re-create its entries, and
+        again on every new channel (a switch that was away when the port went)."""
+        freed = self.store.freed_port_keys()
+        for channel in self.fabric.channels():
+            last = self._flushed.get(channel.dpid)
+            done = last[1] & freed if last and last[0] is channel else frozenset()
+            todo = sorted(freed - done)
+            if todo:
+                try:
+                    batch = channel.batch()
+                    for zone in todo:
+                        batch.add(lambda xid, zone=zone: ofwire.ct_flush_zone(xid, zone))
+                    errors = batch.finish(self.programmer.timeout)
+                except Exception as exc:  # retried after the next pass
+                    LOG.warning("switch %s: conntrack flush failed: %s", channel.dpid, exc)
+                    continue
+                if errors:
+                    LOG.warning("switch %s: conntrack flush refused: %s", channel.dpid, errors[:3])
+                    continue
+                self.stats["zone_flushes"] += len(todo)
+            self._flushed[channel.dpid] = (channel, freed)
+
+    # --- readiness after a restart -----------------------------------------------------------
     def _check_ready(self) -> None:
         connected = {c.dpid for c in self.fabric.channels()}
         if self._expected <= connected or time.monotonic() >= self._hold_until:
@@ -184,50 +386,96 @@ class Runtime:
                 return False
         return True
 
-    def _pass(self) -> ConvergeReport:
-        started = time.perf_counter()
-        policy = self.store.snapshot()
-        desired = self.compiler.compile(policy, self.fabric.snapshot())
-        self._bound = {(p.dpid, p.interface) for p in policy.ports}
-        self._owners = owners(policy)
-        channels = self.fabric.channels()
-        failures: dict[str, str] = {}
-        if channels:
-            with ThreadPoolExecutor(max_workers=min(8, len(channels))) as pool:
-                futures = {c.dpid: pool.submit(self.programmer.sync, c, desired.get(c.dpid, {})) for c in channels}
-            for dpid, future in futures.items():
-                try:
-                    result = future.result()
-                    if result.changes:
-                        LOG.info("switch %s: +%d ~%d -%d flows", dpid, result.added, result.modified, result.deleted)
-                except Exception as exc:  # one failing switch must not stop the others
-                    failures[dpid] = str(exc) or type(exc).__name__
-                    LOG.warning("switch %s: %s", dpid, failures[dpid])
-        self.stats["passes"] += 1
-        self.stats["pass_failures"] += bool(failures)
-        self.stats["last_pass_seconds"] = time.perf_counter() - started
-        return ConvergeReport(not failures, failures)
-
+    # --- background threads ---------------------------------------------------------------------
     def _worker(self) -> None:
+        errors = 0
         while not self._stop.is_set():
-            self._dirty.wait()
+            self._dirty.wait(self._next_retry())
             if self._stop.is_set():
                 return
             self._dirty.clear()
-            report = self.converge(timeout=60.0)
-            if not report.ok:
-                self._stop.wait(1.0)  # retry failed switches, but do not spin
-                self._dirty.set()
+            errors = self._guarded("converge", lambda: self.converge(timeout=60.0), errors)
+            if errors:
+                self._dirty.set()  # the pass that failed still has to happen
+
+    def _next_retry(self) -> float | None:
+        """Seconds until the earliest failing switch is due again (None: nothing to retry)."""
+        due = [failure.retry_at for failure in list(self._failing.values())]
+        return max(0.0, min(due) - time.monotonic()) if due else None
 
     def _discovery(self) -> None:
+        errors = 0
         while not self._stop.wait(self.lldp_interval):
-            self._check_ready()
-            self._send_lldp(self.fabric.lldp_targets())
-            if self.fabric.expire_links():
-                self.store.save_links(self.fabric.links())
-                self.request()
+            errors = self._guarded("lldp", self._discovery_round, errors)
 
-    def _send_lldp(self, targets: list[tuple[Channel, SwitchPort]]) -> None:
-        for channel, port in targets:
-            frame = ofwire.lldp_frame(channel.dpid, port.ofport, port.mac)
-            channel.send(ofwire.packet_out(channel.next_xid(), port.ofport, frame))
+    def _discovery_round(self) -> None:
+        self._check_ready()
+        self._send_lldp()
+        if self.fabric.expire_links():
+            self._save_links()
+            self.request()
+
+    def _guarded(self, thread: str, work: Callable[[], object], errors: int) -> int:
+        """Run one round of a background loop; on an exception log it, count it, and back off.
+
+        Returns the number of rounds in a row that failed, for the next call's backoff.
+        """
+        try:
+            work()
+            return 0
+        except Exception:
+            LOG.exception("%s thread: round failed; retrying", thread)
+            self.thread_errors[thread] += 1
+            first, cap = self.backoff
+            self._stop.wait(min(cap, first * 2 ** errors))
+            return errors + 1
+
+    def _background(self, work: Callable[[], object]) -> None:
+        """Run `work` on the io thread (database writes, packet-outs), never on the caller's."""
+        try:
+            self._io.submit(self._io_job, work)
+        except RuntimeError:  # shut down: the process is stopping
+            pass
+
+    def _io_job(self, work: Callable[[], object]) -> None:
+        try:
+            work()
+        except Exception:
+            LOG.exception("io thread: job failed")
+            self.thread_errors["io"] += 1
+
+    # --- discovery ------------------------------------------------------------------------------
+    def _check_link(self, sender: End, receiver: End) -> None:
+        """Both ends are trunk candidates of connected switches (a bound port or an unpinned
+        interface never carries a link), on two different switches."""
+        if sender[0] == receiver[0]:
+            raise lldp.Refused(f"loop: sent by {sender[0]}:{sender[1]}, a port of the same switch")
+        for role, (dpid, ofport) in (("sender", sender), ("receiver", receiver)):
+            switch = self.fabric.switch(dpid)
+            if switch is None or not self.fabric.is_connected(dpid):
+                raise lldp.Refused(f"{role} switch {dpid} is not connected")
+            if all(port.ofport != ofport for port in trunk_candidates(switch, self._policy)):
+                raise lldp.Refused(f"{role} {dpid}:{ofport} may not carry a link (bound to a port, not a "
+                                   "pinned trunk, or down)")
+
+    def _send_lldp(self, dpid: str | None = None) -> None:
+        """One signed LLDP frame out of every trunk candidate of each connected switch (or of `dpid`)."""
+        topology, channels = self.fabric.view()
+        now = time.time()
+        for channel in channels:
+            switch = topology.switch(channel.dpid)
+            if dpid not in (None, channel.dpid) or switch is None:
+                continue
+            frames = [ofwire.packet_out(channel.next_xid(), port.ofport,
+                                        lldp.frame(channel.dpid, port.ofport, port.mac, self._secret, now))
+                      for port in trunk_candidates(switch, self._policy)]
+            if frames:
+                channel.send(b"".join(frames))
+
+    def _save_links(self) -> None:
+        self.store.save_links(self.fabric.links())
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+

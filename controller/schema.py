@@ -220,11 +220,32 @@ def _dpid(value: str) -> str:
     return value.lower()
 
 
+def parse_dpid(value: str) -> str:
+    """A datapath id from a URL: 400 naming it unless it is 16 hex digits."""
+    try:
+        return _dpid(value)
+    except ValueError as exc:
+        raise ApiError.invalid("dpid", str(exc)) from None
+
+
 def _interface(value: str) -> str:
     if not _INTERFACE_RE.match(value):
         raise ValueError("must be an OVS port name of 1-15 characters from [A-Za-z0-9_.-]")
     return value
 
+
+def _interface_list(value: list[Any]) -> list[str]:
+    if not all(isinstance(item, str) for item in value):
+        raise ValueError("must be a list of OVS port names")
+    return sorted({_interface(item) for item in value})
+
+
+SWITCH_FIELDS: tuple[Field, ...] = (
+    Field("trunk_ports", "array",
+          "The only interfaces that may carry links to other switches (LLDP verifies them instead of "
+          "discovering them); null: links are discovered on any interface no port is bound to.",
+          nullable=True, check=_interface_list, schema={"items": {"type": "string", "pattern": _INTERFACE_RE.pattern}}),
+)
 
 _NAME = Field("name", "string", "Human-readable name.", default="", check=_short_text,
                schema={"maxLength": NAME_MAX})

@@ -15,14 +15,15 @@ database when it is opened, so an upgrade keeps its state.
 from __future__ import annotations
 
 import ipaddress
+import json
+import secrets
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +36,20 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    exists,
+    func,
     inspect,
+    literal,
     select,
     text,
+    union,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from apps.model import Network, Policy, Port, SecurityGroup, SecurityGroupRule
+from apps.model import Network, Policy, Port, SecurityGroup, SecurityGroupRule, SwitchConfig
 from apps.topology import Link, Switch, SwitchPort
 from controller.errors import ApiError
 from controller.schema import (
@@ -56,6 +61,7 @@ from controller.schema import (
     SECURITY_GROUP_FIELDS,
     SECURITY_GROUP_RULE_FIELDS,
     SEGMENTATION_IDS,
+    SWITCH_FIELDS,
     parse_body,
 )
 
@@ -146,6 +152,30 @@ class _CounterRow(_Base):
     value: Mapped[int]
 
 
+class _FreedKeyRow(_Base):
+    """Port keys (conntrack zones) of deleted ports: flushed on every switch, not reused soon."""
+
+    __tablename__ = "freed_port_keys"
+    key: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    freed_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class _SettingRow(_Base):
+    """Controller-wide values that must survive restarts (the LLDP signing secret)."""
+
+    __tablename__ = "settings"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+
+
+class _SwitchConfigRow(_Base):
+    """What an operator declared about a switch, whether or not it has ever connected."""
+
+    __tablename__ = "switch_configs"
+    dpid: Mapped[str] = mapped_column(String(16), primary_key=True)
+    trunk_ports: Mapped[str | None] = mapped_column(String(4096))  # JSON list of interface names
+
+
 class _SwitchRow(_Base):
     __tablename__ = "switches"
     dpid: Mapped[str] = mapped_column(String(16), primary_key=True)
@@ -166,6 +196,14 @@ class _LinkRow(_Base):
     a_port: Mapped[int] = mapped_column(primary_key=True)
     b_dpid: Mapped[str] = mapped_column(String(16), primary_key=True)
     b_port: Mapped[int] = mapped_column(primary_key=True)
+
+
+def _switch_config(row: _SwitchConfigRow) -> SwitchConfig:
+    return SwitchConfig(row.dpid, None if row.trunk_ports is None else tuple(json.loads(row.trunk_ports)))
+
+
+def _switch_config_dict(config: SwitchConfig) -> dict[str, Any]:
+    return {"trunk_ports": None if config.trunk_ports is None else list(config.trunk_ports)}
 
 
 def _network_dict(row: _NetworkRow) -> dict[str, Any]:
@@ -219,6 +257,26 @@ def _group_dict(row: _SecurityGroupRow, rules: list[SecurityGroupRule]) -> dict[
 # The store.
 
 
+class Stage:
+    """An open set of changes (see Store.staged): committed or rolled back exactly once."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self.done = False
+
+    def commit(self) -> None:
+        self._end(self._session.commit)
+
+    def rollback(self) -> None:
+        self._end(self._session.rollback)
+
+    def _end(self, how: Callable[[], None]) -> None:
+        if self.done:
+            raise RuntimeError("this stage was already committed or rolled back")
+        self.done = True
+        how()
+
+
 class Store:
     """SQL-backed policy and topology store, safe to call from any thread."""
 
@@ -227,11 +285,13 @@ class Store:
         # shared connection, and pysqlite does not wrap SELECTs in a transaction, so holding the
         # lock is also what makes snapshot() one consistent read.
         self._lock = threading.RLock()
+        self._staged = threading.local()  # .session: the open session of this thread's stage
         try:
             self._engine = _open_engine(url)
             ports_predate_groups = _migrate(self._engine)
             self._sessions = sessionmaker(self._engine, expire_on_commit=False)
             self._default_group_id = self._ensure_default_group(ports_predate_groups)
+            self._lldp_secret = bytes.fromhex(self._setting("lldp_secret", lambda: secrets.token_hex(32)))
         except (OSError, ImportError, SQLAlchemyError) as exc:
             shown = make_url(url).render_as_string(hide_password=True)
             reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
@@ -242,13 +302,54 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
-        with self._lock, self._sessions.begin() as session:
-            try:
+        staged: Session | None = getattr(self._staged, "session", None)
+        try:
+            if staged is not None:  # inside this thread's stage: its changes, uncommitted
+                yield staged
+                staged.flush()
+                return
+            with self._lock, self._sessions.begin() as session:
                 yield session
                 session.flush()
-            except IntegrityError as exc:
-                # The checks below run first; this is the backstop for anything they missed.
-                raise ApiError(409, f"conflict with an existing resource: {exc.orig}") from exc
+        except IntegrityError as exc:
+            # The checks below run first; this is the backstop for anything they missed.
+            raise ApiError(409, f"conflict with an existing resource: {exc.orig}") from exc
+
+    @contextmanager
+    def staged(self) -> Iterator[Stage]:
+        """Changes made by this thread inside the block stay uncommitted until `stage.commit()`.
+
+        This thread's reads (snapshot() included) see them; other threads wait for the block to
+        end. That lets a caller converge the switches to a change before keeping it, and drop
+        the change if a switch refuses its flows. Whatever is not committed is rolled back.
+        """
+        with self._lock:
+            if getattr(self._staged, "session", None) is not None:
+                raise RuntimeError("stages do not nest")
+            session = self._sessions()
+            session.begin()
+            self._staged.session = session
+            stage = Stage(session)
+            try:
+                yield stage
+            finally:
+                self._staged.session = None
+                if not stage.done:
+                    session.rollback()
+                session.close()
+
+    def _setting(self, name: str, make: Callable[[], str]) -> str:
+        """A persistent setting, created with `make()` the first time it is asked for."""
+        with self._transaction() as session:
+            row = session.get(_SettingRow, name)
+            if row is None:
+                row = _SettingRow(name=name, value=make())
+                session.add(row)
+            return row.value
+
+    def lldp_secret(self) -> bytes:
+        """The key LLDP frames are signed with: kept in the store so restarts and peers agree."""
+        return self._lldp_secret
 
     def _ensure_default_group(self, adopt_ports: bool) -> str:
         """The built-in group's id, creating it (Neutron's rules) on first open.
@@ -278,8 +379,7 @@ class Store:
                 segmentation_id = values["segmentation_id"]
                 _check_segmentation_id_free(session, segmentation_id, None)
             else:
-                used = session.scalars(select(_NetworkRow.segmentation_id))
-                segmentation_id = _free_key(used, SEGMENTATION_IDS, "segmentation_id")
+                segmentation_id = _free_key(session, _NetworkRow.segmentation_id, SEGMENTATION_IDS, "segmentation_id")
             row = _NetworkRow(
                 id=str(uuid.uuid4()),
                 name=values["name"],
@@ -352,8 +452,9 @@ class Store:
                 dpid=values["binding"]["dpid"],
                 interface=values["binding"]["interface"],
                 port_security_enabled=values["port_security_enabled"],
-                key=_free_key(session.scalars(select(_PortRow.key)), PORT_KEYS, "key"),
+                key=_next_key(session, "port_key", _PortRow.key, PORT_KEYS, "key"),
             )
+            session.execute(delete(_FreedKeyRow).where(_FreedKeyRow.key == row.key))
             _check_port(session, network, row)
             if "security_group_ids" in values:
                 group_ids = values["security_group_ids"]
@@ -402,7 +503,14 @@ class Store:
 
     def delete_port(self, port_id: str) -> None:
         with self._transaction() as session:
-            session.delete(_get(session, _PortRow, port_id))
+            row = _get(session, _PortRow, port_id)
+            session.merge(_FreedKeyRow(key=row.key))
+            session.delete(row)
+
+    def freed_port_keys(self) -> frozenset[int]:
+        """Keys (conntrack zones) of deleted ports that no port holds again yet."""
+        with self._transaction() as session:
+            return frozenset(session.scalars(select(_FreedKeyRow.key)))
 
     # -- security groups ---------------------------------------------------------------------
 
@@ -518,7 +626,33 @@ class Store:
                 SecurityGroup(row.id, row.name, tuple(rules[row.id]))
                 for row in session.scalars(_ordered(_SecurityGroupRow))
             )
-        return Policy(networks=networks, ports=ports, security_groups=groups)
+            switches = tuple(_switch_config(row) for row in
+                             session.scalars(select(_SwitchConfigRow).order_by(_SwitchConfigRow.dpid)))
+        return Policy(networks=networks, ports=ports, security_groups=groups, switches=switches)
+
+    # -- switch configuration --------------------------------------------------------------------
+
+    def switch_configs(self) -> dict[str, dict[str, Any]]:
+        """dpid -> the declared configuration of every switch that has one."""
+        with self._transaction() as session:
+            rows = session.scalars(select(_SwitchConfigRow))
+            return {row.dpid: _switch_config_dict(_switch_config(row)) for row in rows}
+
+    def update_switch(self, dpid: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Declare a switch's trunk interfaces (known to us or not yet); none may be bound to a port."""
+        values = parse_body(SWITCH_FIELDS, body, partial=True)
+        with self._transaction() as session:
+            row = session.get(_SwitchConfigRow, dpid) or _SwitchConfigRow(dpid=dpid, trunk_ports=None)
+            if "trunk_ports" in values:
+                pins = values["trunk_ports"]
+                if pins:
+                    bound = session.execute(select(_PortRow.interface, _PortRow.id).where(
+                        _PortRow.dpid == dpid, _PortRow.interface.in_(pins))).first()
+                    if bound is not None:
+                        raise ApiError.conflict("trunk_ports", f"{bound[0]} is bound to port {bound[1]}")
+                row.trunk_ports = None if pins is None else json.dumps(pins)
+            session.add(row)
+            return _switch_config_dict(_switch_config(row))
 
     # -- last-known topology -------------------------------------------------------------------
 
@@ -614,14 +748,30 @@ def _get(session: Session, model: type[_Base], ident: str, field: str | None = N
     return row
 
 
-def _free_key(used: Iterable[int], keys: range, field: str, after: int = 0) -> int:
-    """The first key of `keys` that is not `used`, searching from just after `after` and wrapping around."""
-    taken = set(used)
+def _free_key(session: Session, column: Any, keys: range, field: str, after: int = 0) -> int:
+    """The first value of `keys` that no row holds in `column`, searching from just after `after`
+    and wrapping around. One SQL query over the column's index, not a scan of rows in Python."""
     start = max(after + 1, keys.start)
-    for candidate in chain(range(start, keys.stop), range(keys.start, start)):
-        if candidate not in taken:
-            return candidate
+    for low, high in ((start, keys[-1]), (keys.start, start - 1)):
+        if low > high:
+            continue
+        # The free value is `low` itself, or one past a held value that is not held itself.
+        held = select(column.label("k")).where(column >= low, column < high)
+        starts = union(select(literal(low - 1).label("k")), held).subquery()
+        after_start = starts.c.k + 1
+        found = session.scalar(select(func.min(after_start)).where(~exists().where(column == after_start)))
+        if found is not None and found <= high:
+            return found
     raise ApiError.conflict(field, f"none left: all of {keys.start}..{keys[-1]} are in use")
+
+
+def _next_key(session: Session, counter_name: str, column: Any, keys: range, field: str) -> int:
+    """The next free key after the last one handed out under `counter_name`, so a freed key is not
+    reused until the whole range has gone round once."""
+    counter = session.get(_CounterRow, counter_name) or _CounterRow(name=counter_name, value=0)
+    counter.value = _free_key(session, column, keys, field, after=counter.value)
+    session.add(counter)
+    return counter.value
 
 
 def _check_gateway(cidr: ipaddress.IPv4Network, gateway: str | None) -> None:
@@ -665,6 +815,9 @@ def _check_port(session: Session, network: _NetworkRow, port: _PortRow) -> None:
         holder = session.scalar(query)
         if holder is not None:
             raise ApiError.conflict(name, f"{value} is already used by port {holder}")
+    config = session.get(_SwitchConfigRow, port.dpid)
+    if config is not None and config.trunk_ports and port.interface in json.loads(config.trunk_ports):
+        raise ApiError.conflict("binding", f"{port.interface} is a trunk port of switch {port.dpid}")
 
 
 def _check_port_groups(session: Session, port: _PortRow, group_ids: list[str], field: str) -> None:
@@ -751,16 +904,10 @@ def _rule_values(
     }
 
 
-_RULE_KEY_COUNTER = "security_group_rule_key"
-
-
 def _add_rule(session: Session, values: dict[str, Any]) -> _SecurityGroupRuleRow:
-    """Store a rule under the next key after the last one given, so a deleted rule's key is not soon reused."""
-    counter = session.get(_CounterRow, _RULE_KEY_COUNTER) or _CounterRow(name=_RULE_KEY_COUNTER, value=0)
-    used = session.scalars(select(_SecurityGroupRuleRow.key))
-    counter.value = _free_key(used, RULE_KEYS, "key", after=counter.value)
-    session.add(counter)
-    row = _SecurityGroupRuleRow(id=str(uuid.uuid4()), key=counter.value, **values)
+    """Store a rule under a fresh key: a deleted rule's conjunction id is not soon reused."""
+    key = _next_key(session, "security_group_rule_key", _SecurityGroupRuleRow.key, RULE_KEYS, "key")
+    row = _SecurityGroupRuleRow(id=str(uuid.uuid4()), key=key, **values)
     session.add(row)
     session.flush()
     return row

@@ -60,7 +60,7 @@ class Connection:
             self.channel.on_barrier_reply(message.xid)
         elif message.type == ofwire.OFPT_ERROR:
             error_type, code = struct.unpack_from("!HH", message.data, 8)
-            self.channel.on_error(message.xid, f"type={error_type} code={code}")
+            self.channel.on_error(message.xid, ofwire.describe_error(error_type, code))
         elif message.type == ofwire.OFPT_MULTIPART_REPLY:
             multipart_type, flags = struct.unpack_from("!HH", message.data, 8)
             if multipart_type == ofwire.OFPMP_FLOW:

@@ -11,6 +11,7 @@ import itertools
 import socket
 import struct
 import subprocess
+import time
 
 import pytest
 from ofclient import OFClient, errors_of
@@ -42,7 +43,7 @@ from apps.flows import (
     set_field,
 )
 from apps.pipeline import REG_DST_ZONE, REG_SRC_ZONE, table_id
-from controller import ofwire
+from controller import lldp, ofwire
 
 pytestmark = [pytest.mark.bridge, pytest.mark.timeout(120)]
 
@@ -325,11 +326,11 @@ def test_lean_parser_feeds_os_ken_raw_bodies(client, monkeypatch):
 
 def test_lldp_packet_out_comes_back_as_packet_in(client):
     assert install(client, [flow("classify", 65000, {"eth_type": ETH_TYPE_LLDP}, [controller()])]) == {}
-    frame = ofwire.lldp_frame("00000000000000ab", 7, "0a:00:00:00:00:07")
+    frame = lldp.frame("00000000000000ab", 7, "0a:00:00:00:00:07", b"secret", time.time())
     client.send(ofwire.packet_out(xid(), 0xFFFFFFF9, frame))  # OFPP_TABLE: through the pipeline
     while (message := client.recv()).type != 10:  # OFPT_PACKET_IN
         pass
     match_len = struct.unpack_from("!H", message.data, 26)[0]
     data = message.data[24 + match_len + (-match_len % 8) + 2:]
     assert data == frame
-    assert ofwire.parse_lldp(data) == ("00000000000000ab", 7)
+    assert lldp.sender(data, b"secret", time.time(), max_age=5) == ("00000000000000ab", 7)

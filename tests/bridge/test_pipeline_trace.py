@@ -246,9 +246,10 @@ def test_broadcast_reaches_only_the_networks_other_ports(single, in_port, tenant
     assert ports(single.fate(S1, arp_request(in_port, mac(tenant, 1), "10.0.0.2", "10.0.0.99"))) == others
 
 
-def test_lldp_goes_to_the_controller(single):
-    lldp = packet(in_port=4, eth_src="aa:00:00:00:01:04", eth_dst="01:80:c2:00:00:0e", eth_type=ETH_TYPE_LLDP)
-    assert ports(single.fate(S1, lldp)) == [CONTROLLER]
+def test_lldp_goes_to_the_controller_only_from_trunks(line):
+    lldp = packet(in_port=3, eth_src="aa:00:00:00:01:04", eth_dst="01:80:c2:00:00:0e", eth_type=ETH_TYPE_LLDP)
+    assert ports(line.fate(S1, lldp)) == [CONTROLLER]
+    assert ports(line.fate(S1, {**lldp, "in_port": 1})) == []  # a VM's port
 
 
 # --- a line of three switches -----------------------------------------------------------------

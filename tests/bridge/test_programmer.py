@@ -18,12 +18,13 @@ from typing import NamedTuple
 import pytest
 
 from apps.compiler import compile_all
-from apps.flows import APP_CODES, Flow, cookie, match
+from apps.flows import APP_CODES, Ct, Flow, cookie, match
 from apps.model import Policy, Port
 from apps.pipeline import PRIO_DEFAULT, REG_NETWORK, REG_OUT_PORT, table_id
 from apps.topology import Switch, SwitchPort, Topology
 from controller import ofwire
 from controller.programmer import Programmer, ProgrammingError, SyncResult, wire
+from mininet_topos import ovs
 from tests.unit.fabric_cases import S1, TENANT_A, TENANT_B, line_of_three, mac, one_switch, ring_of_three
 
 pytestmark = pytest.mark.timeout(60)
@@ -100,6 +101,18 @@ def wait_for_flows(bridge: str, condition: Callable[[dict[str, SwitchFlow]], boo
 
 def aged(flows: dict[str, SwitchFlow]) -> bool:
     return min(f.duration for f in flows.values()) >= AGE
+
+
+def udp_frame(src_ip: str, dst_ip: str) -> bytes:
+    """A minimal valid Ethernet/IPv4/UDP frame (UDP checksum 0 means none), for conntrack to track."""
+    header = bytearray(bytes.fromhex("450000200000000040110000") + ipaddress.IPv4Address(src_ip).packed
+                       + ipaddress.IPv4Address(dst_ip).packed)
+    total = sum(int.from_bytes(header[i:i + 2], "big") for i in range(0, 20, 2))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    header[10:12] = (~total & 0xFFFF).to_bytes(2, "big")
+    udp = bytes.fromhex("9c400035000c0000") + b"ping"
+    return (bytes.fromhex("0200000000010200000000020800") + bytes(header) + udp).ljust(60, b"\0")
 
 
 def arp_request_frame(src_mac: str, src_ip: str, target_ip: str) -> bytes:
@@ -205,19 +218,67 @@ def test_foreign_flows_are_removed_and_an_overwritten_flow_is_restored(bridge, p
     assert rules(bridge.name) == expected
 
 
-def test_refused_bundle_applies_nothing_and_the_next_sync_recovers(bridge, programmed):
+def test_refused_bundle_applies_nothing_names_the_flow_and_the_next_sync_recovers(bridge, programmed):
     connection, programmer = programmed
     before = rules(bridge.name)
     backwards = Flow("port_out", PRIO_DEFAULT, match(**{REG_OUT_PORT: 77}), goto="classify",
                      cookie=cookie("isolation", "bad"))  # a backward goto: OVS refuses it
-    with pytest.raises(ProgrammingError, match="refused 1 flow"):
+    with pytest.raises(ProgrammingError, match="refused 1 flow") as refused:
         programmer.sync(connection.channel, {**compiled(WITHOUT_A2), backwards.key: backwards})
+    assert [(r.flow, r.error) for r in refused.value.refusals] == [(backwards, "BAD_INSTRUCTION/2")]
     assert rules(bridge.name) == before, "part of a refused bundle was applied"
     assert programmer.stats["bundle_failures"] == 1
 
     assert programmer.sync(connection.channel, compiled(WITHOUT_A2)) == A2_REMOVED
-    assert programmer.stats["readbacks"] == 2, "the cache of a failed sync must be dropped and re-read"
+    assert programmer.stats["readbacks"] == 1, "a refused bundle changed nothing: no need to read back"
     assert Programmer(TIMEOUT).installed(connection.channel) == dict(map(wire, compiled(WITHOUT_A2).values()))
+
+
+def test_a_full_table_refuses_the_whole_bundle_at_commit_and_blames_the_add(bridge, programmed):
+    """OVS finds a full table only when the bundle commits; the error still names the add that overflowed."""
+    connection, programmer = programmed
+    before = rules(bridge.name)
+    l2 = table_id("l2_lookup")
+    in_l2 = sum(1 for f in compiled().values() if f.table == "l2_lookup")
+    ovs.vsctl("--", "--id=@ft", "create", "Flow_Table", f"flow_limit={in_l2 + 1}", "overflow_policy=refuse",
+              "--", "set", "Bridge", bridge.name, f"flow_tables:{l2}=@ft")
+    extra = [Flow("l2_lookup", PRIO_DEFAULT, match(**{REG_NETWORK: 9, "eth_dst": mac("z", n)}), goto="ingress_acl",
+                  cookie=cookie("isolation", f"extra{n}")) for n in (1, 2)]
+    with pytest.raises(ProgrammingError) as refused:
+        programmer.sync(connection.channel, {**compiled(), **{f.key: f for f in extra}})
+    assert [(r.flow, r.error) for r in refused.value.refusals] == [(extra[1], "FLOW_MOD_FAILED/TABLE_FULL")]
+    assert rules(bridge.name) == before
+    ovs.vsctl("clear", "Bridge", bridge.name, "flow_tables")
+    assert programmer.sync(connection.channel, {**compiled(), **{f.key: f for f in extra}}) == SyncResult(added=2)
+
+
+def test_a_conntrack_zone_is_flushed_over_openflow(bridge):
+    """NXT_CT_FLUSH_ZONE empties exactly one zone of the datapath's conntrack."""
+    connection = bridge.connect(S1)
+    zones = (61234, 61235)
+    commit = [Flow("classify", PRIO_DEFAULT, match(eth_type=0x0800, ipv4_src=f"10.99.0.{n}"),
+                   (Ct(commit=True, zone=zone),), cookie=cookie("system", "test")) for n, zone in enumerate(zones)]
+    Programmer(TIMEOUT).sync(connection.channel, {f.key: f for f in commit})
+    for n in range(len(zones)):
+        frame = udp_frame(f"10.99.0.{n}", "10.99.1.1")
+        connection.channel.send(ofwire.packet_out(connection.channel.next_xid(), OFPP_TABLE, frame))
+
+    def entries(zone: int) -> int:
+        out = subprocess.run(["ovs-appctl", "dpctl/dump-conntrack", "netdev@ovs-netdev", f"zone={zone}"],
+                             capture_output=True, text=True, check=True).stdout
+        return len(out.splitlines())
+
+    deadline = time.monotonic() + 10
+    while not all(entries(zone) == 1 for zone in zones):
+        assert time.monotonic() < deadline, "conntrack entries were never committed"
+        time.sleep(0.05)
+    batch = connection.channel.batch()
+    batch.add(lambda xid: ofwire.ct_flush_zone(xid, zones[0]))
+    assert batch.finish(TIMEOUT) == []
+    assert (entries(zones[0]), entries(zones[1])) == (0, 1)
+    batch = connection.channel.batch()
+    batch.add(lambda xid: ofwire.ct_flush_zone(xid, zones[1]))
+    assert batch.finish(TIMEOUT) == []
 
 
 @pytest.mark.parametrize("case", [one_switch, lambda: one_switch(secure_a1=False), line_of_three, ring_of_three],

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from controller.api import create_app, openapi_document
+from controller.errors import ChangeRefused, NotConfirmed, RefusedFlow
 from controller.runtime import Runtime
 from controller.store import Store
 
@@ -20,30 +20,37 @@ DPID = "000000000000000a"
 TOKEN = "s3cret"
 
 
-@dataclass
-class Report:
-    ok: bool
-    failures: dict[str, str] = field(default_factory=dict)
-
-
 class StubRuntime:
-    """The runtime interface the API uses: switches and flows as given, converge as told.
+    """The runtime interface the API uses: switches and flows as given, changes confirmed as told.
 
-    `failures` makes every converge fail with those (dpid -> reason); `on_converge` runs inside
-    converge so a test can observe what the store holds at that moment.
+    `failures` makes every change unconfirmed on those switches (dpid -> reason); `refused` makes
+    every change refused (and so undone) with those flows.
     """
 
-    def __init__(self, switches: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, store: Store, switches: list[dict[str, Any]] | None = None) -> None:
+        self.store = store
         self.switch_list = switches or []
         self.flows: dict[str, list[dict[str, Any]]] = {}
         self.failures: dict[str, str] = {}
+        self.refused: list[RefusedFlow] = []
         self.converges = 0
-        self.on_converge = lambda: None
 
-    def converge(self, timeout: float = 15.0) -> Report:
-        self.converges += 1
-        self.on_converge()
-        return Report(ok=not self.failures, failures=dict(self.failures))
+    def apply(self, change: Callable[[], Any], timeout: float = 15.0) -> Any:
+        """Like the real runtime: the change is made, converged, then kept or undone."""
+        with self.store.staged() as stage:
+            result = change()
+            self.converges += 1
+            if self.refused:
+                stage.rollback()
+                raise ChangeRefused(self.refused)
+            stage.commit()
+        if self.failures:
+            raise NotConfirmed(result, dict(self.failures))
+        return result
+
+    def health(self) -> dict[str, Any]:
+        connected = sum(sw["connected"] for sw in self.switch_list)
+        return {"status": "ok", "switches": connected, "failing": []}
 
     def switches(self) -> list[dict[str, Any]]:
         return self.switch_list
@@ -79,8 +86,8 @@ def store(tmp_path: Path) -> Store:
 
 
 @pytest.fixture
-def runtime() -> StubRuntime:
-    return StubRuntime([one_switch(), {**one_switch(False), "dpid": "00000000000000bb"}])
+def runtime(store: Store) -> StubRuntime:
+    return StubRuntime(store, [one_switch(), {**one_switch(False), "dpid": "00000000000000bb"}])
 
 
 @pytest.fixture
@@ -122,7 +129,7 @@ def assert_error(response: Any, code: int, field: str | None = None) -> dict[str
 
 
 def test_health_counts_connected_switches(client: FlaskClient) -> None:
-    assert client.get("/v1/health").json == {"status": "ok", "switches": 1, "version": "1.2.3"}
+    assert client.get("/v1/health").json == {"status": "ok", "switches": 1, "version": "1.2.3", "failing": []}
 
 
 def test_network_crud(client: FlaskClient, runtime: StubRuntime) -> None:
@@ -280,39 +287,6 @@ def test_openapi_document_matches_the_routes(app: Flask, client: FlaskClient) ->
     assert document["paths"]["/health"]["get"]["security"] == []
 
 
-def test_mutations_never_interleave(client: FlaskClient, store: Store, runtime: StubRuntime) -> None:
-    """Store change + converge of one request completes before another request's store change."""
-    active = threading.Semaphore(0)
-    seen: list[tuple[int, int]] = []  # networks stored at (entry, exit) of each converge
-    second_entered = threading.Event()
-
-    def converge_slowly() -> None:
-        before = len(store.list_networks())
-        if seen:
-            second_entered.set()
-        else:
-            active.release()
-            # If the lock were missing, the second request would converge meanwhile.
-            second_entered.wait(timeout=0.3)
-        seen.append((before, len(store.list_networks())))
-
-    runtime.on_converge = converge_slowly
-    results: list[int] = []
-
-    def post() -> None:
-        results.append(client.post("/v1/networks", json={"cidr": "10.0.0.0/24"}).status_code)
-
-    first = threading.Thread(target=post)
-    first.start()
-    assert active.acquire(timeout=10)
-    second = threading.Thread(target=post)
-    second.start()
-    first.join(timeout=10)
-    second.join(timeout=10)
-    assert results == [201, 201]
-    assert seen == [(1, 1), (2, 2)]
-
-
 # -- security groups ---------------------------------------------------------------------------
 
 
@@ -436,4 +410,4 @@ def test_the_real_runtime_serves_the_api_without_switches(store: Store) -> None:
     metrics = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
     assert float(metrics["sdn_converge_passes"]) == 2  # one pass per mutation, each with nothing to program
     assert client.delete(f"/v1/ports/{port.json['id']}").status_code == 204
-    assert runtime.compiler.recompiled == ["isolation", "security_groups"]
+    assert runtime.compiler.recompiled == ["discovery", "isolation", "security_groups"]

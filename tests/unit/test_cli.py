@@ -43,8 +43,8 @@ def served() -> Iterator[Served]:
 
 
 @pytest.fixture
-def runtime() -> StubRuntime:
-    return StubRuntime([one_switch()])
+def runtime(store: Store) -> StubRuntime:
+    return StubRuntime(store, [one_switch()])
 
 
 @pytest.fixture
@@ -166,6 +166,17 @@ def test_switch_commands(sdnctl: Run, runtime: StubRuntime) -> None:
     assert table(out)[0] == ["classify", "100", "in_port=1", "goto:l2", "3"]
     code, _, err = sdnctl("switch", "flows", "00000000000000ff")
     assert code == 1 and "switch 00000000000000ff not found" in err
+
+
+def test_switch_trunk_ports(sdnctl: Run, store: Store) -> None:
+    assert sdnctl("switch", "update", DPID, "--trunk-port", "s1-eth9", "--trunk-port", "s1-eth3")[0] == 0
+    assert store.switch_configs() == {DPID: {"trunk_ports": ["s1-eth3", "s1-eth9"]}}
+    assert sdnctl("switch", "update", DPID, "--no-trunk-ports")[0] == 0
+    assert store.switch_configs()[DPID] == {"trunk_ports": []}
+    assert sdnctl("switch", "update", DPID, "--discover-trunks")[0] == 0
+    assert store.switch_configs()[DPID] == {"trunk_ports": None}
+    code, _, err = sdnctl("switch", "update", DPID, "--trunk-port", "bad name!")
+    assert code == 1 and "trunk_ports" in err
 
 
 def test_health_and_global_options_after_the_command(sdnctl: Run) -> None:

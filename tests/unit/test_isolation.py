@@ -131,9 +131,13 @@ def test_disabled_port_security_lets_any_source_through():
     assert run(switch, spoofed).ports == [2]
 
 
-def test_lldp_goes_to_the_controller_from_any_port(single):
+def test_lldp_reaches_the_controller_only_from_unbound_interfaces():
+    policy, topology = one_switch()
+    spare = SwitchPort("s1-eth5", 5, "aa:00:00:00:01:05")
+    switch = tables(policy, Topology((Switch(S1, (*topology.switches[0].ports, spare)),)))[S1]
     lldp = packet(in_port=4, eth_src="aa:00:00:00:00:09", eth_dst="01:80:c2:00:00:0e", eth_type=ETH_TYPE_LLDP)
-    assert run(single[S1], lldp).ports == [CONTROLLER]
+    assert run(switch, lldp).ports == []  # a VM's port: dropped at the switch
+    assert run(switch, {**lldp, "in_port": 5}).ports == [CONTROLLER]
 
 
 def test_deleted_port_gets_nothing():

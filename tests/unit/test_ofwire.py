@@ -393,30 +393,6 @@ def test_lean_flow_stats_parser_gives_os_ken_raw_bodies(monkeypatch):
         assert (msg.body, msg.flags, msg.xid, msg.type) == (body, ofwire.OFPMPF_REPLY_MORE, 9, ofp.OFPMP_FLOW)
 
 
-# --- LLDP ------------------------------------------------------------------------------------------
-
-def test_lldp_round_trip_and_layout():
-    frame = ofwire.lldp_frame("000000000000ABCD", 0xFFFFFF00, "0a:00:00:00:00:09")
-    assert len(frame) == 60
-    assert frame[:14] == bytes.fromhex("0180c200000e" "0a0000000009" "88cc")
-    assert frame[14:16] == struct.pack("!H", 1 << 9 | 22) and frame[16:17] == b"\x07"
-    assert frame[16:38] == b"\x07dpid:000000000000abcd"
-    assert ofwire.parse_lldp(frame) == ("000000000000abcd", 0xFFFFFF00)
-    assert ofwire.parse_lldp(ofwire.lldp_frame("0000000000000001", 1, MAC)) == ("0000000000000001", 1)
-
-
-def test_parse_lldp_ignores_frames_we_did_not_make():
-    ours = ofwire.lldp_frame("0000000000000001", 1, MAC)
-    foreign_chassis = ours[:16] + b"\x04" + ours[17:]  # chassis subtype MAC
-    not_lldp = ours[:12] + b"\x08\x00" + ours[14:]
-    assert ofwire.parse_lldp(foreign_chassis) is None
-    assert ofwire.parse_lldp(not_lldp) is None
-    assert ofwire.parse_lldp(ours[:30]) is None
-    assert ofwire.parse_lldp(b"") is None
-    with pytest.raises(ValueError):
-        ofwire.lldp_frame("1", 1, MAC)
-
-
 # --- speed (CPU time, so a busy machine does not make it flaky) ------------------------------------
 
 def test_encode_and_parse_50k_flows_fast_enough():

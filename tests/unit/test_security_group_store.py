@@ -9,6 +9,7 @@ import pytest
 
 from apps.model import SecurityGroup, SecurityGroupRule
 from controller import store as store_module
+from controller.errors import ApiError
 from controller.store import Store
 from tests.unit.test_store import DPID, default_group, fields_of, port_body, rejected
 
@@ -297,14 +298,25 @@ def test_groups_need_port_security(store: Store, network: dict) -> None:
     assert on == port
 
 
-def test_port_keys_are_lowest_free_and_never_change(store: Store, network: dict) -> None:
+def test_port_keys_never_change_and_a_freed_one_is_not_soon_reused(
+    store: Store, network: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key is a conntrack zone: a new port must not inherit a deleted port's connections."""
     ids = [store.create_port(port_body(network["id"], n))["id"] for n in (1, 2, 3)]
     keys = lambda: {p.id: p.key for p in store.snapshot().ports}  # noqa: E731
     assert list(keys().values()) == [1, 2, 3]
     store.delete_port(ids[0])
+    assert store.freed_port_keys() == {1}
     store.update_port(ids[1], {"binding": {"dpid": DPID, "interface": "moved"}, "ip_address": "10.0.0.99"})
     fourth = store.create_port(port_body(network["id"], 4))["id"]
-    assert keys() == {ids[1]: 2, ids[2]: 3, fourth: 1}
+    assert keys() == {ids[1]: 2, ids[2]: 3, fourth: 4}
+    # Only once the range has gone round is key 1 handed out again (and then no longer freed).
+    monkeypatch.setattr("controller.store.PORT_KEYS", range(1, 5))
+    fifth = store.create_port(port_body(network["id"], 5))["id"]
+    assert keys()[fifth] == 1 and store.freed_port_keys() == frozenset()
+    with pytest.raises(ApiError) as full:
+        store.create_port(port_body(network["id"], 6))
+    assert full.value.code == 409
 
 
 # -- snapshot and migration --------------------------------------------------------------------
