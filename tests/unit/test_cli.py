@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ import waitress
 from controller import cli
 from controller.api import create_app
 from controller.store import Store
-from tests.unit.test_api import DPID, TOKEN, StubRuntime, one_switch
+from tests.unit.api_helpers import DPID, TOKEN, StubRuntime, one_switch
 
 Run = Callable[..., tuple[int, str, str]]
 
@@ -45,11 +44,6 @@ def served() -> Iterator[Served]:
 @pytest.fixture
 def runtime() -> StubRuntime:
     return StubRuntime([one_switch()])
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path}/sdn.db")
 
 
 @pytest.fixture
