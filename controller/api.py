@@ -31,6 +31,7 @@ from controller.schema import (
     SECURITY_GROUP_FIELDS,
     SECURITY_GROUP_RULE_FIELDS,
     Field,
+    check_parameters,
 )
 from controller.store import Store
 
@@ -187,6 +188,10 @@ def create_app(store: Store, runtime: Runtime, api_token: str | None = None, ver
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), api_token.encode()):
             raise ApiError(401, "missing or wrong bearer token (Authorization: Bearer TOKEN)")
 
+    @app.before_request
+    def check_text_parameters() -> None:
+        check_parameters([*(request.view_args or {}).items(), *request.args.items(multi=True)])
+
     @app.after_request
     def count(response: Response) -> Response:
         rule = request.url_rule.rule if request.url_rule else "unmatched"
@@ -299,6 +304,8 @@ def _json_body() -> dict[str, Any]:
         body = json.loads(raw) if raw.strip() else None
     except ValueError as exc:
         raise ApiError(400, f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "malformed JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object")
     return body

@@ -1,0 +1,112 @@
+"""Junk input over REST: text a database cannot store is a 400 naming where it was, and changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from controller.api import openapi_document
+from tests.unit.api_helpers import DPID, assert_error, make_network, make_port
+
+SURROGATE, NUL = "\ud800", "\x00"
+
+
+def list_paths() -> list[str]:
+    """Every collection the API lists (from its OpenAPI document): together, all it stores."""
+    document = openapi_document()
+    return [f"/v1{path}" for path, ops in document["paths"].items() if "{" not in path and "get" in ops]
+
+
+def stored(client: FlaskClient) -> dict[str, Any]:
+    return {path: client.get(path).json for path in list_paths()}
+
+
+@pytest.fixture
+def ids(client: FlaskClient) -> dict[str, str]:
+    """A network, a port on it and a security group to refer to."""
+    network = make_network(client)
+    port = make_port(client, network["id"])
+    group = client.post("/v1/security-groups", json={"name": "web"}).json
+    return {"network": network["id"], "port": port["id"], "group": group["id"]}
+
+
+def port_body(network_id: str, **fields: Any) -> dict[str, Any]:
+    return {"network_id": network_id, "mac_address": "fa:16:3e:00:00:02", "ip_address": "10.0.0.6",
+            "binding": {"dpid": DPID, "interface": "s1-eth2"}, **fields}
+
+
+@pytest.mark.parametrize("junk", [SURROGATE, f"a{NUL}b", "\udfff", f"web{SURROGATE}"])
+def test_junk_text_in_bodies_is_400_naming_the_field(client: FlaskClient, ids: dict[str, str], junk: str) -> None:
+    net, port, group = ids["network"], ids["port"], ids["group"]
+    cases = [
+        ("POST", "/v1/networks", {"cidr": "10.1.0.0/24", "name": junk}, "name"),
+        ("PATCH", f"/v1/networks/{net}", {"name": junk}, "name"),
+        ("POST", "/v1/security-groups", {"name": "db", "description": junk}, "description"),
+        ("PATCH", f"/v1/security-groups/{group}", {"description": junk}, "description"),
+        ("POST", "/v1/ports", port_body(junk), "network_id"),
+        ("POST", "/v1/ports", port_body(net, binding={"dpid": DPID, "interface": junk}), "binding.interface"),
+        ("PATCH", f"/v1/ports/{port}", {"binding": {"dpid": junk, "interface": "s1-eth1"}}, "binding.dpid"),
+        ("POST", "/v1/ports", port_body(net, security_group_ids=[group, junk]), "security_group_ids"),
+        ("PATCH", f"/v1/ports/{port}", {"security_group_ids": [junk]}, "security_group_ids"),
+        ("POST", "/v1/security-group-rules", {"security_group_id": junk, "direction": "ingress"},
+         "security_group_id"),
+        ("POST", "/v1/security-group-rules", {"security_group_id": group, "direction": "ingress",
+                                              "remote_group_id": junk}, "remote_group_id"),
+    ]
+    before = stored(client)
+    for method, path, body, field in cases:
+        error = assert_error(client.open(path, method=method, json=body), 400, field)
+        assert error["message"].startswith(f"{field}: must ")
+    assert stored(client) == before
+
+
+def test_junk_text_inside_a_wrong_typed_value_or_a_key_is_400(client: FlaskClient) -> None:
+    before = stored(client)
+    error = assert_error(client.post("/v1/networks", json={"cidr": "10.0.0.0/24", "name": [{"x": [NUL]}]}), 400,
+                         "name")
+    assert error["details"][0]["message"] == "must not contain NUL characters (in [0].x[0] at position 0)"
+    error = assert_error(client.post("/v1/networks", json={"cidr": "10.0.0.0/24", SURROGATE: 1}), 400)
+    assert error["details"] == [{"field": "\\ud800", "message": "unknown field"}]  # escaped, never echoed as is
+    assert stored(client) == before
+
+
+def test_a_surrogate_sent_as_raw_utf8_bytes_is_400(client: FlaskClient) -> None:
+    """The JSON decoder lets UTF-8-encoded surrogates through (surrogatepass) as well as \\u escapes."""
+    body = b'{"cidr": "10.0.0.0/24", "name": "\xed\xa0\x80"}'
+    assert_error(client.post("/v1/networks", data=body, content_type="application/json"), 400, "name")
+    assert client.get("/v1/networks").json == []
+
+
+def test_json_nested_too_deeply_is_400(client: FlaskClient) -> None:
+    error = assert_error(client.post("/v1/networks", data="[" * 100_000, content_type="application/json"), 400)
+    assert "nested too deeply" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [
+        ("GET", "/v1/ports?network_id=%00", "network_id"),
+        ("GET", "/v1/security-group-rules?security_group_id=a%00", "security_group_id"),
+        ("GET", "/v1/ports/%00", "id"),
+        ("PATCH", "/v1/networks/x%00", "id"),
+        ("DELETE", "/v1/security-groups/%00", "id"),
+        ("GET", "/v1/switches/%00/flows", "dpid"),
+    ],
+)
+def test_nul_in_query_and_path_parameters_is_400(
+    client: FlaskClient, ids: dict[str, str], method: str, path: str, field: str
+) -> None:
+    before = stored(client)
+    assert_error(client.open(path, method=method, json={"name": "x"}), 400, field)
+    assert stored(client) == before
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
+def test_an_encoded_surrogate_in_a_path_is_404(client: FlaskClient, ids: dict[str, str], method: str) -> None:
+    """Werkzeug decodes a path's invalid UTF-8 (such as an encoded surrogate) to U+FFFD: a well-formed unknown id."""
+    before = stored(client)
+    assert_error(client.open("/v1/ports/%ED%A0%80", method=method, json={"name": "x"}), 404)
+    assert client.get("/v1/ports?network_id=%ED%A0%80").json == []
+    assert stored(client) == before
