@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -110,3 +112,110 @@ def test_an_encoded_surrogate_in_a_path_is_404(client: FlaskClient, ids: dict[st
     assert_error(client.open("/v1/ports/%ED%A0%80", method=method, json={"name": "x"}), 404)
     assert client.get("/v1/ports?network_id=%ED%A0%80").json == []
     assert stored(client) == before
+
+
+# -- typed junk: every mutating route, one field at a time -------------------------------------
+
+TRIES = 320
+SEED = 20240611
+JUNK_STRINGS = (SURROGATE, "\udfff", f"x{NUL}y", NUL, "", " ", "é", "😀" * 300, "x" * 70_000, "\u202e", "null",
+                "-1", f"10.0.0.0/24{NUL}", "%00", "../../etc/passwd", "fa:16:3e:00:00:01", "default",
+                "\ud83d\ude00")  # the last: a surrogate pair, so one valid character once it is JSON
+JUNK_INTEGERS = (0, -1, 1, 4094, 4095, 65535, 65536, -(2**63), 2**63, 2**64 + 1, 10**100, -(10**100))
+JUNK_OTHER = (1.5, -0.0, 1e308, True, False, None, [], {}, [[[SURROGATE]]], {"a": {"b": [NUL]}})
+
+
+def body_routes(document: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(method, path, resource schema name, request schema) of every operation that takes a body."""
+    schemas = document["components"]["schemas"]
+    routes = []
+    for path, ops in document["paths"].items():
+        for method, op in ops.items():
+            if "requestBody" in op:
+                name = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+                resource = name.removesuffix("Create").removesuffix("Update")
+                routes.append((method.upper(), path, resource, schemas[name]))
+    return routes
+
+
+def leaves(schema: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """(path, schema) of every field, nested objects' fields included."""
+    found = []
+    for name, spec in schema["properties"].items():
+        found.append(((*prefix, name), spec))
+        if "properties" in spec:
+            found += leaves(spec, (*prefix, name))
+    return found
+
+
+def random_text(rng: random.Random) -> str:
+    """Any code points, surrogates and NUL included."""
+    return "".join(chr(rng.randrange(0x110000)) for _ in range(rng.randrange(1, 12)))
+
+
+def junk(rng: random.Random, spec: dict[str, Any]) -> Any:
+    """A value of the field's JSON type that is likely wrong, now and then one of another type."""
+    if rng.random() < 0.2:
+        return rng.choice(JUNK_OTHER)
+    kind = spec["type"]
+    if kind == "string":
+        return rng.choice((*JUNK_STRINGS, random_text(rng)))
+    if kind == "integer":
+        return rng.choice(JUNK_INTEGERS)
+    if kind == "boolean":
+        return rng.choice((True, False))
+    if kind == "array":
+        item = spec["items"]
+        return rng.choice(([], [junk(rng, item)], [junk(rng, item) for _ in range(3)], ["x"] * 1000, [1], [None]))
+    assert kind == "object", spec
+    return rng.choice(({}, {name: junk(rng, inner) for name, inner in spec["properties"].items()},
+                       {SURROGATE: 1}))
+
+
+def valid_bodies(ids: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """A valid create body per resource schema; an update starts from its create body's mutable fields."""
+    return {
+        "Network": {"name": "n", "cidr": "10.2.0.0/24", "segmentation_id": 77, "external": False},
+        "Port": {**port_body(ids["network"], name="p", port_security_enabled=True),
+                 "security_group_ids": [ids["group"]]},
+        "SecurityGroup": {"name": "g", "description": "d"},
+        "SecurityGroupRule": {"security_group_id": ids["group"], "direction": "ingress", "protocol": "tcp",
+                              "port_range_min": 80, "port_range_max": 81, "remote_ip_prefix": "10.0.0.0/8"},
+    }
+
+
+def with_junk(body: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    """A copy of `body` with `value` at `path`, the objects on the way copied (or created)."""
+    changed = {**body}
+    target = changed
+    for name in path[:-1]:
+        target[name] = {**target.get(name, {})}
+        target = target[name]
+    target[path[-1]] = value
+    return changed
+
+
+def test_typed_junk_never_fails_the_server_and_a_rejection_changes_nothing(
+    client: FlaskClient, ids: dict[str, str]
+) -> None:
+    routes = body_routes(openapi_document())
+    assert {method for method, *_ in routes} == {"POST", "PATCH"}
+    bodies = valid_bodies(ids)
+    item_ids = {"Network": ids["network"], "Port": ids["port"], "SecurityGroup": ids["group"]}
+    rng = random.Random(SEED)
+    before = stored(client)
+    outcomes: Counter[int] = Counter()
+    for attempt in range(TRIES):
+        method, path, resource, schema = routes[attempt % len(routes)]
+        base = {key: value for key, value in bodies[resource].items() if key in schema["properties"]}
+        field, spec = rng.choice(leaves(schema))
+        body = with_junk(base, field, junk(rng, spec))
+        response = client.open("/v1" + path.replace("{id}", item_ids.get(resource, "")), method=method, json=body)
+        outcomes[response.status_code] += 1
+        assert response.status_code < 500, (method, path, body, response.get_data(as_text=True)[:500])
+        if response.status_code >= 400:
+            assert_error(response, response.status_code)
+            assert stored(client) == before, (method, path, body)
+        else:
+            before = stored(client)
+    assert outcomes[400] > TRIES / 2 and any(code < 300 for code in outcomes), outcomes  # both kinds were tried
