@@ -15,6 +15,7 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from controller.errors import ApiError
+from controller.errors import ApiError, error_body
 from controller.schema import (
     MISSING,
     NETWORK_FIELDS,
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/v1"
 MAX_BODY_BYTES = 1 << 20
+REQUEST_ID_HEADER = "X-Request-Id"
 
 
 def _package_version() -> str:
@@ -199,6 +201,11 @@ def create_app(store: Store, runtime: Runtime, api_token: str | None = None, ver
         metrics.observe(request.method, rule, response.status_code, now - g.get("started", now))
         return response
 
+    @app.after_request
+    def tag(response: Response) -> Response:
+        response.headers[REQUEST_ID_HEADER] = _request_id()
+        return response
+
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError) -> tuple[Response, int]:
         response = jsonify(exc.body())
@@ -207,18 +214,22 @@ def create_app(store: Store, runtime: Runtime, api_token: str | None = None, ver
         return response, exc.code
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response:
+    def http_error(exc: HTTPException) -> Response | tuple[Response, int]:
+        if exc.code == 500:  # Flask's wrapper of an error raised outside any handler
+            return internal_error(getattr(exc, "original_exception", None) or exc)
         # Keep werkzeug's headers (Allow on a 405), swap the HTML for the contract's JSON.
         response = exc.get_response()
-        body = {"code": exc.code, "message": f"{exc.name}: {request.method} {request.path}", "details": []}
-        response.set_data(json.dumps({"error": body}))
+        response.set_data(json.dumps(error_body(exc.code or 500, f"{exc.name}: {request.method} {request.path}")))
         response.content_type = "application/json"
         return response
 
     @app.errorhandler(Exception)
-    def internal_error(exc: Exception) -> tuple[Response, int]:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return jsonify({"error": {"code": 500, "message": f"internal error: {exc}", "details": []}}), 500
+    def internal_error(exc: BaseException) -> tuple[Response, int]:
+        """Log the failure under the request's id and answer with that id alone: exception text is internal."""
+        request_id = _request_id()
+        log.error("request %s failed: %s %r", request_id, request.method, request.path, exc_info=exc)
+        details = [{"request_id": request_id}]
+        return jsonify(error_body(500, f"internal error (request id {request_id})", details)), 500
 
     return app
 
@@ -296,6 +307,11 @@ class _Handlers:
                 + ", ".join(f"{dpid} ({reason})" for dpid, reason in failed),
                 [{"dpid": dpid, "reason": reason} for dpid, reason in failed],
             )
+
+
+def _request_id() -> str:
+    """This request's id (uuid4 hex), made on first use; it ties the X-Request-Id header to the log."""
+    return g.setdefault("request_id", uuid.uuid4().hex)
 
 
 def _json_body() -> dict[str, Any]:
@@ -487,7 +503,10 @@ def openapi_document(version: str = VERSION) -> dict[str, Any]:
             "schemas": schemas,
             "responses": {
                 "Error": {
-                    "description": "400, 401, 404, 409, 422 or 503: the error and the offending fields",
+                    "description": "400, 401, 404, 409, 422 or 503: the error and the offending fields; "
+                    "500: only the request id, under which the controller logged what failed",
+                    "headers": {REQUEST_ID_HEADER: {"description": "This request's id (on every response)",
+                                                    "schema": {"type": "string"}}},
                     "content": {"application/json": {"schema": _ref("Error")}},
                 }
             },

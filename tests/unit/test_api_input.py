@@ -1,15 +1,20 @@
-"""Junk input over REST: text a database cannot store is a 400 naming where it was, and changes nothing."""
+"""Junk input over REST: text a database cannot store is a 400 naming where it was, and changes nothing;
+whatever still fails is a 500 that tells only its request id."""
 
 from __future__ import annotations
 
+import logging
 import random
+import re
 from collections import Counter
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.exceptions import InternalServerError
 
 from controller.api import openapi_document
+from controller.store import Store
 from tests.unit.api_helpers import DPID, assert_error, make_network, make_port
 
 SURROGATE, NUL = "\ud800", "\x00"
@@ -219,3 +224,43 @@ def test_typed_junk_never_fails_the_server_and_a_rejection_changes_nothing(
         else:
             before = stored(client)
     assert outcomes[400] > TRIES / 2 and any(code < 300 for code in outcomes), outcomes  # both kinds were tried
+
+
+# -- request ids, and what a 500 tells ---------------------------------------------------------
+
+
+def test_every_response_carries_its_own_request_id(client: FlaskClient) -> None:
+    responses = [
+        client.get("/v1/health"),
+        client.post("/v1/networks", json={"cidr": "10.0.0.0/24"}),
+        client.post("/v1/networks", json={"cidr": "nope"}),
+        client.get("/v1/networks/nope"),
+        client.delete("/v1/networks"),
+        client.get("/metrics"),
+    ]
+    ids = [response.headers["X-Request-Id"] for response in responses]
+    assert [response.status_code for response in responses] == [200, 201, 400, 404, 405, 200]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", request_id) for request_id in ids)
+    assert len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("secret internals"), InternalServerError("secret internals")])
+def test_an_unexpected_error_answers_only_its_request_id_and_logs_the_rest(
+    client: FlaskClient, store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    failure: Exception,
+) -> None:
+    def fail(_body: dict[str, Any]) -> dict[str, Any]:
+        raise failure
+
+    monkeypatch.setattr(store, "create_network", fail)
+    with caplog.at_level(logging.ERROR, logger="controller.api"):
+        response = client.post("/v1/networks?x=1", json={"cidr": "10.0.0.0/24"})
+    request_id = response.headers["X-Request-Id"]
+    assert response.status_code == 500
+    assert response.json == {"error": {"code": 500, "message": f"internal error (request id {request_id})",
+                                       "details": [{"request_id": request_id}]}}
+    assert "secret" not in response.get_data(as_text=True)
+    (record,) = caplog.records
+    assert request_id in record.getMessage() and "POST '/v1/networks'" in record.getMessage()
+    assert record.exc_info and record.exc_info[1] is failure
+    assert "Traceback" in caplog.text and "secret internals" in caplog.text
