@@ -15,6 +15,7 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from controller.errors import ApiError, ChangeRefused, NotConfirmed
+from controller.errors import ApiError, ChangeRefused, NotConfirmed, error_body
 from controller.schema import (
     MISSING,
     NETWORK_FIELDS,
@@ -32,6 +33,7 @@ from controller.schema import (
     SECURITY_GROUP_RULE_FIELDS,
     SWITCH_FIELDS,
     Field,
+    check_parameters,
     parse_dpid,
 )
 from controller.store import Store
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/v1"
 MAX_BODY_BYTES = 1 << 20
+REQUEST_ID_HEADER = "X-Request-Id"
 
 
 def _package_version() -> str:
@@ -187,11 +190,20 @@ def create_app(store: Store, runtime: Runtime, api_token: str | None = None, ver
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), api_token.encode()):
             raise ApiError(401, "missing or wrong bearer token (Authorization: Bearer TOKEN)")
 
+    @app.before_request
+    def check_text_parameters() -> None:
+        check_parameters([*(request.view_args or {}).items(), *request.args.items(multi=True)])
+
     @app.after_request
     def count(response: Response) -> Response:
         rule = request.url_rule.rule if request.url_rule else "unmatched"
         now = time.perf_counter()
         metrics.observe(request.method, rule, response.status_code, now - g.get("started", now))
+        return response
+
+    @app.after_request
+    def tag(response: Response) -> Response:
+        response.headers[REQUEST_ID_HEADER] = _request_id()
         return response
 
     @app.errorhandler(ApiError)
@@ -202,18 +214,22 @@ def create_app(store: Store, runtime: Runtime, api_token: str | None = None, ver
         return response, exc.code
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response:
+    def http_error(exc: HTTPException) -> Response | tuple[Response, int]:
+        if exc.code == 500:  # Flask's wrapper of an error raised outside any handler
+            return internal_error(getattr(exc, "original_exception", None) or exc)
         # Keep werkzeug's headers (Allow on a 405), swap the HTML for the contract's JSON.
         response = exc.get_response()
-        body = {"code": exc.code, "message": f"{exc.name}: {request.method} {request.path}", "details": []}
-        response.set_data(json.dumps({"error": body}))
+        response.set_data(json.dumps(error_body(exc.code or 500, f"{exc.name}: {request.method} {request.path}")))
         response.content_type = "application/json"
         return response
 
     @app.errorhandler(Exception)
-    def internal_error(exc: Exception) -> tuple[Response, int]:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return jsonify({"error": {"code": 500, "message": f"internal error: {exc}", "details": []}}), 500
+    def internal_error(exc: BaseException) -> tuple[Response, int]:
+        """Log the failure under the request's id and answer with that id alone: exception text is internal."""
+        request_id = _request_id()
+        log.error("request %s failed: %s %r", request_id, request.method, request.path, exc_info=exc)
+        details = [{"request_id": request_id}]
+        return jsonify(error_body(500, f"internal error (request id {request_id})", details)), 500
 
     return app
 
@@ -310,12 +326,19 @@ class _Handlers:
             ) from None
 
 
+def _request_id() -> str:
+    """This request's id (uuid4 hex), made on first use; it ties the X-Request-Id header to the log."""
+    return g.setdefault("request_id", uuid.uuid4().hex)
+
+
 def _json_body() -> dict[str, Any]:
     raw = request.get_data(cache=False)
     try:
         body = json.loads(raw) if raw.strip() else None
     except ValueError as exc:
         raise ApiError(400, f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "malformed JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object")
     return body
@@ -506,7 +529,10 @@ def openapi_document(version: str = VERSION) -> dict[str, Any]:
             "schemas": schemas,
             "responses": {
                 "Error": {
-                    "description": "400, 401, 404, 409, 422 or 503: the error and the offending fields",
+                    "description": "400, 401, 404, 409, 422 or 503: the error and the offending fields; "
+                    "500: only the request id, under which the controller logged what failed",
+                    "headers": {REQUEST_ID_HEADER: {"description": "This request's id (on every response)",
+                                                    "schema": {"type": "string"}}},
                     "content": {"application/json": {"schema": _ref("Error")}},
                 }
             },

@@ -18,6 +18,8 @@ from urllib.parse import quote
 
 import requests
 
+from controller.config import read_token_file
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 DIRECTIONS = ("ingress", "egress")
 PROTOCOLS = ("tcp", "udp", "icmp")
@@ -229,7 +231,12 @@ def _add_globals(parser: argparse.ArgumentParser, defaults: bool) -> None:
 
     parser.add_argument("--url", default=default(env.get("SDN_URL") or DEFAULT_URL),
                         help=f"API base URL (env SDN_URL, default {DEFAULT_URL})")
-    parser.add_argument("--token", default=default(env.get("SDN_API_TOKEN")), help="API token (env SDN_API_TOKEN)")
+    parser.add_argument("--token", default=default(env.get("SDN_API_TOKEN")),
+                        help="API token (env SDN_API_TOKEN); prefer --token-file: every local user can read a "
+                        "command line (ps, /proc/PID/cmdline)")
+    parser.add_argument("--token-file", metavar="FILE", default=default(env.get("SDN_API_TOKEN_FILE")),
+                        help="read the API token from FILE (env SDN_API_TOKEN_FILE); a file with mode 0600 can be "
+                        "readable by you alone; give this or --token")
     parser.add_argument("-o", "--output", choices=("table", "json"), default=default("table"))
 
 
@@ -251,15 +258,29 @@ class CliError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    token = _token(parser, args)
     try:
-        data = call(args.url, args.token, args.command, vars(args))
+        data = call(args.url, token, args.command, vars(args))
     except CliError as exc:
         print(exc, file=sys.stderr)
         return 1
     if data is not None:
         print(json.dumps(data, indent=2) if args.output == "json" else render(data, args.command.columns))
     return 0
+
+
+def _token(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """--token, or the token in --token-file (flag or variable); both is a usage error, as in sdn-controller."""
+    if not args.token_file:
+        return args.token
+    if args.token:
+        parser.error("give --token (SDN_API_TOKEN) or --token-file (SDN_API_TOKEN_FILE), not both")
+    try:
+        return read_token_file(args.token_file)
+    except ValueError as exc:
+        parser.error(f"--token-file: {exc}")
 
 
 def call(url: str, token: str | None, command: Command, values: dict[str, Any]) -> Any:

@@ -1,7 +1,8 @@
 """Options of `sdn-controller`: each from a flag, an SDN_<NAME> variable, a config file, or its default.
 
 The options are declared once (`OPTIONS`); the flags, the environment names, the file keys
-and the help text all derive from that table, so adding an option is one line.
+and the help text all derive from that table, so adding an option is one line. Two options
+may fill one setting (the API token, given as is or as a file); then at most one may be given.
 """
 
 from __future__ import annotations
@@ -55,6 +56,21 @@ def _token(text: str) -> str:
     return text
 
 
+def read_token_file(path: str) -> str:
+    """The API token a file holds; surrounding whitespace (the trailing newline) is dropped.
+
+    Read once at start. Also sdnctl's --token-file, so both read a token file alike.
+    """
+    try:
+        text = _read_text(path)
+    except ValueError as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
+    try:
+        return _token(text.strip())
+    except ValueError as exc:
+        raise ValueError(f"{path}: the token {exc}") from None
+
+
 def _log_level(text: str) -> str:
     if text.lower() not in LOG_LEVELS:
         raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
@@ -83,6 +99,11 @@ class _Option:
     help: str
     parse: Callable[[str], Any]
     default: str | Callable[[Mapping[str, str]], str] | None
+    sets: str | None = None  # the Config attribute it fills when not `name`; options filling one exclude each other
+
+    @property
+    def attribute(self) -> str:
+        return self.sets or self.name
 
     @property
     def flag(self) -> str:
@@ -101,8 +122,13 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("api_listen", "HOST:PORT", "REST API listener", _listen, "127.0.0.1:8080"),
     _Option("db", "URL", "policy store, an SQLAlchemy URL (default sqlite:///$SDN_STATE_DIR/sdn.db, "
             f"state dir {DEFAULT_STATE_DIR})", _non_empty, _default_db),
-    _Option("api_token", "TOKEN", "require 'Authorization: Bearer TOKEN' on every request but GET /v1/health",
-            _token, None),
+    _Option("api_token", "TOKEN", "require 'Authorization: Bearer TOKEN' on every request but GET /v1/health; "
+            "prefer --api-token-file: every local user can read a command line (ps, /proc/PID/cmdline), and an "
+            "environment can leak to the same user through /proc/PID/environ and into child processes and crash "
+            "reports", _token, None),
+    _Option("api_token_file", "FILE", "the same, with the token read from FILE at start (surrounding whitespace "
+            "stripped); safer than a flag or the environment, as a file with mode 0600 can be readable by the "
+            "service alone; give one of the two", read_token_file, None, sets="api_token"),
     _Option("log_level", "LEVEL", "one of " + ", ".join(LOG_LEVELS), _log_level, "info"),
     _Option("lldp_interval", "SECONDS", "how often to send LLDP probes for link discovery", _seconds, "1.0"),
 )
@@ -129,6 +155,7 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] = 
     config_file = args.config or environ.get("SDN_CONFIG") or None
     from_file = _read_file(config_file) if config_file else {}
     values: dict[str, Any] = {}
+    given: dict[str, str] = {}  # Config attribute -> where its value came from
     for option in OPTIONS:
         sources = (
             (option.flag, getattr(args, option.name)),
@@ -137,19 +164,25 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] = 
             ("default", option.default_for(environ)),
         )
         source, raw = next(((s, v) for s, v in sources if v is not None), ("default", None))
+        if raw is None:
+            values.setdefault(option.attribute, None)
+            continue
+        if option.attribute in given:
+            raise ConfigError(f"{given[option.attribute]} and {source}: give only one of them")
         try:
-            values[option.name] = None if raw is None else option.parse(raw)
+            values[option.attribute] = option.parse(raw)
         except ValueError as exc:
             raise ConfigError(f"{source}: {exc}") from None
+        given[option.attribute] = source
     return Config(**values)
 
 
 def _read_file(path: str) -> dict[str, str]:
     """Option name -> raw text from a TOML file (top level or [controller]) or an INI [controller]."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        text = _read_text(path)
+    except ValueError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
     try:
         raw = _parse(path, text)
     except (configparser.Error, ValueError) as exc:  # TOMLDecodeError is a ValueError
@@ -164,6 +197,14 @@ def _read_file(path: str) -> dict[str, str]:
             raise ConfigError(f"{path}: {key} must be a string or a number")
         options[name] = str(value)
     return options
+
+
+def _read_text(path: str) -> str:
+    """A file's UTF-8 text, or ValueError with the one-line reason it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(getattr(exc, "strerror", None) or str(exc)) from None
 
 
 def _parse(path: str, text: str) -> dict[str, Any]:

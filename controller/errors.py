@@ -14,6 +14,11 @@ from typing import Any
 HTTP_CODES = (400, 401, 404, 409, 422, 503)
 
 
+def error_body(code: int, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The contract's JSON body of every error response, whatever raised it."""
+    return {"error": {"code": code, "message": message, "details": details or []}}
+
+
 class ApiError(Exception):
     """A request failure with its HTTP code and details naming the offending fields."""
 
@@ -27,7 +32,7 @@ class ApiError(Exception):
 
     def body(self) -> dict[str, Any]:
         """The JSON body of the error response."""
-        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+        return error_body(self.code, self.message, self.details)
 
     @classmethod
     def invalid(cls, field: str, message: str) -> ApiError:

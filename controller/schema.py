@@ -1,14 +1,16 @@
 """Request bodies: one declaration per resource (`Field`s) that validates and normalizes input and
 from which the REST API derives its OpenAPI schemas.
 
-Only checks that need no database live here; uniqueness and references are the store's.
+Only checks that need no database live here; uniqueness and references are the store's. One
+check covers every string of a body and every path or query parameter: it must be text a database
+can store (UTF-8 encodable, no NUL).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +23,6 @@ DEFAULT_GROUP = "default"
 DIRECTIONS = ("ingress", "egress")
 PROTOCOLS = ("tcp", "udp", "icmp")
 PORTED_PROTOCOLS = ("tcp", "udp")
-
-
 
 
 class _Missing:
@@ -69,13 +69,26 @@ def parse_body(fields: tuple[Field, ...], body: Any, *, partial: bool = False) -
     """
     problems: list[tuple[str, str]] = []
     values = _parse_object(fields, body, partial, "", problems)
-    if problems:
-        details = [{"field": name, "message": reason} if name else {"message": reason} for name, reason in problems]
-        name, reason = problems[0]
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        message = f"{name}: {reason}{more}" if name else f"{reason}{more}"
-        raise ApiError(400, message, details)
+    _raise_problems(problems)
     return values
+
+
+def check_parameters(params: Iterable[tuple[str, str]]) -> None:
+    """400 naming each path or query parameter that is not storable text, as parse_body does for bodies.
+
+    Without this, a NUL in a path id or a filter would reach the database, and some refuse it with an error.
+    """
+    _raise_problems([(_shown(name), reason) for name, value in params if (reason := _text_problem(value))])
+
+
+def _raise_problems(problems: list[tuple[str, str]]) -> None:
+    if not problems:
+        return
+    details = [{"field": name, "message": reason} if name else {"message": reason} for name, reason in problems]
+    name, reason = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    message = f"{name}: {reason}{more}" if name else f"{reason}{more}"
+    raise ApiError(400, message, details)
 
 
 def _parse_object(
@@ -88,7 +101,7 @@ def _parse_object(
     values: dict[str, Any] = {}
     for key in body:
         if key not in known:
-            problems.append((prefix + key, "unknown field"))
+            problems.append((prefix + _shown(key), "unknown field"))
     for spec in fields:
         path = prefix + spec.name
         if spec.name not in body:
@@ -106,16 +119,59 @@ def _parse_object(
                 values[spec.name] = None
             else:
                 problems.append((path, "must not be null"))
+        elif spec.type == "object" and isinstance(value, dict):  # nested fields are named by their own path
+            values[spec.name] = _parse_object(spec.fields, value, False, path + ".", problems)
+        elif reason := _text_problem(value):
+            problems.append((path, reason))
         elif not _has_type(value, spec.type):
             problems.append((path, f"must be of type {spec.type}"))
-        elif spec.type == "object":
-            values[spec.name] = _parse_object(spec.fields, value, False, path + ".", problems)
         else:
             try:
                 values[spec.name] = spec.check(value) if spec.check else value
             except ValueError as exc:
                 problems.append((path, str(exc)))
     return values
+
+
+def _text_problem(value: Any) -> str | None:
+    """Why a string in `value` (itself, an item or a key, at any depth) cannot be stored; None if none.
+
+    JSON can carry lone UTF-16 surrogates ("\\ud800"), which no UTF-8 encoder (so no database)
+    accepts, and NUL, which PostgreSQL refuses; caught here they are a 400, not a database error.
+    Walked without recursion: a body may nest as deep as the JSON decoder allows.
+    """
+    pending: list[tuple[str, Any]] = [("", value)]
+    while pending:
+        where, item = pending.pop()
+        if isinstance(item, str):
+            problem = _bad_text(item)
+            if problem:
+                reason, position = problem
+                return f"{reason} ({f'in {where} ' if where else ''}at position {position})"
+        elif isinstance(item, list):
+            pending += ((f"{where}[{index}]", inner) for index, inner in enumerate(item))
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                path = f"{where}.{_shown(key)}"
+                pending += ((path, key), (path, inner))
+    return None
+
+
+def _bad_text(text: str) -> tuple[str, int] | None:
+    """What makes `text` unstorable and where, or None."""
+    nul = text.find("\x00")
+    if nul >= 0:
+        return "must not contain NUL characters", nul
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"must be valid Unicode text, not a lone surrogate U+{ord(text[exc.start]):04X}", exc.start
+    return None
+
+
+def _shown(text: str) -> str:
+    """`text` fit to appear in an error: itself, or escaped if it could not be encoded or stored."""
+    return ascii(text)[1:-1] if _bad_text(text) else text
 
 
 def _has_type(value: Any, json_type: str) -> bool:

@@ -14,7 +14,7 @@ import waitress
 from controller import cli
 from controller.api import create_app
 from controller.store import Store
-from tests.unit.test_api import DPID, TOKEN, StubRuntime, one_switch
+from tests.unit.api_helpers import DPID, TOKEN, StubRuntime, one_switch
 
 Run = Callable[..., tuple[int, str, str]]
 
@@ -48,11 +48,6 @@ def runtime(store: Store) -> StubRuntime:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path}/sdn.db")
-
-
-@pytest.fixture
 def sdnctl(
     served: Served, store: Store, runtime: StubRuntime, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -61,6 +56,7 @@ def sdnctl(
     served.app = create_app(store, runtime)
     monkeypatch.setenv("SDN_URL", served.url)
     monkeypatch.delenv("SDN_API_TOKEN", raising=False)
+    monkeypatch.delenv("SDN_API_TOKEN_FILE", raising=False)
 
     def run(*argv: str) -> tuple[int, str, str]:
         code = cli.main(list(argv))
@@ -199,6 +195,27 @@ def test_token(
     assert sdnctl("network", "list")[0] == 0
 
 
+def test_token_file(
+    served: Served, store: Store, runtime: StubRuntime, sdnctl: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    served.app = create_app(store, runtime, api_token=TOKEN)
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    assert sdnctl("--token-file", str(token_file), "network", "list")[0] == 0
+    assert sdnctl("network", "list", "--token-file", str(token_file))[0] == 0
+    monkeypatch.setenv("SDN_API_TOKEN_FILE", str(token_file))
+    assert sdnctl("network", "list")[0] == 0
+    absent = tmp_path / "absent"
+    for argv, reason in [
+        (["--token", TOKEN], "give --token (SDN_API_TOKEN) or --token-file (SDN_API_TOKEN_FILE), not both"),
+        (["--token-file", str(absent)], f"--token-file: cannot read {absent}: No such file or directory"),
+    ]:
+        with pytest.raises(SystemExit) as info:
+            sdnctl(*argv, "network", "list")
+        assert info.value.code == 2 and reason in capsys.readouterr().err
+
+
 def test_url_flag_and_unreachable_server(sdnctl: Run, served: Served) -> None:
     assert sdnctl("--url", served.url + "/v1/", "health")[0] == 0
     code, _, err = sdnctl("--url", "http://127.0.0.1:1", "health")
@@ -281,3 +298,8 @@ def test_security_group_usage_errors_exit_2(sdnctl: Run) -> None:
         with pytest.raises(SystemExit) as info:
             sdnctl(*argv)
         assert info.value.code == 2
+
+
+def test_help_says_why_a_token_file_is_better() -> None:
+    text = " ".join(cli.build_parser().format_help().split())
+    assert "ps, /proc/PID/cmdline" in text and "mode 0600 can be readable by you alone" in text

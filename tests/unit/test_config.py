@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from controller.config import Config, ConfigError, load_config
+from controller.config import Config, ConfigError, build_parser, load_config
 
 DEFAULTS = Config(
     of_listen=("127.0.0.1", 6653),
@@ -132,3 +135,107 @@ def test_bad_files_are_one_line(tmp_path: Path, name: str, text: str, expected: 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config([], {"SDN_CONFIG": str(tmp_path / "absent.toml")})
+
+
+# -- the API token from a file -----------------------------------------------------------------
+
+SECRET = "s3cr3t-value"
+
+
+@pytest.fixture
+def token_file(tmp_path: Path) -> str:
+    return write(tmp_path, "token", SECRET + "\n")
+
+
+def with_file(items: list[str] | dict[str, str], path: str) -> Any:
+    """`items` with each "FILE" replaced by `path`."""
+    if isinstance(items, dict):
+        return {key: value.replace("FILE", path) for key, value in items.items()}
+    return [item.replace("FILE", path) for item in items]
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "file_text"),
+    [
+        (["--api-token", SECRET], {}, None),
+        ([], {"SDN_API_TOKEN": SECRET}, None),
+        (["--api-token-file", "FILE"], {}, None),
+        ([], {"SDN_API_TOKEN_FILE": "FILE"}, None),
+        ([], {}, 'api_token_file = "FILE"'),
+        ([], {}, f'api_token = "{SECRET}"'),
+    ],
+)
+def test_token_from_each_source(
+    tmp_path: Path, token_file: str, argv: list[str], env: dict[str, str], file_text: str | None
+) -> None:
+    env = with_file(env, token_file)
+    if file_text:
+        env["SDN_CONFIG"] = write(tmp_path, "c.toml", file_text.replace("FILE", token_file))
+    assert load_config(with_file(argv, token_file), env) == replace(DEFAULTS, api_token=SECRET)
+
+
+def test_token_file_content_is_stripped_and_kept_out_of_the_repr(tmp_path: Path) -> None:
+    config = load_config(["--api-token-file", write(tmp_path, "token", f"  {SECRET} \r\n\n")], {})
+    assert config.api_token == SECRET and SECRET not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "file_text", "sources"),
+    [
+        (["--api-token", SECRET, "--api-token-file", "FILE"], {}, None, "--api-token and --api-token-file:"),
+        (["--api-token-file", "FILE"], {"SDN_API_TOKEN": SECRET}, None, "SDN_API_TOKEN and --api-token-file:"),
+        ([], {"SDN_API_TOKEN_FILE": "FILE"}, f'api_token = "{SECRET}"', "c.toml: api_token and SDN_API_TOKEN_FILE:"),
+    ],
+)
+def test_token_and_token_file_together_are_an_error(
+    tmp_path: Path, token_file: str, argv: list[str], env: dict[str, str], file_text: str | None, sources: str
+) -> None:
+    argv = with_file(argv, token_file)
+    if file_text:
+        argv += ["--config", write(tmp_path, "c.toml", file_text)]
+    with pytest.raises(ConfigError) as info:
+        load_config(argv, with_file(env, token_file))
+    message = str(info.value)
+    assert sources in message and message.endswith("give only one of them")
+    assert "\n" not in message and SECRET not in message
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("", "the token must be non-empty"),
+        (" \n\n", "the token must be non-empty"),
+        ("two words\n", "the token must be non-empty and contain no whitespace"),
+        (b"\xff\xfe\xfa", "cannot read"),
+    ],
+)
+def test_bad_token_file_content_is_a_one_line_error(tmp_path: Path, content: str | bytes, reason: str) -> None:
+    path = tmp_path / "token"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert_token_file_error(str(path), reason)
+
+
+def test_unreadable_token_files_are_a_one_line_error(tmp_path: Path) -> None:
+    assert_token_file_error(str(tmp_path / "absent"), "cannot read")
+    assert_token_file_error(str(tmp_path), "cannot read")  # a directory
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
+def test_a_token_file_without_read_permission_is_a_one_line_error(token_file: str) -> None:
+    os.chmod(token_file, 0)
+    assert_token_file_error(token_file, "Permission denied")
+
+
+def assert_token_file_error(path: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config([], {"SDN_API_TOKEN_FILE": path})
+    message = str(info.value)
+    assert message.startswith("SDN_API_TOKEN_FILE: ") and path in message and reason in message
+    assert "\n" not in message
+
+
+def test_help_says_why_a_token_file_is_better() -> None:
+    text = " ".join(build_parser().format_help().split())
+    for reason in ("ps, /proc/PID/cmdline", "/proc/PID/environ", "child processes", "crash reports",
+                   "mode 0600 can be readable by the service alone", "--api-token-file FILE"):
+        assert reason in text
