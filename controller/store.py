@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import secrets
 import threading
 import uuid
@@ -65,6 +66,7 @@ from controller.schema import (
     parse_body,
 )
 
+LOG = logging.getLogger(__name__)
 PORT_KEYS = range(1, 65536)  # conntrack zones
 RULE_KEYS = range(1, 2**31 + 1)  # OpenFlow conjunction ids
 
@@ -312,8 +314,10 @@ class Store:
                 yield session
                 session.flush()
         except IntegrityError as exc:
-            # The checks below run first; this is the backstop for anything they missed.
-            raise ApiError(409, f"conflict with an existing resource: {exc.orig}") from exc
+            # The checks below run first; this is the backstop for anything they missed. The
+            # database's own words name tables and columns: they go to the log, not the caller.
+            LOG.info("integrity error turned into a 409: %s", exc.orig)
+            raise ApiError(409, "conflict with an existing resource") from exc
 
     @contextmanager
     def staged(self) -> Iterator[Stage]:

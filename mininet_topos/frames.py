@@ -6,6 +6,10 @@
     send IFACE --eth-src M --eth-dst M [--vlan VID] [--ip-src A --ip-dst B [--udp-sport P] [--udp-dport P]
          [--dhcp offer|ack] | --arp-op 1 --arp-spa A --arp-tpa B --arp-sha M] --marker TEXT [--count N]
 
+    capture IFACE --ethertype 0x88cc --timeout S  prints "ready", then "frame HEX" for the first frame of
+                                                 that ethertype to arrive, and exits
+    send-raw IFACE HEX [--count N]                sends those exact bytes (a captured frame, replayed)
+
 `--vlan` adds an 802.1Q tag; `--dhcp` makes the UDP payload a DHCP server's message of that type (with the
 marker as its server name), whatever the ports say.
 
@@ -59,6 +63,30 @@ def _sniff(iface: str, markers: list[str], timeout: float) -> int:
     return 0
 
 
+def _capture(iface: str, ethertype: int, timeout: float) -> int:
+    found = threading.Event()
+    frames: list[bytes] = []
+
+    def keep(frame) -> None:
+        raw = bytes(frame)
+        if not found.is_set() and raw[12:14] == ethertype.to_bytes(2, "big"):
+            frames.append(raw)
+            found.set()
+
+    started = threading.Event()
+    sniffer = AsyncSniffer(iface=iface, prn=keep, store=False, started_callback=started.set)
+    sniffer.start()
+    if not started.wait(10):
+        print("sniffer did not start", flush=True)
+        return 1
+    print("ready", flush=True)
+    found.wait(timeout)
+    sniffer.stop()
+    if frames:
+        print(f"frame {frames[0].hex()}", flush=True)
+    return 0
+
+
 def _frame(args: argparse.Namespace):
     ether = Ether(src=args.eth_src, dst=args.eth_dst)
     if args.vlan is not None:
@@ -98,9 +126,22 @@ def main(argv: list[str] | None = None) -> int:
     send.add_argument("--arp-sha")
     send.add_argument("--marker", required=True)
     send.add_argument("--count", type=int, default=3)
+    capture = sub.add_parser("capture")
+    capture.add_argument("iface")
+    capture.add_argument("--ethertype", type=lambda text: int(text, 0), required=True)
+    capture.add_argument("--timeout", type=float, default=5.0)
+    raw = sub.add_parser("send-raw")
+    raw.add_argument("iface")
+    raw.add_argument("frame", type=bytes.fromhex)
+    raw.add_argument("--count", type=int, default=1)
     args = parser.parse_args(argv)
     if args.cmd == "sniff":
         return _sniff(args.iface, args.markers, args.timeout)
+    if args.cmd == "capture":
+        return _capture(args.iface, args.ethertype, args.timeout)
+    if args.cmd == "send-raw":
+        sendp(Raw(args.frame), iface=args.iface, count=args.count, inter=0.01)
+        return 0
     sendp(_frame(args), iface=args.iface, count=args.count, inter=0.01)
     return 0
 

@@ -56,6 +56,17 @@ class Running:
     def switch(self, label: str) -> OVSSwitch:
         return self.net.get(self.plan.switch(label).name)
 
+    def add_stray(self, label: str, switch_label: str) -> tuple[Host, str]:
+        """A host plugged into a switch but registered as no port: (host, switch-side interface name).
+
+        What a hostile or forgotten device looks like to the controller. net.stop() removes it.
+        """
+        switch = self.switch(switch_label)
+        host = self.net.addHost(f"{self.plan.prefix}{label}")
+        link = self.net.addLink(host, switch)
+        switch.attach(link.intf2)
+        return host, link.intf2.name
+
     def wait_connected(self, timeout: float = 10) -> None:
         """Block until every bridge reports its controller connection up."""
         wait_until(lambda: all(ovs.controller_connected(b) for b in self.plan.bridges),

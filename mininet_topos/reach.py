@@ -242,3 +242,19 @@ def send_frame(host: Host, marker: str, **fields: Any) -> None:
     code, out = run_in(host, argv, timeout=20)
     if code != 0:
         raise RuntimeError(f"sending a frame from {host.name} failed: {out}")
+
+
+def capture_frame(host: Host, ethertype: int, timeout: float = 10) -> bytes | None:
+    """The first frame of `ethertype` that `host`'s interface sees within `timeout` s, as bytes."""
+    code, out = run_in(host, [*FRAMES, "capture", host.defaultIntf().name, "--ethertype", hex(ethertype),
+                              "--timeout", f"{timeout:g}"], timeout=timeout + 20)
+    found = [line.removeprefix("frame ") for line in out.splitlines() if line.startswith("frame ")]
+    return bytes.fromhex(found[0]) if code == 0 and found else None
+
+
+def send_raw(host: Host, frame: bytes, count: int = 1) -> None:
+    """Send exactly `frame` out of `host`'s interface (a captured frame, replayed)."""
+    code, out = run_in(host, [*FRAMES, "send-raw", host.defaultIntf().name, frame.hex(), "--count", str(count)],
+                       timeout=20)
+    if code != 0:
+        raise RuntimeError(f"sending a raw frame from {host.name} failed: {out}")

@@ -29,8 +29,10 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def controller(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ControllerProcess]:
     """`sdn-controller` on free ports with a fresh DB; `.api`, `.of_port`, `.stop(sig)`, `.restart()`,
-    `.log_path`. Its log tail is added to the report of a failing test."""
-    ctl = ControllerProcess(tmp_path / "controller")
+    `.log_path`. Its log tail is added to the report of a failing test. Extra command-line options:
+    `@pytest.mark.controller_args("--lldp-interval", "0.5")` on the test or its module."""
+    marker = request.node.get_closest_marker("controller_args")
+    ctl = ControllerProcess(tmp_path / "controller", extra_args=marker.args if marker else ())
     request.node.sdn_controller = ctl
     try:
         ctl.start(timeout=30)

@@ -10,10 +10,12 @@ from mininet_topos.reach import (
     EchoServer,
     Sniffer,
     Stream,
+    capture_frame,
     connect,
     ping,
     run_in,
     send_frame,
+    send_raw,
     tcp_ok,
     udp_ok,
     wait_until,
@@ -23,6 +25,6 @@ from mininet_topos.topos import LAYOUTS, Layout, Plan, Tenant, VmPlan, plan
 
 __all__ = [
     "LAYOUTS", "Api", "ApiError", "ControllerProcess", "EchoServer", "Layout", "Plan", "Registration",
-    "Running", "Sniffer", "Stream", "Tenant", "VmPlan", "connect", "free_port", "log_tail", "ping", "plan",
-    "random_prefix", "register", "run_in", "send_frame", "tcp_ok", "udp_ok", "wait_until",
+    "Running", "Sniffer", "Stream", "Tenant", "VmPlan", "capture_frame", "connect", "free_port", "log_tail",
+    "ping", "plan", "random_prefix", "register", "run_in", "send_frame", "send_raw", "tcp_ok", "udp_ok", "wait_until",
 ]
