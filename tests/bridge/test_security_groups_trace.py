@@ -124,19 +124,20 @@ class Fate:
     commits: list[tuple[int, int | None]]     # (zone, ct_mark set) of every ct(commit)
 
 
-def fate(fabric: Fabric, pkt: Packet, ct_next: list[str], conntrack: StagedConntrack | None = None) -> Fate:
-    """Trace `pkt` with `ct_next` after checking that the simulator's conntrack (a fresh one unless given)
-    puts it in exactly those states, then check that OVS and the simulator agree on everything."""
+def fate(fabric: Fabric, pkt: Packet, ct_next: list[str], conntrack: StagedConntrack | None = None,
+         dpid: str = S1) -> Fate:
+    """Trace `pkt` on switch `dpid` with `ct_next` after checking that the simulator's conntrack (a fresh one
+    unless given) puts it in exactly those states, then check that OVS and the simulator agree on everything."""
     conntrack = StagedConntrack() if conntrack is None else conntrack
     conntrack.lookups.clear()
     conntrack.commits.clear()
-    simulated = run(fabric.tables[S1], pkt, conntrack)
+    simulated = run(fabric.tables[dpid], pkt, conntrack)
     states = [sum(CT_FLAGS[flag] for flag in flags.split(",")) for flags in ct_next]
     assert [state for _, state, _ in conntrack.lookups] == states, f"the simulator sees other states than {ct_next}"
     marks = [mark for _, _, mark in conntrack.lookups]
     assert not any(marks[1:]), f"a trace can give ct_mark to the first ct stage only: {conntrack.lookups}"
-    report = trace_report(fabric.bridges[S1], {**pkt, "ct_mark": marks[0]} if any(marks) else pkt, ct_next)
-    seen = traced(report, pkt, fabric.dp_ports[S1])
+    report = trace_report(fabric.bridges[dpid], {**pkt, "ct_mark": marks[0]} if any(marks) else pkt, ct_next)
+    seen = traced(report, pkt, fabric.dp_ports[dpid])
     predicted = Fate(in_order(simulated.outputs), [(table, flow.priority) for table, flow in simulated.path],
                      [zone for zone, _, _ in conntrack.lookups], conntrack.commits)
     assert seen == predicted, f"OVS and flowsim disagree on {pkt} with --ct-next {ct_next}:\n{report}"

@@ -9,7 +9,7 @@ import pytest
 
 from apps.compiler import Compiler, compile_all
 from apps.flows import ETH_TYPE_ARP, ETH_TYPE_IP, IP_PROTO
-from apps.flowsim import Conntrack, SwitchTables, packet, run
+from apps.flowsim import Conntrack, SwitchTables, packet, run, run_fabric
 from apps.model import Policy, Port, SecurityGroup, SecurityGroupRule
 from apps.security_groups import port_masks
 from apps.topology import Topology
@@ -27,6 +27,7 @@ WEB = SecurityGroup("web", "web", (
 CLIENT = SecurityGroup("client", "client", (SecurityGroupRule("c-out", "client", "egress", key=31),))
 SSH = SecurityGroup("ssh", "ssh", (SecurityGroupRule("s-ssh", "ssh", "ingress", "tcp", 22, 22, key=41),))
 GROUPS = (DEFAULT, WEB, CLIENT, SSH)
+ONE_SWITCH = Topology((switch(S1, 9),))
 
 
 def a(n: int, *groups: str, secure: bool = True) -> Port:
@@ -34,18 +35,22 @@ def a(n: int, *groups: str, secure: bool = True) -> Port:
 
 
 class Net:
-    """One switch, tenant A on ports 1..n (VM n has IP 10.0.0.n+1, MAC mac("a", n)); conntrack kept across sends."""
+    """Ports on `topology` (by default one switch, where VM n of tenant A, `a(n)`, is on port n), named by port
+    id or, for tenant A's, by number; conntrack is kept across sends, one table per switch as on separate hosts."""
 
-    def __init__(self, ports: list[Port], groups: tuple[SecurityGroup, ...] = GROUPS) -> None:
+    def __init__(self, ports: list[Port], groups: tuple[SecurityGroup, ...] = GROUPS,
+                 topology: Topology = ONE_SWITCH) -> None:
         self.ports = {p.id: p for p in ports}
         self.groups = groups
+        self.topology = topology
         self.conntrack = Conntrack()
         self.compiler = Compiler()
         self.recompile()
 
     def recompile(self) -> None:
         policy = Policy((TENANT_A, TENANT_B), tuple(self.ports.values()), self.groups)
-        self.tables = SwitchTables(self.compiler.compile(policy, Topology((switch(S1, 9),)))[S1].values())
+        self.tables = {dpid: SwitchTables(flows.values())
+                       for dpid, flows in self.compiler.compile(policy, self.topology).items()}
 
     def update(self, port_id: str, **changes) -> None:
         self.ports[port_id] = dataclasses.replace(self.ports[port_id], **changes)
@@ -55,17 +60,32 @@ class Net:
         self.groups = tuple(dataclasses.replace(g, rules=rules) if g.id == group.id else g for g in self.groups)
         self.recompile()
 
-    def send(self, src: int, dst: int, proto: str = "tcp", sport: int = 40000, dport: int = 80) -> bool:
-        """Does a packet from VM src to VM dst (addresses as registered) come out at dst's port?"""
-        fields = {"in_port": src, "eth_src": mac("a", src), "eth_dst": mac("a", dst), "eth_type": ETH_TYPE_IP,
-                  "ipv4_src": f"10.0.0.{src + 1}", "ipv4_dst": f"10.0.0.{dst + 1}", "ip_proto": IP_PROTO[proto]}
+    def port(self, ref: int | str) -> Port:
+        return self.ports[f"a{ref}" if isinstance(ref, int) else ref]
+
+    def at(self, ref: int | str) -> tuple[str, int]:
+        """(dpid, OpenFlow port) of a port."""
+        port = self.port(ref)
+        return port.dpid, self.topology.switch(port.dpid).ofport(port.interface)
+
+    def reach(self, src: int | str, **fields: int | str) -> list[tuple[str, int]]:
+        """Where a frame sent by port src from its own MAC, with these fields, comes out: sorted (dpid, port)."""
+        dpid, in_port = self.at(src)
+        pkt = packet(in_port=in_port, eth_src=self.port(src).mac_address, **fields)
+        return sorted((d.dpid, d.port) for d in run_fabric(self.tables, self.topology, dpid, pkt, self.conntrack))
+
+    def send(self, src: int | str, dst: int | str, proto: str = "tcp", sport: int = 40000, dport: int = 80) -> bool:
+        """Does a packet from port src to port dst (addresses as registered) come out at dst's port, and only there?"""
+        fields = {"eth_dst": self.port(dst).mac_address, "eth_type": ETH_TYPE_IP,
+                  "ipv4_src": self.port(src).ip_address, "ipv4_dst": self.port(dst).ip_address,
+                  "ip_proto": IP_PROTO[proto]}
         if proto == "icmp":
             fields.update(icmpv4_type=8 if sport else 0, icmpv4_code=0)
         else:
             fields.update({f"{proto}_src": sport, f"{proto}_dst": dport})
-        return run(self.tables, packet(**fields), conntrack=self.conntrack).ports == [dst]
+        return self.reach(src, **fields) == [self.at(dst)]
 
-    def reply(self, src: int, dst: int, proto: str = "tcp", sport: int = 40000, dport: int = 80) -> bool:
+    def reply(self, src: int | str, dst: int | str, proto: str = "tcp", sport: int = 40000, dport: int = 80) -> bool:
         """The answer to send(src, dst, ...)."""
         return self.send(dst, src, proto, sport=dport, dport=sport) if proto != "icmp" else \
             self.send(dst, src, "icmp", sport=0)
@@ -122,7 +142,7 @@ def test_empty_group_list_gets_nothing_but_arp():
     assert not net.send(1, 2, dport=5000) and not net.send(2, 1, dport=5000)
     arp = packet(in_port=2, eth_src=mac("a", 2), eth_dst="ff:ff:ff:ff:ff:ff", eth_type=ETH_TYPE_ARP, arp_op=1,
                  arp_spa="10.0.0.3", arp_sha=mac("a", 2), arp_tpa="10.0.0.99", arp_tha="00:00:00:00:00:00")
-    assert run(net.tables, arp, conntrack=net.conntrack).ports == [1]
+    assert run(net.tables[S1], arp, conntrack=net.conntrack).ports == [1]
 
 
 def test_port_security_disabled_means_no_filtering():
@@ -154,7 +174,7 @@ def test_adding_a_rule_keeps_live_connections():
 def test_groups_never_open_a_path_between_networks():
     b1 = vm(TENANT_B, 1, S1, "s1-eth5", groups=("default",))
     policy = Policy((TENANT_A, TENANT_B), (a(1, "default"), b1), GROUPS)
-    tables = SwitchTables(compile_all(policy, Topology((switch(S1, 9),)))[S1].values())
+    tables = SwitchTables(compile_all(policy, ONE_SWITCH)[S1].values())
     pkt = packet(in_port=1, eth_src=mac("a", 1), eth_dst=mac("b", 1), eth_type=ETH_TYPE_IP, ipv4_src="10.0.0.2",
                  ipv4_dst="10.0.0.2", ip_proto=6, tcp_src=1, tcp_dst=2)
     assert run(tables, pkt, conntrack=Conntrack()).ports == []
