@@ -3,8 +3,11 @@
     sniff IFACE MARKER [MARKER ...] --timeout S   prints "ready", then one line per marker seen in a
                                                  frame's payload ("seen MARKER"), and exits when every
                                                  marker was seen or the timeout passed
-    send IFACE --eth-src M --eth-dst M [--ip-src A --ip-dst B --udp-dport P | --arp-op 1 --arp-spa A
-         --arp-tpa B --arp-sha M] --marker TEXT [--count N]
+    send IFACE --eth-src M --eth-dst M [--vlan VID] [--ip-src A --ip-dst B [--udp-sport P] [--udp-dport P]
+         [--dhcp offer|ack] | --arp-op 1 --arp-spa A --arp-tpa B --arp-sha M] --marker TEXT [--count N]
+
+`--vlan` adds an 802.1Q tag; `--dhcp` makes the UDP payload a DHCP server's message of that type (with the
+marker as its server name), whatever the ports say.
 
 A sniffer that must *not* see a frame is proven alive by a second, legitimate frame sent after it:
 the test waits for the legitimate marker, so it never sleeps and never passes because nothing ran.
@@ -17,7 +20,19 @@ import sys
 import threading
 import time
 
-from scapy.all import ARP, IP, UDP, AsyncSniffer, Ether, Raw, conf, sendp  # type: ignore[attr-defined]
+from scapy.all import (  # type: ignore[attr-defined]
+    ARP,
+    BOOTP,
+    DHCP,
+    IP,
+    UDP,
+    AsyncSniffer,
+    Dot1Q,
+    Ether,
+    Raw,
+    conf,
+    sendp,
+)
 
 
 def _sniff(iface: str, markers: list[str], timeout: float) -> int:
@@ -46,11 +61,17 @@ def _sniff(iface: str, markers: list[str], timeout: float) -> int:
 
 def _frame(args: argparse.Namespace):
     ether = Ether(src=args.eth_src, dst=args.eth_dst)
+    if args.vlan is not None:
+        ether /= Dot1Q(vlan=args.vlan)
     if args.arp_op:
         return ether / ARP(op=args.arp_op, hwsrc=args.arp_sha or args.eth_src, psrc=args.arp_spa,
                            pdst=args.arp_tpa, hwdst="00:00:00:00:00:00") / Raw(args.marker.encode())
-    return ether / IP(src=args.ip_src, dst=args.ip_dst) / UDP(sport=40000, dport=args.udp_dport) / Raw(
-        args.marker.encode())
+    if args.dhcp:
+        payload = BOOTP(op=2, sname=args.marker.encode()) / DHCP(
+            options=[("message-type", args.dhcp), ("server_id", args.ip_src), "end"])
+    else:
+        payload = Raw(args.marker.encode())
+    return ether / IP(src=args.ip_src, dst=args.ip_dst) / UDP(sport=args.udp_sport, dport=args.udp_dport) / payload
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     send.add_argument("--eth-dst", required=True)
     send.add_argument("--ip-src")
     send.add_argument("--ip-dst")
+    send.add_argument("--vlan", type=int)
+    send.add_argument("--udp-sport", type=int, default=40000)
     send.add_argument("--udp-dport", type=int, default=9)
+    send.add_argument("--dhcp", choices=("offer", "ack"))
     send.add_argument("--arp-op", type=int)
     send.add_argument("--arp-spa")
     send.add_argument("--arp-tpa")
