@@ -20,17 +20,39 @@ from dataclasses import dataclass
 
 import pytest
 from conftest import Bridge
-from test_pipeline_trace import Fabric, Outputs, in_order, install, report_outputs, sent, trace_report
+from test_pipeline_trace import (
+    Fabric,
+    Outputs,
+    in_order,
+    install,
+    ip_packet,
+    ovs_fabric,
+    report_outputs,
+    sent,
+    trace_report,
+)
 
 from apps.compiler import compile_all
-from apps.flows import CT_EST, CT_INV, CT_NEW, CT_REL, CT_RPL, CT_TRK, ETH_TYPE_ARP, ETH_TYPE_IP, IP_PROTO, mac_to_int
+from apps.flows import (
+    CT_EST,
+    CT_INV,
+    CT_NEW,
+    CT_REL,
+    CT_RPL,
+    CT_TRK,
+    ETH_TYPE_ARP,
+    ETH_TYPE_IP,
+    IP_PROTO,
+    OFPVID_PRESENT,
+    mac_to_int,
+)
 from apps.flowsim import Conntrack, Packet, SwitchTables, packet, run
 from apps.model import Policy
 from apps.pipeline import PIPELINE, PRIO_MISS
 from apps.security_groups import PRIO_CT_INVALID, PRIO_PASS, PRIO_REVOKE, PRIO_UNFILTERED
 from apps.topology import Topology
 from controller.programmer import Programmer
-from tests.unit.fabric_cases import S1, TENANT_A, switch
+from tests.unit.fabric_cases import S1, S2, S3, TENANT_A, TENANT_B, line_of_three, line_vm, switch
 from tests.unit.test_security_groups import GROUPS, WEB, a
 
 pytestmark = [pytest.mark.bridge, pytest.mark.timeout(60)]
@@ -298,3 +320,44 @@ def test_removing_a_rule_drops_its_established_connection_and_marks_it_so_replie
     # The reply's first stage is SERVER's zone, where the connection now carries ct_mark=1.
     seen = fate(after, answer, ["trk,est,rpl"], conntrack)
     assert seen.outputs == [] and seen.hits[-1] == ("egress_ct", PRIO_MISS) and seen.commits == []
+
+
+# --- across switches ----------------------------------------------------------------------------
+
+# The line of three switches. b3 (switch 3) admits members of "default" only: b2 (switch 2) is one; b1 (switch 1)
+# is not, but has the address of a1 (switch 1, tenant A), which is.
+LINE_VMS = {port.id: port for port in (
+    line_vm(TENANT_A, 1, groups=("default",)), line_vm(TENANT_B, 1, groups=("client",)),
+    line_vm(TENANT_B, 2, groups=("default",)), line_vm(TENANT_B, 3, groups=("default",)))}
+LINE = line_of_three()[1]
+TO_B3 = {src: ip_packet(LINE.switch(LINE_VMS[src].dpid).ofport(LINE_VMS[src].interface), LINE_VMS[src].mac_address,
+                        LINE_VMS["b3"].mac_address, LINE_VMS[src].ip_address, LINE_VMS["b3"].ip_address)
+         for src in ("b1", "b2")}
+ADMITTED_BY_B3 = {"b2": True, "b1": False}
+
+
+@pytest.fixture(scope="module")
+def sg_line(make_bridge: Callable[[str, int], Bridge]) -> Fabric:
+    policy = Policy((TENANT_A, TENANT_B), tuple(LINE_VMS.values()), GROUPS)
+    return install(make_bridge, policy, LINE, {S1: "sgtl1", S2: "sgtl2", S3: "sgtl3"})
+
+
+@pytest.mark.parametrize("src", ADMITTED_BY_B3, ids=["member", "non-member-with-a-members-address"])
+def test_a_tagged_frame_from_a_trunk_meets_the_destination_ports_ingress_rules(sg_line, src):
+    """Switch 3 learns the frame's network from its tag alone; b3's rules then decide in b3's zone."""
+    b3 = LINE_VMS["b3"]
+    [trunk] = LINE.trunk_ports(S3)
+    pkt = {**TO_B3[src], "in_port": trunk, "vlan_vid": OFPVID_PRESENT | TENANT_B.segmentation_id}
+    seen = fate(sg_line, pkt, ["trk,new"], dpid=S3)
+    assert seen.lookups == [b3.key]
+    if ADMITTED_BY_B3[src]:
+        assert seen.outputs == [(LINE.switch(S3).ofport(b3.interface), sent(pkt))]
+        assert seen.commits == [(b3.key, 0)]
+    else:
+        assert seen.outputs == [] and seen.hits[-1] == ("ingress_ct", PRIO_MISS) and seen.commits == []
+
+
+@pytest.mark.parametrize("src", ADMITTED_BY_B3, ids=["member", "non-member-with-a-members-address"])
+def test_a_new_connection_across_switches_is_admitted_by_membership_not_by_address(sg_line, src):
+    seen = ovs_fabric(sg_line, LINE_VMS[src].dpid, TO_B3[src])
+    assert [(dpid, port) for dpid, port, _ in seen] == ([(S3, 2)] if ADMITTED_BY_B3[src] else [])

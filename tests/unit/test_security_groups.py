@@ -131,6 +131,18 @@ def test_remote_group_membership_changes_take_effect_both_ways():
     assert not net.send(2, 1, dport=5005) and not net.send(1, 2, dport=5006)
 
 
+def b(n: int, *groups: str) -> Port:
+    """VM n of tenant B on the one switch, after tenant A's ports: it has a(n)'s very address."""
+    return vm(TENANT_B, n, S1, f"s1-eth{n + 4}", groups=tuple(groups))
+
+
+def test_a_remote_group_admits_its_members_not_their_addresses_in_another_network():
+    """b1 has a1's address in tenant B's network; a1 is in default, b1 is not: b2 (default) must not admit b1."""
+    net = Net([a(1, "default"), b(1, "client"), b(2, "default"), b(3, "default")])
+    assert net.send("b3", "b2", dport=5000) and net.send("b3", "b2", "udp", dport=5000)  # a member passes
+    assert not net.send("b1", "b2", dport=5000) and not net.send("b1", "b2", "udp", dport=5000)
+
+
 def test_two_groups_on_one_port_allow_the_union():
     net = Net([a(1, "web", "ssh"), a(2, "client")])
     assert net.send(2, 1, dport=22) and net.send(2, 1, dport=80)
@@ -197,15 +209,19 @@ def test_port_masks_cover_exactly_the_range(low, high):
     assert len(blocks) <= 2 * 16
 
 
-def test_flows_grow_with_ports_plus_rules_not_their_product():
-    """N ports in one group whose 5 rules all name the group itself as remote."""
-    group = SecurityGroup("g", "g", tuple(SecurityGroupRule(f"r{i}", "g", "ingress", "tcp", 1000 + i, 1000 + i,
-                                                            remote_group_id="g", key=100 + i) for i in range(5)))
+@pytest.mark.parametrize("networks", [(TENANT_A,), (TENANT_A, TENANT_B)], ids=["one-network", "two-networks"])
+def test_flows_grow_with_ports_plus_rules_not_their_product(networks):
+    """N ports in one group whose 5 rules all name the group itself as remote, plus a prefix rule; with two
+    networks, every address is matched within its network and each network has half the ports."""
+    group = SecurityGroup("g", "g", (*(SecurityGroupRule(f"r{i}", "g", "ingress", "tcp", 1000 + i, 1000 + i,
+                                                         remote_group_id="g", key=100 + i) for i in range(5)),
+                                     SecurityGroupRule("r-prefix", "g", "ingress", "udp", 53, 53,
+                                                       remote_ip_prefix="10.0.0.0/16", key=110)))
 
     def count(n: int) -> int:
-        ports = tuple(vm(TENANT_A, i, S1, f"s1-eth{i}", groups=("g",), ip=f"10.0.{i // 250}.{i % 250 + 2}")
-                      for i in range(1, n + 1))
-        flows = compile_all(Policy((TENANT_A,), ports, (group,)), Topology((switch(S1, n),)))[S1]
+        ports = tuple(vm(networks[i % len(networks)], i, S1, f"s1-eth{i}", groups=("g",),
+                         ip=f"10.0.{i // 250}.{i % 250 + 2}") for i in range(1, n + 1))
+        flows = compile_all(Policy(networks, ports, (group,)), Topology((switch(S1, n),)))[S1]
         return sum(f.table in ("ingress_ct",) for f in flows.values())
 
     small, large = count(100), count(1000)
