@@ -13,6 +13,9 @@ masked port range, shared between rules, so flows grow with ports + rules, not p
 Tenants reuse addresses, so a remote address is always matched within its scope (_address_scope):
 a remote group's member address in the member's network, a remote prefix in the network of the port
 that has the rule.
+
+A port with port security may not act as a DHCP server: the replies a port's own DHCP client needs pass
+every ingress stage unfiltered, so they are stopped where they leave the sender instead.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from apps.topology import Topology
 
 PRIO_CT_INVALID = 3000
 PRIO_UNFILTERED = 2600  # ports with port security disabled skip the ACL stages
+PRIO_NO_DHCP_SERVER = 2550  # DHCP replies from ports with port security drop as they leave
 PRIO_PASS = 2500      # ARP, own DHCP, replies and related
 PRIO_RULE = 1500      # single-condition rules (the port alone)
 PRIO_CONJ_HIT = 1200  # conj_id=rule key: the rule matched
@@ -66,8 +70,11 @@ class _Stage:
     dhcp: tuple[int, int]  # (source, destination) UDP ports of the port's own DHCP in this direction
 
 
-EGRESS = _Stage("egress", "egress_acl", "egress_ct", "l2_lookup", REG_IN_PORT, REG_SRC_ZONE, "ipv4_dst", (68, 67))
-INGRESS = _Stage("ingress", "ingress_acl", "ingress_ct", "port_out", REG_OUT_PORT, REG_DST_ZONE, "ipv4_src", (67, 68))
+DHCP_SERVER, DHCP_CLIENT = 67, 68  # UDP ports
+EGRESS = _Stage("egress", "egress_acl", "egress_ct", "l2_lookup", REG_IN_PORT, REG_SRC_ZONE, "ipv4_dst",
+                (DHCP_CLIENT, DHCP_SERVER))
+INGRESS = _Stage("ingress", "ingress_acl", "ingress_ct", "port_out", REG_OUT_PORT, REG_DST_ZONE, "ipv4_src",
+                 (DHCP_SERVER, DHCP_CLIENT))
 _STATIC = cookie("security_groups", "pipeline")
 
 Remote = tuple[Network, str]  # an address or prefix, and the network in which it names ports
@@ -97,7 +104,7 @@ def compile_security_groups(policy: Policy, topology: Topology) -> dict[str, lis
         local[placed.dpid].append(placed)
     flows: dict[str, list[Flow]] = {}
     for switch in topology.switches:
-        out = flows[switch.dpid] = []
+        out = flows[switch.dpid] = [_no_dhcp_server()]
         for stage in (EGRESS, INGRESS):
             out.extend(_stage_flows(stage))
             ports_of_rule: dict[SecurityGroupRule, list[Placement]] = defaultdict(list)
@@ -136,6 +143,13 @@ def _stage_flows(stage: _Stage) -> list[Flow]:
         Flow(stage.ct, PRIO_REVOKE, match(eth_type=ETH_TYPE_IP, ct_state=ct_state(CT_TRK | CT_EST, CT_RPL | CT_INV)),
              (Ct(commit=True, zone_reg=stage.zone_reg, set_mark=1),), cookie=_STATIC),
     ]
+
+
+def _no_dhcp_server() -> Flow:
+    """DHCP replies (unicast or broadcast) from a port with port security drop as they leave it. A port without
+    port security passes egress_acl above this (PRIO_UNFILTERED), so it may be the network's DHCP server."""
+    return Flow("egress_acl", PRIO_NO_DHCP_SERVER, match(eth_type=ETH_TYPE_IP, ip_proto=IP_PROTO["udp"],
+                                                         udp_src=DHCP_SERVER, udp_dst=DHCP_CLIENT), cookie=_STATIC)
 
 
 def _rule(stage: _Stage, rule: SecurityGroupRule, placements: list[Placement], members: dict[str, set[Remote]],

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import pytest
 from conftest import Bridge
 from test_pipeline_trace import (
+    BROADCAST,
     Fabric,
     Outputs,
     in_order,
@@ -49,7 +50,7 @@ from apps.flows import (
 from apps.flowsim import Conntrack, Packet, SwitchTables, packet, run
 from apps.model import Policy
 from apps.pipeline import PIPELINE, PRIO_MISS
-from apps.security_groups import PRIO_CT_INVALID, PRIO_PASS, PRIO_REVOKE, PRIO_UNFILTERED
+from apps.security_groups import PRIO_CT_INVALID, PRIO_NO_DHCP_SERVER, PRIO_PASS, PRIO_REVOKE, PRIO_UNFILTERED
 from apps.topology import Topology
 from controller.programmer import Programmer
 from tests.unit.fabric_cases import S1, S2, S3, TENANT_A, TENANT_B, line_of_three, line_vm, switch
@@ -289,6 +290,31 @@ def test_a_port_without_port_security_skips_its_ct_stage(sg, pkt, zones):
     seen = fate(sg, pkt, ["trk,new"] * len(zones))
     assert seen.outputs == [(dst, sent(pkt))]
     assert seen.lookups == zones and [zone for zone, _ in seen.commits] == zones
+
+
+# --- DHCP servers -------------------------------------------------------------------------------
+
+def dhcp_reply(src: int, dst: int | None) -> Packet:
+    """A DHCP server's OFFER or ACK (UDP 67 -> 68) from VM `src` to VM `dst`, or broadcast."""
+    eth_dst, ip_dst = (VMS[dst].mac_address, VMS[dst].ip_address) if dst else (BROADCAST, "255.255.255.255")
+    return packet(in_port=src, eth_src=VMS[src].mac_address, eth_dst=eth_dst, eth_type=ETH_TYPE_IP,
+                  ipv4_src=VMS[src].ip_address, ipv4_dst=ip_dst, ip_proto=IP_PROTO["udp"], udp_src=67, udp_dst=68)
+
+
+@pytest.mark.parametrize("dst", [MEMBER, None], ids=["unicast", "broadcast"])
+def test_a_dhcp_server_reply_from_a_port_with_port_security_is_dropped_as_it_leaves(sg, dst):
+    """CLIENT may send anything anywhere, and DHCP replies pass every ingress stage: only its egress can stop it,
+    above the pass flows and below the unfiltered ports' flows."""
+    seen = fate(sg, dhcp_reply(CLIENT, dst), [])
+    assert seen.outputs == [] and seen.commits == []
+    assert seen.hits[-1] == ("egress_acl", PRIO_NO_DHCP_SERVER) and PRIO_PASS < PRIO_NO_DHCP_SERVER < PRIO_UNFILTERED
+
+
+@pytest.mark.parametrize("dst", [MEMBER, None], ids=["unicast", "broadcast"])
+def test_a_port_without_port_security_may_serve_dhcp(sg, dst):
+    pkt = dhcp_reply(OPEN, dst)
+    seen = fate(sg, pkt, [])
+    assert seen.outputs == [(n, sent(pkt)) for n in ([dst] if dst else VMS) if n != OPEN]
 
 
 # --- revocation ---------------------------------------------------------------------------------

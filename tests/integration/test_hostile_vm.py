@@ -7,7 +7,9 @@ it must see.
 
 from __future__ import annotations
 
-from helpers import readdress, tcp_ok, udp_ok
+from helpers import Sniffer, readdress, send_frame, tcp_ok, udp_ok
+
+BROADCAST = "ff:ff:ff:ff:ff:ff"
 
 
 def test_a_non_member_with_a_members_address_in_another_network_is_refused(tenants, api):
@@ -24,3 +26,25 @@ def test_a_non_member_with_a_members_address_in_another_network_is_refused(tenan
     b1, b2, b3, ip3 = run.host("b1"), run.host("b2"), run.host("b3"), run.plan.vm("b3").ip
     assert tcp_ok(b2, b3, ip3) and udp_ok(b2, b3, ip3)
     assert not tcp_ok(b1, b3, ip3) and not udp_ok(b1, b3, ip3)
+
+
+def test_only_a_port_without_port_security_can_act_as_a_dhcp_server(tenants, api):
+    """a1 sends DHCP OFFER/ACK (UDP 67 -> 68), broadcast and unicast to a2, which must see none of them. Once its
+    port security is off, a1 is a DHCP server: a2's DISCOVER reaches it and its OFFER reaches a2."""
+    run, reg = tenants("single")
+    a1, a2 = run.plan.vm("a1"), run.plan.vm("a2")
+    server = {"eth_src": a1.mac, "ip_src": a1.ip, "udp_sport": 67, "udp_dport": 68}
+    broadcast = {"eth_dst": BROADCAST, "ip_dst": "255.255.255.255"}
+    forged = {"rogue-offer": {**server, **broadcast, "dhcp": "offer"},
+              "rogue-ack": {**server, "eth_dst": a2.mac, "ip_dst": a2.ip, "dhcp": "ack"}}
+    with Sniffer(run.host("a2"), *forged, "offer", timeout=60) as at_a2, \
+            Sniffer(run.host("a1"), "discover", timeout=60) as at_a1:
+        for marker, fields in forged.items():
+            send_frame(run.host("a1"), marker, **fields)
+        api.patch(f"/ports/{reg.ports['a1']}", {"port_security_enabled": False, "security_group_ids": []})
+        send_frame(run.host("a2"), "discover", eth_src=a2.mac, ip_src="0.0.0.0", udp_sport=68, udp_dport=67,
+                   **broadcast)
+        assert at_a1.wait_for("discover")
+        send_frame(run.host("a1"), "offer", **server, **broadcast, dhcp="offer")
+        assert at_a2.wait_for("offer")
+        assert at_a2.seen == {"offer"}

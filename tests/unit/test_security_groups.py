@@ -157,6 +157,35 @@ def test_empty_group_list_gets_nothing_but_arp():
     assert run(net.tables[S1], arp, conntrack=net.conntrack).ports == [1]
 
 
+def dhcp(src: Port, to: Port | None, server: bool) -> dict[str, int | str]:
+    """The fields of a DHCP frame from `src` to `to` (or broadcast): a server's OFFER/ACK (UDP 67 -> 68), or a
+    client's DISCOVER/REQUEST (68 -> 67), which is sent from 0.0.0.0 when broadcast."""
+    ports = (67, 68) if server else (68, 67)
+    ip_src = src.ip_address if server or to else "0.0.0.0"
+    return {"eth_dst": to.mac_address if to else "ff:ff:ff:ff:ff:ff", "eth_type": ETH_TYPE_IP, "ipv4_src": ip_src,
+            "ipv4_dst": to.ip_address if to else "255.255.255.255", "ip_proto": IP_PROTO["udp"],
+            "udp_src": ports[0], "udp_dst": ports[1]}
+
+
+@pytest.mark.parametrize("broadcast", [False, True], ids=["unicast", "broadcast"])
+def test_only_a_port_without_port_security_may_answer_as_a_dhcp_server(broadcast):
+    """a1 may send anything anywhere and a2 takes DHCP replies unfiltered: a1's must stop as they leave."""
+    net = Net([a(1, "client"), a(2, "default"), a(3, secure=False)])
+    client = None if broadcast else net.port(2)
+    assert net.reach(1, **dhcp(net.port(1), client, server=True)) == []
+    assert net.reach(3, **dhcp(net.port(3), client, server=True)) == ([net.at(1)] if broadcast else []) + [net.at(2)]
+
+
+@pytest.mark.parametrize("broadcast", [False, True], ids=["unicast", "broadcast"])
+def test_a_port_with_port_security_still_gets_its_address_by_dhcp(broadcast):
+    """a2 asks a3, a DHCP server without port security (a1 admits nothing: it sees no request)."""
+    net = Net([a(1, "client"), a(2, "default"), a(3, secure=False)])
+    client, server = net.port(2), net.port(3)
+    assert net.reach(2, **dhcp(client, None if broadcast else server, server=False)) == [net.at(3)]
+    assert net.reach(3, **dhcp(server, None if broadcast else client, server=True)) == \
+        ([net.at(1)] if broadcast else []) + [net.at(2)]
+
+
 def test_port_security_disabled_means_no_filtering():
     net = Net([a(1, secure=False), a(2)])
     assert net.send(1, 2, dport=1234) is False  # a2: secured, no groups
