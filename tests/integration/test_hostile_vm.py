@@ -48,3 +48,32 @@ def test_only_a_port_without_port_security_can_act_as_a_dhcp_server(tenants, api
         send_frame(run.host("a1"), "offer", **server, **broadcast, dhcp="offer")
         assert at_a2.wait_for("offer")
         assert at_a2.seen == {"offer"}
+
+
+def test_a_vm_port_never_passes_a_tagged_frame(tenants, api):
+    """a1 sends 802.1Q-tagged frames (its own network's tag, and tenant B's), with and without port security:
+    nobody may get them, while its untagged frames still reach a2. The others admit anything, so that what they
+    see is decided by classification alone."""
+    run, reg = tenants("single")
+    admit_all = api.create("security-groups", {"name": "admit-all"})["id"]
+    api.create("security-group-rules", {"security_group_id": admit_all, "direction": "ingress"})
+    for label in ("a2", "b1", "b2"):
+        api.patch(f"/ports/{reg.ports[label]}", {"security_group_ids": [admit_all]})
+    a1, a2, b1, b2 = (run.plan.vm(label) for label in ("a1", "a2", "b1", "b2"))
+    tags = {tenant: api.get(f"/networks/{reg.networks[tenant]}")["segmentation_id"] for tenant in ("a", "b")}
+    tagged = {"own-tag-broadcast": (tags["a"], BROADCAST, a2.ip), "own-tag-to-a2": (tags["a"], a2.mac, a2.ip),
+              "b-tag-broadcast": (tags["b"], BROADCAST, b1.ip), "b-tag-to-b1": (tags["b"], b1.mac, b1.ip)}
+    for secure in (True, False):
+        if not secure:
+            api.patch(f"/ports/{reg.ports['a1']}", {"port_security_enabled": False, "security_group_ids": []})
+        with Sniffer(run.host("a2"), *tagged, "untagged", timeout=60) as at_a2, \
+                Sniffer(run.host("b1"), *tagged, "from-b2", timeout=60) as at_b1, \
+                Sniffer(run.host("b2"), *tagged, "from-b1", timeout=60) as at_b2:
+            for marker, (vlan, eth_dst, ip_dst) in tagged.items():
+                send_frame(run.host("a1"), marker, vlan=vlan, eth_src=a1.mac, eth_dst=eth_dst, ip_src=a1.ip,
+                           ip_dst=ip_dst)
+            send_frame(run.host("a1"), "untagged", eth_src=a1.mac, eth_dst=BROADCAST, ip_src=a1.ip, ip_dst=a2.ip)
+            send_frame(run.host("b2"), "from-b2", eth_src=b2.mac, eth_dst=BROADCAST, ip_src=b2.ip, ip_dst=b1.ip)
+            send_frame(run.host("b1"), "from-b1", eth_src=b1.mac, eth_dst=BROADCAST, ip_src=b1.ip, ip_dst=b2.ip)
+            assert at_a2.wait_for("untagged") and at_b1.wait_for("from-b2") and at_b2.wait_for("from-b1")
+            assert (at_a2.seen, at_b1.seen, at_b2.seen) == ({"untagged"}, {"from-b2"}, {"from-b1"}), secure
