@@ -97,14 +97,16 @@ def compile_isolation(policy: Policy, topology: Topology) -> dict[str, list[Flow
 
 
 def _classify(placed: Placement) -> list[Flow]:
-    """Tag the packet with its port and network; with port security, only from its own MAC/IP."""
+    """Tag the packet with its port and network; with port security, only from its own MAC/IP. Either way only
+    untagged frames: a VM port is never a trunk, and a tag from a VM would ride along into the network."""
     port, ofport = placed.port, placed.ofport
     owner = cookie("isolation", port.id)
     tag = (SetField(REG_IN_PORT, ofport), SetField(REG_NETWORK, placed.network.segmentation_id),
            SetField(REG_SRC_ZONE, port.key))
+    untagged = {"in_port": ofport, "vlan_vid": _NO_VLAN}
     if not port.port_security_enabled:
-        return [Flow("classify", PRIO_DEFAULT, match(in_port=ofport), tag, "arp_responder", owner)]
-    base = {"in_port": ofport, "vlan_vid": _NO_VLAN, "eth_src": port.mac_address}
+        return [Flow("classify", PRIO_DEFAULT, match(**untagged), tag, "arp_responder", owner)]
+    base = {**untagged, "eth_src": port.mac_address}
     return [
         Flow("classify", PRIO_DEFAULT, match(**base, eth_type=ETH_TYPE_IP, ipv4_src=port.ip_address),
              tag, "arp_responder", owner),

@@ -20,15 +20,15 @@ class Table:
 
 PIPELINE: tuple[Table, ...] = (
     Table("classify", 0,
-          "in_port -> logical port and network (registers); port security drops spoofed "
-          "MAC/IP/ARP; inter-switch frames are untagged into their network; LLDP to the controller",
+          "in_port -> logical port and network (registers); VM ports take untagged frames only; port security "
+          "drops spoofed MAC/IP/ARP; inter-switch frames are untagged into their network; LLDP to the controller",
           ("arp_responder", "l2_lookup")),
     Table("arp_responder", 10,
           "answers ARP requests for addresses known in the packet's network from the switch",
           ("egress_acl",)),
     Table("egress_acl", 20,
-          "security groups, leaving the source port: ARP, own DHCP and unfiltered ports pass; "
-          "IP goes through conntrack in the source port's zone",
+          "security groups, leaving the source port: ARP, own DHCP and unfiltered ports pass, DHCP server "
+          "replies from any other port drop; IP goes through conntrack in the source port's zone",
           ("egress_ct", "l2_lookup")),
     Table("egress_ct", 21,
           "after conntrack: replies and related pass, invalid drops, the source port's egress rules "

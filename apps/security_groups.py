@@ -10,6 +10,12 @@ packet is dropped and the connection is marked (ct_mark=1) so that its replies s
 A rule with more than one condition (port, remote, protocol/ports) becomes a conjunctive match
 (`conjunction(rule key, k/n)`): one clause flow per port of the group, per remote address and per
 masked port range, shared between rules, so flows grow with ports + rules, not ports x rules.
+Tenants reuse addresses, so a remote address is always matched within its scope (_address_scope):
+a remote group's member address in the member's network, a remote prefix in the network of the port
+that has the rule.
+
+A port with port security may not act as a DHCP server: the replies a port's own DHCP client needs pass
+every ingress stage unfiltered, so they are stopped where they leave the sender instead.
 """
 
 from __future__ import annotations
@@ -36,12 +42,13 @@ from apps.flows import (
     match,
 )
 from apps.isolation import Placement, place_ports
-from apps.model import Policy, Port, SecurityGroupRule
-from apps.pipeline import REG_DST_ZONE, REG_IN_PORT, REG_OUT_PORT, REG_SRC_ZONE
+from apps.model import Network, Policy, SecurityGroupRule
+from apps.pipeline import REG_DST_ZONE, REG_IN_PORT, REG_NETWORK, REG_OUT_PORT, REG_SRC_ZONE
 from apps.topology import Topology
 
 PRIO_CT_INVALID = 3000
 PRIO_UNFILTERED = 2600  # ports with port security disabled skip the ACL stages
+PRIO_NO_DHCP_SERVER = 2550  # DHCP replies from ports with port security drop as they leave
 PRIO_PASS = 2500      # ARP, own DHCP, replies and related
 PRIO_RULE = 1500      # single-condition rules (the port alone)
 PRIO_CONJ_HIT = 1200  # conj_id=rule key: the rule matched
@@ -63,9 +70,14 @@ class _Stage:
     dhcp: tuple[int, int]  # (source, destination) UDP ports of the port's own DHCP in this direction
 
 
-EGRESS = _Stage("egress", "egress_acl", "egress_ct", "l2_lookup", REG_IN_PORT, REG_SRC_ZONE, "ipv4_dst", (68, 67))
-INGRESS = _Stage("ingress", "ingress_acl", "ingress_ct", "port_out", REG_OUT_PORT, REG_DST_ZONE, "ipv4_src", (67, 68))
+DHCP_SERVER, DHCP_CLIENT = 67, 68  # UDP ports
+EGRESS = _Stage("egress", "egress_acl", "egress_ct", "l2_lookup", REG_IN_PORT, REG_SRC_ZONE, "ipv4_dst",
+                (DHCP_CLIENT, DHCP_SERVER))
+INGRESS = _Stage("ingress", "ingress_acl", "ingress_ct", "port_out", REG_OUT_PORT, REG_DST_ZONE, "ipv4_src",
+                 (DHCP_SERVER, DHCP_CLIENT))
 _STATIC = cookie("security_groups", "pipeline")
+
+Remote = tuple[Network, str]  # an address or prefix, and the network in which it names ports
 
 
 def port_masks(low: int, high: int) -> list[tuple[int, int]]:
@@ -83,16 +95,16 @@ def port_masks(low: int, high: int) -> list[tuple[int, int]]:
 def compile_security_groups(policy: Policy, topology: Topology) -> dict[str, list[Flow]]:
     """Flows per dpid for the ACL and conntrack stages of every switch in `topology`."""
     groups = {g.id: g for g in policy.security_groups}
-    members: dict[str, list[Port]] = defaultdict(list)
+    members: dict[str, set[Remote]] = defaultdict(set)
     for port in policy.ports:
         for group_id in port.security_group_ids:
-            members[group_id].append(port)
+            members[group_id].add((policy.by_network[port.network_id], port.ip_address))
     local: dict[str, list[Placement]] = defaultdict(list)
     for placed in place_ports(policy, topology):
         local[placed.dpid].append(placed)
     flows: dict[str, list[Flow]] = {}
     for switch in topology.switches:
-        out = flows[switch.dpid] = []
+        out = flows[switch.dpid] = [_no_dhcp_server()]
         for stage in (EGRESS, INGRESS):
             out.extend(_stage_flows(stage))
             ports_of_rule: dict[SecurityGroupRule, list[Placement]] = defaultdict(list)
@@ -133,10 +145,17 @@ def _stage_flows(stage: _Stage) -> list[Flow]:
     ]
 
 
-def _rule(stage: _Stage, rule: SecurityGroupRule, placements: list[Placement], members: dict[str, list[Port]],
+def _no_dhcp_server() -> Flow:
+    """DHCP replies (unicast or broadcast) from a port with port security drop as they leave it. A port without
+    port security passes egress_acl above this (PRIO_UNFILTERED), so it may be the network's DHCP server."""
+    return Flow("egress_acl", PRIO_NO_DHCP_SERVER, match(eth_type=ETH_TYPE_IP, ip_proto=IP_PROTO["udp"],
+                                                         udp_src=DHCP_SERVER, udp_dst=DHCP_CLIENT), cookie=_STATIC)
+
+
+def _rule(stage: _Stage, rule: SecurityGroupRule, placements: list[Placement], members: dict[str, set[Remote]],
           clauses: dict[Match, set[Conjunction]]) -> list[Flow]:
     """The flows (or clauses) that let `rule` allow original-direction packets of the ports in `placements`."""
-    remotes = _remote_matches(stage, rule, members)
+    remotes = _remote_matches(stage, rule, placements, members)
     if remotes == []:
         return []  # a remote group with no members allows nothing
     protocol = _protocol_matches(rule)
@@ -154,14 +173,25 @@ def _rule(stage: _Stage, rule: SecurityGroupRule, placements: list[Placement], m
                  stage.after, cookie("security_groups", rule.id))]
 
 
-def _remote_matches(stage: _Stage, rule: SecurityGroupRule, members: dict[str, list[Port]]) -> list[Match] | None:
-    """None: any remote; a list: one of these (empty: nobody)."""
+def _remote_matches(stage: _Stage, rule: SecurityGroupRule, placements: list[Placement],
+                    members: dict[str, set[Remote]]) -> list[Match] | None:
+    """None: any remote; a list: one of these (empty: nobody). A member's address counts in the member's
+    network, a prefix in the network of each port that has the rule."""
     if rule.remote_group_id is not None:
-        ips = sorted({p.ip_address for p in members.get(rule.remote_group_id, ())})
-        return [match(eth_type=ETH_TYPE_IP, **{stage.remote_field: ip}) for ip in ips]
-    if rule.remote_ip_prefix and ipaddress.IPv4Network(rule.remote_ip_prefix).prefixlen > 0:
-        return [match(eth_type=ETH_TYPE_IP, **{stage.remote_field: rule.remote_ip_prefix})]
-    return None
+        remotes = members.get(rule.remote_group_id, set())
+    elif rule.remote_ip_prefix and ipaddress.IPv4Network(rule.remote_ip_prefix).prefixlen > 0:
+        remotes = {(placed.network, rule.remote_ip_prefix) for placed in placements}
+    else:
+        return None
+    return [match(eth_type=ETH_TYPE_IP, **_address_scope(network), **{stage.remote_field: address})
+            for network, address in sorted(remotes, key=lambda remote: (remote[0].segmentation_id, remote[1]))]
+
+
+def _address_scope(network: Network) -> dict[str, int]:
+    """The match that says where an address of `network` means what it says: tenants reuse CIDRs, so today that
+    is the network itself (REG_NETWORK). Routers will widen it to every network a router joins (their CIDRs never
+    overlap), so that a routed packet's source counts in the router's scope: this is the one place to change."""
+    return {REG_NETWORK: network.segmentation_id}
 
 
 def _protocol_matches(rule: SecurityGroupRule) -> list[Match] | None:

@@ -20,17 +20,40 @@ from dataclasses import dataclass
 
 import pytest
 from conftest import Bridge
-from test_pipeline_trace import Fabric, Outputs, in_order, install, report_outputs, sent, trace_report
+from test_pipeline_trace import (
+    BROADCAST,
+    Fabric,
+    Outputs,
+    in_order,
+    install,
+    ip_packet,
+    ovs_fabric,
+    report_outputs,
+    sent,
+    trace_report,
+)
 
 from apps.compiler import compile_all
-from apps.flows import CT_EST, CT_INV, CT_NEW, CT_REL, CT_RPL, CT_TRK, ETH_TYPE_ARP, ETH_TYPE_IP, IP_PROTO, mac_to_int
+from apps.flows import (
+    CT_EST,
+    CT_INV,
+    CT_NEW,
+    CT_REL,
+    CT_RPL,
+    CT_TRK,
+    ETH_TYPE_ARP,
+    ETH_TYPE_IP,
+    IP_PROTO,
+    OFPVID_PRESENT,
+    mac_to_int,
+)
 from apps.flowsim import Conntrack, Packet, SwitchTables, packet, run
 from apps.model import Policy
 from apps.pipeline import PIPELINE, PRIO_MISS
-from apps.security_groups import PRIO_CT_INVALID, PRIO_PASS, PRIO_REVOKE, PRIO_UNFILTERED
+from apps.security_groups import PRIO_CT_INVALID, PRIO_NO_DHCP_SERVER, PRIO_PASS, PRIO_REVOKE, PRIO_UNFILTERED
 from apps.topology import Topology
 from controller.programmer import Programmer
-from tests.unit.fabric_cases import S1, TENANT_A, switch
+from tests.unit.fabric_cases import S1, S2, S3, TENANT_A, TENANT_B, line_of_three, line_vm, switch
 from tests.unit.test_security_groups import GROUPS, WEB, a
 
 pytestmark = [pytest.mark.bridge, pytest.mark.timeout(60)]
@@ -124,19 +147,20 @@ class Fate:
     commits: list[tuple[int, int | None]]     # (zone, ct_mark set) of every ct(commit)
 
 
-def fate(fabric: Fabric, pkt: Packet, ct_next: list[str], conntrack: StagedConntrack | None = None) -> Fate:
-    """Trace `pkt` with `ct_next` after checking that the simulator's conntrack (a fresh one unless given)
-    puts it in exactly those states, then check that OVS and the simulator agree on everything."""
+def fate(fabric: Fabric, pkt: Packet, ct_next: list[str], conntrack: StagedConntrack | None = None,
+         dpid: str = S1) -> Fate:
+    """Trace `pkt` on switch `dpid` with `ct_next` after checking that the simulator's conntrack (a fresh one
+    unless given) puts it in exactly those states, then check that OVS and the simulator agree on everything."""
     conntrack = StagedConntrack() if conntrack is None else conntrack
     conntrack.lookups.clear()
     conntrack.commits.clear()
-    simulated = run(fabric.tables[S1], pkt, conntrack)
+    simulated = run(fabric.tables[dpid], pkt, conntrack)
     states = [sum(CT_FLAGS[flag] for flag in flags.split(",")) for flags in ct_next]
     assert [state for _, state, _ in conntrack.lookups] == states, f"the simulator sees other states than {ct_next}"
     marks = [mark for _, _, mark in conntrack.lookups]
     assert not any(marks[1:]), f"a trace can give ct_mark to the first ct stage only: {conntrack.lookups}"
-    report = trace_report(fabric.bridges[S1], {**pkt, "ct_mark": marks[0]} if any(marks) else pkt, ct_next)
-    seen = traced(report, pkt, fabric.dp_ports[S1])
+    report = trace_report(fabric.bridges[dpid], {**pkt, "ct_mark": marks[0]} if any(marks) else pkt, ct_next)
+    seen = traced(report, pkt, fabric.dp_ports[dpid])
     predicted = Fate(in_order(simulated.outputs), [(table, flow.priority) for table, flow in simulated.path],
                      [zone for zone, _, _ in conntrack.lookups], conntrack.commits)
     assert seen == predicted, f"OVS and flowsim disagree on {pkt} with --ct-next {ct_next}:\n{report}"
@@ -268,6 +292,31 @@ def test_a_port_without_port_security_skips_its_ct_stage(sg, pkt, zones):
     assert seen.lookups == zones and [zone for zone, _ in seen.commits] == zones
 
 
+# --- DHCP servers -------------------------------------------------------------------------------
+
+def dhcp_reply(src: int, dst: int | None) -> Packet:
+    """A DHCP server's OFFER or ACK (UDP 67 -> 68) from VM `src` to VM `dst`, or broadcast."""
+    eth_dst, ip_dst = (VMS[dst].mac_address, VMS[dst].ip_address) if dst else (BROADCAST, "255.255.255.255")
+    return packet(in_port=src, eth_src=VMS[src].mac_address, eth_dst=eth_dst, eth_type=ETH_TYPE_IP,
+                  ipv4_src=VMS[src].ip_address, ipv4_dst=ip_dst, ip_proto=IP_PROTO["udp"], udp_src=67, udp_dst=68)
+
+
+@pytest.mark.parametrize("dst", [MEMBER, None], ids=["unicast", "broadcast"])
+def test_a_dhcp_server_reply_from_a_port_with_port_security_is_dropped_as_it_leaves(sg, dst):
+    """CLIENT may send anything anywhere, and DHCP replies pass every ingress stage: only its egress can stop it,
+    above the pass flows and below the unfiltered ports' flows."""
+    seen = fate(sg, dhcp_reply(CLIENT, dst), [])
+    assert seen.outputs == [] and seen.commits == []
+    assert seen.hits[-1] == ("egress_acl", PRIO_NO_DHCP_SERVER) and PRIO_PASS < PRIO_NO_DHCP_SERVER < PRIO_UNFILTERED
+
+
+@pytest.mark.parametrize("dst", [MEMBER, None], ids=["unicast", "broadcast"])
+def test_a_port_without_port_security_may_serve_dhcp(sg, dst):
+    pkt = dhcp_reply(OPEN, dst)
+    seen = fate(sg, pkt, [])
+    assert seen.outputs == [(n, sent(pkt)) for n in ([dst] if dst else VMS) if n != OPEN]
+
+
 # --- revocation ---------------------------------------------------------------------------------
 
 def test_removing_a_rule_drops_its_established_connection_and_marks_it_so_replies_stop(make_bridge):
@@ -297,3 +346,44 @@ def test_removing_a_rule_drops_its_established_connection_and_marks_it_so_replie
     # The reply's first stage is SERVER's zone, where the connection now carries ct_mark=1.
     seen = fate(after, answer, ["trk,est,rpl"], conntrack)
     assert seen.outputs == [] and seen.hits[-1] == ("egress_ct", PRIO_MISS) and seen.commits == []
+
+
+# --- across switches ----------------------------------------------------------------------------
+
+# The line of three switches. b3 (switch 3) admits members of "default" only: b2 (switch 2) is one; b1 (switch 1)
+# is not, but has the address of a1 (switch 1, tenant A), which is.
+LINE_VMS = {port.id: port for port in (
+    line_vm(TENANT_A, 1, groups=("default",)), line_vm(TENANT_B, 1, groups=("client",)),
+    line_vm(TENANT_B, 2, groups=("default",)), line_vm(TENANT_B, 3, groups=("default",)))}
+LINE = line_of_three()[1]
+TO_B3 = {src: ip_packet(LINE.switch(LINE_VMS[src].dpid).ofport(LINE_VMS[src].interface), LINE_VMS[src].mac_address,
+                        LINE_VMS["b3"].mac_address, LINE_VMS[src].ip_address, LINE_VMS["b3"].ip_address)
+         for src in ("b1", "b2")}
+ADMITTED_BY_B3 = {"b2": True, "b1": False}
+
+
+@pytest.fixture(scope="module")
+def sg_line(make_bridge: Callable[[str, int], Bridge]) -> Fabric:
+    policy = Policy((TENANT_A, TENANT_B), tuple(LINE_VMS.values()), GROUPS)
+    return install(make_bridge, policy, LINE, {S1: "sgtl1", S2: "sgtl2", S3: "sgtl3"})
+
+
+@pytest.mark.parametrize("src", ADMITTED_BY_B3, ids=["member", "non-member-with-a-members-address"])
+def test_a_tagged_frame_from_a_trunk_meets_the_destination_ports_ingress_rules(sg_line, src):
+    """Switch 3 learns the frame's network from its tag alone; b3's rules then decide in b3's zone."""
+    b3 = LINE_VMS["b3"]
+    [trunk] = LINE.trunk_ports(S3)
+    pkt = {**TO_B3[src], "in_port": trunk, "vlan_vid": OFPVID_PRESENT | TENANT_B.segmentation_id}
+    seen = fate(sg_line, pkt, ["trk,new"], dpid=S3)
+    assert seen.lookups == [b3.key]
+    if ADMITTED_BY_B3[src]:
+        assert seen.outputs == [(LINE.switch(S3).ofport(b3.interface), sent(pkt))]
+        assert seen.commits == [(b3.key, 0)]
+    else:
+        assert seen.outputs == [] and seen.hits[-1] == ("ingress_ct", PRIO_MISS) and seen.commits == []
+
+
+@pytest.mark.parametrize("src", ADMITTED_BY_B3, ids=["member", "non-member-with-a-members-address"])
+def test_a_new_connection_across_switches_is_admitted_by_membership_not_by_address(sg_line, src):
+    seen = ovs_fabric(sg_line, LINE_VMS[src].dpid, TO_B3[src])
+    assert [(dpid, port) for dpid, port, _ in seen] == ([(S3, 2)] if ADMITTED_BY_B3[src] else [])

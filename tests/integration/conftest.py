@@ -15,7 +15,8 @@ import pytest
 
 from mininet_topos.control import ControllerError, ControllerProcess, free_port, log_tail
 from mininet_topos.launcher import Running, random_prefix, running
-from mininet_topos.rest import Api
+from mininet_topos.reach import wait_until
+from mininet_topos.rest import Api, Registration, register
 from mininet_topos.topos import Layout
 
 NetFactory = Callable[..., Running]
@@ -61,6 +62,23 @@ def net_factory(controller: ControllerProcess) -> Iterator[NetFactory]:
     """`net_factory("three")`: a network whose switches point at the `controller` fixture."""
     with ExitStack() as stack:
         yield _factory(stack, controller.of_address)
+
+
+def links_discovered(api: Api, run: Running) -> bool:
+    """Every link of the plan shows up in GET /switches (from both ends)."""
+    found = sum(len(s["links"]) for s in api.get("/switches"))
+    return found == 2 * len(run.plan.links)
+
+
+@pytest.fixture
+def tenants(api: Api, net_factory: NetFactory) -> Callable[[str], tuple[Running, Registration]]:
+    """`tenants("three")`: the topology built, both tenants registered, links discovered."""
+    def build(layout: str) -> tuple[Running, Registration]:
+        run = net_factory(layout)
+        reg = register(api, run.plan)
+        wait_until(lambda: links_discovered(api, run), 15, "LLDP to find every link")
+        return run, reg
+    return build
 
 
 @pytest.fixture

@@ -26,5 +26,12 @@ from mininet_topos.topos import LAYOUTS, Layout, Plan, Tenant, VmPlan, plan
 __all__ = [
     "LAYOUTS", "Api", "ApiError", "ControllerProcess", "EchoServer", "Layout", "Plan", "Registration",
     "Running", "Sniffer", "Stream", "Tenant", "VmPlan", "capture_frame", "connect", "free_port", "log_tail",
-    "ping", "plan", "random_prefix", "register", "run_in", "send_frame", "send_raw", "tcp_ok", "udp_ok", "wait_until",
+    "ping", "plan", "random_prefix", "readdress", "register", "run_in", "send_frame", "send_raw", "tcp_ok", "udp_ok",
+    "wait_until",
 ]
+
+
+def readdress(api: Api, run: Running, reg: Registration, label: str, ip: str) -> None:
+    """VM `label` takes address `ip` (another tenant may use it too): in its host and in its port."""
+    run.host(label).setIP(ip, run.plan.vm(label).prefixlen)
+    api.patch(f"/ports/{reg.ports[label]}", {"ip_address": ip})

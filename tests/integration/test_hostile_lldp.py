@@ -18,7 +18,6 @@ from helpers import (
     Sniffer,
     capture_frame,
     ping,
-    register,
     send_frame,
     send_raw,
     tcp_ok,
@@ -60,10 +59,8 @@ def lldp_age(frame: bytes) -> float:
 
 
 @pytest.fixture
-def ring(api, net_factory) -> tuple[Running, set]:
-    run = net_factory("ring")
-    register(api, run.plan)
-    wait_until(lambda: len(links(api)) == 6, 20, "LLDP to find the ring's three links (both ends each)")
+def ring(api, tenants) -> tuple[Running, set]:
+    run, _ = tenants("ring")
     return run, links(api)
 
 

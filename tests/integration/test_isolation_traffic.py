@@ -5,26 +5,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from helpers import Api, ApiError, Running, Sniffer, ping, register, send_frame, tcp_ok, udp_ok, wait_until
+from helpers import ApiError, Running, Sniffer, ping, readdress, send_frame, tcp_ok, udp_ok, wait_until
 
 from mininet_topos import ovs
-
-
-def links_discovered(api: Api, run: Running) -> bool:
-    """Every link of the plan shows up in GET /switches (from both ends)."""
-    found = sum(len(s["links"]) for s in api.get("/switches"))
-    return found == 2 * len(run.plan.links)
-
-
-@pytest.fixture
-def tenants(api, net_factory):
-    """`tenants("three")`: the topology built, both tenants registered, links discovered."""
-    def build(layout: str):
-        run = net_factory(layout)
-        reg = register(api, run.plan)
-        wait_until(lambda: links_discovered(api, run), 15, "LLDP to find every link")
-        return run, reg
-    return build
 
 
 def reachable(run: Running, src: str, dst: str) -> dict[str, bool]:
@@ -55,8 +38,7 @@ def test_overlapping_addresses_stay_apart(tenants, api):
     """Tenant B's b1 takes a1's very IP: each tenant reaches its own 10.0.0.11, nobody the other's."""
     run, reg = tenants("three")
     a1, b1 = run.plan.vm("a1"), run.plan.vm("b1")
-    run.host("b1").setIP(a1.ip, a1.prefixlen)
-    api.patch(f"/ports/{reg.ports['b1']}", {"ip_address": a1.ip})
+    readdress(api, run, reg, "b1", a1.ip)
     with Sniffer(run.host("b1"), "to-a1-from-a3", "to-b1-from-b3") as at_b1, \
             Sniffer(run.host("a1"), "to-a1-from-a3", "to-b1-from-b3") as at_a1:
         assert ping(run.host("a3"), a1.ip) and ping(run.host("b3"), a1.ip)

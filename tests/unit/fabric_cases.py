@@ -38,15 +38,17 @@ def one_switch(secure_a1: bool = True) -> tuple[Policy, Topology]:
     return Policy((TENANT_A, TENANT_B), ports, (OPEN,)), Topology((switch(S1, 4),))
 
 
+def line_vm(tenant: Network, n: int, *, groups: tuple[str, ...] = (OPEN.id,)) -> Port:
+    """VM n of a tenant in line_of_three and ring_of_three: on switch n, port 1 (tenant A) or 2 (tenant B)."""
+    return vm(tenant, n, (S1, S2, S3)[n - 1], f"s{n}-eth{1 if tenant == TENANT_A else 2}", groups=groups)
+
+
 def line_of_three() -> tuple[Policy, Topology]:
     """s1 - s2 - s3 (ports 3/4 are links); each switch: port 1 tenant A, port 2 tenant B."""
-    ports = []
-    for n, dpid in enumerate((S1, S2, S3), start=1):
-        name = f"s{n}"
-        ports += [vm(TENANT_A, n, dpid, f"{name}-eth1"), vm(TENANT_B, n, dpid, f"{name}-eth2")]
+    ports = tuple(line_vm(tenant, n) for n in (1, 2, 3) for tenant in (TENANT_A, TENANT_B))
     links = (Link.between(S1, 3, S2, 3), Link.between(S2, 4, S3, 3))
     topology = Topology(tuple(switch(d, 4) for d in (S1, S2, S3)), links)
-    return Policy((TENANT_A, TENANT_B), tuple(ports), (OPEN,)), topology
+    return Policy((TENANT_A, TENANT_B), ports, (OPEN,)), topology
 
 
 def ring_of_three() -> tuple[Policy, Topology]:

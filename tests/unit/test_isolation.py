@@ -125,6 +125,17 @@ def test_other_ethertypes_and_tagged_frames_from_a_vm_are_dropped(single):
     assert run(single[S1], tagged).ports == []
 
 
+@pytest.mark.parametrize("secure", [True, False], ids=["port-security", "no-port-security"])
+@pytest.mark.parametrize("tag", [TENANT_A.segmentation_id, TENANT_B.segmentation_id],
+                         ids=["own-tag", "other-tenants-tag"])
+@pytest.mark.parametrize("dst", [BROADCAST, mac("a", 2)], ids=["broadcast", "unicast"])
+def test_a_vm_port_takes_untagged_frames_only_with_or_without_port_security(secure, tag, dst):
+    switch = tables(*one_switch(secure_a1=secure))[S1]
+    untagged = ip_packet(1, mac("a", 1), dst, "10.0.0.2", "10.0.0.3")
+    assert run(switch, untagged).ports == [2]
+    assert run(switch, {**untagged, "vlan_vid": OFPVID_PRESENT | tag}).ports == []
+
+
 def test_disabled_port_security_lets_any_source_through():
     switch = tables(*one_switch(secure_a1=False))[S1]
     spoofed = ip_packet(1, "02:00:00:00:66:66", mac("a", 2), "10.0.0.77", "10.0.0.3")

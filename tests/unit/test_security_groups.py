@@ -9,7 +9,7 @@ import pytest
 
 from apps.compiler import Compiler, compile_all
 from apps.flows import ETH_TYPE_ARP, ETH_TYPE_IP, IP_PROTO
-from apps.flowsim import Conntrack, SwitchTables, packet, run
+from apps.flowsim import Conntrack, SwitchTables, packet, run, run_fabric
 from apps.model import Policy, Port, SecurityGroup, SecurityGroupRule
 from apps.security_groups import port_masks
 from apps.topology import Topology
@@ -27,6 +27,7 @@ WEB = SecurityGroup("web", "web", (
 CLIENT = SecurityGroup("client", "client", (SecurityGroupRule("c-out", "client", "egress", key=31),))
 SSH = SecurityGroup("ssh", "ssh", (SecurityGroupRule("s-ssh", "ssh", "ingress", "tcp", 22, 22, key=41),))
 GROUPS = (DEFAULT, WEB, CLIENT, SSH)
+ONE_SWITCH = Topology((switch(S1, 9),))
 
 
 def a(n: int, *groups: str, secure: bool = True) -> Port:
@@ -34,18 +35,22 @@ def a(n: int, *groups: str, secure: bool = True) -> Port:
 
 
 class Net:
-    """One switch, tenant A on ports 1..n (VM n has IP 10.0.0.n+1, MAC mac("a", n)); conntrack kept across sends."""
+    """Ports on `topology` (by default one switch, where VM n of tenant A, `a(n)`, is on port n), named by port
+    id or, for tenant A's, by number; conntrack is kept across sends, one table per switch as on separate hosts."""
 
-    def __init__(self, ports: list[Port], groups: tuple[SecurityGroup, ...] = GROUPS) -> None:
+    def __init__(self, ports: list[Port], groups: tuple[SecurityGroup, ...] = GROUPS,
+                 topology: Topology = ONE_SWITCH) -> None:
         self.ports = {p.id: p for p in ports}
         self.groups = groups
+        self.topology = topology
         self.conntrack = Conntrack()
         self.compiler = Compiler()
         self.recompile()
 
     def recompile(self) -> None:
         policy = Policy((TENANT_A, TENANT_B), tuple(self.ports.values()), self.groups)
-        self.tables = SwitchTables(self.compiler.compile(policy, Topology((switch(S1, 9),)))[S1].values())
+        self.tables = {dpid: SwitchTables(flows.values())
+                       for dpid, flows in self.compiler.compile(policy, self.topology).items()}
 
     def update(self, port_id: str, **changes) -> None:
         self.ports[port_id] = dataclasses.replace(self.ports[port_id], **changes)
@@ -55,17 +60,32 @@ class Net:
         self.groups = tuple(dataclasses.replace(g, rules=rules) if g.id == group.id else g for g in self.groups)
         self.recompile()
 
-    def send(self, src: int, dst: int, proto: str = "tcp", sport: int = 40000, dport: int = 80) -> bool:
-        """Does a packet from VM src to VM dst (addresses as registered) come out at dst's port?"""
-        fields = {"in_port": src, "eth_src": mac("a", src), "eth_dst": mac("a", dst), "eth_type": ETH_TYPE_IP,
-                  "ipv4_src": f"10.0.0.{src + 1}", "ipv4_dst": f"10.0.0.{dst + 1}", "ip_proto": IP_PROTO[proto]}
+    def port(self, ref: int | str) -> Port:
+        return self.ports[f"a{ref}" if isinstance(ref, int) else ref]
+
+    def at(self, ref: int | str) -> tuple[str, int]:
+        """(dpid, OpenFlow port) of a port."""
+        port = self.port(ref)
+        return port.dpid, self.topology.switch(port.dpid).ofport(port.interface)
+
+    def reach(self, src: int | str, **fields: int | str) -> list[tuple[str, int]]:
+        """Where a frame sent by port src from its own MAC, with these fields, comes out: sorted (dpid, port)."""
+        dpid, in_port = self.at(src)
+        pkt = packet(in_port=in_port, eth_src=self.port(src).mac_address, **fields)
+        return sorted((d.dpid, d.port) for d in run_fabric(self.tables, self.topology, dpid, pkt, self.conntrack))
+
+    def send(self, src: int | str, dst: int | str, proto: str = "tcp", sport: int = 40000, dport: int = 80) -> bool:
+        """Does a packet from port src to port dst (addresses as registered) come out at dst's port, and only there?"""
+        fields = {"eth_dst": self.port(dst).mac_address, "eth_type": ETH_TYPE_IP,
+                  "ipv4_src": self.port(src).ip_address, "ipv4_dst": self.port(dst).ip_address,
+                  "ip_proto": IP_PROTO[proto]}
         if proto == "icmp":
             fields.update(icmpv4_type=8 if sport else 0, icmpv4_code=0)
         else:
             fields.update({f"{proto}_src": sport, f"{proto}_dst": dport})
-        return run(self.tables, packet(**fields), conntrack=self.conntrack).ports == [dst]
+        return self.reach(src, **fields) == [self.at(dst)]
 
-    def reply(self, src: int, dst: int, proto: str = "tcp", sport: int = 40000, dport: int = 80) -> bool:
+    def reply(self, src: int | str, dst: int | str, proto: str = "tcp", sport: int = 40000, dport: int = 80) -> bool:
         """The answer to send(src, dst, ...)."""
         return self.send(dst, src, proto, sport=dport, dport=sport) if proto != "icmp" else \
             self.send(dst, src, "icmp", sport=0)
@@ -111,6 +131,18 @@ def test_remote_group_membership_changes_take_effect_both_ways():
     assert not net.send(2, 1, dport=5005) and not net.send(1, 2, dport=5006)
 
 
+def b(n: int, *groups: str) -> Port:
+    """VM n of tenant B on the one switch, after tenant A's ports: it has a(n)'s very address."""
+    return vm(TENANT_B, n, S1, f"s1-eth{n + 4}", groups=tuple(groups))
+
+
+def test_a_remote_group_admits_its_members_not_their_addresses_in_another_network():
+    """b1 has a1's address in tenant B's network; a1 is in default, b1 is not: b2 (default) must not admit b1."""
+    net = Net([a(1, "default"), b(1, "client"), b(2, "default"), b(3, "default")])
+    assert net.send("b3", "b2", dport=5000) and net.send("b3", "b2", "udp", dport=5000)  # a member passes
+    assert not net.send("b1", "b2", dport=5000) and not net.send("b1", "b2", "udp", dport=5000)
+
+
 def test_two_groups_on_one_port_allow_the_union():
     net = Net([a(1, "web", "ssh"), a(2, "client")])
     assert net.send(2, 1, dport=22) and net.send(2, 1, dport=80)
@@ -122,7 +154,36 @@ def test_empty_group_list_gets_nothing_but_arp():
     assert not net.send(1, 2, dport=5000) and not net.send(2, 1, dport=5000)
     arp = packet(in_port=2, eth_src=mac("a", 2), eth_dst="ff:ff:ff:ff:ff:ff", eth_type=ETH_TYPE_ARP, arp_op=1,
                  arp_spa="10.0.0.3", arp_sha=mac("a", 2), arp_tpa="10.0.0.99", arp_tha="00:00:00:00:00:00")
-    assert run(net.tables, arp, conntrack=net.conntrack).ports == [1]
+    assert run(net.tables[S1], arp, conntrack=net.conntrack).ports == [1]
+
+
+def dhcp(src: Port, to: Port | None, server: bool) -> dict[str, int | str]:
+    """The fields of a DHCP frame from `src` to `to` (or broadcast): a server's OFFER/ACK (UDP 67 -> 68), or a
+    client's DISCOVER/REQUEST (68 -> 67), which is sent from 0.0.0.0 when broadcast."""
+    ports = (67, 68) if server else (68, 67)
+    ip_src = src.ip_address if server or to else "0.0.0.0"
+    return {"eth_dst": to.mac_address if to else "ff:ff:ff:ff:ff:ff", "eth_type": ETH_TYPE_IP, "ipv4_src": ip_src,
+            "ipv4_dst": to.ip_address if to else "255.255.255.255", "ip_proto": IP_PROTO["udp"],
+            "udp_src": ports[0], "udp_dst": ports[1]}
+
+
+@pytest.mark.parametrize("broadcast", [False, True], ids=["unicast", "broadcast"])
+def test_only_a_port_without_port_security_may_answer_as_a_dhcp_server(broadcast):
+    """a1 may send anything anywhere and a2 takes DHCP replies unfiltered: a1's must stop as they leave."""
+    net = Net([a(1, "client"), a(2, "default"), a(3, secure=False)])
+    client = None if broadcast else net.port(2)
+    assert net.reach(1, **dhcp(net.port(1), client, server=True)) == []
+    assert net.reach(3, **dhcp(net.port(3), client, server=True)) == ([net.at(1)] if broadcast else []) + [net.at(2)]
+
+
+@pytest.mark.parametrize("broadcast", [False, True], ids=["unicast", "broadcast"])
+def test_a_port_with_port_security_still_gets_its_address_by_dhcp(broadcast):
+    """a2 asks a3, a DHCP server without port security (a1 admits nothing: it sees no request)."""
+    net = Net([a(1, "client"), a(2, "default"), a(3, secure=False)])
+    client, server = net.port(2), net.port(3)
+    assert net.reach(2, **dhcp(client, None if broadcast else server, server=False)) == [net.at(3)]
+    assert net.reach(3, **dhcp(server, None if broadcast else client, server=True)) == \
+        ([net.at(1)] if broadcast else []) + [net.at(2)]
 
 
 def test_port_security_disabled_means_no_filtering():
@@ -154,7 +215,7 @@ def test_adding_a_rule_keeps_live_connections():
 def test_groups_never_open_a_path_between_networks():
     b1 = vm(TENANT_B, 1, S1, "s1-eth5", groups=("default",))
     policy = Policy((TENANT_A, TENANT_B), (a(1, "default"), b1), GROUPS)
-    tables = SwitchTables(compile_all(policy, Topology((switch(S1, 9),)))[S1].values())
+    tables = SwitchTables(compile_all(policy, ONE_SWITCH)[S1].values())
     pkt = packet(in_port=1, eth_src=mac("a", 1), eth_dst=mac("b", 1), eth_type=ETH_TYPE_IP, ipv4_src="10.0.0.2",
                  ipv4_dst="10.0.0.2", ip_proto=6, tcp_src=1, tcp_dst=2)
     assert run(tables, pkt, conntrack=Conntrack()).ports == []
@@ -177,15 +238,19 @@ def test_port_masks_cover_exactly_the_range(low, high):
     assert len(blocks) <= 2 * 16
 
 
-def test_flows_grow_with_ports_plus_rules_not_their_product():
-    """N ports in one group whose 5 rules all name the group itself as remote."""
-    group = SecurityGroup("g", "g", tuple(SecurityGroupRule(f"r{i}", "g", "ingress", "tcp", 1000 + i, 1000 + i,
-                                                            remote_group_id="g", key=100 + i) for i in range(5)))
+@pytest.mark.parametrize("networks", [(TENANT_A,), (TENANT_A, TENANT_B)], ids=["one-network", "two-networks"])
+def test_flows_grow_with_ports_plus_rules_not_their_product(networks):
+    """N ports in one group whose 5 rules all name the group itself as remote, plus a prefix rule; with two
+    networks, every address is matched within its network and each network has half the ports."""
+    group = SecurityGroup("g", "g", (*(SecurityGroupRule(f"r{i}", "g", "ingress", "tcp", 1000 + i, 1000 + i,
+                                                         remote_group_id="g", key=100 + i) for i in range(5)),
+                                     SecurityGroupRule("r-prefix", "g", "ingress", "udp", 53, 53,
+                                                       remote_ip_prefix="10.0.0.0/16", key=110)))
 
     def count(n: int) -> int:
-        ports = tuple(vm(TENANT_A, i, S1, f"s1-eth{i}", groups=("g",), ip=f"10.0.{i // 250}.{i % 250 + 2}")
-                      for i in range(1, n + 1))
-        flows = compile_all(Policy((TENANT_A,), ports, (group,)), Topology((switch(S1, n),)))[S1]
+        ports = tuple(vm(networks[i % len(networks)], i, S1, f"s1-eth{i}", groups=("g",),
+                         ip=f"10.0.{i // 250}.{i % 250 + 2}") for i in range(1, n + 1))
+        flows = compile_all(Policy(networks, ports, (group,)), Topology((switch(S1, n),)))[S1]
         return sum(f.table in ("ingress_ct",) for f in flows.values())
 
     small, large = count(100), count(1000)
