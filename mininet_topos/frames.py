@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-import time
+from collections.abc import Callable
 
 from scapy.all import (  # type: ignore[attr-defined]
     ARP,
@@ -39,52 +39,48 @@ from scapy.all import (  # type: ignore[attr-defined]
 )
 
 
+def _listen(iface: str, on_frame: Callable[[bytes], bool], timeout: float) -> int:
+    """Print "ready" once capturing, then feed each frame to `on_frame` until it returns True or the
+    timeout passes."""
+    done = threading.Event()
+
+    def handle(frame) -> None:
+        if not done.is_set() and on_frame(bytes(frame)):
+            done.set()
+
+    started = threading.Event()
+    sniffer = AsyncSniffer(iface=iface, prn=handle, store=False, started_callback=started.set)
+    sniffer.start()
+    if not started.wait(10):
+        print("sniffer did not start", flush=True)
+        return 1
+    print("ready", flush=True)
+    done.wait(timeout)
+    sniffer.stop()
+    return 0
+
+
 def _sniff(iface: str, markers: list[str], timeout: float) -> int:
     pending = {m.encode() for m in markers}
 
-    def seen(frame) -> None:
-        payload = bytes(frame)
+    def seen(payload: bytes) -> bool:
         for marker in list(pending):
             if marker in payload:
                 pending.discard(marker)
                 print(f"seen {marker.decode()}", flush=True)
+        return not pending
 
-    started = threading.Event()
-    sniffer = AsyncSniffer(iface=iface, prn=seen, store=False, started_callback=started.set)
-    sniffer.start()
-    if not started.wait(10):
-        print("sniffer did not start", flush=True)
-        return 1
-    print("ready", flush=True)
-    deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
-        time.sleep(0.02)
-    sniffer.stop()
-    return 0
+    return _listen(iface, seen, timeout)
 
 
 def _capture(iface: str, ethertype: int, timeout: float) -> int:
-    found = threading.Event()
-    frames: list[bytes] = []
+    def first(frame: bytes) -> bool:
+        if frame[12:14] != ethertype.to_bytes(2, "big"):
+            return False
+        print(f"frame {frame.hex()}", flush=True)
+        return True
 
-    def keep(frame) -> None:
-        raw = bytes(frame)
-        if not found.is_set() and raw[12:14] == ethertype.to_bytes(2, "big"):
-            frames.append(raw)
-            found.set()
-
-    started = threading.Event()
-    sniffer = AsyncSniffer(iface=iface, prn=keep, store=False, started_callback=started.set)
-    sniffer.start()
-    if not started.wait(10):
-        print("sniffer did not start", flush=True)
-        return 1
-    print("ready", flush=True)
-    found.wait(timeout)
-    sniffer.stop()
-    if frames:
-        print(f"frame {frames[0].hex()}", flush=True)
-    return 0
+    return _listen(iface, first, timeout)
 
 
 def _frame(args: argparse.Namespace):
