@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from apps.flows import Flow, cookie
+from apps.incremental import Read, Unit
 from apps.pipeline import PIPELINE, PRIO_MISS
 
 _SYSTEM = cookie("system", "pipeline")
 
 # Stages a packet passes through untouched when nothing in them applies; the others drop.
 _PASS_THROUGH = {"arp_responder": "egress_acl"}
+_MISSES = tuple(Flow(table.name, PRIO_MISS, (), goto=_PASS_THROUGH.get(table.name), cookie=_SYSTEM)
+                for table in PIPELINE)
 
 
-def compile_base() -> list[Flow]:
+def _misses(read: Read, dpid: str) -> dict[str, tuple[Flow, ...]]:
     """Explicit misses: drop, or continue for pass-through stages."""
-    return [Flow(table.name, PRIO_MISS, (), goto=_PASS_THROUGH.get(table.name), cookie=_SYSTEM)
-            for table in PIPELINE]
+    return {dpid: _MISSES}
+
+
+UNITS = {"base.switch": Unit("switch", _misses)}

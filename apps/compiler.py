@@ -1,79 +1,78 @@
-"""One entry point over all apps: the complete desired flow table of every switch.
+"""One entry point over all apps: the incremental compile engine with every app's derived values and units.
 
-Incremental at app granularity: each app is recompiled only when the part of the policy it reads
-(or the topology) changed, so a security-group rule change does not recompile isolation.
+`Compiler` holds the desired flow table of every switch and updates it per changed object:
+`load()` everything once (start-up, resync), then `put_*()` the objects the store says changed and
+`set_topology()`, and `commit()` returns per switch the flow keys that changed. `compile_all()` is
+the one-off full compile that tests and benchmarks use; it runs the very same units.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Hashable
+from collections import Counter
+from collections.abc import Mapping
 
-from apps.base import compile_base
-from apps.discovery import compile_discovery
+from apps import base, discovery, isolation, security_groups, topology
 from apps.flows import Flow
-from apps.isolation import compile_isolation
-from apps.model import Policy
-from apps.security_groups import compile_security_groups
-from apps.topology import Topology
+from apps.incremental import Engine, FlowConflict, FlowKey
+from apps.index import Index
+from apps.model import Network, Policy, Port, SecurityGroup, SwitchConfig
+from apps.topology import Link, Topology
 
-AppCompiler = Callable[[Policy, Topology], dict[str, list[Flow]]]
+__all__ = ["Compiler", "FlowConflict", "compile_all"]
 
-
-class FlowConflict(Exception):
-    """Two apps (or objects) want different flows under the same (table, priority, match)."""
-
-
-def _isolation_inputs(policy: Policy) -> Hashable:
-    """What isolation reads: networks and ports, but not the ports' security groups."""
-    return policy.networks, tuple(dataclasses.replace(p, security_group_ids=()) for p in policy.ports)
-
-
-def _all_inputs(policy: Policy) -> Hashable:
-    return policy.networks, policy.ports, policy.security_groups
-
-
-def _discovery_inputs(policy: Policy) -> Hashable:
-    """What discovery reads: where ports are bound, and the switches' pinned trunks."""
-    return tuple((p.dpid, p.interface) for p in policy.ports), policy.switches
-
-
-APPS: tuple[tuple[str, AppCompiler, Callable[[Policy], Hashable]], ...] = (
-    ("discovery", compile_discovery, _discovery_inputs),
-    ("isolation", compile_isolation, _isolation_inputs),
-    ("security_groups", compile_security_groups, _all_inputs),
-)
+DERIVED = {**discovery.DERIVED, **topology.DERIVED, **isolation.DERIVED, **security_groups.DERIVED}
+UNITS = {**base.UNITS, **discovery.UNITS, **isolation.UNITS, **security_groups.UNITS}
 
 
 class Compiler:
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[Hashable, dict[str, list[Flow]]]] = {}
-        self.recompiled: list[str] = []  # apps the last compile() had to run (for tests and metrics)
+        self._engine = Engine(DERIVED, UNITS)
+        self._index = Index(self._engine)
 
-    def compile(self, policy: Policy, topology: Topology) -> dict[str, dict[tuple, Flow]]:
-        """dpid -> {flow key: flow}; raises FlowConflict instead of letting one owner silently win."""
-        self.recompiled = []
-        per_app = []
-        for name, compile_app, inputs_of in APPS:
-            inputs = (inputs_of(policy), topology)
-            cached = self._cache.get(name)
-            if cached is None or cached[0] != inputs:
-                cached = (inputs, compile_app(policy, topology))
-                self._cache[name] = cached
-                self.recompiled.append(name)
-            per_app.append(cached[1])
-        base = compile_base()
-        desired: dict[str, dict[tuple, Flow]] = {}
-        for switch in topology.switches:
-            table: dict[tuple, Flow] = {}
-            for flow in base + [f for app in per_app for f in app.get(switch.dpid, ())]:
-                other = table.setdefault(flow.key, flow)
-                if other != flow:
-                    raise FlowConflict(f"{switch.dpid}: {other} vs {flow}")
-            desired[switch.dpid] = table
-        return desired
+    # --- what changed ------------------------------------------------------------------------------
+    def load(self, policy: Policy, topology: Topology) -> None:
+        self._index.load(policy, topology)
+
+    def put(self, kind: str, object_id: str, value: Network | Port | SecurityGroup | SwitchConfig | None) -> None:
+        """One policy object as it is now (None: deleted); `kind` is network, port, group or switch."""
+        {"network": self._index.put_network, "port": self._index.put_port, "group": self._index.put_group,
+         "switch": self._index.put_switch_config}[kind](object_id, value)
+
+    def set_topology(self, topology: Topology) -> None:
+        self._index.set_topology(topology)
+
+    def commit(self) -> dict[str, set[FlowKey]]:
+        """Recompile what the changes since the last commit touch; per switch, the keys that changed."""
+        return self._engine.commit()
+
+    # --- results -----------------------------------------------------------------------------------
+    @property
+    def tables(self) -> Mapping[str, Mapping[FlowKey, Flow]]:
+        return self._engine.tables
+
+    def table(self, dpid: str) -> Mapping[FlowKey, Flow]:
+        return self._engine.table(dpid)
+
+    @property
+    def recompiled(self) -> Counter[str]:
+        """How many nodes of each kind (unit, derived value) the last commit recomputed."""
+        return self._engine.recomputed
+
+    def trunk_rules(self) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+        """(dpid -> bound interfaces, dpid -> pinned trunks) as of now: what apps.discovery.trunk_candidates
+        needs, as plain values another thread may keep."""
+        return self._index.bindings(), dict(self._index.pins)
+
+    def usable_links(self) -> tuple[Link, ...]:
+        return self._engine.get(("usable_links",))
+
+    def owner(self, cookie: int) -> str | None:
+        return self._index.owners.get(cookie)
 
 
-def compile_all(policy: Policy, topology: Topology) -> dict[str, dict[tuple, Flow]]:
-    """A one-off compile (tests, benchmarks); the controller keeps one Compiler across passes."""
-    return Compiler().compile(policy, topology)
+def compile_all(policy: Policy, topology: Topology) -> dict[str, dict[FlowKey, Flow]]:
+    """dpid -> {flow key: flow}, compiled from scratch; raises FlowConflict instead of letting one owner win."""
+    compiler = Compiler()
+    compiler.load(policy, topology)
+    compiler.commit()
+    return {dpid: dict(compiler.table(dpid)) for dpid in (sw.dpid for sw in topology.switches)}

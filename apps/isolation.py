@@ -4,11 +4,15 @@ Every decision is keyed by the network's segmentation id (REG_NETWORK), never by
 tenants may reuse the same CIDR and even the same IPs. Nothing is learned: unicast goes only to
 MACs the policy knows, broadcast only to the network's own ports, and between switches frames
 carry the segmentation id as their 802.1Q tag.
+
+Flows are switch-local: a network's flows live only on its *span*, the switches that have its
+ports and those that its traffic crosses (on the shortest paths between them, and on the part of
+the flood tree that joins them). Units compile one port or one network; what they share (where a
+port is, a network's members on a switch, its span, its flood flow on a switch) is derived once.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
 from apps.flows import (
@@ -29,7 +33,8 @@ from apps.flows import (
     match,
     set_field,
 )
-from apps.model import Network, Policy, Port
+from apps.incremental import Derived, Read, Unit
+from apps.model import Network, Port
 from apps.pipeline import (
     PRIO_DEFAULT,
     PRIO_HIGH,
@@ -40,7 +45,7 @@ from apps.pipeline import (
     REG_OUT_PORT,
     REG_SRC_ZONE,
 )
-from apps.topology import Topology
+from apps.topology import Link, Switch
 
 _NO_VLAN = 0  # OFPVID_NONE: matches only untagged frames
 
@@ -55,44 +60,127 @@ class Placement:
     ofport: int
 
 
-def place_ports(policy: Policy, topology: Topology) -> list[Placement]:
-    """Ports whose binding names an up interface of a known switch; the rest are DOWN."""
-    placed = []
-    for port in policy.ports:
-        switch = topology.switch(port.dpid) if port.dpid else None
-        ofport = switch.ofport(port.interface) if switch and port.interface else None
-        if ofport is not None:
-            placed.append(Placement(port, policy.by_network[port.network_id], switch.dpid, ofport))
-    return placed
+Local = tuple[tuple[int, int], ...]  # (ofport, port key) of a network's ports on one switch, by ofport
 
 
-def compile_isolation(policy: Policy, topology: Topology) -> dict[str, list[Flow]]:
-    """Flows per dpid for every switch in `topology`."""
-    placements = place_ports(policy, topology)
-    by_network: dict[str, list[Placement]] = defaultdict(list)
-    for placed in placements:
-        by_network[placed.network.id].append(placed)
-    hops_to = {sw.dpid: topology.next_hops(sw.dpid) for sw in topology.switches}
+def _placement(read: Read, port_id: str) -> tuple[str, int] | None:
+    """(dpid, ofport) of the up interface a port is bound to, or None: the port is DOWN."""
+    port: Port | None = read(("port", port_id))
+    if port is None or not port.dpid or not port.interface:
+        return None
+    switch: Switch | None = read(("switch", port.dpid))
+    ofport = switch.ofport(port.interface) if switch else None
+    return None if ofport is None else (port.dpid, ofport)
+
+
+def _local(read: Read, network_id: str, dpid: str) -> Local:
+    members = []
+    for port_id in read(("net_switch_ports", network_id, dpid)) or ():
+        placement = read(("placement", port_id))
+        if placement is not None:
+            members.append((placement[1], read(("port", port_id)).key))
+    return tuple(sorted(members))
+
+
+def _net_switches(read: Read, network_id: str) -> tuple[str, ...]:
+    """The switches where the network has ports that are up."""
+    return tuple(dpid for dpid in read(("switches",)) or () if read(("local", network_id, dpid)))
+
+
+def _flood_links(read: Read, network_id: str) -> frozenset[Link]:
+    """The part of the flood tree that joins the network's switches: leaves without its ports pruned."""
+    members = set(read(("net_switches", network_id)))
+    if len(members) < 2:
+        return frozenset()
+    links = set(read(("flood_tree",)))
+    while True:
+        degree: dict[str, int] = {}
+        for link in links:
+            degree[link.a_dpid] = degree.get(link.a_dpid, 0) + 1
+            degree[link.b_dpid] = degree.get(link.b_dpid, 0) + 1
+        bare = {dpid for dpid, n in degree.items() if n == 1 and dpid not in members}
+        if not bare:
+            return frozenset(links)
+        links = {link for link in links if link.a_dpid not in bare and link.b_dpid not in bare}
+
+
+def _span(read: Read, network_id: str) -> frozenset[str]:
+    """The switches that carry the network: its own, those on shortest paths between them, and those of
+    its part of the flood tree."""
+    members = read(("net_switches", network_id))
+    span = set(members)
+    for dst in members:
+        hops = read(("hops", dst))
+        for src in members:
+            here = src
+            for _ in range(len(hops)):  # a path visits each switch once at most
+                if here == dst or here not in hops:
+                    break
+                span.add(here)
+                here = _peer_through(read, here, hops[here])
+    for link in read(("flood_links", network_id)):
+        span.update((link.a_dpid, link.b_dpid))
+    return frozenset(span)
+
+
+def _peer_through(read: Read, dpid: str, ofport: int) -> str:
+    for link in read(("usable_links",)):
+        if (link.a_dpid, link.a_port) == (dpid, ofport) or (link.b_dpid, link.b_port) == (dpid, ofport):
+            return link.peer_of(dpid)
+    raise ValueError(f"no link at {dpid}:{ofport}")
+
+
+def _flood_flow(read: Read, network_id: str, dpid: str) -> Flow:
+    """Broadcast/multicast through each local port's ingress stages, then along the network's flood tree."""
+    network: Network | None = read(("network", network_id))
+    if network is None:  # going: so is its unit, in this same commit
+        return None
+    tree = sorted(link.port_on(dpid) for link in read(("flood_links", network_id)) if dpid in (link.a_dpid,
+                                                                                                 link.b_dpid))
+    actions = [action for ofport, key in read(("local", network_id, dpid))
+               for action in (SetField(REG_OUT_PORT, ofport), SetField(REG_DST_ZONE, key), Resubmit("ingress_acl"))]
+    actions += _tagged_out(network, tree)
+    return Flow("l2_lookup", PRIO_LOW,
+                match(**{REG_NETWORK: network.segmentation_id}, eth_dst=(MULTICAST_BIT, MULTICAST_BIT)),
+                tuple(actions), cookie=cookie("isolation", network.id))
+
+
+def _network_flows(read: Read, network_id: str) -> dict[str, list[Flow]]:
+    """On every switch of its span: tagged frames of the network accepted from trunks, and its flood flow."""
+    network: Network = read(("network", network_id))
+    return {dpid: [*_trunk_ingress(network, read(("trunks", dpid))), read(("flood", network_id, dpid))]
+            for dpid in read(("span", network_id))}
+
+
+def _port_flows(read: Read, port_id: str) -> dict[str, list[Flow]]:
+    """Where the port is: its classification and delivery. On its network's switches: the ARP answer for it.
+    On every other switch of the span: the way toward it."""
+    placement = read(("placement", port_id))
+    if placement is None:
+        return {}
+    port: Port = read(("port", port_id))
+    network: Network = read(("network", port.network_id))
+    placed = Placement(port, network, *placement)
     flows: dict[str, list[Flow]] = {}
-    for switch in topology.switches:
-        dpid = switch.dpid
-        out = flows[dpid] = []
-        trunks = topology.trunk_ports(dpid)
-        tree = topology.flood_tree_ports(dpid)
-        local_networks = {p.network.id for p in placements if p.dpid == dpid}
-        for network_id, members in by_network.items():
-            network = members[0].network
-            out.extend(_trunk_ingress(network, trunks))
-            out.append(_flood(network, [m for m in members if m.dpid == dpid], tree))
-            for member in members:
-                out.extend(_unicast(member, dpid, hops_to[member.dpid]))
-            if network_id in local_networks:
-                out.extend(_arp_reply(network, m.port) for m in members)
-        for placed in placements:
-            if placed.dpid == dpid:
-                out.extend(_classify(placed))
-                out.append(Flow("port_out", PRIO_DEFAULT, match(**{REG_OUT_PORT: placed.ofport}),
-                                (Output(placed.ofport),), cookie=cookie("isolation", placed.port.id)))
+    arp = _arp_reply(network, port)
+    for dpid in read(("net_switches", network.id)):
+        flows.setdefault(dpid, []).append(arp)
+    owner = cookie("isolation", port.id)
+    dst = match(**{REG_NETWORK: network.segmentation_id}, eth_dst=port.mac_address)
+    hops = read(("hops", placed.dpid))
+    toward = {}  # first hop port -> the flow (one per port of the fabric, shared by the switches using it)
+    for dpid in read(("span", network.id)):
+        if dpid != placed.dpid and dpid in hops:
+            hop = hops[dpid]
+            if hop not in toward:
+                toward[hop] = Flow("l2_lookup", PRIO_DEFAULT, dst, tuple(_tagged_out(network, [hop])), cookie=owner)
+            flows.setdefault(dpid, []).append(toward[hop])
+    flows.setdefault(placed.dpid, []).extend([
+        *_classify(placed),
+        Flow("l2_lookup", PRIO_DEFAULT, dst, _deliver(placed), "ingress_acl", owner),
+        Flow("port_out", PRIO_DEFAULT, match(**{REG_OUT_PORT: placed.ofport}), (Output(placed.ofport),),
+             cookie=owner),
+    ])
     return flows
 
 
@@ -135,30 +223,9 @@ def _tagged_out(network: Network, ports: list[int]) -> list[Action]:
             *(Output(p) for p in ports)]
 
 
-def _unicast(member: Placement, dpid: str, hops: dict[str, int]) -> list[Flow]:
-    """To the local port through port_out, or tagged toward the switch the port is on."""
-    dst = match(**{REG_NETWORK: member.network.segmentation_id}, eth_dst=member.port.mac_address)
-    owner = cookie("isolation", member.port.id)
-    if member.dpid == dpid:
-        return [Flow("l2_lookup", PRIO_DEFAULT, dst, _deliver(member), "ingress_acl", owner)]
-    if dpid not in hops:
-        return []  # no path (yet): dropping beats flooding
-    return [Flow("l2_lookup", PRIO_DEFAULT, dst, tuple(_tagged_out(member.network, [hops[dpid]])), cookie=owner)]
-
-
 def _deliver(member: Placement) -> tuple[SetField, SetField]:
     """Name the local destination port for the ingress stages and port_out."""
     return (SetField(REG_OUT_PORT, member.ofport), SetField(REG_DST_ZONE, member.port.key))
-
-
-def _flood(network: Network, local: list[Placement], tree: list[int]) -> Flow:
-    """Broadcast/multicast through each local port's ingress stages, then along the flood tree."""
-    actions = [action for member in sorted(local, key=lambda m: m.ofport)
-               for action in (*_deliver(member), Resubmit("ingress_acl"))]
-    actions += _tagged_out(network, tree)
-    return Flow("l2_lookup", PRIO_LOW,
-                match(**{REG_NETWORK: network.segmentation_id}, eth_dst=(MULTICAST_BIT, MULTICAST_BIT)),
-                tuple(actions), cookie=cookie("isolation", network.id))
 
 
 def _arp_reply(network: Network, port: Port) -> Flow:
@@ -171,3 +238,17 @@ def _arp_reply(network: Network, port: Port) -> Flow:
          Move("arp_sha", "arp_tha", 48), Move("arp_spa", "arp_tpa", 32),
          set_field("arp_sha", port.mac_address), set_field("arp_spa", port.ip_address), Output(OFPP_IN_PORT)),
         cookie=cookie("isolation", port.id))
+
+
+DERIVED = {
+    "placement": Derived(1, _placement),      # ("placement", port id)
+    "local": Derived(2, _local),              # ("local", network id, dpid)
+    "net_switches": Derived(3, _net_switches),
+    "flood_links": Derived(5, _flood_links),
+    "span": Derived(6, _span),
+    "flood": Derived(6, _flood_flow),         # ("flood", network id, dpid)
+}
+UNITS = {
+    "isolation.network": Unit("network", _network_flows),
+    "isolation.port": Unit("port", _port_flows),
+}

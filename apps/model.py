@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -79,23 +79,3 @@ class Policy:
     ports: tuple[Port, ...] = ()
     security_groups: tuple[SecurityGroup, ...] = ()
     switches: tuple[SwitchConfig, ...] = ()
-    by_network: dict[str, Network] = field(default_factory=dict, compare=False, repr=False)
-    _bound: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
-    _pins: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.by_network.update({n.id: n for n in self.networks})
-        bound: dict[str, set[str]] = {}
-        for port in self.ports:
-            if port.dpid and port.interface:
-                bound.setdefault(port.dpid, set()).add(port.interface)
-        self._bound.update({dpid: frozenset(names) for dpid, names in bound.items()})
-        self._pins.update({s.dpid: frozenset(s.trunk_ports) for s in self.switches if s.trunk_ports is not None})
-
-    def bound_interfaces(self, dpid: str) -> frozenset[str]:
-        """Interfaces of `dpid` that ports are bound to: never inter-switch links."""
-        return self._bound.get(dpid, frozenset())
-
-    def trunk_pins(self, dpid: str) -> frozenset[str] | None:
-        """The interfaces `dpid` pins as its only trunks, or None when links are discovered."""
-        return self._pins.get(dpid)

@@ -14,6 +14,11 @@ Tenants reuse addresses, so a remote address is always matched within its scope 
 a remote group's member address in the member's network, a remote prefix in the network of the port
 that has the rule.
 
+Units: per switch the rule-independent flows; per port its own part (unfiltered, single-condition rules,
+its clause of each conjunctive rule); per rule its conj_id flow, protocol and prefix clauses on the switches
+where ports with it are (`rule_sites`); per member of a group its address clause for every rule that names
+the group as remote. A port joining a group of 5,000 recompiles that port's units, not the group's.
+
 A port with port security may not act as a DHCP server: the replies a port's own DHCP client needs pass
 every ingress stage unfiltered, so they are stopped where they leave the sender instead.
 """
@@ -21,7 +26,6 @@ every ingress stage unfiltered, so they are stopped where they leave the sender 
 from __future__ import annotations
 
 import ipaddress
-from collections import defaultdict
 from dataclasses import dataclass
 
 from apps.flows import (
@@ -41,10 +45,9 @@ from apps.flows import (
     ct_state,
     match,
 )
-from apps.isolation import Placement, place_ports
-from apps.model import Network, Policy, SecurityGroupRule
+from apps.incremental import Derived, Read, Share, Unit
+from apps.model import Network, Port, SecurityGroup, SecurityGroupRule
 from apps.pipeline import REG_DST_ZONE, REG_IN_PORT, REG_NETWORK, REG_OUT_PORT, REG_SRC_ZONE
-from apps.topology import Topology
 
 PRIO_CT_INVALID = 3000
 PRIO_UNFILTERED = 2600  # ports with port security disabled skip the ACL stages
@@ -75,9 +78,9 @@ EGRESS = _Stage("egress", "egress_acl", "egress_ct", "l2_lookup", REG_IN_PORT, R
                 (DHCP_CLIENT, DHCP_SERVER))
 INGRESS = _Stage("ingress", "ingress_acl", "ingress_ct", "port_out", REG_OUT_PORT, REG_DST_ZONE, "ipv4_src",
                  (DHCP_SERVER, DHCP_CLIENT))
+STAGES = {stage.direction: stage for stage in (EGRESS, INGRESS)}
 _STATIC = cookie("security_groups", "pipeline")
-
-Remote = tuple[Network, str]  # an address or prefix, and the network in which it names ports
+_CLAUSES = cookie("security_groups", "clauses")
 
 
 def port_masks(low: int, high: int) -> list[tuple[int, int]]:
@@ -90,40 +93,6 @@ def port_masks(low: int, high: int) -> list[tuple[int, int]]:
         pieces.append((low, 0xFFFF & ~(size - 1)))
         low += size
     return pieces
-
-
-def compile_security_groups(policy: Policy, topology: Topology) -> dict[str, list[Flow]]:
-    """Flows per dpid for the ACL and conntrack stages of every switch in `topology`."""
-    groups = {g.id: g for g in policy.security_groups}
-    members: dict[str, set[Remote]] = defaultdict(set)
-    for port in policy.ports:
-        for group_id in port.security_group_ids:
-            members[group_id].add((policy.by_network[port.network_id], port.ip_address))
-    local: dict[str, list[Placement]] = defaultdict(list)
-    for placed in place_ports(policy, topology):
-        local[placed.dpid].append(placed)
-    flows: dict[str, list[Flow]] = {}
-    for switch in topology.switches:
-        out = flows[switch.dpid] = [_no_dhcp_server()]
-        for stage in (EGRESS, INGRESS):
-            out.extend(_stage_flows(stage))
-            ports_of_rule: dict[SecurityGroupRule, list[Placement]] = defaultdict(list)
-            for placed in local[switch.dpid]:
-                if not placed.port.port_security_enabled:
-                    out.append(Flow(stage.acl, PRIO_UNFILTERED, match(**{stage.port_reg: placed.ofport}),
-                                    goto=stage.after, cookie=cookie("security_groups", placed.port.id)))
-                    continue
-                for group_id in placed.port.security_group_ids:
-                    for rule in groups[group_id].rules if group_id in groups else ():
-                        if rule.direction == stage.direction:
-                            ports_of_rule[rule].append(placed)
-            clauses: dict[Match, set[Conjunction]] = defaultdict(set)
-            for rule, placements in ports_of_rule.items():
-                out.extend(_rule(stage, rule, placements, members, clauses))
-            out.extend(Flow(stage.ct, PRIO_CLAUSE, m, tuple(sorted(conj, key=_conj_order)),
-                            cookie=cookie("security_groups", "clauses"))
-                       for m, conj in clauses.items())
-    return {dpid: _dedupe(f) for dpid, f in flows.items()}
 
 
 def _stage_flows(stage: _Stage) -> list[Flow]:
@@ -152,46 +121,148 @@ def _no_dhcp_server() -> Flow:
                                                          udp_src=DHCP_SERVER, udp_dst=DHCP_CLIENT), cookie=_STATIC)
 
 
-def _rule(stage: _Stage, rule: SecurityGroupRule, placements: list[Placement], members: dict[str, set[Remote]],
-          clauses: dict[Match, set[Conjunction]]) -> list[Flow]:
-    """The flows (or clauses) that let `rule` allow original-direction packets of the ports in `placements`."""
-    remotes = _remote_matches(stage, rule, placements, members)
-    if remotes == []:
-        return []  # a remote group with no members allows nothing
+def _switch_flows(read: Read, dpid: str) -> dict[str, list[Flow]]:
+    """What every switch carries whatever the rules: no DHCP server behind port security, and per direction
+    the ACL and conntrack stages' own flows."""
+    return {dpid: [_no_dhcp_server(), *_stage_flows(EGRESS), *_stage_flows(INGRESS)]}
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """How a rule compiles: single-condition (one flow per port) or a conjunction of `n` clauses."""
+
+    stage: _Stage
+    has_remote: bool
+    protocol: tuple[Match, ...] | None
+
+    @property
+    def single(self) -> bool:
+        return not self.has_remote and self.protocol is None
+
+    @property
+    def clauses(self) -> int:
+        return 1 + self.has_remote + (self.protocol is not None)
+
+
+def _shape(rule: SecurityGroupRule) -> _Shape:
+    prefix = rule.remote_ip_prefix and ipaddress.IPv4Network(rule.remote_ip_prefix).prefixlen > 0
     protocol = _protocol_matches(rule)
-    original = ct_state(CT_TRK, CT_RPL | CT_INV)
-    accept = (Ct(commit=True, zone_reg=stage.zone_reg, set_mark=0),)
-    if remotes is None and protocol is None:
-        return [Flow(stage.ct, PRIO_RULE, match(**{stage.port_reg: p.ofport}, eth_type=ETH_TYPE_IP, ct_state=original),
-                     accept, stage.after, cookie("security_groups", p.port.id)) for p in placements]
-    ports = [match(**{stage.port_reg: p.ofport}) for p in placements]
-    dimensions = [ports, *(d for d in (remotes, protocol) if d is not None)]
-    for clause, matches in enumerate(dimensions, start=1):
-        for m in matches:
-            clauses[m].add(Conjunction(rule.key, clause, len(dimensions)))
-    return [Flow(stage.ct, PRIO_CONJ_HIT, match(conj_id=rule.key, eth_type=ETH_TYPE_IP, ct_state=original), accept,
-                 stage.after, cookie("security_groups", rule.id))]
+    return _Shape(STAGES[rule.direction], bool(rule.remote_group_id or prefix),
+                  None if protocol is None else tuple(protocol))
 
 
-def _remote_matches(stage: _Stage, rule: SecurityGroupRule, placements: list[Placement],
-                    members: dict[str, set[Remote]]) -> list[Match] | None:
-    """None: any remote; a list: one of these (empty: nobody). A member's address counts in the member's
-    network, a prefix in the network of each port that has the rule."""
-    if rule.remote_group_id is not None:
-        remotes = members.get(rule.remote_group_id, set())
-    elif rule.remote_ip_prefix and ipaddress.IPv4Network(rule.remote_ip_prefix).prefixlen > 0:
-        remotes = {(placed.network, rule.remote_ip_prefix) for placed in placements}
-    else:
-        return None
-    return [match(eth_type=ETH_TYPE_IP, **_address_scope(network), **{stage.remote_field: address})
-            for network, address in sorted(remotes, key=lambda remote: (remote[0].segmentation_id, remote[1]))]
+def _live(read: Read, rule: SecurityGroupRule) -> bool:
+    """A rule whose remote group has no members allows nothing: it makes no flow at all."""
+    return rule.remote_group_id is None or bool(read(("group_ports", rule.remote_group_id)))
 
 
-def _address_scope(network: Network) -> dict[str, int]:
+def _original(stage: _Stage, **fields: object) -> Match:
+    return match(**fields, eth_type=ETH_TYPE_IP, ct_state=ct_state(CT_TRK, CT_RPL | CT_INV))
+
+
+def _accept(stage: _Stage) -> tuple[Ct]:
+    return (Ct(commit=True, zone_reg=stage.zone_reg, set_mark=0),)
+
+
+def _port_flows(read: Read, port_id: str) -> dict[str, list[Flow | Share]]:
+    """A placed port's own part: unfiltered without port security; else per rule of its groups, a flow for a
+    single-condition rule or its clause (clause 1) of a conjunctive one."""
+    placement = read(("placement", port_id))
+    if placement is None:
+        return {}
+    port: Port = read(("port", port_id))
+    dpid, ofport = placement
+    owner = cookie("security_groups", port.id)
+    if not port.port_security_enabled:
+        return {dpid: [Flow(stage.acl, PRIO_UNFILTERED, match(**{stage.port_reg: ofport}), goto=stage.after,
+                            cookie=owner) for stage in (EGRESS, INGRESS)]}
+    parts: list[Flow | Share] = []
+    for group_id in port.security_group_ids:
+        group: SecurityGroup | None = read(("group", group_id))
+        for rule in group.rules if group else ():
+            if not _live(read, rule):
+                continue
+            shape = _shape(rule)
+            stage = shape.stage
+            if shape.single:
+                parts.append(Flow(stage.ct, PRIO_RULE, _original(stage, **{stage.port_reg: ofport}), _accept(stage),
+                                  stage.after, owner))
+            else:
+                parts.append(Share(stage.ct, PRIO_CLAUSE, match(**{stage.port_reg: ofport}),
+                                   frozenset({Conjunction(rule.key, 1, shape.clauses)}), _CLAUSES))
+    return {dpid: parts} if parts else {}
+
+
+def _group_on(read: Read, group_id: str, dpid: str) -> tuple[int, ...]:
+    """Segmentation ids of the networks of the group's ports with port security placed on `dpid`."""
+    segments = set()
+    for port_id in read(("group_switch_ports", group_id, dpid)) or ():
+        port: Port = read(("port", port_id))
+        placement = read(("placement", port_id))
+        if port.port_security_enabled and placement is not None and placement[0] == dpid:
+            segments.add(read(("network", port.network_id)).segmentation_id)
+    return tuple(sorted(segments))
+
+
+def _rule_sites(read: Read, rule_id: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """(dpid, networks) of the switches where ports that have the rule are."""
+    rule: SecurityGroupRule | None = read(("rule", rule_id))
+    if rule is None:  # going: its unit is removed in this same commit
+        return ()
+    sites = ((dpid, read(("group_on", rule.security_group_id, dpid))) for dpid in read(("switches",)) or ())
+    return tuple((dpid, segments) for dpid, segments in sites if segments)
+
+
+def _rule_flows(read: Read, rule_id: str) -> dict[str, list[Flow | Share]]:
+    """Where ports with a conjunctive rule are: its conj_id flow, its protocol clause, its prefix clause."""
+    rule: SecurityGroupRule = read(("rule", rule_id))
+    shape = _shape(rule)
+    if shape.single or not _live(read, rule):
+        return {}
+    stage = shape.stage
+    conjunction = frozenset({Conjunction(rule.key, shape.clauses, shape.clauses)})
+    protocol = [Share(stage.ct, PRIO_CLAUSE, m, conjunction, _CLAUSES) for m in shape.protocol or ()]
+    hit = Flow(stage.ct, PRIO_CONJ_HIT, _original(stage, conj_id=rule.key), _accept(stage), stage.after,
+               cookie("security_groups", rule.id))
+    flows: dict[str, list[Flow | Share]] = {}
+    for dpid, segments in read(("rule_sites", rule_id)):
+        flows[dpid] = [hit, *protocol]
+        if shape.has_remote and rule.remote_group_id is None:  # a prefix, in each network the rule's ports are in
+            flows[dpid] += [Share(stage.ct, PRIO_CLAUSE, _remote(stage, segment, rule.remote_ip_prefix),
+                                  frozenset({Conjunction(rule.key, 2, shape.clauses)}), _CLAUSES)
+                            for segment in segments]
+    return flows
+
+
+def _member_flows(read: Read, port_id: str) -> dict[str, list[Share]]:
+    """A port's address as clause 2 of every rule that names one of its groups as remote, wherever that rule is."""
+    port: Port = read(("port", port_id))
+    network: Network | None = read(("network", port.network_id))
+    if network is None:
+        return {}
+    flows: dict[str, list[Share]] = {}
+    for group_id in port.security_group_ids:
+        for rule_id in sorted(read(("referrers", group_id)) or ()):
+            rule: SecurityGroupRule | None = read(("rule", rule_id))
+            if rule is None:
+                continue
+            shape = _shape(rule)
+            share = Share(shape.stage.ct, PRIO_CLAUSE, _remote(shape.stage, network.segmentation_id, port.ip_address),
+                          frozenset({Conjunction(rule.key, 2, shape.clauses)}), _CLAUSES)
+            for dpid, _ in read(("rule_sites", rule_id)):
+                flows.setdefault(dpid, []).append(share)
+    return flows
+
+
+def _remote(stage: _Stage, segment: int, address: str) -> Match:
+    return match(eth_type=ETH_TYPE_IP, **_address_scope(segment), **{stage.remote_field: address})
+
+
+def _address_scope(segment: int) -> dict[str, int]:
     """The match that says where an address of `network` means what it says: tenants reuse CIDRs, so today that
     is the network itself (REG_NETWORK). Routers will widen it to every network a router joins (their CIDRs never
     overlap), so that a routed packet's source counts in the router's scope: this is the one place to change."""
-    return {REG_NETWORK: network.segmentation_id}
+    return {REG_NETWORK: segment}
 
 
 def _protocol_matches(rule: SecurityGroupRule) -> list[Match] | None:
@@ -206,10 +277,13 @@ def _protocol_matches(rule: SecurityGroupRule) -> list[Match] | None:
             for piece in port_masks(rule.port_range_min, high)]
 
 
-def _conj_order(conj: Conjunction) -> tuple[int, int]:
-    return (conj.id, conj.clause)
-
-
-def _dedupe(flows: list[Flow]) -> list[Flow]:
-    """Two rules of one port may yield the very same single-condition flow: keep one."""
-    return list({flow.key: flow for flow in flows}.values())
+DERIVED = {
+    "group_on": Derived(2, _group_on),        # ("group_on", group id, dpid)
+    "rule_sites": Derived(3, _rule_sites),
+}
+UNITS = {
+    "sg.switch": Unit("switch", _switch_flows),
+    "sg.port": Unit("port", _port_flows),
+    "sg.rule": Unit("rule", _rule_flows),
+    "sg.member": Unit("port", _member_flows),
+}

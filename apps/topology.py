@@ -2,13 +2,16 @@
 
 Unicast follows shortest paths (breadth-first, ties broken by dpid then port so that every
 switch agrees on the same next hop); flooding follows one spanning tree of the same graph,
-so a broadcast frame never loops even when the links form a ring.
+so a broadcast frame never loops even when the links form a ring. The compile engine keeps
+these as derived values (DERIVED), recomputed only when the usable links change.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+
+from apps.incremental import Derived, Read
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class Link:
 
 @dataclass(frozen=True)
 class Topology:
+    """Switches with their ports, and the links discovered between them (not all of them usable)."""
+
     switches: tuple[Switch, ...] = ()
     links: tuple[Link, ...] = ()
 
@@ -65,52 +70,48 @@ class Topology:
                 return sw
         return None
 
-    def usable_links(self) -> list[Link]:
-        """Links whose two endpoints are up ports of known switches (one per switch pair)."""
-        up = {(sw.dpid, p.ofport) for sw in self.switches for p in sw.ports if p.up}
-        chosen: dict[tuple[str, str], Link] = {}
-        for link in sorted(self.links):
-            if (link.a_dpid, link.a_port) in up and (link.b_dpid, link.b_port) in up:
-                chosen.setdefault((link.a_dpid, link.b_dpid), link)
-        return list(chosen.values())
 
-    def trunk_ports(self, dpid: str) -> list[int]:
-        """Every usable inter-switch port on `dpid` (they all accept tagged traffic)."""
-        return sorted(link.port_on(dpid) for link in self.usable_links() if dpid in (link.a_dpid, link.b_dpid))
+Adjacency = dict[str, list[tuple[str, int, Link]]]
 
-    def next_hops(self, dst: str) -> dict[str, int]:
-        """For every switch that can reach `dst`, the port of its first hop toward `dst`."""
-        adjacency = _adjacency(self.usable_links())
-        hops: dict[str, int] = {}
-        seen = {dst}
-        queue = deque([dst])
+
+def adjacency(links: tuple[Link, ...]) -> Adjacency:
+    """dpid -> sorted [(peer dpid, the peer's port toward dpid, link)]."""
+    return _adjacency(list(links))
+
+
+def next_hops(adjacent: Adjacency, dst: str) -> dict[str, int]:
+    """For every switch that can reach `dst`, the port of its first hop toward `dst` (breadth-first,
+    neighbours in (dpid, port) order, so every switch agrees on the same paths)."""
+    hops: dict[str, int] = {}
+    seen = {dst}
+    queue = deque([dst])
+    while queue:
+        here = queue.popleft()
+        for peer, peer_port, _ in adjacent.get(here, ()):
+            if peer not in seen:
+                seen.add(peer)
+                hops[peer] = peer_port
+                queue.append(peer)
+    return hops
+
+
+def spanning_tree(adjacent: Adjacency) -> frozenset[Link]:
+    """One spanning tree per connected part of the graph, each rooted at its lowest dpid."""
+    tree: set[Link] = set()
+    reached: set[str] = set()
+    for root in sorted(adjacent):
+        if root in reached:
+            continue
+        reached.add(root)
+        queue = deque([root])
         while queue:
             here = queue.popleft()
-            for peer, peer_port, _ in adjacency.get(here, ()):
-                if peer not in seen:
-                    seen.add(peer)
-                    hops[peer] = peer_port
+            for peer, _, link in adjacent[here]:
+                if peer not in reached:
+                    reached.add(peer)
+                    tree.add(link)
                     queue.append(peer)
-        return hops
-
-    def flood_tree_ports(self, dpid: str) -> list[int]:
-        """This switch's ports on the spanning tree used for broadcast (rooted at the lowest dpid)."""
-        links = self.usable_links()
-        adjacency = _adjacency(links)
-        tree: set[Link] = set()
-        for root in sorted(adjacency):
-            if any(root in (link.a_dpid, link.b_dpid) for link in tree):
-                continue
-            seen = {root}
-            queue = deque([root])
-            while queue:
-                here = queue.popleft()
-                for peer, _, link in adjacency[here]:
-                    if peer not in seen:
-                        seen.add(peer)
-                        tree.add(link)
-                        queue.append(peer)
-        return sorted(link.port_on(dpid) for link in tree if dpid in (link.a_dpid, link.b_dpid))
+    return frozenset(tree)
 
 
 def _adjacency(links: list[Link]) -> dict[str, list[tuple[str, int, Link]]]:
@@ -122,3 +123,28 @@ def _adjacency(links: list[Link]) -> dict[str, list[tuple[str, int, Link]]]:
     for peers in adjacency.values():
         peers.sort(key=lambda item: (item[0], item[1]))
     return adjacency
+
+
+def _adjacency_node(read: Read) -> Adjacency:
+    return adjacency(read(("usable_links",)))
+
+
+def _hops_node(read: Read, dst: str) -> dict[str, int]:
+    return next_hops(read(("adjacency",)), dst)
+
+
+def _tree_node(read: Read) -> frozenset[Link]:
+    return spanning_tree(read(("adjacency",)))
+
+
+def _trunks_node(read: Read, dpid: str) -> tuple[int, ...]:
+    """Every usable inter-switch port of `dpid` (they all accept tagged traffic)."""
+    return tuple(sorted(link.port_on(dpid) for link in read(("usable_links",)) if dpid in (link.a_dpid, link.b_dpid)))
+
+
+DERIVED = {
+    "adjacency": Derived(3, _adjacency_node),
+    "hops": Derived(4, _hops_node),          # ("hops", dst): dpid -> port toward dst
+    "flood_tree": Derived(4, _tree_node),
+    "trunks": Derived(4, _trunks_node),
+}

@@ -1,18 +1,21 @@
 """The one place flows reach a switch: diff desired against installed, send one atomic bundle.
 
 Installed state is read back from the switch when a channel is new (connect, reconnect, our own
-restart) and then tracked from our own successful commits, so a converge costs one encode of
-the desired flows plus a dict diff, and sends only what differs. Unchanged flows are never
-deleted and re-added: that keeps their counters and leaves no window without them.
+restart) and then tracked from our own successful commits. Then a sync is told which flow keys
+changed since the last one and encodes and compares only those: a change costs what it changes.
+Unchanged flows are never deleted and re-added: that keeps their counters and leaves no window
+without them.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from apps.flows import Flow
+from apps.incremental import FlowKey
 from apps.pipeline import table_id
 from controller import ofwire
 from controller.channel import Batch, Channel
@@ -117,6 +120,11 @@ class Programmer:
         with self._lock:
             self._installed.pop(dpid, None)
 
+    def forget_all(self) -> None:
+        """Drop every switch's cache: the next sync of each reads back and diffs in full."""
+        with self._lock:
+            self._installed.clear()
+
     def installed(self, channel: Channel) -> dict[WireKey, WireValue]:
         """What the switch holds: cached for this channel, else read back from the switch."""
         with self._lock:
@@ -132,21 +140,32 @@ class Programmer:
             self._installed[channel.dpid] = (channel, have)
         return have
 
-    def sync(self, channel: Channel, desired: dict[tuple, Flow]) -> SyncResult:
-        """Make the switch hold exactly `desired`, atomically; raise ProgrammingError if it refuses."""
-        have = self.installed(channel)
+    def sync(self, channel: Channel, desired: Mapping[FlowKey, Flow], changed: Iterable[FlowKey] | None = None) \
+            -> SyncResult:
+        """Make the switch hold exactly `desired`, atomically; raise ProgrammingError if it refuses.
+
+        With `changed` (the flow keys that may differ since the last successful sync on this channel),
+        only those flows are encoded and compared; without it, or when the channel is new and its
+        flows have to be read back, every flow is.
+        """
+        with self._lock:
+            cached = self._installed.get(channel.dpid)
         bundle = _Bundle(channel)
-        wanted: set[WireKey] = set()
-        for flow in desired.values():
-            key, value = wire(flow)
-            wanted.add(key)
-            current = have.get(key)
-            if current != value:
-                # Same owner: modify in place keeps counters; a new owner needs ADD to take the cookie.
-                same_owner = current is not None and current[0] == value[0]
-                bundle.put(ofwire.OFPFC_MODIFY_STRICT if same_owner else ofwire.OFPFC_ADD, key, value, flow)
-        for key in have.keys() - wanted:
-            bundle.put(ofwire.OFPFC_DELETE_STRICT, key, (0, b""))
+        if changed is None or cached is None or cached[0] is not channel:
+            have = self.installed(channel)
+            wanted = {self._put(bundle, have, flow) for flow in desired.values()}
+            for key in have.keys() - wanted:
+                bundle.put(ofwire.OFPFC_DELETE_STRICT, key, (0, b""))
+        else:
+            have = cached[1]
+            for key in changed:
+                flow = desired.get(key)
+                if flow is not None:
+                    self._put(bundle, have, flow)
+                    continue
+                wire_key = (table_id(key[0]), key[1], ofwire.encode_match(key[2]))
+                if wire_key in have:
+                    bundle.put(ofwire.OFPFC_DELETE_STRICT, wire_key, (0, b""))
         if not bundle.mods:
             return SyncResult()
         self.stats["flow_mods"] += len(bundle.mods)
@@ -169,3 +188,14 @@ class Programmer:
                 have[key] = value
         return SyncResult(counts[ofwire.OFPFC_ADD], counts[ofwire.OFPFC_MODIFY_STRICT],
                           counts[ofwire.OFPFC_DELETE_STRICT])
+
+    @staticmethod
+    def _put(bundle: _Bundle, have: dict[WireKey, WireValue], flow: Flow) -> WireKey:
+        """Add or modify `flow` in the bundle unless the switch already holds it as it is."""
+        key, value = wire(flow)
+        current = have.get(key)
+        if current != value:
+            # Same owner: modify in place keeps counters; a new owner needs ADD to take the cookie.
+            same_owner = current is not None and current[0] == value[0]
+            bundle.put(ofwire.OFPFC_MODIFY_STRICT if same_owner else ofwire.OFPFC_ADD, key, value, flow)
+        return key

@@ -26,13 +26,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from apps.compiler import Compiler, compile_all
-from apps.discovery import trunk_candidates, trusted
-from apps.flows import Flow
-from apps.model import Policy
-from apps.owners import owners
+from apps.compiler import Compiler
+from apps.discovery import trunk_candidates
+from apps.incremental import FlowKey
 from apps.pipeline import PIPELINE
-from apps.topology import SwitchPort, Topology
+from apps.topology import Link, SwitchPort
 from controller import lldp, ofwire
 from controller.channel import Channel
 from controller.errors import ChangeRefused, NotConfirmed, RefusedFlow
@@ -51,6 +49,7 @@ class ConvergeReport:
     failures: dict[str, str] = field(default_factory=dict)  # dpid -> reason
     changed: frozenset[str] = frozenset()  # switches whose desired flows differ from the previous pass's
     refusals: dict[str, tuple[FlowRefusal, ...]] = field(default_factory=dict)
+    delta: dict[str, set[FlowKey]] = field(default_factory=dict)  # per switch, the keys this pass changed
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,6 @@ class Runtime:
         known = store.load_switches()
         self.fabric = Fabric(known, store.load_links(), link_timeout=3 * lldp_interval + 1.0)
         self.programmer = Programmer(timeout)
-        self.compiler = Compiler()
         self._secret = store.lldp_secret()
         self._pass_lock = threading.Lock()
         self._dirty = threading.Event()
@@ -80,17 +78,15 @@ class Runtime:
         self._ready = threading.Event()
         self._expected = {sw.dpid for sw in known}
         self._hold_until = time.monotonic() + hold_down
-        # What the last pass compiled from; bindings are known from the start, not from the first pass.
-        self._policy: Policy = store.snapshot()
-        self._topology = Topology()
-        self._desired: dict[str, dict[tuple, Flow]] = {}
-        self._owners: dict[int, str] = {}
+        self._pending: dict[str, set[FlowKey]] = {}  # per connected switch: keys changed since its last sync
+        self._last_changes: set[tuple[str, str]] = set()  # the policy objects the last pass read
+        self._reload()  # bindings and pins are known from the start, not from the first pass
         self._failing: dict[str, SwitchFailure] = {}
         self._flushed: dict[str, tuple[Channel, frozenset[int]]] = {}  # zones each channel has flushed
         self._pending_ports: dict[int, list[SwitchPort]] = {}
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="io")
         self.stats: dict[str, float] = {"passes": 0, "pass_failures": 0, "last_pass_seconds": 0.0,
-                                        "changes_refused": 0, "zone_flushes": 0}
+                                        "last_pass_units": 0, "changes_refused": 0, "zone_flushes": 0}
         self.thread_errors: Counter[str] = Counter()
         if not self._expected:
             self._ready.set()
@@ -133,18 +129,20 @@ class Runtime:
             self.request()
             raise NotConfirmed(result, {"*": "switches still reconnecting after restart"})
         with self._pass_lock:
-            before = self._policy
+            revision = self._revision
             with self.store.staged() as stage:
                 result = change()
                 report = self._pass()
-                refused = self._blame(report, before)
+                refused = self._blame(report)
                 if refused:
                     stage.rollback()
                 else:
                     stage.commit()
             if refused:
                 self.stats["changes_refused"] += 1
-                self._pass()  # the store no longer holds the change: give it back where it was taken
+                self._revision = revision  # the store no longer holds the change: give it back where it was taken
+                self._put_objects(self._last_changes)
+                self._pass()
                 raise ChangeRefused(refused)
             self._flush_zones()
         unconfirmed = {dpid: reason for dpid, reason in report.failures.items() if dpid in report.changed}
@@ -225,7 +223,7 @@ class Runtime:
         """Known switches (and switches only configured so far), their ports, links and LLDP refusals."""
         topology = self.fabric.snapshot()
         configs = self.store.switch_configs()
-        links = topology.usable_links()
+        links = self._links
         dpids = sorted({sw.dpid for sw in topology.switches} | set(configs))
         shown = []
         for dpid in dpids:
@@ -259,7 +257,7 @@ class Runtime:
             "match": ofwire.describe_match(f.match),
             "actions": ofwire.describe_instructions(f.instructions, _TABLE_NAMES),
             "cookie": f"0x{f.cookie:016x}",
-            "owner": self._owners.get(f.cookie),
+            "owner": self.compiler.owner(f.cookie),
             "packet_count": f.packet_count,
             "byte_count": f.byte_count,
         } for f in channel.dump_flows(self.programmer.timeout)]
@@ -276,25 +274,66 @@ class Runtime:
         return values
 
     # --- passes ---------------------------------------------------------------------------------
+    def _reload(self) -> None:
+        """Compile everything from a fresh snapshot (start-up, or when the change journal cannot tell what
+        changed); every switch is then diffed in full on its next sync."""
+        self._revision = self.store.revision()  # read first: a change made meanwhile is read again, harmlessly
+        self.compiler = Compiler()
+        self.compiler.load(self.store.snapshot(), self.fabric.snapshot())
+        self.compiler.commit()
+        self._pending.clear()
+        self.programmer.forget_all()
+        self._refresh_views()
+
+    def _put_objects(self, changed: set[tuple[str, str]]) -> None:
+        for (kind, object_id), value in self.store.objects(changed).items():
+            self.compiler.put(kind, object_id, value)
+
+    def _read_changes(self) -> None:
+        """Hand the compiler the policy objects changed since the revision it saw last."""
+        found = self.store.changes_since(self._revision)
+        if found is None:
+            LOG.warning("change journal does not reach back to revision %d: recompiling everything", self._revision)
+            self._reload()
+            self._last_changes = set()
+            return
+        self._revision, self._last_changes = found
+        if self._last_changes:
+            self._put_objects(self._last_changes)
+
     def _pass(self) -> ConvergeReport:
         started = time.perf_counter()
-        policy = self.store.snapshot()
+        self._read_changes()
         topology, channels = self.fabric.view()  # one moment: every channel has its switch compiled
-        allowed = trusted(topology, policy)
-        if allowed is not topology and self.fabric.forget_links(set(topology.links) - set(allowed.links)):
+        self.compiler.set_topology(topology)
+        try:
+            delta = self.compiler.commit()
+        except Exception:
+            self._reload()  # a half-applied commit leaves nothing to trust
+            raise
+        self._refresh_views()
+        candidates = {(sw.dpid, port.ofport) for sw in topology.switches
+                      for port in trunk_candidates(sw, self._bound.get(sw.dpid, frozenset()), self._pins.get(sw.dpid))}
+        untrusted = [link for link in topology.links
+                     if (link.a_dpid, link.a_port) not in candidates or (link.b_dpid, link.b_port) not in candidates]
+        if untrusted and self.fabric.forget_links(untrusted):
             self._background(self._save_links)
-        desired = self.compiler.compile(policy, allowed)
-        self._policy, self._topology, self._owners = policy, allowed, owners(policy)
-        changed = frozenset(dpid for dpid, flows in desired.items() if self._desired.get(dpid) != flows)
-        self._desired = desired
+        connected = {c.dpid for c in channels}
+        for dpid in list(self._pending):
+            if dpid not in connected:
+                del self._pending[dpid]  # a new connection is diffed in full anyway
+        for dpid in connected:
+            self._pending.setdefault(dpid, set()).update(delta.get(dpid, ()))
         failures: dict[str, str] = {}
         refusals: dict[str, tuple[FlowRefusal, ...]] = {}
         if channels:
             with ThreadPoolExecutor(max_workers=min(8, len(channels))) as pool:
-                futures = {c.dpid: pool.submit(self.programmer.sync, c, desired[c.dpid]) for c in channels}
+                futures = {c.dpid: pool.submit(self.programmer.sync, c, self.compiler.table(c.dpid),
+                                               self._pending[c.dpid]) for c in channels}
             for dpid, future in futures.items():
                 try:
                     result = future.result()
+                    self._pending[dpid] = set()
                     if result.changes:
                         LOG.info("switch %s: +%d ~%d -%d flows", dpid, result.added, result.modified, result.deleted)
                 except Exception as exc:  # one failing switch must not stop the others
@@ -302,30 +341,40 @@ class Runtime:
                     if isinstance(exc, ProgrammingError):
                         refusals[dpid] = exc.refusals
                     LOG.warning("switch %s: %s", dpid, failures[dpid])
-        self._note_failures(failures, {c.dpid for c in channels})
+        self._note_failures(failures, connected)
         self.stats["passes"] += 1
         self.stats["pass_failures"] += bool(failures)
         self.stats["last_pass_seconds"] = time.perf_counter() - started
-        return ConvergeReport(not failures, failures, changed, refusals)
+        self.stats["last_pass_units"] = sum(n for kind, n in self.compiler.recompiled.items() if "." in kind)
+        return ConvergeReport(not failures, failures, frozenset(delta), refusals, delta)
 
-    def _blame(self, report: ConvergeReport, before: Policy) -> list[RefusedFlow]:
-        """The refused flows that the change itself introduced (new, or different from before it).
+    def _refresh_views(self) -> None:
+        """What other threads read between passes (LLDP, REST): plain values, never the compiler itself."""
+        self._bound, self._pins = self.compiler.trunk_rules()
+        self._links: tuple[Link, ...] = self.compiler.usable_links()
+
+    def _candidates(self, dpid: str) -> tuple[SwitchPort, ...]:
+        """The trunk candidates of a switch as its ports are now, and as bindings and pins were at the last pass."""
+        switch = self.fabric.switch(dpid)
+        if switch is None:
+            return ()
+        return trunk_candidates(switch, self._bound.get(dpid, frozenset()), self._pins.get(dpid))
+
+    def _blame(self, report: ConvergeReport) -> list[RefusedFlow]:
+        """The refused flows that the change itself introduced (changed by this very pass).
 
         A switch may also be refusing a flow it refused before the change (one that topology
         caused): that is not the change's fault, and rolling the change back would not fix it.
         """
-        if not any(report.refusals.values()):
-            return []
-        previous = compile_all(before, self._topology)
         return [self._describe(dpid, refusal)
                 for dpid, refusals in report.refusals.items() for refusal in refusals
-                if refusal.flow is not None and previous.get(dpid, {}).get(refusal.flow.key) != refusal.flow]
+                if refusal.flow is not None and refusal.flow.key in report.delta.get(dpid, ())]
 
     def _describe(self, dpid: str, refusal: FlowRefusal) -> RefusedFlow:
         flow = refusal.flow
         assert flow is not None
         return RefusedFlow(dpid, flow.table, flow.priority, ofwire.describe_match(ofwire.encode_match(flow.match)),
-                           self._owners.get(flow.cookie), refusal.error)
+                           self.compiler.owner(flow.cookie), refusal.error)
 
     def _note_failures(self, failures: dict[str, str], connected: set[str]) -> None:
         """Backoff bookkeeping: a failing switch is retried after 1, 2, 4, ... s (capped)."""
@@ -451,24 +500,22 @@ class Runtime:
         if sender[0] == receiver[0]:
             raise lldp.Refused(f"loop: sent by {sender[0]}:{sender[1]}, a port of the same switch")
         for role, (dpid, ofport) in (("sender", sender), ("receiver", receiver)):
-            switch = self.fabric.switch(dpid)
-            if switch is None or not self.fabric.is_connected(dpid):
+            if not self.fabric.is_connected(dpid):
                 raise lldp.Refused(f"{role} switch {dpid} is not connected")
-            if all(port.ofport != ofport for port in trunk_candidates(switch, self._policy)):
+            if all(port.ofport != ofport for port in self._candidates(dpid)):
                 raise lldp.Refused(f"{role} {dpid}:{ofport} may not carry a link (bound to a port, not a "
                                    "pinned trunk, or down)")
 
     def _send_lldp(self, dpid: str | None = None) -> None:
-        """One signed LLDP frame out of every trunk candidate of each connected switch (or of `dpid`)."""
-        topology, channels = self.fabric.view()
+        """One signed LLDP frame out of every trunk candidate of each connected switch (or of `dpid`):
+        the cost grows with trunk candidates, not with all ports."""
         now = time.time()
-        for channel in channels:
-            switch = topology.switch(channel.dpid)
-            if dpid not in (None, channel.dpid) or switch is None:
+        for channel in self.fabric.channels():
+            if dpid not in (None, channel.dpid):
                 continue
             frames = [ofwire.packet_out(channel.next_xid(), port.ofport,
                                         lldp.frame(channel.dpid, port.ofport, port.mac, self._secret, now))
-                      for port in trunk_candidates(switch, self._policy)]
+                      for port in self._candidates(channel.dpid)]
             if frames:
                 channel.send(b"".join(frames))
 

@@ -178,6 +178,19 @@ class _SwitchConfigRow(_Base):
     trunk_ports: Mapped[str | None] = mapped_column(String(4096))  # JSON list of interface names
 
 
+class _ChangeRow(_Base):
+    """The change journal: at each revision, which policy object changed (its kind and id).
+
+    Readers (the runtime, later several controllers) ask what changed since the revision they last
+    saw and load just those objects, instead of the whole policy.
+    """
+
+    __tablename__ = "changes"
+    revision: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    object_id: Mapped[str] = mapped_column(String(36))
+
+
 class _SwitchRow(_Base):
     __tablename__ = "switches"
     dpid: Mapped[str] = mapped_column(String(16), primary_key=True)
@@ -369,6 +382,7 @@ class Store:
             if adopt_ports:
                 for port_id in session.scalars(select(_PortRow.id).where(_PortRow.port_security_enabled)).all():
                     _set_port_groups(session, port_id, [group_id])
+                    _journal(session, "port", port_id)
             return group_id
 
     # -- networks --------------------------------------------------------------------------
@@ -393,6 +407,7 @@ class Store:
                 external=values["external"],
             )
             session.add(row)
+            _journal(session, "network", row.id)
             return _network_dict(row)
 
     def list_networks(self) -> list[dict[str, Any]]:
@@ -425,6 +440,7 @@ class Store:
             row.cidr, row.gateway_ip = str(cidr), gateway
             row.name = values.get("name", row.name)
             row.external = values.get("external", row.external)
+            _journal(session, "network", row.id)
             return _network_dict(row)
 
     def delete_network(self, network_id: str) -> None:
@@ -438,6 +454,7 @@ class Store:
                     [{"field": "id", "message": f"used by port {port_id}"} for port_id in ports],
                 )
             session.delete(row)
+            _journal(session, "network", row.id)
 
     # -- ports -------------------------------------------------------------------------------
 
@@ -468,6 +485,7 @@ class Store:
             session.add(row)
             session.flush()
             _set_port_groups(session, row.id, group_ids)
+            _journal(session, "port", row.id)
             return _port_dict(row, group_ids)
 
     def list_ports(self, network_id: str | None = None) -> list[dict[str, Any]]:
@@ -481,7 +499,7 @@ class Store:
     def get_port(self, port_id: str) -> dict[str, Any]:
         with self._transaction() as session:
             row = _get(session, _PortRow, port_id)
-            return _port_dict(row, _port_groups(session, row.id).get(row.id, []))
+            return _port_dict(row, _port_groups(session, [row.id]).get(row.id, []))
 
     def update_port(self, port_id: str, body: dict[str, Any]) -> dict[str, Any]:
         values = parse_body(PORT_FIELDS, body, partial=True)
@@ -496,13 +514,14 @@ class Store:
             with session.no_autoflush:
                 _check_port(session, session.get_one(_NetworkRow, row.network_id), row)
                 if new_group_ids is None:
-                    group_ids = _port_groups(session, row.id).get(row.id, [])
+                    group_ids = _port_groups(session, [row.id]).get(row.id, [])
                     _check_port_groups(session, row, group_ids, "port_security_enabled")
                 else:
                     group_ids = new_group_ids
                     _check_port_groups(session, row, group_ids, "security_group_ids")
             if new_group_ids is not None:
                 _set_port_groups(session, row.id, group_ids)
+            _journal(session, "port", row.id)
             return _port_dict(row, group_ids)
 
     def delete_port(self, port_id: str) -> None:
@@ -510,6 +529,7 @@ class Store:
             row = _get(session, _PortRow, port_id)
             session.merge(_FreedKeyRow(key=row.key))
             session.delete(row)
+            _journal(session, "port", row.id)
 
     def freed_port_keys(self) -> frozenset[int]:
         """Keys (conntrack zones) of deleted ports that no port holds again yet."""
@@ -522,7 +542,8 @@ class Store:
         values = parse_body(SECURITY_GROUP_FIELDS, body)
         with self._transaction() as session:
             group_id = _add_group(session, values["name"], values["description"])
-            return _group_dict(session.get_one(_SecurityGroupRow, group_id), _group_rules(session, group_id)[group_id])
+            rules = _group_rules(session, [group_id])[group_id]
+            return _group_dict(session.get_one(_SecurityGroupRow, group_id), rules)
 
     def list_security_groups(self) -> list[dict[str, Any]]:
         with self._transaction() as session:
@@ -532,7 +553,7 @@ class Store:
     def get_security_group(self, group_id: str) -> dict[str, Any]:
         with self._transaction() as session:
             row = _get(session, _SecurityGroupRow, group_id)
-            return _group_dict(row, _group_rules(session, row.id)[row.id])
+            return _group_dict(row, _group_rules(session, [row.id])[row.id])
 
     def update_security_group(self, group_id: str, body: dict[str, Any]) -> dict[str, Any]:
         values = parse_body(SECURITY_GROUP_FIELDS, body, partial=True)
@@ -542,7 +563,8 @@ class Store:
                 raise ApiError.conflict("name", f"the built-in {DEFAULT_GROUP!r} security group cannot be renamed")
             row.name = values.get("name", row.name)
             row.description = values.get("description", row.description)
-            return _group_dict(row, _group_rules(session, row.id)[row.id])
+            _journal(session, "group", row.id)
+            return _group_dict(row, _group_rules(session, [row.id])[row.id])
 
     def delete_security_group(self, group_id: str) -> None:
         with self._transaction() as session:
@@ -569,6 +591,7 @@ class Store:
                 )
             session.execute(delete(_SecurityGroupRuleRow).where(_SecurityGroupRuleRow.security_group_id == row.id))
             session.delete(row)
+            _journal(session, "group", row.id)
 
     # -- security group rules (immutable: created and deleted only) --------------------------
 
@@ -605,34 +628,51 @@ class Store:
 
     def delete_security_group_rule(self, rule_id: str) -> None:
         with self._transaction() as session:
-            session.delete(_get(session, _SecurityGroupRuleRow, rule_id))
+            row = _get(session, _SecurityGroupRuleRow, rule_id)
+            session.delete(row)
+            _journal(session, "group", row.security_group_id)
 
     # -- what the compilers read ---------------------------------------------------------------
 
     def snapshot(self) -> Policy:
-        """Networks, ports and security groups as one consistent, immutable policy."""
+        """Networks, ports, security groups and switch configs as one consistent, immutable policy."""
         with self._transaction() as session:
-            networks = tuple(
-                Network(row.id, row.name, row.cidr, row.gateway_ip, row.segmentation_id, row.external)
-                for row in session.scalars(_ordered(_NetworkRow))
-            )
-            port_groups = _port_groups(session)
-            ports = tuple(
-                Port(
-                    row.id, row.network_id, row.name, row.mac_address, row.ip_address,
-                    row.dpid, row.interface, row.port_security_enabled,
-                    tuple(port_groups.get(row.id, ())), row.key,
-                )
-                for row in session.scalars(_ordered(_PortRow))
-            )
-            rules = _group_rules(session)
-            groups = tuple(
-                SecurityGroup(row.id, row.name, tuple(rules[row.id]))
-                for row in session.scalars(_ordered(_SecurityGroupRow))
-            )
-            switches = tuple(_switch_config(row) for row in
-                             session.scalars(select(_SwitchConfigRow).order_by(_SwitchConfigRow.dpid)))
-        return Policy(networks=networks, ports=ports, security_groups=groups, switches=switches)
+            return Policy(networks=tuple(_networks(session)), ports=tuple(_ports(session)),
+                          security_groups=tuple(_groups(session)), switches=tuple(_switch_configs(session)))
+
+    def revision(self) -> int:
+        """The latest revision of the change journal (0: nothing ever changed)."""
+        with self._transaction() as session:
+            return session.scalar(select(func.max(_ChangeRow.revision))) or 0
+
+    def changes_since(self, revision: int) -> tuple[int, set[tuple[str, str]]] | None:
+        """(the latest revision, the (kind, id) of every object changed after `revision`); None when the
+        journal no longer reaches back that far (then reload the snapshot)."""
+        with self._transaction() as session:
+            rows = session.execute(select(_ChangeRow.revision, _ChangeRow.kind, _ChangeRow.object_id)
+                                   .where(_ChangeRow.revision > revision).order_by(_ChangeRow.revision)).all()
+            if not rows:
+                return revision, set()
+            if rows[0].revision != revision + 1:
+                oldest = session.scalar(select(func.min(_ChangeRow.revision)))
+                if revision < (oldest or 0) - 1:
+                    return None
+            return rows[-1].revision, {(kind, object_id) for _, kind, object_id in rows}
+
+    def objects(self, changed: set[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+        """The current model object of each (kind, id) (None: deleted), in one consistent read."""
+        ids: dict[str, list[str]] = {}
+        for kind, object_id in changed:
+            ids.setdefault(kind, []).append(object_id)
+        loaders = {"network": (_networks, _NetworkRow.id), "port": (_ports, _PortRow.id),
+                   "group": (_groups, _SecurityGroupRow.id), "switch": (_switch_configs, _SwitchConfigRow.dpid)}
+        found: dict[tuple[str, str], Any] = dict.fromkeys(changed)
+        with self._transaction() as session:
+            for kind, wanted in ids.items():
+                load, column = loaders[kind]
+                for obj in load(session, column.in_(wanted)):
+                    found[(kind, obj.dpid if kind == "switch" else obj.id)] = obj
+        return found
 
     # -- switch configuration --------------------------------------------------------------------
 
@@ -656,6 +696,7 @@ class Store:
                         raise ApiError.conflict("trunk_ports", f"{bound[0]} is bound to port {bound[1]}")
                 row.trunk_ports = None if pins is None else json.dumps(pins)
             session.add(row)
+            _journal(session, "switch", dpid)
             return _switch_config_dict(_switch_config(row))
 
     # -- last-known topology -------------------------------------------------------------------
@@ -689,6 +730,31 @@ class Store:
         with self._transaction() as session:
             rows = session.scalars(select(_LinkRow)).all()
             return sorted(Link(r.a_dpid, r.a_port, r.b_dpid, r.b_port) for r in rows)
+
+
+def _networks(session: Session, *where: Any) -> Iterator[Network]:
+    for row in session.scalars(_ordered(_NetworkRow).where(*where)):
+        yield Network(row.id, row.name, row.cidr, row.gateway_ip, row.segmentation_id, row.external)
+
+
+def _ports(session: Session, *where: Any) -> Iterator[Port]:
+    rows = session.scalars(_ordered(_PortRow).where(*where)).all()
+    groups = _port_groups(session, [row.id for row in rows] if where else None)
+    for row in rows:
+        yield Port(row.id, row.network_id, row.name, row.mac_address, row.ip_address, row.dpid, row.interface,
+                   row.port_security_enabled, tuple(groups.get(row.id, ())), row.key)
+
+
+def _groups(session: Session, *where: Any) -> Iterator[SecurityGroup]:
+    rows = session.scalars(_ordered(_SecurityGroupRow).where(*where)).all()
+    rules = _group_rules(session, [row.id for row in rows] if where else None)
+    for row in rows:
+        yield SecurityGroup(row.id, row.name, tuple(rules[row.id]))
+
+
+def _switch_configs(session: Session, *where: Any) -> Iterator[SwitchConfig]:
+    for row in session.scalars(select(_SwitchConfigRow).where(*where).order_by(_SwitchConfigRow.dpid)):
+        yield _switch_config(row)
 
 
 def _open_engine(url: str) -> Engine:
@@ -743,6 +809,18 @@ def _migrate(engine: Engine) -> bool:
 
 def _ordered(model: type[_Base]) -> Select[Any]:
     return select(model).order_by(model.created_at, model.id)
+
+
+JOURNAL_KEEP = 10_000  # revisions the journal keeps; a reader further behind reloads everything
+
+
+def _journal(session: Session, kind: str, object_id: str) -> None:
+    """Record that a policy object changed (network, port, group with its rules, switch config)."""
+    row = _ChangeRow(kind=kind, object_id=object_id)
+    session.add(row)
+    session.flush()
+    if row.revision % 1000 == 0:
+        session.execute(delete(_ChangeRow).where(_ChangeRow.revision <= row.revision - JOURNAL_KEEP))
 
 
 def _get(session: Session, model: type[_Base], ident: str, field: str | None = None) -> Any:
@@ -836,13 +914,13 @@ def _check_port_groups(session: Session, port: _PortRow, group_ids: list[str], f
         )
 
 
-def _port_groups(session: Session, port_id: str | None = None) -> dict[str, list[str]]:
-    """Port id -> its security group ids in order (ports without groups are absent)."""
+def _port_groups(session: Session, port_ids: list[str] | None = None) -> dict[str, list[str]]:
+    """Port id -> its security group ids in order (ports without groups are absent); of every port by default."""
     query = select(_PortSecurityGroupRow.port_id, _PortSecurityGroupRow.security_group_id).order_by(
         _PortSecurityGroupRow.port_id, _PortSecurityGroupRow.position
     )
-    if port_id is not None:
-        query = query.where(_PortSecurityGroupRow.port_id == port_id)
+    if port_ids is not None:
+        query = query.where(_PortSecurityGroupRow.port_id.in_(port_ids))
     groups: dict[str, list[str]] = {}
     for owner, group_id in session.execute(query):
         groups.setdefault(owner, []).append(group_id)
@@ -857,11 +935,11 @@ def _set_port_groups(session: Session, port_id: str, group_ids: list[str]) -> No
     )
 
 
-def _group_rules(session: Session, group_id: str | None = None) -> defaultdict[str, list[SecurityGroupRule]]:
-    """Group id -> its rules in key order (a group without rules maps to [])."""
+def _group_rules(session: Session, group_ids: list[str] | None = None) -> defaultdict[str, list[SecurityGroupRule]]:
+    """Group id -> its rules in key order (a group without rules maps to []); of every group by default."""
     query = select(_SecurityGroupRuleRow).order_by(_SecurityGroupRuleRow.key)
-    if group_id is not None:
-        query = query.where(_SecurityGroupRuleRow.security_group_id == group_id)
+    if group_ids is not None:
+        query = query.where(_SecurityGroupRuleRow.security_group_id.in_(group_ids))
     rules: defaultdict[str, list[SecurityGroupRule]] = defaultdict(list)
     for row in session.scalars(query):
         rules[row.security_group_id].append(_rule(row))
@@ -914,4 +992,5 @@ def _add_rule(session: Session, values: dict[str, Any]) -> _SecurityGroupRuleRow
     row = _SecurityGroupRuleRow(id=str(uuid.uuid4()), key=key, **values)
     session.add(row)
     session.flush()
+    _journal(session, "group", row.security_group_id)
     return row

@@ -372,7 +372,7 @@ def sg_line(make_bridge: Callable[[str, int], Bridge]) -> Fabric:
 def test_a_tagged_frame_from_a_trunk_meets_the_destination_ports_ingress_rules(sg_line, src):
     """Switch 3 learns the frame's network from its tag alone; b3's rules then decide in b3's zone."""
     b3 = LINE_VMS["b3"]
-    [trunk] = LINE.trunk_ports(S3)
+    [trunk] = [link.port_on(S3) for link in LINE.links if S3 in (link.a_dpid, link.b_dpid)]
     pkt = {**TO_B3[src], "in_port": trunk, "vlan_vid": OFPVID_PRESENT | TENANT_B.segmentation_id}
     seen = fate(sg_line, pkt, ["trk,new"], dpid=S3)
     assert seen.lookups == [b3.key]

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from apps.compiler import compile_all
-from apps.discovery import trusted
 from apps.flows import match
 from apps.topology import Link, SwitchPort
 from controller import lldp
@@ -52,9 +51,8 @@ def connect(runtime: Runtime, *switches: FakeSwitch) -> None:
 
 
 def expected(runtime: Runtime, dpid: str) -> dict:
-    """What the switch should hold: a fresh compile of the store on the trusted topology."""
-    policy = runtime.store.snapshot()
-    return dict(map(wire, compile_all(policy, trusted(runtime.fabric.snapshot(), policy))[dpid].values()))
+    """What the switch should hold: a fresh compile of the store on the runtime's topology."""
+    return dict(map(wire, compile_all(runtime.store.snapshot(), runtime.fabric.snapshot())[dpid].values()))
 
 
 def network(runtime: Runtime, name: str = "blue") -> str:
@@ -96,15 +94,15 @@ def test_a_switch_that_connects_during_a_pass_is_not_wiped(store):
     connect(runtime, s1)
     port(runtime, network(runtime), S1, "s1-eth1")
     s2.flows = {(0, 100, b"from-its-last-controller"): (7, b"")}
-    compile_once = runtime.compiler.compile
+    commit_once = runtime.compiler.commit
 
-    def compile_and_connect(policy, topology):
-        result = compile_once(policy, topology)
-        runtime.compiler.compile = compile_once
+    def commit_and_connect():
+        delta = commit_once()
+        runtime.compiler.commit = commit_once
         connect(runtime, s2)  # as os-ken would, from its own thread, in the middle of the pass
-        return result
+        return delta
 
-    runtime.compiler.compile = compile_and_connect
+    runtime.compiler.commit = commit_and_connect
     assert runtime.converge().ok
     assert s2.flows == {(0, 100, b"from-its-last-controller"): (7, b"")} and s2.bundles_committed == 0
     assert runtime.converge().ok and s2.flows == expected(runtime, S2)
@@ -226,16 +224,16 @@ def test_after_a_restart_bound_ports_are_known_before_the_first_pass(store):
 
 def test_the_converge_thread_survives_an_exception_and_retries(store, monkeypatch):
     runtime, s1 = make_runtime(store), switch(S1)
-    snapshot = store.snapshot
+    changes_since = store.changes_since
     calls = {"n": 0}
 
-    def fails_once():
+    def fails_once(revision):
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("disk on fire")
-        return snapshot()
+        return changes_since(revision)
 
-    monkeypatch.setattr(store, "snapshot", fails_once)
+    monkeypatch.setattr(store, "changes_since", fails_once)
     runtime.start()
     try:
         connect(runtime, s1)

@@ -305,7 +305,6 @@ def test_snapshot_is_the_policy_model(store: Store) -> None:
     assert policy.ports == (
         Port(port["id"], net["id"], "vm", port["mac_address"], "10.0.0.11", DPID, "s1-eth1", False, (), key=1),
     )
-    assert policy.by_network[net["id"]].segmentation_id == 5
 
 
 def test_state_survives_reopening(tmp_path: Path) -> None:

@@ -1,0 +1,294 @@
+"""Incremental compilation: flows recomputed per object, dependencies recorded as they are read.
+
+Three kinds of node, each named by a key tuple whose first item is its kind:
+
+- inputs, set from outside: the policy's objects, the topology, and a few indexes of them (apps/index.py);
+- derived values: pure functions of other nodes, memoized (a port's placement, a network's members on
+  a switch, the paths toward a switch). One may be recomputed once more after its object is gone (the
+  unit reading it goes in the same commit, later), so it must accept a missing input;
+- units: pure functions that contribute flows to switches, one per object (a port, a network, a rule,
+  a switch). A unit exists while the input it is anchored to exists: unit ("isolation.port", P) lives as
+  long as input ("port", P).
+
+Derived values and units read other nodes through a `Reader`, which records what they read. When inputs
+change, `commit()` recomputes exactly the nodes that read something that changed, lowest level first (a
+node only reads nodes of lower levels, so each is recomputed once, after everything it reads), and stops
+wherever a recomputed value equals the old one. Unit contributions are merged per switch into the
+desired flow table, and `commit()` returns per switch the keys of the flows that changed. A full compile
+is the very same code run on every unit, so incremental and full compiles cannot disagree unless a node
+reads something without going through its Reader.
+
+Clause flows of conjunctive matches are shared: several units (rules, ports, members) contribute
+`Share`s of the same (table, priority, match), and the flow carries the union of their conjunctions.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from apps.flows import Conjunction, Flow, Match
+
+Key = tuple
+FlowKey = tuple[str, int, Match]
+UNIT_LEVEL = 1000
+_MISSING = object()
+
+
+class FlowConflict(Exception):
+    """Two units want different flows under the same (table, priority, match)."""
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A memoized value: `compute(read, *args)` for key (kind, *args); it may read only lower levels."""
+
+    level: int
+    compute: Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Flows of one object: `compute(read, *args) -> {dpid: [Flow | Share]}`, one per input key of `anchor`."""
+
+    anchor: str
+    compute: Callable[..., Mapping[str, Iterable[Flow | Share]]]
+
+
+@dataclass(frozen=True)
+class Share:
+    """A unit's part of a shared conjunctive clause flow: the flow's actions are all parts' conjunctions."""
+
+    table: str
+    priority: int
+    match: Match
+    conjunctions: frozenset[Conjunction]
+    cookie: int
+
+    @property
+    def key(self) -> FlowKey:
+        return (self.table, self.priority, self.match)
+
+
+Read = Callable[[Key], Any]
+
+
+@dataclass
+class _Entry:
+    """Everything units contribute under one flow key of one switch."""
+
+    flows: dict[Key, Flow] = field(default_factory=dict)
+    shares: dict[Key, Share] = field(default_factory=dict)
+
+    def render(self, key: FlowKey) -> Flow | None:
+        if self.flows and self.shares:
+            raise FlowConflict(f"{key}: a flow ({next(iter(self.flows))}) and a clause ({next(iter(self.shares))})")
+        if self.flows:
+            flows = iter(self.flows.values())
+            first = next(flows)
+            for other in flows:
+                if other != first:
+                    raise FlowConflict(f"{key}: {first} vs {other}")
+            return first
+        if self.shares:
+            cookies = {share.cookie for share in self.shares.values()}
+            if len(cookies) > 1:
+                raise FlowConflict(f"{key}: clause cookies {cookies}")
+            conjunctions = sorted({c for share in self.shares.values() for c in share.conjunctions},
+                                  key=lambda c: (c.id, c.clause))
+            return Flow(key[0], key[1], key[2], tuple(conjunctions), cookie=cookies.pop())
+        return None
+
+
+class Engine:
+    def __init__(self, derived: Mapping[str, Derived], units: Mapping[str, Unit]) -> None:
+        self._derived = dict(derived)
+        self._units = dict(units)
+        self._anchored: dict[str, list[str]] = {}
+        for name, unit in self._units.items():
+            self._anchored.setdefault(unit.anchor, []).append(name)
+        self._values: dict[Key, Any] = {}                # inputs and computed derived values
+        self._deps: dict[Key, frozenset[Key]] = {}       # derived and unit nodes -> what they read
+        self._dependents: dict[Key, set[Key]] = {}       # node -> derived and unit nodes that read it
+        self._contributions: dict[Key, dict[str, dict[FlowKey, Flow | Share]]] = {}  # unit -> dpid -> key -> part
+        self._entries: dict[str, dict[FlowKey, _Entry]] = {}
+        self._tables: dict[str, dict[FlowKey, Flow]] = {}
+        self._before: dict[Key, Any] = {}  # inputs set since the last commit -> their value then
+        self.recomputed: Counter[str] = Counter()  # kind -> recomputations by the last commit (tests, metrics)
+
+    # --- inputs -----------------------------------------------------------------------------------
+    def set(self, key: Key, value: Any) -> None:
+        """Set an input (None removes it); takes effect at the next commit()."""
+        old = self._values.get(key, _MISSING)
+        if value is None:
+            if old is _MISSING:
+                return
+            del self._values[key]
+        else:
+            if old is not _MISSING and old == value:
+                return
+            self._values[key] = value
+        self._before.setdefault(key, old)  # a key set back to what it was is no change
+
+    def get(self, key: Key) -> Any:
+        """A node's value from outside any computation (computed if needed; no dependency recorded)."""
+        return self._read(key)
+
+    # --- results ------------------------------------------------------------------------------------
+    @property
+    def tables(self) -> Mapping[str, Mapping[FlowKey, Flow]]:
+        """dpid -> the desired flows of that switch, as of the last commit()."""
+        return self._tables
+
+    def table(self, dpid: str) -> Mapping[FlowKey, Flow]:
+        return self._tables.get(dpid, {})
+
+    # --- propagation --------------------------------------------------------------------------------
+    def commit(self) -> dict[str, set[FlowKey]]:
+        """Bring every node up to date with the inputs set since the last commit.
+
+        Returns per switch the keys whose desired flow was added, changed or removed.
+        """
+        self.recomputed = Counter()
+        delta: dict[str, set[FlowKey]] = {}
+        queue: list[tuple[int, int, Key]] = []
+        queued: set[Key] = set()
+        counter = 0
+
+        def push(node: Key) -> None:
+            nonlocal counter
+            if node not in queued:
+                queued.add(node)
+                counter += 1
+                heapq.heappush(queue, (self._level(node), counter, node))
+
+        before, self._before = self._before, {}
+        changed = [key for key, old in before.items() if self._values.get(key, _MISSING) != old]
+        for key in changed:
+            for dependent in self._dependents.get(key, ()):
+                push(dependent)
+            for unit_name in self._anchored.get(key[0], ()):
+                push((unit_name, *key[1:]))
+        while queue:
+            _, _, node = heapq.heappop(queue)
+            queued.discard(node)
+            if node[0] in self._units:
+                self._update_unit(node, delta)
+            elif node in self._deps:  # a derived value someone still reads
+                old = self._values.get(node, _MISSING)
+                new = self._compute(node)
+                if new != old:
+                    for dependent in self._dependents.get(node, ()):
+                        push(dependent)
+        return {dpid: keys for dpid, keys in delta.items() if keys}
+
+    def _level(self, node: Key) -> int:
+        kind = node[0]
+        if kind in self._units:
+            return UNIT_LEVEL
+        derived = self._derived.get(kind)
+        return derived.level if derived else 0
+
+    def _read(self, key: Key) -> Any:
+        if key[0] in self._derived and key not in self._deps:
+            return self._compute(key)
+        return self._values.get(key)
+
+    def _compute(self, node: Key) -> Any:
+        """(Re)compute a derived value or a unit's contributions, recording what it reads."""
+        level = self._level(node)
+        reads: set[Key] = set()
+
+        def read(key: Key) -> Any:
+            if self._level(key) >= level:
+                raise ValueError(f"{node} may not read {key}: not of a lower level")
+            reads.add(key)
+            return self._read(key)
+
+        self.recomputed[node[0]] += 1
+        definition = self._units.get(node[0]) or self._derived[node[0]]
+        value = definition.compute(read, *node[1:])
+        self._track(node, frozenset(reads))
+        if node[0] not in self._units:
+            self._values[node] = value
+        return value
+
+    def _track(self, node: Key, reads: frozenset[Key]) -> None:
+        old = self._deps.get(node, frozenset())
+        for key in old - reads:
+            dependents = self._dependents.get(key)
+            if dependents is not None:
+                dependents.discard(node)
+                if not dependents:
+                    del self._dependents[key]
+                    self._release(key)
+        for key in reads - old:
+            self._dependents.setdefault(key, set()).add(node)
+        self._deps[node] = reads
+
+    def _release(self, key: Key) -> None:
+        """Forget a derived value nobody reads any more (and, in turn, what only it read)."""
+        if key[0] in self._derived and key in self._deps and not self._dependents.get(key):
+            self._values.pop(key, None)
+            self._track(key, frozenset())
+            del self._deps[key]
+
+    def _update_unit(self, unit: Key, delta: dict[str, set[FlowKey]]) -> None:
+        anchor = (self._units[unit[0]].anchor, *unit[1:])
+        if anchor in self._values:
+            produced = self._compute(unit)
+            new = {dpid: _by_key(unit, parts) for dpid, parts in produced.items()}
+        else:  # its object is gone: so are its flows
+            new = {}
+            self._track(unit, frozenset())
+            self._deps.pop(unit, None)
+        old = self._contributions.pop(unit, {})
+        if new:
+            self._contributions[unit] = new
+        for dpid in old.keys() | new.keys():
+            before, after = old.get(dpid, {}), new.get(dpid, {})
+            if before == after:
+                continue
+            entries = self._entries.setdefault(dpid, {})
+            table = self._tables.setdefault(dpid, {})
+            changed = delta.setdefault(dpid, set())
+            for key in before.keys() | after.keys():
+                part_before, part_after = before.get(key), after.get(key)
+                if part_before == part_after:
+                    continue
+                entry = entries.setdefault(key, _Entry())
+                for part in (part_before, part_after):
+                    if part is not None:
+                        (entry.shares if isinstance(part, Share) else entry.flows).pop(unit, None)
+                if part_after is not None:
+                    if isinstance(part_after, Share):
+                        entry.shares[unit] = part_after
+                    else:
+                        entry.flows[unit] = part_after
+                flow = entry.render(key)
+                if flow is None:
+                    del entries[key]
+                if table.get(key) != flow:
+                    changed.add(key)
+                    if flow is None:
+                        table.pop(key, None)
+                    else:
+                        table[key] = flow
+
+
+def _by_key(unit: Key, parts: Iterable[Flow | Share]) -> dict[FlowKey, Flow | Share]:
+    """A unit's parts on one switch by flow key: its shares of one clause merge, equal flows are one."""
+    merged: dict[FlowKey, Flow | Share] = {}
+    for part in parts:
+        other = merged.get(part.key)
+        if other is None or other == part:
+            merged[part.key] = part
+        elif isinstance(part, Share) and isinstance(other, Share) and part.cookie == other.cookie:
+            merged[part.key] = Share(part.table, part.priority, part.match, other.conjunctions | part.conjunctions,
+                                     part.cookie)
+        else:
+            raise FlowConflict(f"{unit} makes two flows under {part.key}: {other} vs {part}")
+    return merged
