@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Match/set-field names -> width in bits. The order here is the canonical order of a match.
 FIELDS: dict[str, int] = {
@@ -77,15 +78,28 @@ def ip_to_int(ip: str) -> int:
     return int(ipaddress.IPv4Address(ip))
 
 
+@lru_cache(maxsize=1 << 16)
+def _parse_text(name: str, text: str) -> tuple[int, int]:
+    """A MAC or an IPv4 address/prefix as (value, mask), parsed once however many flows use it."""
+    if name in _MAC_FIELDS:
+        return mac_to_int(text), (1 << 48) - 1
+    if name in _IP_FIELDS:
+        net = ipaddress.IPv4Network(text, strict=False)
+        return int(net.network_address), int(net.netmask)
+    raise ValueError(f"bad value {text!r} for field {name}")
+
+
+_FULL = {name: (1 << bits) - 1 for name, bits in FIELDS.items()}
+
+
 def _value_and_mask(name: str, value: FieldValue) -> tuple[int, int | None]:
-    full = (1 << FIELDS[name]) - 1
+    full = _FULL[name]
+    if value.__class__ is int:
+        return value & full, None
     if isinstance(value, tuple):
         val, mask = value
-    elif isinstance(value, str) and name in _MAC_FIELDS:
-        val, mask = mac_to_int(value), full
-    elif isinstance(value, str) and name in _IP_FIELDS:
-        net = ipaddress.IPv4Network(value, strict=False)
-        val, mask = int(net.network_address), int(net.netmask)
+    elif isinstance(value, str):
+        val, mask = _parse_text(name, value)
     elif isinstance(value, int):
         val, mask = value, full
     else:
@@ -98,12 +112,17 @@ def _value_and_mask(name: str, value: FieldValue) -> tuple[int, int | None]:
 def match(**fields: FieldValue) -> Match:
     """A canonical match from field=value keywords (ints, MAC/IPv4 strings, or (value, mask))."""
     items = []
+    last, ordered = -1, True
     for name, value in fields.items():
-        if name not in FIELDS:
+        rank = _ORDER.get(name)
+        if rank is None:
             raise ValueError(f"unknown match field {name}")
+        ordered = ordered and rank > last
+        last = rank
         val, mask = _value_and_mask(name, value)
         items.append((name, val, mask))
-    items.sort(key=lambda item: _ORDER[item[0]])
+    if not ordered:
+        items.sort(key=lambda item: _ORDER[item[0]])
     return tuple(items)
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from apps.flows import Conjunction, Flow, Match
@@ -76,14 +76,22 @@ class Share:
 Read = Callable[[Key], Any]
 
 
-@dataclass
+def _conj_order(conjunction: Conjunction) -> tuple[int, int]:
+    return (conjunction.id, conjunction.clause)
+
+
 class _Entry:
     """Everything units contribute under one flow key of one switch."""
 
-    flows: dict[Key, Flow] = field(default_factory=dict)
-    shares: dict[Key, Share] = field(default_factory=dict)
+    __slots__ = ("flows", "shares")
+
+    def __init__(self) -> None:
+        self.flows: dict[Key, Flow] = {}
+        self.shares: dict[Key, Share] = {}
 
     def render(self, key: FlowKey) -> Flow | None:
+        if len(self.flows) == 1 and not self.shares:  # by far the most common: one unit's own flow
+            return next(iter(self.flows.values()))
         if self.flows and self.shares:
             raise FlowConflict(f"{key}: a flow ({next(iter(self.flows))}) and a clause ({next(iter(self.shares))})")
         if self.flows:
@@ -97,9 +105,8 @@ class _Entry:
             cookies = {share.cookie for share in self.shares.values()}
             if len(cookies) > 1:
                 raise FlowConflict(f"{key}: clause cookies {cookies}")
-            conjunctions = sorted({c for share in self.shares.values() for c in share.conjunctions},
-                                  key=lambda c: (c.id, c.clause))
-            return Flow(key[0], key[1], key[2], tuple(conjunctions), cookie=cookies.pop())
+            conjunctions = set().union(*(share.conjunctions for share in self.shares.values()))
+            return Flow(key[0], key[1], key[2], tuple(sorted(conjunctions, key=_conj_order)), cookie=cookies.pop())
         return None
 
 
@@ -107,6 +114,7 @@ class Engine:
     def __init__(self, derived: Mapping[str, Derived], units: Mapping[str, Unit]) -> None:
         self._derived = dict(derived)
         self._units = dict(units)
+        self._levels = {kind: d.level for kind, d in self._derived.items()} | dict.fromkeys(self._units, UNIT_LEVEL)
         self._anchored: dict[str, list[str]] = {}
         for name, unit in self._units.items():
             self._anchored.setdefault(unit.anchor, []).append(name)
@@ -172,25 +180,36 @@ class Engine:
                 push(dependent)
             for unit_name in self._anchored.get(key[0], ()):
                 push((unit_name, *key[1:]))
+        touched: dict[str, set[FlowKey]] = {}  # keys whose parts changed: rendered once, at the end
         while queue:
             _, _, node = heapq.heappop(queue)
             queued.discard(node)
             if node[0] in self._units:
-                self._update_unit(node, delta)
+                self._update_unit(node, touched)
             elif node in self._deps:  # a derived value someone still reads
                 old = self._values.get(node, _MISSING)
                 new = self._compute(node)
                 if new != old:
                     for dependent in self._dependents.get(node, ()):
                         push(dependent)
-        return {dpid: keys for dpid, keys in delta.items() if keys}
+        for dpid, keys in touched.items():
+            entries = self._entries.setdefault(dpid, {})
+            table = self._tables.setdefault(dpid, {})
+            for key in keys:
+                entry = entries.get(key)
+                flow = entry.render(key) if entry is not None else None
+                if flow is None:
+                    entries.pop(key, None)
+                if table.get(key) != flow:
+                    delta.setdefault(dpid, set()).add(key)
+                    if flow is None:
+                        del table[key]
+                    else:
+                        table[key] = flow
+        return delta
 
     def _level(self, node: Key) -> int:
-        kind = node[0]
-        if kind in self._units:
-            return UNIT_LEVEL
-        derived = self._derived.get(kind)
-        return derived.level if derived else 0
+        return self._levels.get(node[0], 0)
 
     def _read(self, key: Key) -> Any:
         if key[0] in self._derived and key not in self._deps:
@@ -236,7 +255,7 @@ class Engine:
             self._track(key, frozenset())
             del self._deps[key]
 
-    def _update_unit(self, unit: Key, delta: dict[str, set[FlowKey]]) -> None:
+    def _update_unit(self, unit: Key, touched: dict[str, set[FlowKey]]) -> None:
         anchor = (self._units[unit[0]].anchor, *unit[1:])
         if anchor in self._values:
             produced = self._compute(unit)
@@ -253,35 +272,31 @@ class Engine:
             if before == after:
                 continue
             entries = self._entries.setdefault(dpid, {})
-            table = self._tables.setdefault(dpid, {})
-            changed = delta.setdefault(dpid, set())
-            for key in before.keys() | after.keys():
-                part_before, part_after = before.get(key), after.get(key)
-                if part_before == part_after:
+            keys = touched.setdefault(dpid, set())
+            for key, part in after.items():
+                previous = before.get(key)
+                if previous is part or previous == part:
                     continue
-                entry = entries.setdefault(key, _Entry())
-                for part in (part_before, part_after):
-                    if part is not None:
-                        (entry.shares if isinstance(part, Share) else entry.flows).pop(unit, None)
-                if part_after is not None:
-                    if isinstance(part_after, Share):
-                        entry.shares[unit] = part_after
-                    else:
-                        entry.flows[unit] = part_after
-                flow = entry.render(key)
-                if flow is None:
-                    del entries[key]
-                if table.get(key) != flow:
-                    changed.add(key)
-                    if flow is None:
-                        table.pop(key, None)
-                    else:
-                        table[key] = flow
+                keys.add(key)
+                entry = entries.get(key)
+                if entry is None:
+                    entry = entries[key] = _Entry()
+                elif previous is not None:
+                    (entry.shares if previous.__class__ is Share else entry.flows).pop(unit, None)
+                (entry.shares if part.__class__ is Share else entry.flows)[unit] = part
+            for key in before.keys() - after.keys():
+                keys.add(key)
+                entry = entries[key]
+                (entry.shares if before[key].__class__ is Share else entry.flows).pop(unit, None)
 
 
 def _by_key(unit: Key, parts: Iterable[Flow | Share]) -> dict[FlowKey, Flow | Share]:
     """A unit's parts on one switch by flow key: its shares of one clause merge, equal flows are one."""
-    merged: dict[FlowKey, Flow | Share] = {}
+    parts = list(parts)
+    merged: dict[FlowKey, Flow | Share] = {part.key: part for part in parts}
+    if len(merged) == len(parts):  # no two under one key: nothing to merge
+        return merged
+    merged = {}
     for part in parts:
         other = merged.get(part.key)
         if other is None or other == part:

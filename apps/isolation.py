@@ -14,6 +14,7 @@ port is, a network's members on a switch, its span, its flood flow on a switch) 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from apps.flows import (
     ETH_TYPE_ARP,
@@ -109,6 +110,7 @@ def _span(read: Read, network_id: str) -> frozenset[str]:
     its part of the flood tree."""
     members = read(("net_switches", network_id))
     span = set(members)
+    peers = read(("peers",))
     for dst in members:
         hops = read(("hops", dst))
         for src in members:
@@ -117,17 +119,10 @@ def _span(read: Read, network_id: str) -> frozenset[str]:
                 if here == dst or here not in hops:
                     break
                 span.add(here)
-                here = _peer_through(read, here, hops[here])
+                here = peers[(here, hops[here])]
     for link in read(("flood_links", network_id)):
         span.update((link.a_dpid, link.b_dpid))
     return frozenset(span)
-
-
-def _peer_through(read: Read, dpid: str, ofport: int) -> str:
-    for link in read(("usable_links",)):
-        if (link.a_dpid, link.a_port) == (dpid, ofport) or (link.b_dpid, link.b_port) == (dpid, ofport):
-            return link.peer_of(dpid)
-    raise ValueError(f"no link at {dpid}:{ofport}")
 
 
 def _flood_flow(read: Read, network_id: str, dpid: str) -> Flow:
@@ -139,7 +134,7 @@ def _flood_flow(read: Read, network_id: str, dpid: str) -> Flow:
                                                                                                  link.b_dpid))
     actions = [action for ofport, key in read(("local", network_id, dpid))
                for action in (SetField(REG_OUT_PORT, ofport), SetField(REG_DST_ZONE, key), Resubmit("ingress_acl"))]
-    actions += _tagged_out(network, tree)
+    actions += _tagged(network.segmentation_id, tuple(tree))
     return Flow("l2_lookup", PRIO_LOW,
                 match(**{REG_NETWORK: network.segmentation_id}, eth_dst=(MULTICAST_BIT, MULTICAST_BIT)),
                 tuple(actions), cookie=cookie("isolation", network.id))
@@ -173,7 +168,8 @@ def _port_flows(read: Read, port_id: str) -> dict[str, list[Flow]]:
         if dpid != placed.dpid and dpid in hops:
             hop = hops[dpid]
             if hop not in toward:
-                toward[hop] = Flow("l2_lookup", PRIO_DEFAULT, dst, tuple(_tagged_out(network, [hop])), cookie=owner)
+                toward[hop] = Flow("l2_lookup", PRIO_DEFAULT, dst, _tagged(network.segmentation_id, (hop,)),
+                                   cookie=owner)
             flows.setdefault(dpid, []).append(toward[hop])
     flows.setdefault(placed.dpid, []).extend([
         *_classify(placed),
@@ -216,11 +212,12 @@ def _trunk_ingress(network: Network, trunks: list[int]) -> list[Flow]:
             for trunk in trunks]
 
 
-def _tagged_out(network: Network, ports: list[int]) -> list[Action]:
+@lru_cache(maxsize=1 << 14)
+def _tagged(segment: int, ports: tuple[int, ...]) -> tuple[Action, ...]:
+    """Tag with the network's segmentation id and out these trunks (built once per network and ports)."""
     if not ports:
-        return []
-    return [PushVlan(), SetField("vlan_vid", OFPVID_PRESENT | network.segmentation_id),
-            *(Output(p) for p in ports)]
+        return ()
+    return (PushVlan(), SetField("vlan_vid", OFPVID_PRESENT | segment), *(Output(p) for p in ports))
 
 
 def _deliver(member: Placement) -> tuple[SetField, SetField]:

@@ -9,7 +9,7 @@ these as derived values (DERIVED), recomputed only when the usable links change.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from apps.incremental import Derived, Read
 
@@ -26,13 +26,14 @@ class SwitchPort:
 class Switch:
     dpid: str
     ports: tuple[SwitchPort, ...] = ()
+    _up: dict[str, int] = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._up.update({port.name: port.ofport for port in self.ports if port.up})
 
     def ofport(self, name: str) -> int | None:
         """The OpenFlow port number of an up interface called `name`, if any."""
-        for port in self.ports:
-            if port.name == name and port.up:
-                return port.ofport
-        return None
+        return self._up.get(name)
 
 
 @dataclass(frozen=True, order=True)
@@ -129,6 +130,12 @@ def _adjacency_node(read: Read) -> Adjacency:
     return adjacency(read(("usable_links",)))
 
 
+def _peers_node(read: Read) -> dict[tuple[str, int], str]:
+    """(dpid, ofport) of each end of a usable link -> the switch at the other end."""
+    return {end: peer for link in read(("usable_links",))
+            for end, peer in (((link.a_dpid, link.a_port), link.b_dpid), ((link.b_dpid, link.b_port), link.a_dpid))}
+
+
 def _hops_node(read: Read, dst: str) -> dict[str, int]:
     return next_hops(read(("adjacency",)), dst)
 
@@ -144,6 +151,7 @@ def _trunks_node(read: Read, dpid: str) -> tuple[int, ...]:
 
 DERIVED = {
     "adjacency": Derived(3, _adjacency_node),
+    "peers": Derived(3, _peers_node),        # ("peers",): (dpid, ofport) -> the switch beyond that port
     "hops": Derived(4, _hops_node),          # ("hops", dst): dpid -> port toward dst
     "flood_tree": Derived(4, _tree_node),
     "trunks": Derived(4, _trunks_node),

@@ -31,6 +31,7 @@ from controller.schema import (
     PORT_FIELDS,
     SECURITY_GROUP_FIELDS,
     SECURITY_GROUP_RULE_FIELDS,
+    SECURITY_GROUP_RULES_FIELDS,
     SWITCH_FIELDS,
     Field,
     check_parameters,
@@ -149,6 +150,8 @@ ROUTES: tuple[Route, ...] = (
     Route("PATCH", "/switches/{dpid}", "update_switch", "Pin a switch's trunk ports", response="Switch",
           request="SwitchUpdate"),
     Route("GET", "/switches/{dpid}/flows", "switch_flows", "The flows installed in a switch", response="Flow[]"),
+    Route("PUT", "/security-groups/{id}/rules", "replace_rules", "Replace a security group's rules in one change",
+          response="SecurityGroup", request="SecurityGroupRules"),
     *(route for res in RESOURCES for route in _crud_routes(res)),
 )
 
@@ -258,6 +261,12 @@ class _Handlers:
         dpid = parse_dpid(dpid)
         self._apply(lambda: self._store.update_switch(dpid, body), f"switch {dpid} was updated")
         return jsonify(self._switch(dpid))
+
+    def replace_rules(self, id: str) -> Response:
+        body = _json_body()
+        group = self._apply(lambda: self._store.replace_security_group_rules(id, body),
+                            f"the rules of security group {id} were replaced")
+        return jsonify({**group, "status": "ACTIVE"})
 
     def _switch(self, dpid: str) -> dict[str, Any]:
         for switch in self._runtime.switches():
@@ -445,7 +454,9 @@ def _field_schema(spec: Field) -> dict[str, Any]:
         schema["nullable"] = True
     if spec.default is not MISSING:
         schema["default"] = spec.default
-    if spec.fields:
+    if spec.fields and spec.type == "array":
+        schema["items"] = _fields_schema(spec.fields, [f for f in spec.fields if f.required])
+    elif spec.fields:
         schema.update(_fields_schema(spec.fields, spec.fields))
     return schema
 
@@ -516,7 +527,8 @@ def openapi_document(version: str = VERSION) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
-    schemas = {**_FIXED_SCHEMAS, "SwitchUpdate": _fields_schema(SWITCH_FIELDS, [])}
+    schemas = {**_FIXED_SCHEMAS, "SwitchUpdate": _fields_schema(SWITCH_FIELDS, []),
+               "SecurityGroupRules": _fields_schema(SECURITY_GROUP_RULES_FIELDS, SECURITY_GROUP_RULES_FIELDS)}
     for res in RESOURCES:
         schemas.update(_resource_schemas(res))
     return {

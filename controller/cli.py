@@ -124,6 +124,18 @@ def crud(
 _DPID = _path_arg("dpid", "datapath id, 16 hex digits")
 
 
+def _json_list(path: str) -> list[Any]:
+    """A JSON list read from a file ("-": standard input), for argparse."""
+    try:
+        with open(0 if path == "-" else path, encoding="utf-8") as file:
+            value = json.load(file)
+    except (OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot read a JSON list from {path}: {exc}") from None
+    if not isinstance(value, list):
+        raise argparse.ArgumentTypeError(f"{path} must hold a JSON list")
+    return value
+
+
 class _Null:
     """A flag's value that is sent as JSON null (None means the flag was not given)."""
 
@@ -171,10 +183,17 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
                  "status"),
         filters=(Opt("network_id", flag="--network", help="only ports of this network"),),
     ),
-    "security-group": crud(
-        "security group", "security-groups",
-        (Opt("name", create=POSITIONAL), Opt("description")),
-        columns=("id", "name", "description", "status"),
+    "security-group": (
+        *crud("security group", "security-groups", (Opt("name", create=POSITIONAL), Opt("description")),
+              columns=("id", "name", "description", "status")),
+        Command("set-rules", "PUT", "/security-groups/{id}/rules",
+                "replace a group's rules with those of a JSON file, in one change", (
+                    _path_arg("id", "security group id"),
+                    Param("field_rules", "body", "rules", ("--file",),
+                          {"type": _json_list, "required": True, "metavar": "FILE",
+                           "help": "a JSON list of rules as security-group-rule create takes them, without the "
+                                   "group id; rules equal to present ones keep their ids"}),
+                )),
     ),
     "security-group-rule": crud(
         "security group rule", "security-group-rules",
@@ -306,7 +325,7 @@ def call(url: str, token: str | None, command: Command, values: dict[str, Any]) 
         response = requests.request(
             command.method,
             base + path,
-            json=body if command.method in ("POST", "PATCH") else None,
+            json=body if command.method in ("POST", "PATCH", "PUT") else None,
             params=query,
             headers={"Authorization": f"Bearer {token}"} if token else {},
             timeout=TIMEOUT_S,

@@ -57,7 +57,7 @@ class Field:
     nullable: bool = False
     default: Any = MISSING
     check: Callable[[Any], Any] | None = None
-    fields: tuple[Field, ...] = ()
+    fields: tuple[Field, ...] = ()  # an object's fields; for an array, the fields of each of its objects
     schema: dict[str, Any] = field(default_factory=dict)
 
 
@@ -121,6 +121,9 @@ def _parse_object(
                 problems.append((path, "must not be null"))
         elif spec.type == "object" and isinstance(value, dict):  # nested fields are named by their own path
             values[spec.name] = _parse_object(spec.fields, value, False, path + ".", problems)
+        elif spec.type == "array" and spec.fields and isinstance(value, list):  # a list of such objects
+            values[spec.name] = [_parse_object(spec.fields, item, False, f"{path}[{i}].", problems)
+                                 for i, item in enumerate(value)]
         elif reason := _text_problem(value):
             problems.append((path, reason))
         elif not _has_type(value, spec.type):
@@ -365,4 +368,13 @@ SECURITY_GROUP_RULE_FIELDS: tuple[Field, ...] = (
           check=_ip_prefix, schema={"example": "192.168.0.0/16"}),
     Field("remote_group_id", "string", "Peers are the ports of this group. Excludes remote_ip_prefix.",
           nullable=True, default=None, mutable=False),
+)
+
+RULE_ITEM_FIELDS: tuple[Field, ...] = tuple(spec for spec in SECURITY_GROUP_RULE_FIELDS
+                                            if spec.name != "security_group_id")
+
+SECURITY_GROUP_RULES_FIELDS: tuple[Field, ...] = (
+    Field("rules", "array", "Every rule the group is to have, replacing the ones it has: a rule equal to one it "
+          "has keeps its id (and its flows), the others are removed or added, all in one change.",
+          required=True, fields=RULE_ITEM_FIELDS),
 )

@@ -61,6 +61,7 @@ from controller.schema import (
     PORTED_PROTOCOLS,
     SECURITY_GROUP_FIELDS,
     SECURITY_GROUP_RULE_FIELDS,
+    SECURITY_GROUP_RULES_FIELDS,
     SEGMENTATION_IDS,
     SWITCH_FIELDS,
     parse_body,
@@ -615,6 +616,39 @@ class Store:
                 )
             return _rule_dict(_rule(_add_rule(session, values)))
 
+    def replace_security_group_rules(self, group_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Make the group's rules exactly `body["rules"]`, in one change: a rule equal to one the group has keeps
+        its id and key (so its flows and the connections it allows are untouched), the rest go or come."""
+        wanted: dict[tuple, tuple[int, dict[str, Any]]] = {}  # a rule's columns -> (its index, its values)
+        for i, item in enumerate(parse_body(SECURITY_GROUP_RULES_FIELDS, body)["rules"]):
+            item.pop("ethertype")  # IPv4 is all there is
+            try:
+                values = _rule_values(group_id, **item)
+            except ApiError as exc:
+                raise ApiError.invalid(f"rules[{i}].{exc.details[0]['field']}", exc.details[0]["message"]) from None
+            same = tuple(values.values())
+            if same in wanted:
+                raise ApiError.invalid(f"rules[{i}]", f"the same rule as rules[{wanted[same][0]}]")
+            wanted[same] = (i, values)
+        with self._transaction() as session:
+            row = _get(session, _SecurityGroupRow, group_id)
+            for i, values in wanted.values():
+                if values["remote_group_id"] is not None:
+                    _get(session, _SecurityGroupRow, values["remote_group_id"], field=f"rules[{i}].remote_group_id")
+            kept = set()
+            for rule_row in session.scalars(select(_SecurityGroupRuleRow).where(
+                    _SecurityGroupRuleRow.security_group_id == group_id)):
+                same = tuple(getattr(rule_row, column) for column in _RULE_COLUMNS)
+                if same in wanted:
+                    kept.add(same)
+                else:
+                    session.delete(rule_row)
+            session.flush()
+            for _, values in sorted(wanted[same] for same in wanted.keys() - kept):
+                _add_rule(session, values)
+            _journal(session, "group", group_id)
+            return _group_dict(row, _group_rules(session, [group_id])[group_id])
+
     def list_security_group_rules(self, security_group_id: str | None = None) -> list[dict[str, Any]]:
         query = select(_SecurityGroupRuleRow).order_by(_SecurityGroupRuleRow.key)
         if security_group_id is not None:
@@ -984,6 +1018,9 @@ def _rule_values(
         "remote_ip_prefix": remote_ip_prefix,
         "remote_group_id": remote_group_id,
     }
+
+
+_RULE_COLUMNS = tuple(_rule_values("", "ingress"))  # a rule's stored columns, in _rule_values' order
 
 
 def _add_rule(session: Session, values: dict[str, Any]) -> _SecurityGroupRuleRow:

@@ -299,3 +299,18 @@ def test_the_real_runtime_serves_the_api_without_switches(store: Store) -> None:
     assert client.delete(f"/v1/ports/{port.json['id']}").status_code == 204
     # A DOWN port had no flows of its own; its group lost its last member, so that group's rule is recompiled.
     assert runtime.compiler.recompiled.keys() <= {"placement", "sg.rule"}
+
+
+def test_a_groups_rules_are_replaced_in_one_call(client: FlaskClient, runtime: StubRuntime) -> None:
+    group = client.post("/v1/security-groups", json={"name": "web"}).json
+    converges = runtime.converges
+    rules = [{"direction": "egress"}, {"direction": "ingress", "protocol": "tcp", "port_range_min": 443}]
+    response = client.put(f"/v1/security-groups/{group['id']}/rules", json={"rules": rules})
+    assert response.status_code == 200 and runtime.converges == converges + 1
+    assert response.json["rules"][0] == group["rules"][0]  # unchanged: same id
+    assert response.json["rules"][1]["port_range_max"] == 443
+    assert client.get(f"/v1/security-groups/{group['id']}").json == response.json
+    assert_error(client.put(f"/v1/security-groups/{group['id']}/rules", json={"rules": [{"direction": "x"}]}),
+                 400, "rules[0].direction")
+    assert_error(client.put("/v1/security-groups/nope/rules", json={"rules": []}), 404)
+    assert client.get(f"/v1/security-groups/{group['id']}").json == response.json

@@ -185,6 +185,7 @@ def valid_bodies(ids: dict[str, str]) -> dict[str, dict[str, Any]]:
                  "security_group_ids": [ids["group"]]},
         "SecurityGroup": {"name": "g", "description": "d"},
         "Switch": {"trunk_ports": ["s1-eth9"]},
+        "SecurityGroupRules": {"rules": [{"direction": "ingress", "protocol": "tcp", "port_range_min": 80}]},
         "SecurityGroupRule": {"security_group_id": ids["group"], "direction": "ingress", "protocol": "tcp",
                               "port_range_min": 80, "port_range_max": 81, "remote_ip_prefix": "10.0.0.0/8"},
     }
@@ -205,9 +206,10 @@ def test_typed_junk_never_fails_the_server_and_a_rejection_changes_nothing(
     client: FlaskClient, ids: dict[str, str]
 ) -> None:
     routes = body_routes(openapi_document())
-    assert {method for method, *_ in routes} == {"POST", "PATCH"}
+    assert {method for method, *_ in routes} == {"POST", "PATCH", "PUT"}
     bodies = valid_bodies(ids)
-    item_ids = {"Network": ids["network"], "Port": ids["port"], "SecurityGroup": ids["group"], "Switch": DPID}
+    item_ids = {"Network": ids["network"], "Port": ids["port"], "SecurityGroup": ids["group"], "Switch": DPID,
+                "SecurityGroupRules": ids["group"]}
     rng = random.Random(SEED)
     before = stored(client)
     outcomes: Counter[int] = Counter()

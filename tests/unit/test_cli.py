@@ -303,3 +303,16 @@ def test_security_group_usage_errors_exit_2(sdnctl: Run) -> None:
 def test_help_says_why_a_token_file_is_better() -> None:
     text = " ".join(cli.build_parser().format_help().split())
     assert "ps, /proc/PID/cmdline" in text and "mode 0600 can be readable by you alone" in text
+
+
+def test_security_group_set_rules_from_a_file(sdnctl: Run, store: Store, tmp_path: Path) -> None:
+    group = store.create_security_group({"name": "web"})
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps([{"direction": "ingress", "protocol": "tcp", "port_range_min": 22}]))
+    code, out, err = sdnctl("security-group", "set-rules", group["id"], "--file", str(rules), "-o", "json")
+    assert code == 0, err
+    assert [(r["protocol"], r["port_range_min"]) for r in json.loads(out)["rules"]] == [("tcp", 22)]
+    rules.write_text("{}")
+    with pytest.raises(SystemExit) as usage:  # argparse refuses it before any request
+        sdnctl("security-group", "set-rules", group["id"], "--file", str(rules))
+    assert usage.value.code == 2

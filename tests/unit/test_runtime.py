@@ -396,3 +396,20 @@ def test_concurrent_mutations_converge_one_after_the_other(store):
     b.join(10)
     assert events == ["A changes", "A confirmed", "B changes", "B confirmed"]
     assert s1.flows == expected(runtime, S1)
+
+
+def test_replacing_a_groups_rules_is_one_bundle_and_leaves_kept_rules_alone(store):
+    runtime, s1 = make_runtime(store), switch(S1)
+    connect(runtime, s1)
+    port(runtime, network(runtime), S1, "s1-eth1")
+    default = store.list_security_groups()[0]
+    kept = [{key: rule[key] for key in ("direction", "protocol", "remote_ip_prefix", "remote_group_id")}
+            for rule in default["rules"]]
+    owners = {f"security_groups:rule/{rule['id']}" for rule in default["rules"]}
+    before = {key: value for key, value in s1.flows.items() if runtime.compiler.owner(value[0]) in owners}
+    bundles = s1.bundles_committed
+    runtime.apply(lambda: store.replace_security_group_rules(default["id"], {"rules": [
+        *kept, {"direction": "ingress", "protocol": "tcp", "port_range_min": 80, "port_range_max": 81},
+        {"direction": "ingress", "protocol": "udp", "port_range_min": 53}]}))
+    assert s1.bundles_committed == bundles + 1 and s1.flows == expected(runtime, S1)
+    assert before and all(s1.flows[key] == value for key, value in before.items())

@@ -368,3 +368,41 @@ def test_database_from_before_security_groups_is_upgraded(tmp_path: Path) -> Non
     upgraded.close()
     with sqlite3.connect(path) as db, pytest.raises(sqlite3.IntegrityError):
         db.execute('UPDATE ports SET "key" = 9')  # the unique index is back
+
+
+# -- replacing a group's rules at once ------------------------------------------------------------------
+
+
+def test_replacing_rules_keeps_equal_ones_removes_and_adds_the_rest(store: Store) -> None:
+    group = store.create_security_group({"name": "g"})
+    egress = group["rules"][0]
+    ssh = store.create_security_group_rule(rule(group["id"], protocol="tcp", port_range_min=22))
+    revision = store.revision()
+    replaced = store.replace_security_group_rules(group["id"], {"rules": [
+        {"direction": "egress"},  # equal to the initial rule: kept as it is
+        {"direction": "ingress", "protocol": "udp", "port_range_min": 53, "remote_ip_prefix": "10.0.0.9/8"},
+    ]})
+    assert [r["id"] for r in replaced["rules"]][0] == egress["id"]
+    assert ssh["id"] not in {r["id"] for r in replaced["rules"]}
+    (dns,) = replaced["rules"][1:]
+    assert (dns["protocol"], dns["port_range_max"], dns["remote_ip_prefix"]) == ("udp", 53, "10.0.0.0/8")
+    assert store.get_security_group(group["id"]) == replaced
+    assert store.changes_since(revision)[1] == {("group", group["id"])}
+    keys = {r.id: r.key for g in store.snapshot().security_groups for r in g.rules}
+    assert keys[egress["id"]] < keys[dns["id"]]  # the kept rule kept its key (its conjunction id)
+    assert store.replace_security_group_rules(group["id"], {"rules": []})["rules"] == []
+
+
+@pytest.mark.parametrize(("rules", "code", "field"), [
+    ([{"direction": "up"}], 400, "rules[0].direction"),
+    ([{"direction": "egress"}, {"direction": "egress"}], 400, "rules[1]"),
+    ([{"direction": "ingress", "port_range_min": 5}], 400, "rules[0].port_range_min"),
+    ([{"direction": "ingress", "remote_group_id": "nope"}], 404, "rules[0].remote_group_id"),
+    ([{"direction": "ingress", "security_group_id": "x"}], 400, "rules[0].security_group_id"),
+    ("not a list", 400, "rules"),
+])
+def test_a_bad_replacement_changes_nothing(store: Store, rules: object, code: int, field: str) -> None:
+    group = store.create_security_group({"name": "g"})
+    error = rejected(code, store.replace_security_group_rules, group["id"], {"rules": rules})
+    assert fields_of(error) == [field]
+    assert store.get_security_group(group["id"]) == group
