@@ -22,7 +22,7 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -304,6 +304,7 @@ class Store:
         self._staged = threading.local()  # .session: the open session of this thread's stage
         try:
             self._engine = _open_engine(url)
+            self._concurrent_reads = not isinstance(self._engine.pool, StaticPool)
             ports_predate_groups = _migrate(self._engine)
             self._sessions = sessionmaker(self._engine, expire_on_commit=False)
             self._default_group_id = self._ensure_default_group(ports_predate_groups)
@@ -317,14 +318,18 @@ class Store:
         self._engine.dispose()
 
     @contextmanager
-    def _transaction(self) -> Iterator[Session]:
+    def _transaction(self, write: bool = True) -> Iterator[Session]:
+        """A session in a transaction: this thread's stage if it has one; else a new one, which a write
+        takes under the writers' lock. A read takes it too unless the database gives readers a snapshot of
+        their own (a file or a server), so that reads never wait for a change being converged."""
         staged: Session | None = getattr(self._staged, "session", None)
         try:
             if staged is not None:  # inside this thread's stage: its changes, uncommitted
                 yield staged
                 staged.flush()
                 return
-            with self._lock, self._sessions.begin() as session:
+            with self._lock if write or not self._concurrent_reads else nullcontext(), \
+                    self._sessions.begin() as session:
                 yield session
                 session.flush()
         except IntegrityError as exc:
@@ -412,11 +417,11 @@ class Store:
             return _network_dict(row)
 
     def list_networks(self) -> list[dict[str, Any]]:
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             return [_network_dict(row) for row in session.scalars(_ordered(_NetworkRow))]
 
     def get_network(self, network_id: str) -> dict[str, Any]:
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             return _network_dict(_get(session, _NetworkRow, network_id))
 
     def update_network(self, network_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -493,12 +498,12 @@ class Store:
         query = _ordered(_PortRow)
         if network_id is not None:
             query = query.where(_PortRow.network_id == network_id)
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             groups = _port_groups(session)
             return [_port_dict(row, groups.get(row.id, [])) for row in session.scalars(query)]
 
     def get_port(self, port_id: str) -> dict[str, Any]:
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             row = _get(session, _PortRow, port_id)
             return _port_dict(row, _port_groups(session, [row.id]).get(row.id, []))
 
@@ -534,7 +539,7 @@ class Store:
 
     def freed_port_keys(self) -> frozenset[int]:
         """Keys (conntrack zones) of deleted ports that no port holds again yet."""
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             return frozenset(session.scalars(select(_FreedKeyRow.key)))
 
     # -- security groups ---------------------------------------------------------------------
@@ -547,12 +552,12 @@ class Store:
             return _group_dict(session.get_one(_SecurityGroupRow, group_id), rules)
 
     def list_security_groups(self) -> list[dict[str, Any]]:
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             rules = _group_rules(session)
             return [_group_dict(row, rules[row.id]) for row in session.scalars(_ordered(_SecurityGroupRow))]
 
     def get_security_group(self, group_id: str) -> dict[str, Any]:
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             row = _get(session, _SecurityGroupRow, group_id)
             return _group_dict(row, _group_rules(session, [row.id])[row.id])
 
@@ -653,11 +658,11 @@ class Store:
         query = select(_SecurityGroupRuleRow).order_by(_SecurityGroupRuleRow.key)
         if security_group_id is not None:
             query = query.where(_SecurityGroupRuleRow.security_group_id == security_group_id)
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             return [_rule_dict(_rule(row)) for row in session.scalars(query)]
 
     def get_security_group_rule(self, rule_id: str) -> dict[str, Any]:
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             return _rule_dict(_rule(_get(session, _SecurityGroupRuleRow, rule_id)))
 
     def delete_security_group_rule(self, rule_id: str) -> None:
@@ -670,19 +675,19 @@ class Store:
 
     def snapshot(self) -> Policy:
         """Networks, ports, security groups and switch configs as one consistent, immutable policy."""
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             return Policy(networks=tuple(_networks(session)), ports=tuple(_ports(session)),
                           security_groups=tuple(_groups(session)), switches=tuple(_switch_configs(session)))
 
     def revision(self) -> int:
         """The latest revision of the change journal (0: nothing ever changed)."""
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             return session.scalar(select(func.max(_ChangeRow.revision))) or 0
 
     def changes_since(self, revision: int) -> tuple[int, set[tuple[str, str]]] | None:
         """(the latest revision, the (kind, id) of every object changed after `revision`); None when the
         journal no longer reaches back that far (then reload the snapshot)."""
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             rows = session.execute(select(_ChangeRow.revision, _ChangeRow.kind, _ChangeRow.object_id)
                                    .where(_ChangeRow.revision > revision).order_by(_ChangeRow.revision)).all()
             if not rows:
@@ -701,7 +706,7 @@ class Store:
         loaders = {"network": (_networks, _NetworkRow.id), "port": (_ports, _PortRow.id),
                    "group": (_groups, _SecurityGroupRow.id), "switch": (_switch_configs, _SwitchConfigRow.dpid)}
         found: dict[tuple[str, str], Any] = dict.fromkeys(changed)
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             for kind, wanted in ids.items():
                 load, column = loaders[kind]
                 for obj in load(session, column.in_(wanted)):
@@ -712,7 +717,7 @@ class Store:
 
     def switch_configs(self) -> dict[str, dict[str, Any]]:
         """dpid -> the declared configuration of every switch that has one."""
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             rows = session.scalars(select(_SwitchConfigRow))
             return {row.dpid: _switch_config_dict(_switch_config(row)) for row in rows}
 
@@ -745,7 +750,7 @@ class Store:
             )
 
     def load_switches(self) -> list[Switch]:
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             ports: dict[str, list[SwitchPort]] = {}
             for p in session.scalars(select(_SwitchPortRow).order_by(_SwitchPortRow.ofport)):
                 ports.setdefault(p.dpid, []).append(SwitchPort(p.name, p.ofport, p.mac, p.up))
@@ -761,7 +766,7 @@ class Store:
             )
 
     def load_links(self) -> list[Link]:
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             rows = session.scalars(select(_LinkRow)).all()
             return sorted(Link(r.a_dpid, r.a_port, r.b_dpid, r.b_port) for r in rows)
 
@@ -806,7 +811,11 @@ def _open_engine(url: str) -> Engine:
             # An in-memory database lives in its connection: share that one connection.
             **({"poolclass": StaticPool} if in_memory else {}),
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas if in_memory else _sqlite_file_pragmas)
+        if not in_memory:
+            # pysqlite leaves SELECTs outside any transaction; BEGIN ourselves, so that the reads of one
+            # transaction see one snapshot (with WAL, while a writer is busy elsewhere).
+            event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
     else:
         engine = create_engine(url, pool_pre_ping=True)
     with engine.connect():  # fail here, with a clear reason, rather than on the first request
@@ -817,6 +826,15 @@ def _open_engine(url: str) -> Engine:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_file_pragmas(dbapi_connection: Any, record: Any) -> None:
+    """A file database: write-ahead log (readers never wait for the writer), transactions begun by us."""
+    dbapi_connection.isolation_level = None
+    _sqlite_pragmas(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
 
 
