@@ -20,6 +20,7 @@ demo: setup
 
 # Measurements with same-run baselines (bench/); not part of `make test`.
 bench: setup
+	$(PY) -m bench.bench_startup
 	$(PY) -m bench.bench_spine
 	$(PY) -m bench.bench_security_groups
 

@@ -10,7 +10,6 @@ a budget of 1 s for a 50k-flow resync, and 10 ports for compile scaling.
 from __future__ import annotations
 
 import argparse
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,7 +19,7 @@ from apps.flows import Flow, SetField, cookie, int_to_mac, match
 from apps.model import Network, Policy, Port
 from apps.pipeline import REG_NETWORK, REG_OUT_PORT, table_id
 from apps.topology import Link, Switch, SwitchPort, Topology
-from controller.main import _start_openflow
+from controller.main import listen, start_openflow
 from controller.runtime import Runtime
 from controller.store import Store
 from mininet_topos.launcher import raise_on_sigterm
@@ -55,12 +54,6 @@ def flow_count() -> int:
     return sum("table=" in line for line in ovs("ovs-ofctl", "-O", "OpenFlow13", "dump-flows", BRIDGE).splitlines())
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -71,9 +64,10 @@ def wait(predicate, timeout: float, what: str) -> None:
 
 def bench_install(sizes: list[int]) -> list[tuple[str, str]]:
     rows = []
-    port = free_port()
+    sock = listen("127.0.0.1", 0)
+    port = sock.getsockname()[1]
     runtime = Runtime(Store("sqlite://"), hold_down=0)
-    _start_openflow("127.0.0.1", port, runtime)
+    start_openflow(sock, "127.0.0.1").attach(runtime)
     ovs("ovs-vsctl", "--may-exist", "add-br", BRIDGE, "--", "set", "bridge", BRIDGE, "datapath_type=netdev",
         "protocols=OpenFlow13", "fail_mode=secure", f"other-config:datapath-id={DPID}")
     try:

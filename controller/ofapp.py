@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+from typing import TYPE_CHECKING
+
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
@@ -12,7 +15,9 @@ from apps.flows import ETH_TYPE_LLDP
 from apps.topology import SwitchPort
 from controller import ofwire
 from controller.channel import Channel
-from controller.runtime import Runtime
+
+if TYPE_CHECKING:  # importing it loads the store (SQLAlchemy): too slow to wait for before answering switches
+    from controller.runtime import Runtime
 
 _LIVE = [CONFIG_DISPATCHER, MAIN_DISPATCHER]
 
@@ -31,12 +36,30 @@ def _switch_port(desc) -> SwitchPort:
 
 
 class SdnApp(app_manager.OSKenApp):
+    """Started before the runtime exists, so that os-ken answers switches while the store loads.
+
+    Handlers reach the runtime through `runtime()`, which waits until it is attached. They all run on
+    this app's one event thread, so the events that come meanwhile wait in os-ken's queue, in order:
+    a switch that connected early is served once the runtime is there, not forgotten.
+    """
+
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
 
-    def __init__(self, *args, runtime: Runtime, **kwargs) -> None:
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.runtime = runtime
+        self._runtime: Future[Runtime] = Future()
         self._channels: dict[int, Channel] = {}  # id(datapath) -> channel
+
+    def attach(self, runtime: Runtime) -> None:
+        """Hand over the loaded runtime; events held back until now are handled next."""
+        self._runtime.set_result(runtime)
+
+    def runtime(self) -> Runtime:
+        """The runtime, once attached (blocks this app's event thread until then).
+
+        A method, not a property: os-ken reads every attribute of an app when it registers it.
+        """
+        return self._runtime.result()
 
     def _channel(self, datapath) -> Channel | None:
         return self._channels.get(id(datapath))
@@ -47,29 +70,29 @@ class SdnApp(app_manager.OSKenApp):
         datapath = msg.datapath
         if id(datapath) in self._channels:
             return
-        ports = self.runtime.switch_ports(id(datapath), [_switch_port(p) for p in msg.body],
-                                          bool(msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE))
+        ports = self.runtime().switch_ports(id(datapath), [_switch_port(p) for p in msg.body],
+                                            bool(msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE))
         if ports is None:
             return
         # Full frames in packet-ins whatever the connection mode (a switch-listens channel starts at 0).
         datapath.send_msg(datapath.ofproto_parser.OFPSetConfig(datapath, 0, 0xFFFF))
         channel = Channel(dpid_str(datapath.id), datapath.send)
         self._channels[id(datapath)] = channel
-        self.runtime.switch_connected(channel, ports)
+        self.runtime().switch_connected(channel, ports)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _dead(self, ev) -> None:
         channel = self._channels.pop(id(ev.datapath), None)
         if channel is not None:
-            self.runtime.switch_disconnected(channel)
+            self.runtime().switch_disconnected(channel)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def _port_status(self, ev) -> None:
         msg = ev.msg
         channel = self._channel(msg.datapath)
         if channel is not None:
-            self.runtime.port_changed(channel.dpid, _switch_port(msg.desc),
-                                      deleted=msg.reason == ofproto_v1_3.OFPPR_DELETE)
+            self.runtime().port_changed(channel.dpid, _switch_port(msg.desc),
+                                        deleted=msg.reason == ofproto_v1_3.OFPPR_DELETE)
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, _LIVE)
     def _barrier(self, ev) -> None:
@@ -101,4 +124,4 @@ class SdnApp(app_manager.OSKenApp):
         channel = self._channel(msg.datapath)
         data = bytes(msg.data)
         if channel is not None and len(data) >= 14 and int.from_bytes(data[12:14], "big") == ETH_TYPE_LLDP:
-            self.runtime.lldp_received(channel.dpid, msg.match["in_port"], data)
+            self.runtime().lldp_received(channel.dpid, msg.match["in_port"], data)

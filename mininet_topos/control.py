@@ -51,7 +51,8 @@ class ControllerProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.of_port = free_port()
         self.api_port = free_port()
-        self.db_url = f"sqlite:///{self.state_dir / 'sdn.db'}"
+        self.db_path = self.state_dir / "sdn.db"
+        self.db_url = f"sqlite:///{self.db_path}"
         self.log_path = self.state_dir / "controller.log"
         self.log_level = log_level
         self.extra_args = extra_args
@@ -76,6 +77,11 @@ class ControllerProcess:
 
     def start(self, timeout: float = 30) -> None:
         """Start and return once GET /v1/health answers 200; raise with the log tail otherwise."""
+        self.launch()
+        self.wait_healthy(timeout)
+
+    def launch(self) -> None:
+        """Start the process and return at once, while it may still be loading."""
         if self.proc and self.proc.poll() is None:
             raise ControllerError(f"controller already running (pid {self.proc.pid})")
         env = {**os.environ, "SDN_STATE_DIR": str(self.state_dir)}
@@ -84,6 +90,11 @@ class ControllerProcess:
             log.flush()
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        """Return once GET /v1/health answers 200; raise with the log tail if it exits or does not answer."""
+        if self.proc is None:
+            raise ControllerError("sdn-controller was not launched")
         api = Api(self.api)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
