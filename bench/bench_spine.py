@@ -20,6 +20,7 @@ from apps.flows import Flow, SetField, cookie, int_to_mac, match
 from apps.model import Network, Policy, Port
 from apps.pipeline import REG_NETWORK, REG_OUT_PORT, table_id
 from apps.topology import Link, Switch, SwitchPort, Topology
+from bench.common import print_rows
 from controller.main import _start_openflow
 from controller.runtime import Runtime
 from controller.store import Store
@@ -149,9 +150,7 @@ def main() -> None:
     args = parser.parse_args()
     raise_on_sigterm()  # a timeout's SIGTERM still deletes the benchmark bridge
     rows = bench_compile(args.ports) + bench_install(args.flows)
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_rows(rows)
 
 
 if __name__ == "__main__":
