@@ -22,6 +22,7 @@ demo: setup
 bench: setup
 	$(PY) -m bench.bench_spine
 	$(PY) -m bench.bench_security_groups
+	$(PY) -m bench.bench_datapath
 
 # Our own state only: the default state dir, caches and build output (not OVS, not other bridges).
 clean:
