@@ -60,13 +60,15 @@ def vswitchd_cpu_seconds() -> float:
 
 
 def throughput(client: Host, server: Host, ip: str, bridge: str, pipelines: dict[str, str], seconds: float,
-               runs: int) -> dict[str, dict[str, Any]]:
-    """iperf3 through each pipeline (flow text), in `runs` rounds that take the pipelines in turn, so that a
-    burst of load elsewhere on the machine spreads over all of them. The bridge must have no controller.
+               runs: int, baseline: str) -> dict[str, dict[str, Any]]:
+    """iperf3 through each pipeline (flow text), in `runs` rounds that take the pipelines in turn. The bridge
+    must have no controller.
 
-    Per pipeline: the median bits/s and every run's, and the median CPU seconds ovs-vswitchd spent per GB
+    Per pipeline: the median bits/s and every run's; `ratio`, the median over rounds of its rate divided by
+    the `baseline` pipeline's in the same round (seconds apart: load elsewhere on the machine that comes and
+    goes cancels out better than in a ratio of medians); and the median CPU seconds ovs-vswitchd spent per GB
     carried (the whole daemon: other bridges' traffic counts too), which shows what a pipeline costs even
-    when something else caps the throughput.
+    when something else caps the throughput, with `cpu_ratio` as `ratio`.
     """
     bps: dict[str, list[float]] = {name: [] for name in pipelines}
     cpu: dict[str, list[float]] = {name: [] for name in pipelines}
@@ -78,8 +80,13 @@ def throughput(client: Host, server: Host, ip: str, bridge: str, pipelines: dict
             used = vswitchd_cpu_seconds() - used
             bps[name].append(rate)
             cpu[name].append(used / (rate * seconds / 8 / 1e9))
-    return {name: {"bps": statistics.median(bps[name]), "runs": bps[name],
-                   "vswitchd_cpu_s_per_gb": statistics.median(cpu[name]), "cpu_runs": cpu[name]}
+
+    def per_round(samples: dict[str, list[float]], name: str) -> float:
+        return statistics.median(mine / base for mine, base in zip(samples[name], samples[baseline], strict=True))
+
+    return {name: {"bps": statistics.median(bps[name]), "ratio": per_round(bps, name), "runs": bps[name],
+                   "vswitchd_cpu_s_per_gb": statistics.median(cpu[name]), "cpu_ratio": per_round(cpu, name),
+                   "cpu_runs": cpu[name]}
             for name in pipelines}
 
 
