@@ -16,16 +16,19 @@ rules on every port the same host-to-host connections are allowed. For each N an
 - start: process start until the flow table stops changing (1 s quiet) and ping + TCP probes pass;
   the bridge gets its controller set once the OpenFlow port listens, so OVS' reconnect back-off
   plays no part;
-- one-rule change (ours: REST POST then DELETE; Faucet: YAML edited, SIGHUP): until the rule's flow
-  is in (or gone from) the switch (dump-flows polled), flows deleted and re-added by it (duration
-  reset or vanished), pings lost (10 ms ping a1 -> a2 across it);
+- TCP a1 -> a2 to the first rule's port and to a port no rule names (the stateless ACL drops the reply);
+- one-rule change (ours: REST POST then DELETE; Faucet: YAML edited, SIGHUP), median of --changes
+  cycles: until the rule's flow is in (or gone from) the switch (dump-flows polled), flows deleted
+  and re-added by it (duration reset or vanished), pings lost (10 ms ping a1 -> a2 across it);
 - kill -9 and restart: until the switch is back and its flows are stable, flows re-added, pings lost;
-- TCP throughput: iperf3 a1 -> a2 (median of --runs), and `actions=NORMAL` on the same bridge.
+- TCP throughput: iperf3 a1 -> a2 through each controller's flows (snapshotted, replayed without the
+  controller) and `actions=NORMAL` on the same bridge, in --runs rounds taking the three in turn.
 
 Faucet runs from its own virtualenv (bench/.faucet-venv, made on first use: it pins its own
 os-ken). Ratios are ours/faucet: below 1 ours is faster (times) or slower (throughput).
 
-    .venv/bin/python -m bench.bench_faucet [--sizes 10 100 1000] [--runs 3] [--seconds 3] [--json FILE]
+    .venv/bin/python -m bench.bench_faucet [--sizes 10 100 1000] [--runs 3] [--seconds 3] [--changes 3]
+                                           [--json FILE]
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from mininet.node import Host
 
 from bench.common import IPERF_PORT, NORMAL, print_table, snapshot_flows, throughput, write_json
 from mininet_topos import ovs
@@ -177,7 +182,7 @@ class PingStream(HostProcess):
     """`with PingStream(a1, ip) as p:` pings every 10 ms; after the block `p.lost` counts the requests never
     answered between the first and the last reply (later ones may just have been in flight)."""
 
-    def __init__(self, host: Any, ip: str, interval: float = 0.01) -> None:
+    def __init__(self, host: Host, ip: str, interval: float = 0.01) -> None:
         self.host, self.ip, self.interval = host, ip, interval
         self.seqs: set[int] = set()
 
@@ -529,7 +534,9 @@ def bench(sizes: list[int], runs: int, seconds: float, changes: int) -> dict[str
                 result = b.measure(contender, rules)
                 per_size[contender.name] = {k: v for k, v in asdict(result).items() if k != "pipeline"}
                 pipelines[contender.name] = result.pipeline
-                print(f"N={n} {contender.name}: {per_size[contender.name]}", flush=True)
+                print(f"N={n:,} {contender.name}: start {result.start_s:.2f} s, "
+                      f"rule add {result.change['add']['seconds']:.2f} s, restart {result.restart['seconds']:.2f} s",
+                      flush=True)
             per_size["tcp"] = throughput(b.a1, b.a2, b.ip2, b.bridge, pipelines, seconds, runs, baseline="normal")
             b.reset_bridge()
             results["sizes"][n] = per_size
