@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test lint demo bench clean distclean
+.PHONY: setup test lint demo bench bench-faucet faucet-venv clean distclean
 
 setup:
 	@scripts/setup.sh
@@ -23,6 +23,16 @@ bench: setup
 	$(PY) -m bench.bench_startup
 	$(PY) -m bench.bench_spine
 	$(PY) -m bench.bench_security_groups
+	$(PY) -m bench.bench_datapath
+
+# Our controller against Faucet on the same bridge (about 5 min; not part of `bench`). Extra flags:
+# make bench-faucet ARGS='--sizes 10 100 --json faucet.json'
+bench-faucet: setup faucet-venv
+	$(PY) -m bench.bench_faucet $(ARGS)
+
+# Faucet (pinned in bench/bench_faucet.py) in its own virtualenv bench/.faucet-venv: it pins its own os-ken.
+faucet-venv:
+	@$(PY) -c 'from bench.bench_faucet import faucet_executable; print("faucet:", faucet_executable())'
 
 # Our own state only: the default state dir, caches and build output (not OVS, not other bridges).
 clean:
@@ -30,4 +40,4 @@ clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) bench/.faucet-venv

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -24,10 +23,10 @@ from pathlib import Path
 from apps.compiler import compile_all
 from apps.model import Network, Policy, Port, SecurityGroup, SecurityGroupRule
 from apps.topology import Switch, SwitchPort, Topology
-from mininet_topos import ovs
+from bench.common import iperf_bps, print_rows, use_normal
 from mininet_topos.control import ControllerProcess
 from mininet_topos.launcher import raise_on_sigterm, random_prefix, running
-from mininet_topos.reach import EchoServer, HostProcess, connect, run_in
+from mininet_topos.reach import EchoServer, connect
 from mininet_topos.rest import Api, register
 
 DPID = "0000000000000001"
@@ -90,28 +89,12 @@ def bench_live(changes: int, seconds: float) -> list[tuple[str, str]]:
                          f"the change in {first}/{len(samples)}"))
         api.create("security-group-rules", {"security_group_id": group, "direction": "ingress",
                                             "protocol": "tcp", "port_range_min": 5201, "port_range_max": 5201})
-        sg_rate = _iperf(a1, a2, ip2, seconds)
-        for bridge in run.plan.bridges:  # same bridge and hosts, the controller's flows replaced by NORMAL
-            ovs.vsctl("del-controller", bridge)
-            ovs.ofctl("del-flows", bridge)
-            ovs.ofctl("add-flow", bridge, "actions=NORMAL")
-        normal_rate = _iperf(a1, a2, ip2, seconds)
+        sg_rate = iperf_bps(a1, a2, ip2, seconds)
+        use_normal(run.plan.bridges)
+        normal_rate = iperf_bps(a1, a2, ip2, seconds)
         rows.append(("iperf3 TCP through SG pipeline", f"{sg_rate / 1e9:.2f} Gbit/s vs NORMAL {normal_rate / 1e9:.2f} "
                                                        f"Gbit/s = {sg_rate / normal_rate:.2f}x"))
     return rows
-
-
-def _iperf(client, server, ip: str, seconds: float) -> float:
-    srv = HostProcess()
-    srv.spawn(server, ["stdbuf", "-oL", "iperf3", "-s", "-1", "-p", "5201"])  # line-buffered: "listening" now
-    try:
-        while "listening" not in (line := srv.line(10) or ""):
-            if not line:
-                raise RuntimeError("iperf3 server did not start")
-        _, out = run_in(client, ["iperf3", "-c", ip, "-p", "5201", "-t", f"{seconds:g}", "-J"], seconds + 30)
-        return json.loads(out)["end"]["sum_received"]["bits_per_second"]
-    finally:
-        srv.terminate()
 
 
 def main() -> None:
@@ -121,9 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     raise_on_sigterm()  # a timeout's SIGTERM still runs the cleanup of the network and the controller
     rows = bench_flows() + bench_live(args.changes, args.seconds)
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_rows(rows)
 
 
 if __name__ == "__main__":
