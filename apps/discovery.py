@@ -17,11 +17,15 @@ OFPP_MAX = 0xFFFFFF00  # port numbers above this are reserved (LOCAL, CONTROLLER
 _DISCOVERY = cookie("system", "discovery")
 
 
+def is_candidate(port: SwitchPort, bound: frozenset[str], pins: frozenset[str] | None) -> bool:
+    """May this interface send and receive LLDP: up, not reserved, no port bound to it (`bound`), and pinned
+    if its switch pins its trunks (`pins`)."""
+    return port.up and port.ofport < OFPP_MAX and port.name not in bound and (pins is None or port.name in pins)
+
+
 def trunk_candidates(switch: Switch, bound: frozenset[str], pins: frozenset[str] | None) -> tuple[SwitchPort, ...]:
-    """The interfaces of `switch` that may send and receive LLDP, in ofport order: up, not reserved, no port
-    bound to them (`bound`), and pinned if the switch pins its trunks (`pins`)."""
-    return tuple(port for port in switch.ports if port.up and port.ofport < OFPP_MAX and port.name not in bound
-                 and (pins is None or port.name in pins))
+    """The trunk candidates of `switch`, in ofport order."""
+    return tuple(port for port in switch.ports if is_candidate(port, bound, pins))
 
 
 def _candidates(read: Read, dpid: str) -> tuple[SwitchPort, ...]:

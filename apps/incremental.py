@@ -136,7 +136,7 @@ class Engine:
                 return
             del self._values[key]
         else:
-            if old is not _MISSING and old == value:
+            if old is value or (old is not _MISSING and old == value):
                 return
             self._values[key] = value
         self._before.setdefault(key, old)  # a key set back to what it was is no change

@@ -27,13 +27,18 @@ class Switch:
     dpid: str
     ports: tuple[SwitchPort, ...] = ()
     _up: dict[str, int] = field(default_factory=dict, init=False, compare=False, repr=False)
+    _by_ofport: dict[int, SwitchPort] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._up.update({port.name: port.ofport for port in self.ports if port.up})
+        self._by_ofport.update({port.ofport: port for port in self.ports})
 
     def ofport(self, name: str) -> int | None:
         """The OpenFlow port number of an up interface called `name`, if any."""
         return self._up.get(name)
+
+    def port(self, ofport: int) -> SwitchPort | None:
+        return self._by_ofport.get(ofport)
 
 
 @dataclass(frozen=True, order=True)

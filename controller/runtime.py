@@ -27,10 +27,10 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from apps.compiler import Compiler
-from apps.discovery import trunk_candidates
+from apps.discovery import is_candidate, trunk_candidates
 from apps.incremental import FlowKey
 from apps.pipeline import PIPELINE
-from apps.topology import Link, SwitchPort
+from apps.topology import Link, SwitchPort, Topology
 from controller import lldp, ofwire
 from controller.channel import Channel
 from controller.errors import ChangeRefused, NotConfirmed, RefusedFlow
@@ -86,7 +86,8 @@ class Runtime:
         self._pending_ports: dict[int, list[SwitchPort]] = {}
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="io")
         self.stats: dict[str, float] = {"passes": 0, "pass_failures": 0, "last_pass_seconds": 0.0,
-                                        "last_pass_units": 0, "changes_refused": 0, "zone_flushes": 0}
+                                        "last_compile_seconds": 0.0, "last_pass_units": 0, "changes_refused": 0,
+                                        "zone_flushes": 0}
         self.thread_errors: Counter[str] = Counter()
         if not self._expected:
             self._ready.set()
@@ -311,11 +312,11 @@ class Runtime:
         except Exception:
             self._reload()  # a half-applied commit leaves nothing to trust
             raise
+        compiled = time.perf_counter()
         self._refresh_views()
-        candidates = {(sw.dpid, port.ofport) for sw in topology.switches
-                      for port in trunk_candidates(sw, self._bound.get(sw.dpid, frozenset()), self._pins.get(sw.dpid))}
         untrusted = [link for link in topology.links
-                     if (link.a_dpid, link.a_port) not in candidates or (link.b_dpid, link.b_port) not in candidates]
+                     if not self._may_carry(topology, link.a_dpid, link.a_port)
+                     or not self._may_carry(topology, link.b_dpid, link.b_port)]
         if untrusted and self.fabric.forget_links(untrusted):
             self._background(self._save_links)
         connected = {c.dpid for c in channels}
@@ -345,6 +346,7 @@ class Runtime:
         self.stats["passes"] += 1
         self.stats["pass_failures"] += bool(failures)
         self.stats["last_pass_seconds"] = time.perf_counter() - started
+        self.stats["last_compile_seconds"] = compiled - started  # reading the changes, and compiling them
         self.stats["last_pass_units"] = sum(n for kind, n in self.compiler.recompiled.items() if "." in kind)
         return ConvergeReport(not failures, failures, frozenset(delta), refusals, delta)
 
@@ -352,6 +354,11 @@ class Runtime:
         """What other threads read between passes (LLDP, REST): plain values, never the compiler itself."""
         self._bound, self._pins = self.compiler.trunk_rules()
         self._links: tuple[Link, ...] = self.compiler.usable_links()
+
+    def _may_carry(self, topology: Topology, dpid: str, ofport: int) -> bool:
+        switch = topology.switch(dpid)
+        port = switch.port(ofport) if switch else None
+        return port is not None and is_candidate(port, self._bound.get(dpid, frozenset()), self._pins.get(dpid))
 
     def _candidates(self, dpid: str) -> tuple[SwitchPort, ...]:
         """The trunk candidates of a switch as its ports are now, and as bindings and pins were at the last pass."""
