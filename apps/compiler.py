@@ -15,7 +15,7 @@ from apps import base, discovery, isolation, security_groups, topology
 from apps.flows import Flow
 from apps.incremental import Engine, FlowConflict, FlowKey
 from apps.index import Index
-from apps.model import Network, Policy, Port, SecurityGroup, SwitchConfig
+from apps.model import Network, Policy, Port, SecurityGroup, SecurityGroupRule, SwitchConfig
 from apps.topology import Link, Topology
 
 __all__ = ["Compiler", "FlowConflict", "compile_all"]
@@ -33,10 +33,11 @@ class Compiler:
     def load(self, policy: Policy, topology: Topology) -> None:
         self._index.load(policy, topology)
 
-    def put(self, kind: str, object_id: str, value: Network | Port | SecurityGroup | SwitchConfig | None) -> None:
-        """One policy object as it is now (None: deleted); `kind` is network, port, group or switch."""
+    def put(self, kind: str, object_id: str, value: Network | Port | SecurityGroup | SecurityGroupRule | SwitchConfig
+            | None) -> None:
+        """One policy object as it is now (None: deleted); `kind` is network, port, group, rule or switch."""
         {"network": self._index.put_network, "port": self._index.put_port, "group": self._index.put_group,
-         "switch": self._index.put_switch_config}[kind](object_id, value)
+         "rule": self._index.put_rule, "switch": self._index.put_switch_config}[kind](object_id, value)
 
     def set_topology(self, topology: Topology) -> None:
         self._index.set_topology(topology)
@@ -61,7 +62,7 @@ class Compiler:
     def trunk_rules(self) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
         """(dpid -> bound interfaces, dpid -> pinned trunks) as of now: what apps.discovery.trunk_candidates
         needs, as plain values another thread may keep."""
-        return self._index.bindings(), dict(self._index.pins)
+        return dict(self._index.bound), dict(self._index.pins)
 
     def usable_links(self) -> tuple[Link, ...]:
         return self._engine.get(("usable_links",))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 # Match/set-field names -> width in bits. The order here is the canonical order of a match.
@@ -78,15 +78,25 @@ def ip_to_int(ip: str) -> int:
     return int(ipaddress.IPv4Address(ip))
 
 
-@lru_cache(maxsize=1 << 16)
 def _parse_text(name: str, text: str) -> tuple[int, int]:
-    """A MAC or an IPv4 address/prefix as (value, mask), parsed once however many flows use it."""
+    """A MAC or an IPv4 address/prefix as (value, mask)."""
     if name in _MAC_FIELDS:
-        return mac_to_int(text), (1 << 48) - 1
+        return _parse_mac(text)
     if name in _IP_FIELDS:
-        net = ipaddress.IPv4Network(text, strict=False)
-        return int(net.network_address), int(net.netmask)
+        return _parse_ip(text)
     raise ValueError(f"bad value {text!r} for field {name}")
+
+
+@lru_cache(maxsize=1 << 16)
+def _parse_mac(text: str) -> tuple[int, int]:
+    return mac_to_int(text), (1 << 48) - 1
+
+
+@lru_cache(maxsize=1 << 16)
+def _parse_ip(text: str) -> tuple[int, int]:
+    """Parsed once however many flows (and fields: ipv4_src, arp_spa, ...) use it."""
+    net = ipaddress.IPv4Network(text, strict=False)
+    return int(net.network_address), int(net.netmask)
 
 
 _FULL = {name: (1 << bits) - 1 for name, bits in FIELDS.items()}
@@ -211,10 +221,10 @@ class Flow:
     actions: tuple[Action, ...] = ()
     goto: str | None = None
     cookie: int = 0
+    key: tuple[str, int, Match] = field(init=False, repr=False, compare=False)  # (table, priority, match)
 
-    @property
-    def key(self) -> tuple[str, int, Match]:
-        return (self.table, self.priority, self.match)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", (self.table, self.priority, self.match))
 
 
 # Cookie layout: the top 8 bits name the app, the low 56 bits hash the owning object's id.

@@ -3,18 +3,20 @@
 Objects come in one at a time (`put_*`, from the store's change journal) or all at once (`load`).
 Besides the objects themselves (("port", id), ("network", id), ("group", id), ("rule", id),
 ("switch", dpid), ...), the index keeps sets that let a unit find what it needs without scanning
-everything: the ports of a network bound to a switch, the ports of a group bound to a switch, the
-members of a group, the rules that name a group as their remote, the interfaces bound on a switch.
-It also names the owner of every cookie the compilers can produce.
+everything: the ports of a network bound to a switch, the members of a group, the rules of a group
+and those that name it as their remote, the profiles (sets of groups that ports have) with their
+ports on each switch, the interfaces bound on a switch. It also names the owner of every cookie the
+compilers can produce.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Hashable
 
 from apps.flows import cookie
 from apps.incremental import Engine, Key
-from apps.model import Network, Policy, Port, SecurityGroup, SwitchConfig
+from apps.model import Network, Policy, Port, SecurityGroup, SecurityGroupRule, SwitchConfig
 from apps.topology import Topology
 
 STATIC_OWNERS = {
@@ -30,16 +32,20 @@ class Index:
         self._engine = engine
         self._sets: dict[Key, set[Hashable]] = {}
         self.owners: dict[int, str] = dict(STATIC_OWNERS)
-        self.pins: dict[str, frozenset[str]] = {}  # dpid -> its pinned trunks (only switches that pin)
+        self.bound: dict[str, frozenset[str]] = {}  # dpid -> the interfaces ports are bound to there
+        self.pins: dict[str, frozenset[str]] = {}   # dpid -> its pinned trunks (only switches that pin)
+        self._profile_ports: dict[int, int] = {}     # profile -> how many ports have it
 
     def load(self, policy: Policy, topology: Topology) -> None:
         """Every object of `policy` and the whole topology (a full compile, or a resync)."""
         for network in policy.networks:
             self.put_network(network.id, network)
-        for port in policy.ports:
-            self.put_port(port.id, port)
         for group in policy.security_groups:
             self.put_group(group.id, group)
+            for rule in group.rules:
+                self.put_rule(rule.id, rule)
+        for port in policy.ports:
+            self.put_port(port.id, port)
         for config in policy.switches:
             self.put_switch_config(config.dpid, config)
         self.set_topology(topology)
@@ -50,31 +56,32 @@ class Index:
         self._own(cookie("isolation", network_id), f"isolation:network/{network_id}", network is not None)
 
     def put_port(self, port_id: str, port: Port | None) -> None:
+        if port is not None and port.port_security_enabled and not port.profile:
+            raise ValueError(f"port {port_id} has port security but no profile")
         old: Port | None = self._engine.get(("port", port_id))
         for entry, member in _port_entries(old):
             self._remove(entry, member)
         for entry, member in _port_entries(port):
             self._add(entry, member)
+        for before, after in ((old, None), (port, port)):
+            if before is not None and before.port_security_enabled:
+                self._profile(before.profile, before.security_group_ids, after is not None)
         self._engine.set(("port", port_id), port)
         self._own(cookie("isolation", port_id), f"isolation:port/{port_id}", port is not None)
         self._own(cookie("security_groups", port_id), f"security_groups:port/{port_id}", port is not None)
 
     def put_group(self, group_id: str, group: SecurityGroup | None) -> None:
-        old: SecurityGroup | None = self._engine.get(("group", group_id))
-        old_rules = {rule.id: rule for rule in old.rules} if old else {}
-        new_rules = {rule.id: rule for rule in group.rules} if group else {}
-        for rule_id, rule in old_rules.items():
-            if rule.remote_group_id:
-                self._remove(("referrers", rule.remote_group_id), rule_id)
-            if rule_id not in new_rules:
-                self._engine.set(("rule", rule_id), None)
-                self._own(cookie("security_groups", rule_id), "", False)
-        for rule_id, rule in new_rules.items():
-            if rule.remote_group_id:
-                self._add(("referrers", rule.remote_group_id), rule_id)
-            self._engine.set(("rule", rule_id), rule)
-            self._own(cookie("security_groups", rule_id), f"security_groups:rule/{rule_id}", True)
-        self._engine.set(("group", group_id), group)
+        """A group's own fields; its rules are objects of their own (put_rule)."""
+        self._engine.set(("group", group_id), None if group is None else dataclasses.replace(group, rules=()))
+
+    def put_rule(self, rule_id: str, rule: SecurityGroupRule | None) -> None:
+        old: SecurityGroupRule | None = self._engine.get(("rule", rule_id))
+        for entry, member in _rule_entries(old):
+            self._remove(entry, member)
+        for entry, member in _rule_entries(rule):
+            self._add(entry, member)
+        self._engine.set(("rule", rule_id), rule)
+        self._own(cookie("security_groups", rule_id), f"security_groups:rule/{rule_id}", rule is not None)
 
     def put_switch_config(self, dpid: str, config: SwitchConfig | None) -> None:
         pins = None if config is None or config.trunk_ports is None else frozenset(config.trunk_ports)
@@ -83,10 +90,6 @@ class Index:
             self.pins.pop(dpid, None)
         else:
             self.pins[dpid] = pins
-
-    def bindings(self) -> dict[str, frozenset[str]]:
-        """dpid -> the interfaces ports are bound to there (a copy, for other threads)."""
-        return {key[1]: frozenset(names) for key, names in self._sets.items() if key[0] == "bindings"}
 
     # --- topology ----------------------------------------------------------------------------------
     def set_topology(self, topology: Topology) -> None:
@@ -101,10 +104,26 @@ class Index:
         self._engine.set(("links",), tuple(sorted(set(topology.links))))
 
     # --- the sets ------------------------------------------------------------------------------------
+    def _profile(self, profile: int, group_ids: tuple[str, ...], present: bool) -> None:
+        """Count a port in (or out of) its profile: the profile is an input (its groups) while ports have it."""
+        count = self._profile_ports.get(profile, 0) + (1 if present else -1)
+        groups = tuple(sorted(set(group_ids)))
+        if count > 0:
+            self._profile_ports[profile] = count
+            if count == 1 and present:
+                self._engine.set(("profile", profile), groups)
+                for group_id in groups:
+                    self._add(("group_profiles", group_id), profile)
+            return
+        self._profile_ports.pop(profile, None)
+        self._engine.set(("profile", profile), None)
+        for group_id in groups:
+            self._remove(("group_profiles", group_id), profile)
+
     def _add(self, key: Key, member: Hashable) -> None:
         members = self._sets.setdefault(key, set())
         members.add(member)
-        self._engine.set(key, frozenset(members))
+        self._set(key, frozenset(members))
 
     def _remove(self, key: Key, member: Hashable) -> None:
         members = self._sets.get(key)
@@ -113,7 +132,15 @@ class Index:
         members.discard(member)
         if not members:
             del self._sets[key]
-        self._engine.set(key, frozenset(members) if members else None)
+        self._set(key, frozenset(members) if members else None)
+
+    def _set(self, key: Key, members: frozenset[Hashable] | None) -> None:
+        self._engine.set(key, members)
+        if key[0] == "bindings":
+            if members:
+                self.bound[key[1]] = members  # type: ignore[assignment]
+            else:
+                self.bound.pop(key[1], None)
 
     def _own(self, value: int, name: str, present: bool) -> None:
         if present:
@@ -129,7 +156,18 @@ def _port_entries(port: Port | None) -> list[tuple[Key, Hashable]]:
     entries: list[tuple[Key, Hashable]] = [(("group_ports", group_id), port.id) for group_id in port.security_group_ids]
     if port.dpid:
         entries.append((("net_switch_ports", port.network_id, port.dpid), port.id))
-        entries += [(("group_switch_ports", group_id, port.dpid), port.id) for group_id in port.security_group_ids]
+        if port.port_security_enabled:
+            entries.append((("profile_switch_ports", port.profile, port.dpid), port.id))
         if port.interface:
             entries.append((("bindings", port.dpid), port.interface))
+    return entries
+
+
+def _rule_entries(rule: SecurityGroupRule | None) -> list[tuple[Key, Hashable]]:
+    """The sets a rule belongs to."""
+    if rule is None:
+        return []
+    entries: list[tuple[Key, Hashable]] = [(("group_rules", rule.security_group_id), rule.id)]
+    if rule.remote_group_id:
+        entries.append((("referrers", rule.remote_group_id), rule.id))
     return entries

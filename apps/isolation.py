@@ -40,10 +40,12 @@ from apps.pipeline import (
     PRIO_DEFAULT,
     PRIO_HIGH,
     PRIO_LOW,
+    REG_DST_PROFILE,
     REG_DST_ZONE,
     REG_IN_PORT,
     REG_NETWORK,
     REG_OUT_PORT,
+    REG_SRC_PROFILE,
     REG_SRC_ZONE,
 )
 from apps.topology import Link, Switch
@@ -61,7 +63,7 @@ class Placement:
     ofport: int
 
 
-Local = tuple[tuple[int, int], ...]  # (ofport, port key) of a network's ports on one switch, by ofport
+Local = tuple[tuple[int, int, int], ...]  # (ofport, key, profile) of a network's ports on one switch, by ofport
 
 
 def _placement(read: Read, port_id: str) -> tuple[str, int] | None:
@@ -79,7 +81,8 @@ def _local(read: Read, network_id: str, dpid: str) -> Local:
     for port_id in read(("net_switch_ports", network_id, dpid)) or ():
         placement = read(("placement", port_id))
         if placement is not None:
-            members.append((placement[1], read(("port", port_id)).key))
+            port: Port = read(("port", port_id))
+            members.append((placement[1], port.key, port.profile))
     return tuple(sorted(members))
 
 
@@ -132,8 +135,8 @@ def _flood_flow(read: Read, network_id: str, dpid: str) -> Flow:
         return None
     tree = sorted(link.port_on(dpid) for link in read(("flood_links", network_id)) if dpid in (link.a_dpid,
                                                                                                  link.b_dpid))
-    actions = [action for ofport, key in read(("local", network_id, dpid))
-               for action in (SetField(REG_OUT_PORT, ofport), SetField(REG_DST_ZONE, key), Resubmit("ingress_acl"))]
+    actions = [action for ofport, key, profile in read(("local", network_id, dpid))
+               for action in (*_delivery(ofport, key, profile), Resubmit("ingress_acl"))]
     actions += _tagged(network.segmentation_id, tuple(tree))
     return Flow("l2_lookup", PRIO_LOW,
                 match(**{REG_NETWORK: network.segmentation_id}, eth_dst=(MULTICAST_BIT, MULTICAST_BIT)),
@@ -186,7 +189,7 @@ def _classify(placed: Placement) -> list[Flow]:
     port, ofport = placed.port, placed.ofport
     owner = cookie("isolation", port.id)
     tag = (SetField(REG_IN_PORT, ofport), SetField(REG_NETWORK, placed.network.segmentation_id),
-           SetField(REG_SRC_ZONE, port.key))
+           SetField(REG_SRC_ZONE, port.key), SetField(REG_SRC_PROFILE, port.profile))
     untagged = {"in_port": ofport, "vlan_vid": _NO_VLAN}
     if not port.port_security_enabled:
         return [Flow("classify", PRIO_DEFAULT, match(**untagged), tag, "arp_responder", owner)]
@@ -220,9 +223,14 @@ def _tagged(segment: int, ports: tuple[int, ...]) -> tuple[Action, ...]:
     return (PushVlan(), SetField("vlan_vid", OFPVID_PRESENT | segment), *(Output(p) for p in ports))
 
 
-def _deliver(member: Placement) -> tuple[SetField, SetField]:
-    """Name the local destination port for the ingress stages and port_out."""
-    return (SetField(REG_OUT_PORT, member.ofport), SetField(REG_DST_ZONE, member.port.key))
+def _deliver(member: Placement) -> tuple[SetField, ...]:
+    return _delivery(member.ofport, member.port.key, member.port.profile)
+
+
+def _delivery(ofport: int, key: int, profile: int) -> tuple[SetField, ...]:
+    """Name the local destination port for the ingress stages (its zone, its profile) and port_out; every
+    register always, so that a flood's earlier member leaves nothing behind for the next."""
+    return (SetField(REG_OUT_PORT, ofport), SetField(REG_DST_ZONE, key), SetField(REG_DST_PROFILE, profile))
 
 
 def _arp_reply(network: Network, port: Port) -> Flow:

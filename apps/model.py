@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class Port:
 
     `key` is a store-assigned number unique among ports (1..65535): the port's conntrack zone, since
     zones are shared by every bridge of one datapath and ofport numbers repeat across bridges.
+    `profile` is a store-assigned number for the port's set of security groups (0 without port
+    security): ports with the same groups share it, and so share their security-group flows.
     """
 
     id: str
@@ -35,6 +38,7 @@ class Port:
     port_security_enabled: bool = True
     security_group_ids: tuple[str, ...] = ()
     key: int = 0
+    profile: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,3 +83,17 @@ class Policy:
     ports: tuple[Port, ...] = ()
     security_groups: tuple[SecurityGroup, ...] = ()
     switches: tuple[SwitchConfig, ...] = ()
+
+
+def profile_key(group_ids: Iterable[str], keys: dict[tuple[str, ...], int]) -> int:
+    """The profile of a set of groups, from `keys` (where a set not seen yet gets the next number): how the
+    store hands profiles out, for policies made by hand (tests, benchmarks)."""
+    return keys.setdefault(tuple(sorted(set(group_ids))), len(keys) + 1)
+
+
+def with_profiles(ports: Iterable[Port]) -> tuple[Port, ...]:
+    """`ports`, each with port security given the profile of its set of groups (numbered in order of first
+    appearance): what the store does, for policies made by hand whose ports have no profiles yet."""
+    keys: dict[tuple[str, ...], int] = {}
+    return tuple(replace(port, profile=profile_key(port.security_group_ids, keys)) if port.port_security_enabled
+                 else port for port in ports)

@@ -64,6 +64,8 @@ REG_NETWORK = "reg1"   # segmentation id of the packet's network
 REG_OUT_PORT = "reg2"  # ofport of the local VM port chosen as destination
 REG_SRC_ZONE = "reg3"  # key (= conntrack zone) of the source port
 REG_DST_ZONE = "reg4"  # key (= conntrack zone) of the destination port
+REG_SRC_PROFILE = "reg5"  # profile of the source port: the key of its set of security groups
+REG_DST_PROFILE = "reg6"  # profile of the destination port
 
 # Priorities shared by the stages.
 PRIO_MISS = 0

@@ -46,8 +46,16 @@ from apps.flows import (
     match,
 )
 from apps.incremental import Derived, Read, Share, Unit
-from apps.model import Network, Port, SecurityGroup, SecurityGroupRule
-from apps.pipeline import REG_DST_ZONE, REG_IN_PORT, REG_NETWORK, REG_OUT_PORT, REG_SRC_ZONE
+from apps.model import Network, Port, SecurityGroupRule
+from apps.pipeline import (
+    REG_DST_PROFILE,
+    REG_DST_ZONE,
+    REG_IN_PORT,
+    REG_NETWORK,
+    REG_OUT_PORT,
+    REG_SRC_PROFILE,
+    REG_SRC_ZONE,
+)
 
 PRIO_CT_INVALID = 3000
 PRIO_UNFILTERED = 2600  # ports with port security disabled skip the ACL stages
@@ -61,7 +69,7 @@ PRIO_REVOKE = 10      # an established connection no rule allows any more
 
 @dataclass(frozen=True)
 class _Stage:
-    """One direction: which tables, which register names the port, which side is 'remote'."""
+    """One direction: which tables, which registers name the port and its profile, which side is 'remote'."""
 
     direction: str
     acl: str
@@ -69,15 +77,16 @@ class _Stage:
     after: str
     port_reg: str
     zone_reg: str
+    profile_reg: str
     remote_field: str
     dhcp: tuple[int, int]  # (source, destination) UDP ports of the port's own DHCP in this direction
 
 
 DHCP_SERVER, DHCP_CLIENT = 67, 68  # UDP ports
-EGRESS = _Stage("egress", "egress_acl", "egress_ct", "l2_lookup", REG_IN_PORT, REG_SRC_ZONE, "ipv4_dst",
-                (DHCP_CLIENT, DHCP_SERVER))
-INGRESS = _Stage("ingress", "ingress_acl", "ingress_ct", "port_out", REG_OUT_PORT, REG_DST_ZONE, "ipv4_src",
-                 (DHCP_SERVER, DHCP_CLIENT))
+EGRESS = _Stage("egress", "egress_acl", "egress_ct", "l2_lookup", REG_IN_PORT, REG_SRC_ZONE, REG_SRC_PROFILE,
+                "ipv4_dst", (DHCP_CLIENT, DHCP_SERVER))
+INGRESS = _Stage("ingress", "ingress_acl", "ingress_ct", "port_out", REG_OUT_PORT, REG_DST_ZONE, REG_DST_PROFILE,
+                 "ipv4_src", (DHCP_SERVER, DHCP_CLIENT))
 STAGES = {stage.direction: stage for stage in (EGRESS, INGRESS)}
 _STATIC = cookie("security_groups", "pipeline")
 _CLAUSES = cookie("security_groups", "clauses")
@@ -153,7 +162,11 @@ def _shape(rule: SecurityGroupRule) -> _Shape:
 
 def _live(read: Read, rule: SecurityGroupRule) -> bool:
     """A rule whose remote group has no members allows nothing: it makes no flow at all."""
-    return rule.remote_group_id is None or bool(read(("group_ports", rule.remote_group_id)))
+    return rule.remote_group_id is None or bool(read(("group_live", rule.remote_group_id)))
+
+
+def _group_live(read: Read, group_id: str) -> bool:
+    return bool(read(("group_ports", group_id)))
 
 
 def _original(stage: _Stage, **fields: object) -> Match:
@@ -164,53 +177,70 @@ def _accept(stage: _Stage) -> tuple[Ct]:
     return (Ct(commit=True, zone_reg=stage.zone_reg, set_mark=0),)
 
 
-def _port_flows(read: Read, port_id: str) -> dict[str, list[Flow | Share]]:
-    """A placed port's own part: unfiltered without port security; else per rule of its groups, a flow for a
-    single-condition rule or its clause (clause 1) of a conjunctive one."""
+def _unfiltered_flows(read: Read, port_id: str) -> dict[str, list[Flow]]:
+    """A placed port without port security skips both ACL stages."""
     placement = read(("placement", port_id))
-    if placement is None:
+    port: Port | None = read(("port", port_id))
+    if placement is None or port is None or port.port_security_enabled:
         return {}
-    port: Port = read(("port", port_id))
     dpid, ofport = placement
-    owner = cookie("security_groups", port.id)
-    if not port.port_security_enabled:
-        return {dpid: [Flow(stage.acl, PRIO_UNFILTERED, match(**{stage.port_reg: ofport}), goto=stage.after,
-                            cookie=owner) for stage in (EGRESS, INGRESS)]}
+    return {dpid: [Flow(stage.acl, PRIO_UNFILTERED, match(**{stage.port_reg: ofport}), goto=stage.after,
+                        cookie=cookie("security_groups", port.id)) for stage in (EGRESS, INGRESS)]}
+
+
+def _profile_sites(read: Read, profile: int) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """(dpid, segmentation ids of their networks) of the switches where ports with this profile are up."""
+    sites = []
+    for dpid in read(("switches",)) or ():
+        segments = set()
+        for port_id in read(("profile_switch_ports", profile, dpid)) or ():
+            port: Port | None = read(("port", port_id))
+            placement = read(("placement", port_id))
+            if port is not None and placement is not None:
+                segments.add(read(("network", port.network_id)).segmentation_id)
+        if segments:
+            sites.append((dpid, tuple(sorted(segments))))
+    return tuple(sites)
+
+
+def _profile_flows(read: Read, profile: int) -> dict[str, list[Flow | Share]]:
+    """What the rules of a set of groups allow its ports, on every switch where such ports are: per direction,
+    one flow if a single-condition rule allows everything, and clause 1 of each conjunctive rule, keyed by the
+    profile register rather than by port: ports with the same groups share these flows."""
+    sites = read(("profile_sites", profile))
+    if not sites:
+        return {}
+    single: dict[str, SecurityGroupRule] = {}  # direction -> the single-condition rule with the lowest key
     parts: list[Flow | Share] = []
-    for group_id in port.security_group_ids:
-        group: SecurityGroup | None = read(("group", group_id))
-        for rule in group.rules if group else ():
+    for group_id in read(("profile", profile)) or ():
+        for rule_id in read(("group_rules", group_id)) or ():
+            rule: SecurityGroupRule = read(("rule", rule_id))
             if not _live(read, rule):
                 continue
             shape = _shape(rule)
-            stage = shape.stage
             if shape.single:
-                parts.append(Flow(stage.ct, PRIO_RULE, _original(stage, **{stage.port_reg: ofport}), _accept(stage),
-                                  stage.after, owner))
+                if rule.direction not in single or rule.key < single[rule.direction].key:
+                    single[rule.direction] = rule
             else:
-                parts.append(Share(stage.ct, PRIO_CLAUSE, match(**{stage.port_reg: ofport}),
+                parts.append(Share(shape.stage.ct, PRIO_CLAUSE, match(**{shape.stage.profile_reg: profile}),
                                    frozenset({Conjunction(rule.key, 1, shape.clauses)}), _CLAUSES))
-    return {dpid: parts} if parts else {}
-
-
-def _group_on(read: Read, group_id: str, dpid: str) -> tuple[int, ...]:
-    """Segmentation ids of the networks of the group's ports with port security placed on `dpid`."""
-    segments = set()
-    for port_id in read(("group_switch_ports", group_id, dpid)) or ():
-        port: Port = read(("port", port_id))
-        placement = read(("placement", port_id))
-        if port.port_security_enabled and placement is not None and placement[0] == dpid:
-            segments.add(read(("network", port.network_id)).segmentation_id)
-    return tuple(sorted(segments))
+    for direction, rule in single.items():
+        stage = STAGES[direction]
+        parts.append(Flow(stage.ct, PRIO_RULE, _original(stage, **{stage.profile_reg: profile}), _accept(stage),
+                          stage.after, cookie("security_groups", rule.id)))
+    return {dpid: parts for dpid, _ in sites} if parts else {}
 
 
 def _rule_sites(read: Read, rule_id: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    """(dpid, networks) of the switches where ports that have the rule are."""
+    """(dpid, networks) of the switches where ports that have the rule are: those of every profile with its group."""
     rule: SecurityGroupRule | None = read(("rule", rule_id))
     if rule is None:  # going: its unit is removed in this same commit
         return ()
-    sites = ((dpid, read(("group_on", rule.security_group_id, dpid))) for dpid in read(("switches",)) or ())
-    return tuple((dpid, segments) for dpid, segments in sites if segments)
+    segments: dict[str, set[int]] = {}
+    for profile in read(("group_profiles", rule.security_group_id)) or ():
+        for dpid, profile_segments in read(("profile_sites", profile)):
+            segments.setdefault(dpid, set()).update(profile_segments)
+    return tuple((dpid, tuple(sorted(segments[dpid]))) for dpid in sorted(segments))
 
 
 def _rule_flows(read: Read, rule_id: str) -> dict[str, list[Flow | Share]]:
@@ -278,12 +308,14 @@ def _protocol_matches(rule: SecurityGroupRule) -> list[Match] | None:
 
 
 DERIVED = {
-    "group_on": Derived(2, _group_on),        # ("group_on", group id, dpid)
+    "group_live": Derived(1, _group_live),
+    "profile_sites": Derived(2, _profile_sites),   # ("profile_sites", profile)
     "rule_sites": Derived(3, _rule_sites),
 }
 UNITS = {
     "sg.switch": Unit("switch", _switch_flows),
-    "sg.port": Unit("port", _port_flows),
+    "sg.unfiltered": Unit("port", _unfiltered_flows),
+    "sg.profile": Unit("profile", _profile_flows),
     "sg.rule": Unit("rule", _rule_flows),
     "sg.member": Unit("port", _member_flows),
 }

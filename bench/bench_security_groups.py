@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from apps.compiler import compile_all
-from apps.model import Network, Policy, Port, SecurityGroup, SecurityGroupRule
+from apps.model import Network, Policy, Port, SecurityGroup, SecurityGroupRule, with_profiles
 from apps.topology import Switch, SwitchPort, Topology
 from bench.common import iperf_bps, print_rows, use_normal
 from mininet_topos.control import ControllerProcess
@@ -38,8 +38,9 @@ def bench_flows() -> list[tuple[str, str]]:
                                                             remote_group_id="g", key=i + 1) for i in range(5)))
     network = Network("n", "n", "10.0.0.0/16", "10.0.0.1", 10)
     for n in (10, 100, 1000):
-        ports = tuple(Port(f"p{i}", "n", "", f"02:00:00:00:{i // 256:02x}:{i % 256:02x}",
-                           f"10.0.{i // 250}.{i % 250 + 2}", DPID, f"v{i}", True, ("g",), i + 1) for i in range(n))
+        ports = with_profiles(Port(f"p{i}", "n", "", f"02:00:00:00:{i // 256:02x}:{i % 256:02x}",
+                                   f"10.0.{i // 250}.{i % 250 + 2}", DPID, f"v{i}", True, ("g",), i + 1)
+                              for i in range(n))
         topology = Topology((Switch(DPID, tuple(SwitchPort(f"v{i}", i + 1, "02:00:00:00:00:01") for i in range(n))),))
         started = time.perf_counter()
         flows = compile_all(Policy((network,), ports, (group,)), topology)[DPID]

@@ -18,7 +18,7 @@ import time
 
 from apps.compiler import compile_all
 from apps.flows import Flow, SetField, cookie, int_to_mac, match
-from apps.model import Network, Policy, Port
+from apps.model import Network, Policy, Port, with_profiles
 from apps.pipeline import REG_NETWORK, REG_OUT_PORT, table_id
 from apps.topology import Link, Switch, SwitchPort, Topology
 from bench.common import print_rows
@@ -117,8 +117,9 @@ def policy_of(n_ports: int) -> tuple[Policy, Topology]:
     links = (Link.between(dpids[0], per_switch + 1, dpids[1], per_switch + 1),
              Link.between(dpids[1], per_switch + 2, dpids[2], per_switch + 1))
     networks = tuple(Network(f"n{i}", f"n{i}", "10.0.0.0/16", "10.0.0.1", 100 + i) for i in range(10))
-    ports = tuple(Port(f"p{i}", f"n{i % 10}", "", int_to_mac(0x020000000000 + i), f"10.0.{i // 200}.{i % 200 + 2}",
-                       dpids[i % 3], f"v{i // 3 + 1}") for i in range(n_ports))
+    ports = with_profiles(Port(f"p{i}", f"n{i % 10}", "", int_to_mac(0x020000000000 + i),
+                               f"10.0.{i // 200}.{i % 200 + 2}", dpids[i % 3], f"v{i // 3 + 1}")
+                          for i in range(n_ports))
     return Policy(networks, ports), Topology(switches, links)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from apps.model import Network, Policy, Port, SecurityGroup, SecurityGroupRule
+from apps.model import Network, Policy, Port, SecurityGroup, SecurityGroupRule, with_profiles
 from apps.topology import Link, Switch, SwitchPort, Topology
 
 TRUNKS = (1, 2)  # ofports toward the previous and the next switch of the ring; VMs from 3 on
@@ -59,4 +59,4 @@ def build(switches: int, ports_per_switch: int, per_network: int = 100, spread: 
               for sw in range(1, switches + 1)),
         tuple(Link.between(dpid(sw), 2, dpid(sw % switches + 1), 1) for sw in range(1, switches + 1))
         if switches > 1 else ())
-    return Policy(networks, tuple(ports), tuple(groups)), topology
+    return Policy(networks, with_profiles(ports), tuple(groups)), topology

@@ -33,6 +33,7 @@ from sqlalchemy import (
     ForeignKey,
     Select,
     String,
+    Text,
     UniqueConstraint,
     create_engine,
     delete,
@@ -70,6 +71,7 @@ from controller.schema import (
 LOG = logging.getLogger(__name__)
 PORT_KEYS = range(1, 65536)  # conntrack zones
 RULE_KEYS = range(1, 2**31 + 1)  # OpenFlow conjunction ids
+PROFILE_KEYS = range(1, 2**32)  # a 32-bit register; 0 means none
 
 
 class StoreError(Exception):
@@ -115,6 +117,7 @@ class _PortRow(_Base):
     interface: Mapped[str] = mapped_column(String(15))
     port_security_enabled: Mapped[bool]
     key: Mapped[int] = mapped_column(unique=True, index=True)  # a unique index, so _migrate() can add it
+    profile: Mapped[int] = mapped_column(default=0)  # its set of groups (_ProfileRow); 0 without port security
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
@@ -145,6 +148,15 @@ class _PortSecurityGroupRow(_Base):
     port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True)
     security_group_id: Mapped[str] = mapped_column(ForeignKey("security_groups.id"), primary_key=True, index=True)
     position: Mapped[int]
+
+
+class _ProfileRow(_Base):
+    """A set of security groups that ports have, and its number: ports with the same groups share their
+    security-group flows (the compiler matches the number, not the port)."""
+
+    __tablename__ = "profiles"
+    key: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    groups: Mapped[str] = mapped_column(Text, unique=True)  # sorted group ids, comma-separated
 
 
 class _CounterRow(_Base):
@@ -386,9 +398,9 @@ class Store:
                 group_id = _add_group(session, DEFAULT_GROUP, "Built-in: egress anywhere, ingress from its members.")
                 _add_rule(session, _rule_values(group_id, "ingress", remote_group_id=group_id))
             if adopt_ports:
-                for port_id in session.scalars(select(_PortRow.id).where(_PortRow.port_security_enabled)).all():
-                    _set_port_groups(session, port_id, [group_id])
-                    _journal(session, "port", port_id)
+                for port in session.scalars(select(_PortRow).where(_PortRow.port_security_enabled)).all():
+                    _set_port_groups(session, port, [group_id])
+                    _journal(session, "port", port.id)
             return group_id
 
     # -- networks --------------------------------------------------------------------------
@@ -490,7 +502,7 @@ class Store:
                 group_ids = [self._default_group_id] if row.port_security_enabled else []
             session.add(row)
             session.flush()
-            _set_port_groups(session, row.id, group_ids)
+            _set_port_groups(session, row, group_ids)
             _journal(session, "port", row.id)
             return _port_dict(row, group_ids)
 
@@ -526,7 +538,9 @@ class Store:
                     group_ids = new_group_ids
                     _check_port_groups(session, row, group_ids, "security_group_ids")
             if new_group_ids is not None:
-                _set_port_groups(session, row.id, group_ids)
+                _set_port_groups(session, row, group_ids)
+            else:
+                _assign_profile(session, row, group_ids)  # port security may have changed
             _journal(session, "port", row.id)
             return _port_dict(row, group_ids)
 
@@ -595,6 +609,9 @@ class Store:
                     f"{len(referring)} rule(s) of other security groups",
                     [{"field": "id", "message": f"used by {user}"} for user in users],
                 )
+            for rule_id in session.scalars(select(_SecurityGroupRuleRow.id).where(
+                    _SecurityGroupRuleRow.security_group_id == row.id)).all():
+                _journal(session, "rule", rule_id)
             session.execute(delete(_SecurityGroupRuleRow).where(_SecurityGroupRuleRow.security_group_id == row.id))
             session.delete(row)
             _journal(session, "group", row.id)
@@ -648,10 +665,10 @@ class Store:
                     kept.add(same)
                 else:
                     session.delete(rule_row)
+                    _journal(session, "rule", rule_row.id)
             session.flush()
             for _, values in sorted(wanted[same] for same in wanted.keys() - kept):
                 _add_rule(session, values)
-            _journal(session, "group", group_id)
             return _group_dict(row, _group_rules(session, [group_id])[group_id])
 
     def list_security_group_rules(self, security_group_id: str | None = None) -> list[dict[str, Any]]:
@@ -669,7 +686,7 @@ class Store:
         with self._transaction() as session:
             row = _get(session, _SecurityGroupRuleRow, rule_id)
             session.delete(row)
-            _journal(session, "group", row.security_group_id)
+            _journal(session, "rule", row.id)
 
     # -- what the compilers read ---------------------------------------------------------------
 
@@ -704,7 +721,8 @@ class Store:
         for kind, object_id in changed:
             ids.setdefault(kind, []).append(object_id)
         loaders = {"network": (_networks, _NetworkRow.id), "port": (_ports, _PortRow.id),
-                   "group": (_groups, _SecurityGroupRow.id), "switch": (_switch_configs, _SwitchConfigRow.dpid)}
+                   "group": (_groups, _SecurityGroupRow.id), "rule": (_rules, _SecurityGroupRuleRow.id),
+                   "switch": (_switch_configs, _SwitchConfigRow.dpid)}
         found: dict[tuple[str, str], Any] = dict.fromkeys(changed)
         with self._transaction(write=False) as session:
             for kind, wanted in ids.items():
@@ -781,7 +799,7 @@ def _ports(session: Session, *where: Any) -> Iterator[Port]:
     groups = _port_groups(session, [row.id for row in rows] if where else None)
     for row in rows:
         yield Port(row.id, row.network_id, row.name, row.mac_address, row.ip_address, row.dpid, row.interface,
-                   row.port_security_enabled, tuple(groups.get(row.id, ())), row.key)
+                   row.port_security_enabled, tuple(groups.get(row.id, ())), row.key, row.profile)
 
 
 def _groups(session: Session, *where: Any) -> Iterator[SecurityGroup]:
@@ -789,6 +807,11 @@ def _groups(session: Session, *where: Any) -> Iterator[SecurityGroup]:
     rules = _group_rules(session, [row.id for row in rows] if where else None)
     for row in rows:
         yield SecurityGroup(row.id, row.name, tuple(rules[row.id]))
+
+
+def _rules(session: Session, *where: Any) -> Iterator[SecurityGroupRule]:
+    for row in session.scalars(select(_SecurityGroupRuleRow).where(*where)):
+        yield _rule(row)
 
 
 def _switch_configs(session: Session, *where: Any) -> Iterator[SwitchConfig]:
@@ -856,6 +879,13 @@ def _migrate(engine: Engine) -> bool:
                 connection.execute(_PortRow.__table__.update().where(_PortRow.id == port_id).values(key=key))
             for index in _PortRow.__table__.indexes:
                 index.create(connection, checkfirst=True)
+    if "ports" in tables and "profile" not in port_columns:
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE ports ADD COLUMN profile INTEGER NOT NULL DEFAULT 0"))
+        with Session(engine) as session, session.begin():
+            groups = _port_groups(session)
+            for port in session.scalars(select(_PortRow)):
+                _assign_profile(session, port, groups.get(port.id, []))
     return "ports" in tables and "port_security_groups" not in tables
 
 
@@ -979,12 +1009,27 @@ def _port_groups(session: Session, port_ids: list[str] | None = None) -> dict[st
     return groups
 
 
-def _set_port_groups(session: Session, port_id: str, group_ids: list[str]) -> None:
-    session.execute(delete(_PortSecurityGroupRow).where(_PortSecurityGroupRow.port_id == port_id))
+def _set_port_groups(session: Session, port: _PortRow, group_ids: list[str]) -> None:
+    """The port's groups, in order, and the profile of that set."""
+    session.execute(delete(_PortSecurityGroupRow).where(_PortSecurityGroupRow.port_id == port.id))
     session.add_all(
-        _PortSecurityGroupRow(port_id=port_id, security_group_id=group_id, position=position)
+        _PortSecurityGroupRow(port_id=port.id, security_group_id=group_id, position=position)
         for position, group_id in enumerate(group_ids)
     )
+    _assign_profile(session, port, group_ids)
+
+
+def _assign_profile(session: Session, port: _PortRow, group_ids: list[str]) -> None:
+    """The number of the port's set of groups, handed out the first time any port has that set."""
+    if not port.port_security_enabled:
+        port.profile = 0
+        return
+    groups = ",".join(sorted(set(group_ids)))
+    key = session.scalar(select(_ProfileRow.key).where(_ProfileRow.groups == groups))
+    if key is None:
+        key = _next_key(session, "profile_key", _ProfileRow.key, PROFILE_KEYS, "security_group_ids")
+        session.add(_ProfileRow(key=key, groups=groups))
+    port.profile = key
 
 
 def _group_rules(session: Session, group_ids: list[str] | None = None) -> defaultdict[str, list[SecurityGroupRule]]:
@@ -1003,6 +1048,7 @@ def _add_group(session: Session, name: str, description: str) -> str:
     row = _SecurityGroupRow(id=str(uuid.uuid4()), name=name, description=description)
     session.add(row)
     session.flush()
+    _journal(session, "group", row.id)
     _add_rule(session, _rule_values(row.id, "egress"))
     return row.id
 
@@ -1047,5 +1093,5 @@ def _add_rule(session: Session, values: dict[str, Any]) -> _SecurityGroupRuleRow
     row = _SecurityGroupRuleRow(id=str(uuid.uuid4()), key=key, **values)
     session.add(row)
     session.flush()
-    _journal(session, "group", row.security_group_id)
+    _journal(session, "rule", row.id)
     return row

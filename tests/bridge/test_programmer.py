@@ -19,7 +19,7 @@ import pytest
 
 from apps.compiler import compile_all
 from apps.flows import APP_CODES, Ct, Flow, cookie, match
-from apps.model import Policy, Port
+from apps.model import Policy, Port, with_profiles
 from apps.pipeline import PRIO_DEFAULT, REG_NETWORK, REG_OUT_PORT, table_id
 from apps.topology import Switch, SwitchPort, Topology
 from controller import ofwire
@@ -296,8 +296,9 @@ def many_ports(n_ports: int) -> tuple[Policy, Topology]:
     """One switch, n_ports VMs alternating between the two tenants (flows: about 5 per port)."""
     interfaces = tuple(SwitchPort(f"vm{i}", i, f"aa:00:00:00:{i >> 8:02x}:{i & 0xFF:02x}")
                        for i in range(1, n_ports + 1))
-    ports = tuple(Port(f"p{i}", (TENANT_A, TENANT_B)[i % 2].id, f"p{i}", f"02:00:00:01:{i >> 8:02x}:{i & 0xFF:02x}",
-                       f"10.0.{i >> 8}.{i & 0xFF}", S1, f"vm{i}") for i in range(1, n_ports + 1))
+    ports = with_profiles(Port(f"p{i}", (TENANT_A, TENANT_B)[i % 2].id, f"p{i}",
+                               f"02:00:00:01:{i >> 8:02x}:{i & 0xFF:02x}", f"10.0.{i >> 8}.{i & 0xFF}", S1, f"vm{i}")
+                          for i in range(1, n_ports + 1))
     return Policy((TENANT_A, TENANT_B), ports), Topology((Switch(S1, interfaces),))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apps.model import Network, Policy, Port, SecurityGroup, SecurityGroupRule
+from apps.model import Network, Policy, Port, SecurityGroup, SecurityGroupRule, profile_key
 from apps.topology import Link, Switch, SwitchPort, Topology
 
 S1, S2, S3 = "0000000000000001", "0000000000000002", "0000000000000003"
@@ -11,6 +11,13 @@ TENANT_B = Network("net-b", "b", "10.0.0.0/24", "10.0.0.1", 202)  # same CIDR on
 # Isolation tests run with every port in a group that allows everything: what they see is isolation alone.
 OPEN = SecurityGroup("open", "open", (SecurityGroupRule("open-in", "open", "ingress", key=1),
                                       SecurityGroupRule("open-out", "open", "egress", key=2)))
+
+
+PROFILES: dict[tuple[str, ...], int] = {}  # the profile of each set of groups, shared by every test
+
+
+def profile(groups: tuple[str, ...], secure: bool = True) -> int:
+    return profile_key(groups, PROFILES) if secure else 0
 
 
 def mac(tenant: str, n: int) -> str:
@@ -22,7 +29,7 @@ def vm(tenant: Network, n: int, dpid: str, interface: str, *, secure: bool = Tru
     """VM n of a tenant: both tenants use the same IPs (10.0.0.n+1) to prove addresses are not keys."""
     return Port(f"{tenant.name}{n}", tenant.id, f"{tenant.name}{n}", mac(tenant.name, n),
                 ip or f"10.0.0.{n + 1}", dpid, interface, secure, groups if secure else (),
-                key=tenant.segmentation_id * 100 + n)
+                key=tenant.segmentation_id * 100 + n, profile=profile(groups, secure))
 
 
 def switch(dpid: str, n_ports: int) -> Switch:

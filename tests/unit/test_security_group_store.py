@@ -387,7 +387,7 @@ def test_replacing_rules_keeps_equal_ones_removes_and_adds_the_rest(store: Store
     (dns,) = replaced["rules"][1:]
     assert (dns["protocol"], dns["port_range_max"], dns["remote_ip_prefix"]) == ("udp", 53, "10.0.0.0/8")
     assert store.get_security_group(group["id"]) == replaced
-    assert store.changes_since(revision)[1] == {("group", group["id"])}
+    assert store.changes_since(revision)[1] == {("rule", ssh["id"]), ("rule", dns["id"])}  # not the kept rule
     keys = {r.id: r.key for g in store.snapshot().security_groups for r in g.rules}
     assert keys[egress["id"]] < keys[dns["id"]]  # the kept rule kept its key (its conjunction id)
     assert store.replace_security_group_rules(group["id"], {"rules": []})["rules"] == []
@@ -406,3 +406,36 @@ def test_a_bad_replacement_changes_nothing(store: Store, rules: object, code: in
     error = rejected(code, store.replace_security_group_rules, group["id"], {"rules": rules})
     assert fields_of(error) == [field]
     assert store.get_security_group(group["id"]) == group
+
+
+# -- profiles: numbers for the sets of groups ports have -----------------------------------------------------
+
+
+def test_ports_with_the_same_groups_share_a_profile(store: Store, network: dict) -> None:
+    default_id = default_group(store)["id"]
+    web = store.create_security_group({"name": "web"})["id"]
+    a, b = (store.create_port(port_body(network["id"], n))["id"] for n in (1, 2))
+    c = store.create_port(port_body(network["id"], 3, security_group_ids=[web, default_id]))["id"]
+    d = store.create_port(port_body(network["id"], 4, security_group_ids=[default_id, web]))["id"]  # order aside
+    off = store.create_port(port_body(network["id"], 5, port_security_enabled=False))["id"]
+    profiles = lambda: {p.id: p.profile for p in store.snapshot().ports}  # noqa: E731
+    first = profiles()
+    assert first[a] == first[b] != first[c] == first[d] and first[off] == 0 and 0 not in (first[a], first[c])
+    store.update_port(b, {"security_group_ids": [web, default_id]})
+    store.update_port(c, {"port_security_enabled": False, "security_group_ids": []})
+    assert profiles() == {**first, b: first[c], c: 0}
+
+
+def test_a_database_from_before_profiles_gets_them(tmp_path: Path) -> None:
+    url, path = f"sqlite:///{tmp_path}/sdn.db", tmp_path / "sdn.db"
+    old = Store(url)
+    net = old.create_network({"cidr": "10.0.0.0/24"})
+    web = old.create_security_group({"name": "web"})["id"]
+    ids = [old.create_port(port_body(net["id"], n, **fields))["id"] for n, fields in
+           ((1, {}), (2, {}), (3, {"security_group_ids": [web]}), (4, {"port_security_enabled": False}))]
+    old.close()
+    with sqlite3.connect(path) as db:
+        db.executescript("DROP TABLE profiles; ALTER TABLE ports DROP COLUMN profile;")
+    profiles = {p.id: p.profile for p in Store(url).snapshot().ports}
+    assert profiles[ids[0]] == profiles[ids[1]] != profiles[ids[2]] and profiles[ids[3]] == 0
+    assert 0 not in (profiles[ids[0]], profiles[ids[2]])
