@@ -67,6 +67,10 @@ class Compiler:
     def usable_links(self) -> tuple[Link, ...]:
         return self._engine.get(("usable_links",))
 
+    def port(self, port_id: str) -> Port | None:
+        """A port as the compiler last got it."""
+        return self._engine.get(("port", port_id))
+
     def owner(self, cookie: int) -> str | None:
         return self._index.owners.get(cookie)
 

@@ -80,9 +80,10 @@ class Runtime:
         self._hold_until = time.monotonic() + hold_down
         self._pending: dict[str, set[FlowKey]] = {}  # per connected switch: keys changed since its last sync
         self._last_changes: set[tuple[str, str]] = set()  # the policy objects the last pass read
+        self._flushed: dict[str, Channel] = {}  # the channel of each switch that flushed every freed zone
+        self._freed: set[int] = set()  # zones of the ports the last pass deleted
         self._reload()  # bindings and pins are known from the start, not from the first pass
         self._failing: dict[str, SwitchFailure] = {}
-        self._flushed: dict[str, tuple[Channel, frozenset[int]]] = {}  # zones each channel has flushed
         self._pending_ports: dict[int, list[SwitchPort]] = {}
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="io")
         self.stats: dict[str, float] = {"passes": 0, "pass_failures": 0, "last_pass_seconds": 0.0,
@@ -143,6 +144,7 @@ class Runtime:
                 self.stats["changes_refused"] += 1
                 self._revision = revision  # the store no longer holds the change: give it back where it was taken
                 self._put_objects(self._last_changes)
+                self._freed.clear()  # no port went after all
                 self._pass()
                 raise ChangeRefused(refused)
             self._flush_zones()
@@ -283,11 +285,14 @@ class Runtime:
         self.compiler.load(self.store.snapshot(), self.fabric.snapshot())
         self.compiler.commit()
         self._pending.clear()
+        self._flushed.clear()  # deletions it did not see: every switch flushes every freed zone again
         self.programmer.forget_all()
         self._refresh_views()
 
     def _put_objects(self, changed: set[tuple[str, str]]) -> None:
         for (kind, object_id), value in self.store.objects(changed).items():
+            if kind == "port" and value is None and (gone := self.compiler.port(object_id)) is not None:
+                self._freed.add(gone.key)
             self.compiler.put(kind, object_id, value)
 
     def _read_changes(self) -> None:
@@ -397,29 +402,36 @@ class Runtime:
             self._failing[dpid] = SwitchFailure(reason, last.since if last else time.time(), attempts, now + delay)
 
     def _flush_zones(self) -> None:
-        """Flush the conntrack zones of deleted ports on every connected switch, once per channel.
+        """Flush the conntrack zones of the ports deleted by the last pass on every connected switch, and every
+        freed zone on a switch connected since (it may have been away when its port went).
 
-        Runs after the flows that used a zone are gone, so nothing can re-create its entries, and
-        again on every new channel (a switch that was away when the port went)."""
-        freed = self.store.freed_port_keys()
+        Runs after the flows that used a zone are gone, so nothing can re-create its entries."""
+        freed, self._freed = self._freed, set()
+        every: frozenset[int] | None = None
         for channel in self.fabric.channels():
-            last = self._flushed.get(channel.dpid)
-            done = last[1] & freed if last and last[0] is channel else frozenset()
-            todo = sorted(freed - done)
-            if todo:
-                try:
-                    batch = channel.batch()
-                    for zone in todo:
-                        batch.add(lambda xid, zone=zone: ofwire.ct_flush_zone(xid, zone))
-                    errors = batch.finish(self.programmer.timeout)
-                except Exception as exc:  # retried after the next pass
-                    LOG.warning("switch %s: conntrack flush failed: %s", channel.dpid, exc)
-                    continue
-                if errors:
-                    LOG.warning("switch %s: conntrack flush refused: %s", channel.dpid, errors[:3])
-                    continue
-                self.stats["zone_flushes"] += len(todo)
-            self._flushed[channel.dpid] = (channel, freed)
+            todo: set[int] | frozenset[int] = freed
+            if self._flushed.get(channel.dpid) is not channel:
+                every = self.store.freed_port_keys() if every is None else every
+                todo = every
+            if todo and not self._flush(channel, sorted(todo)):
+                self._flushed.pop(channel.dpid, None)  # flush them all on the next pass
+                continue
+            self._flushed[channel.dpid] = channel
+
+    def _flush(self, channel: Channel, zones: list[int]) -> bool:
+        try:
+            batch = channel.batch()
+            for zone in zones:
+                batch.add(lambda xid, zone=zone: ofwire.ct_flush_zone(xid, zone))
+            errors = batch.finish(self.programmer.timeout)
+        except Exception as exc:
+            LOG.warning("switch %s: conntrack flush failed: %s", channel.dpid, exc)
+            return False
+        if errors:
+            LOG.warning("switch %s: conntrack flush refused: %s", channel.dpid, errors[:3])
+            return False
+        self.stats["zone_flushes"] += len(zones)
+        return True
 
     # --- readiness after a restart -----------------------------------------------------------
     def _check_ready(self) -> None:
