@@ -105,20 +105,17 @@ class Index:
 
     # --- the sets ------------------------------------------------------------------------------------
     def _profile(self, profile: int, group_ids: tuple[str, ...], present: bool) -> None:
-        """Count a port in (or out of) its profile: the profile is an input (its groups) while ports have it."""
+        """Count a port in (or out of) its profile: each of the profile's groups lists it while ports have it."""
         count = self._profile_ports.get(profile, 0) + (1 if present else -1)
-        groups = tuple(sorted(set(group_ids)))
         if count > 0:
             self._profile_ports[profile] = count
-            if count == 1 and present:
-                self._engine.set(("profile", profile), groups)
-                for group_id in groups:
-                    self._add(("group_profiles", group_id), profile)
-            return
-        self._profile_ports.pop(profile, None)
-        self._engine.set(("profile", profile), None)
-        for group_id in groups:
-            self._remove(("group_profiles", group_id), profile)
+            if count > 1 or not present:
+                return
+        else:
+            self._profile_ports.pop(profile, None)
+        for group_id in set(group_ids):
+            (self._add if count else self._remove)(("group_profiles", group_id), profile)
+        self._own(cookie("security_groups", f"profile/{profile}"), f"security_groups:profile/{profile}", bool(count))
 
     def _add(self, key: Key, member: Hashable) -> None:
         members = self._sets.setdefault(key, set())

@@ -203,60 +203,49 @@ def _profile_sites(read: Read, profile: int) -> tuple[tuple[str, tuple[int, ...]
     return tuple(sites)
 
 
-def _profile_flows(read: Read, profile: int) -> dict[str, list[Flow | Share]]:
-    """What the rules of a set of groups allow its ports, on every switch where such ports are: per direction,
-    one flow if a single-condition rule allows everything, and clause 1 of each conjunctive rule, keyed by the
-    profile register rather than by port: ports with the same groups share these flows."""
-    sites = read(("profile_sites", profile))
-    if not sites:
-        return {}
-    single: dict[str, SecurityGroupRule] = {}  # direction -> the single-condition rule with the lowest key
-    parts: list[Flow | Share] = []
-    for group_id in read(("profile", profile)) or ():
-        for rule_id in read(("group_rules", group_id)) or ():
-            rule: SecurityGroupRule = read(("rule", rule_id))
-            if not _live(read, rule):
-                continue
-            shape = _shape(rule)
-            if shape.single:
-                if rule.direction not in single or rule.key < single[rule.direction].key:
-                    single[rule.direction] = rule
-            else:
-                parts.append(Share(shape.stage.ct, PRIO_CLAUSE, match(**{shape.stage.profile_reg: profile}),
-                                   frozenset({Conjunction(rule.key, 1, shape.clauses)}), _CLAUSES))
-    for direction, rule in single.items():
-        stage = STAGES[direction]
-        parts.append(Flow(stage.ct, PRIO_RULE, _original(stage, **{stage.profile_reg: profile}), _accept(stage),
-                          stage.after, cookie("security_groups", rule.id)))
-    return {dpid: parts for dpid, _ in sites} if parts else {}
+Site = tuple[str, tuple[int, ...], tuple[int, ...]]  # dpid, networks' segmentation ids, profiles there
 
 
-def _rule_sites(read: Read, rule_id: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    """(dpid, networks) of the switches where ports that have the rule are: those of every profile with its group."""
+def _rule_sites(read: Read, rule_id: str) -> tuple[Site, ...]:
+    """Where ports that have the rule are: per switch, their networks and their profiles (each profile with the
+    rule's group)."""
     rule: SecurityGroupRule | None = read(("rule", rule_id))
     if rule is None:  # going: its unit is removed in this same commit
         return ()
     segments: dict[str, set[int]] = {}
+    profiles: dict[str, set[int]] = {}
     for profile in read(("group_profiles", rule.security_group_id)) or ():
         for dpid, profile_segments in read(("profile_sites", profile)):
             segments.setdefault(dpid, set()).update(profile_segments)
-    return tuple((dpid, tuple(sorted(segments[dpid]))) for dpid in sorted(segments))
+            profiles.setdefault(dpid, set()).add(profile)
+    return tuple((dpid, tuple(sorted(segments[dpid])), tuple(sorted(profiles[dpid]))) for dpid in sorted(segments))
 
 
 def _rule_flows(read: Read, rule_id: str) -> dict[str, list[Flow | Share]]:
-    """Where ports with a conjunctive rule are: its conj_id flow, its protocol clause, its prefix clause."""
+    """All a rule allows, on every switch where ports that have it are. A single-condition rule: one flow per
+    profile and direction (the same flow for every such rule of the profile, so they merge into one). A conjunctive
+    rule: the profiles' clause (1), a prefix clause (2) in each network there, the protocol clause (last), and
+    its conj_id flow; its remote group's members add their own clause 2 (_member_flows). A rule is compiled
+    alone: adding one to a group of 1,000 does not recompile the 1,000."""
     rule: SecurityGroupRule = read(("rule", rule_id))
-    shape = _shape(rule)
-    if shape.single or not _live(read, rule):
+    if not _live(read, rule):
         return {}
+    shape = _shape(rule)
     stage = shape.stage
-    conjunction = frozenset({Conjunction(rule.key, shape.clauses, shape.clauses)})
-    protocol = [Share(stage.ct, PRIO_CLAUSE, m, conjunction, _CLAUSES) for m in shape.protocol or ()]
+    flows: dict[str, list[Flow | Share]] = {}
+    if shape.single:
+        for dpid, _, profiles in read(("rule_sites", rule_id)):
+            flows[dpid] = [Flow(stage.ct, PRIO_RULE, _original(stage, **{stage.profile_reg: profile}), _accept(stage),
+                                stage.after, cookie("security_groups", f"profile/{profile}")) for profile in profiles]
+        return flows
+    first = frozenset({Conjunction(rule.key, 1, shape.clauses)})
+    last = frozenset({Conjunction(rule.key, shape.clauses, shape.clauses)})
+    protocol = [Share(stage.ct, PRIO_CLAUSE, m, last, _CLAUSES) for m in shape.protocol or ()]
     hit = Flow(stage.ct, PRIO_CONJ_HIT, _original(stage, conj_id=rule.key), _accept(stage), stage.after,
                cookie("security_groups", rule.id))
-    flows: dict[str, list[Flow | Share]] = {}
-    for dpid, segments in read(("rule_sites", rule_id)):
-        flows[dpid] = [hit, *protocol]
+    for dpid, segments, profiles in read(("rule_sites", rule_id)):
+        flows[dpid] = [hit, *protocol, *(Share(stage.ct, PRIO_CLAUSE, match(**{stage.profile_reg: profile}), first,
+                                               _CLAUSES) for profile in profiles)]
         if shape.has_remote and rule.remote_group_id is None:  # a prefix, in each network the rule's ports are in
             flows[dpid] += [Share(stage.ct, PRIO_CLAUSE, _remote(stage, segment, rule.remote_ip_prefix),
                                   frozenset({Conjunction(rule.key, 2, shape.clauses)}), _CLAUSES)
@@ -279,7 +268,7 @@ def _member_flows(read: Read, port_id: str) -> dict[str, list[Share]]:
             shape = _shape(rule)
             share = Share(shape.stage.ct, PRIO_CLAUSE, _remote(shape.stage, network.segmentation_id, port.ip_address),
                           frozenset({Conjunction(rule.key, 2, shape.clauses)}), _CLAUSES)
-            for dpid, _ in read(("rule_sites", rule_id)):
+            for dpid, _, _ in read(("rule_sites", rule_id)):
                 flows.setdefault(dpid, []).append(share)
     return flows
 
@@ -315,7 +304,6 @@ DERIVED = {
 UNITS = {
     "sg.switch": Unit("switch", _switch_flows),
     "sg.unfiltered": Unit("port", _unfiltered_flows),
-    "sg.profile": Unit("profile", _profile_flows),
     "sg.rule": Unit("rule", _rule_flows),
     "sg.member": Unit("port", _member_flows),
 }

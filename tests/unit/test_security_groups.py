@@ -239,11 +239,12 @@ def test_a_change_recompiles_only_what_depends_on_it():
     net = Net([a(1, "web"), a(2, "client"), a(3, "web")])
     net.set_rules(SSH, ())  # a group no port is in: its rule's unit goes, nothing else is touched
     assert set(net.compiler.recompiled) <= {"sg.rule", "rule_sites"}
-    net.set_rules(WEB, WEB.rules[:-1])  # the web ports' own parts change, isolation does not
-    assert not any(kind.startswith("isolation") for kind in net.compiler.recompiled)
-    assert net.compiler.recompiled["sg.profile"] == 1  # both web ports share one profile
+    net.set_rules(WEB, WEB.rules[:-1])  # a rule of a group two ports are in goes: that rule alone
+    assert set(net.compiler.recompiled) <= {"sg.rule", "rule_sites"}
+    net.set_rules(WEB, WEB.rules)  # and comes back: that rule alone again, not the group's others
+    assert net.compiler.recompiled["sg.rule"] == 1
     net.update("a2", mac_address="02:00:00:00:61:09")  # a2's units, and no other port's
-    assert net.compiler.recompiled["isolation.port"] == 1 and not net.compiler.recompiled["sg.profile"]
+    assert net.compiler.recompiled["isolation.port"] == 1 and not net.compiler.recompiled["sg.rule"]
 
 
 @pytest.mark.parametrize("low, high", [(1, 65535), (80, 80), (80, 81), (1000, 1999), (22, 1023), (3, 7)])
