@@ -24,6 +24,7 @@ Clause flows of conjunctive matches are shared: several units (rules, ports, mem
 
 from __future__ import annotations
 
+import bisect
 import gc
 import heapq
 from collections import Counter
@@ -106,6 +107,68 @@ def _render(key: FlowKey, parts: Parts) -> Flow | None:
         conjunctions = set().union(*(share.conjunctions for share in shares))
         return Flow(key[0], key[1], key[2], tuple(sorted(conjunctions, key=_conj_order)), cookie=cookies.pop())
     return None
+
+
+class _Clause(dict):
+    """The parts under a clause flow's key, with the flow's conjunctions kept sorted as shares come and go:
+    a clause shared by 1,000 rules changes by one conjunction, not by a sort of 1,000."""
+
+    __slots__ = ("counts", "order", "conjunctions", "cookies", "flows")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: dict[Conjunction, int] = {}
+        self.order: list[tuple[int, int]] = []  # (id, clause) of each conjunction, sorted
+        self.conjunctions: list[Conjunction] = []  # in the same order
+        self.cookies: dict[int, int] = {}  # cookie -> how many shares carry it
+        self.flows = 0  # parts that are whole flows (a conflict, unless there are none)
+
+    @classmethod
+    def of(cls, parts: Parts) -> _Clause:
+        clause = cls()
+        for unit, part in parts.items():
+            clause.put(unit, part)
+        return clause
+
+    def put(self, unit: Key, part: Flow | Share | None) -> None:
+        """Replace the part of `unit` (None: take it away)."""
+        old = self.pop(unit, None)
+        if old is not None:
+            self._count(old, -1)
+        if part is not None:
+            self[unit] = part
+            self._count(part, 1)
+
+    def _count(self, part: Flow | Share, delta: int) -> None:
+        if part.__class__ is not Share:
+            self.flows += delta
+            return
+        self.cookies[part.cookie] = self.cookies.get(part.cookie, 0) + delta
+        if not self.cookies[part.cookie]:
+            del self.cookies[part.cookie]
+        for conjunction in part.conjunctions:
+            count = self.counts.get(conjunction, 0) + delta
+            place = (conjunction.id, conjunction.clause)
+            if count == 1 and delta == 1:
+                at = bisect.bisect_left(self.order, place)
+                self.order.insert(at, place)
+                self.conjunctions.insert(at, conjunction)
+            elif not count:
+                at = bisect.bisect_left(self.order, place)
+                del self.order[at], self.conjunctions[at]
+            if count:
+                self.counts[conjunction] = count
+            else:
+                self.counts.pop(conjunction, None)
+
+    def render(self, key: FlowKey) -> Flow | None:
+        if self.flows:
+            return _render(key, self)
+        if len(self.cookies) > 1:
+            raise FlowConflict(f"{key}: clause cookies {set(self.cookies)}")
+        if not self.conjunctions:
+            return None
+        return Flow(key[0], key[1], key[2], tuple(self.conjunctions), cookie=next(iter(self.cookies)))
 
 
 class Engine:
@@ -210,7 +273,7 @@ class Engine:
             table = self._tables.setdefault(dpid, {})
             for key in keys:
                 parts = entries.get(key)
-                flow = _render(key, parts) if parts else None
+                flow = (parts.render(key) if parts.__class__ is _Clause else _render(key, parts)) if parts else None
                 if flow is None:
                     entries.pop(key, None)
                 if table.get(key) != flow:
@@ -289,10 +352,10 @@ class Engine:
             if not before:  # a new unit, or new on this switch (a full compile is all this)
                 for key, part in after.items():
                     parts = entries.get(key)
-                    if parts is None:
+                    if parts is None and part.__class__ is not Share:
                         entries[key] = {unit: part}
                     else:
-                        parts[unit] = part
+                        _place(entries, key, unit, part)
                 keys.update(after)
                 continue
             for key, part in after.items():
@@ -300,10 +363,25 @@ class Engine:
                 if previous is part or previous == part:
                     continue
                 keys.add(key)
-                entries.setdefault(key, {})[unit] = part
+                _place(entries, key, unit, part)
             for key in before.keys() - after.keys():
                 keys.add(key)
-                entries[key].pop(unit, None)
+                _place(entries, key, unit, None)
+
+
+def _place(entries: dict[FlowKey, Parts], key: FlowKey, unit: Key, part: Flow | Share | None) -> None:
+    """Put a unit's part under a key (None: take it away); a key with shares keeps its conjunctions sorted."""
+    parts = entries.get(key)
+    if parts is None:
+        parts = entries[key] = _Clause() if part.__class__ is Share else {}
+    elif part.__class__ is Share and parts.__class__ is not _Clause:
+        parts = entries[key] = _Clause.of(parts)
+    if parts.__class__ is _Clause:
+        parts.put(unit, part)
+    elif part is None:
+        parts.pop(unit, None)
+    else:
+        parts[unit] = part
 
 
 def _by_key(unit: Key, parts: Iterable[Flow | Share]) -> dict[FlowKey, Flow | Share]:

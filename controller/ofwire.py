@@ -243,7 +243,9 @@ def _unmask(tlv: bytes, width: int, full: int) -> bytes:
 
 # --- instructions and actions ------------------------------------------------------------------
 
+@lru_cache(maxsize=1 << 16)
 def _encode_action(action: Action) -> bytes:
+    """One action's bytes (memoized: a clause flow's 1,000 conjunctions are re-encoded as a join, not packed anew)."""
     if isinstance(action, Output):
         return struct.pack("!HHIH6x", _OFPAT_OUTPUT, 16, action.port, action.max_len)
     if isinstance(action, SetField):

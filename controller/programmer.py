@@ -120,6 +120,12 @@ class Programmer:
         with self._lock:
             self._installed.pop(dpid, None)
 
+    def knows(self, channel: Channel) -> bool:
+        """Whether what this channel's switch holds is known (else the next sync reads it back)."""
+        with self._lock:
+            cached = self._installed.get(channel.dpid)
+        return cached is not None and cached[0] is channel
+
     def forget_all(self) -> None:
         """Drop every switch's cache: the next sync of each reads back and diffs in full."""
         with self._lock:

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -86,6 +86,7 @@ class Runtime:
         self._failing: dict[str, SwitchFailure] = {}
         self._pending_ports: dict[int, list[SwitchPort]] = {}
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="io")
+        self._sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sync")
         self.stats: dict[str, float] = {"passes": 0, "pass_failures": 0, "last_pass_seconds": 0.0,
                                         "last_compile_seconds": 0.0, "last_pass_units": 0, "changes_refused": 0,
                                         "zone_flushes": 0}
@@ -332,10 +333,13 @@ class Runtime:
             self._pending.setdefault(dpid, set()).update(delta.get(dpid, ()))
         failures: dict[str, str] = {}
         refusals: dict[str, tuple[FlowRefusal, ...]] = {}
-        if channels:
-            with ThreadPoolExecutor(max_workers=min(8, len(channels))) as pool:
-                futures = {c.dpid: pool.submit(self.programmer.sync, c, self.compiler.table(c.dpid),
-                                               self._pending[c.dpid]) for c in channels}
+        due = [c for c in channels if self._pending[c.dpid] or not self.programmer.knows(c)]
+        if due:
+            # Switches in parallel: each waits for its own barrier. One alone is synced right here.
+            futures = {c.dpid: self._sync_pool.submit(self.programmer.sync, c, self.compiler.table(c.dpid),
+                                                      self._pending[c.dpid]) if len(due) > 1 else
+                       _done(self.programmer.sync, c, self.compiler.table(c.dpid), self._pending[c.dpid])
+                       for c in due}
             for dpid, future in futures.items():
                 try:
                     result = future.result()
@@ -540,6 +544,16 @@ class Runtime:
 
     def _save_links(self) -> None:
         self.store.save_links(self.fabric.links())
+
+
+def _done(work: Callable[..., T], *args: Any) -> Future[T]:
+    """`work(*args)` run here and now, as a future (its exception kept in it, as a pool's would be)."""
+    future: Future[T] = Future()
+    try:
+        future.set_result(work(*args))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
 
 
 def _iso(seconds: float) -> str:
