@@ -31,6 +31,7 @@ from typing import Any
 from apps.compiler import Compiler
 from apps.model import Policy, Port
 from apps.topology import Topology
+from bench.common import print_rows
 from bench.fabric import build
 from controller import ofwire
 from controller.channel import Channel
@@ -224,9 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"{figures['rule_create_ms_first_100']:.1f} / {figures['rule_create_ms_last_100']:.1f} ms = "
                  f"{figures['rule_create_ms_last_100'] / figures['rule_create_ms_first_100']:.2f}x"))
     rows.append(("resident memory with the large fabric loaded", f"{figures['rss_mib']:.0f} MiB"))
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_rows(rows)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return 0

@@ -40,6 +40,7 @@ from controller.store import Store
 
 LOG = logging.getLogger(__name__)
 _TABLE_NAMES = {t.number: t.name for t in PIPELINE}
+_UNBOUND: frozenset[str] = frozenset()
 T = TypeVar("T")
 
 
@@ -82,6 +83,7 @@ class Runtime:
         self._last_changes: set[tuple[str, str]] = set()  # the policy objects the last pass read
         self._flushed: dict[str, Channel] = {}  # the channel of each switch that flushed every freed zone
         self._freed: set[int] = set()  # zones of the ports the last pass deleted
+        self._candidate_cache: dict[str, tuple[Any, ...]] = {}  # dpid -> (switch, bound, pins, candidates)
         self._reload()  # bindings and pins are known from the start, not from the first pass
         self._failing: dict[str, SwitchFailure] = {}
         self._pending_ports: dict[int, list[SwitchPort]] = {}
@@ -367,14 +369,20 @@ class Runtime:
     def _may_carry(self, topology: Topology, dpid: str, ofport: int) -> bool:
         switch = topology.switch(dpid)
         port = switch.port(ofport) if switch else None
-        return port is not None and is_candidate(port, self._bound.get(dpid, frozenset()), self._pins.get(dpid))
+        return port is not None and is_candidate(port, self._bound.get(dpid, _UNBOUND), self._pins.get(dpid))
 
     def _candidates(self, dpid: str) -> tuple[SwitchPort, ...]:
-        """The trunk candidates of a switch as its ports are now, and as bindings and pins were at the last pass."""
+        """The trunk candidates of a switch as its ports are now, and as bindings and pins were at the last pass.
+
+        Kept until one of those changes, so an LLDP round costs what the candidates cost, not all ports."""
         switch = self.fabric.switch(dpid)
         if switch is None:
             return ()
-        return trunk_candidates(switch, self._bound.get(dpid, frozenset()), self._pins.get(dpid))
+        bound, pins = self._bound.get(dpid, _UNBOUND), self._pins.get(dpid)
+        cached = self._candidate_cache.get(dpid)
+        if cached is None or cached[0] is not switch or cached[1] is not bound or cached[2] is not pins:
+            cached = self._candidate_cache[dpid] = (switch, bound, pins, trunk_candidates(switch, bound, pins))
+        return cached[3]
 
     def _blame(self, report: ConvergeReport) -> list[RefusedFlow]:
         """The refused flows that the change itself introduced (changed by this very pass).

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,10 +28,12 @@ def openflow_peers(port: int) -> set[str]:
 def locked(db_path: Path) -> Iterator[None]:
     """Hold an exclusive lock on an SQLite database: the controller cannot load its store meanwhile.
 
-    Its SQLite driver waits up to 5 s for the lock before giving up.
+    The store uses a write-ahead log, where readers pass a mere EXCLUSIVE transaction; in EXCLUSIVE
+    locking mode they do not. Its SQLite driver waits up to 5 s for the lock before giving up.
     """
     connection = sqlite3.connect(db_path, isolation_level=None)
     try:
+        connection.execute("PRAGMA locking_mode=EXCLUSIVE")
         connection.execute("BEGIN EXCLUSIVE")
         yield
     finally:
@@ -39,7 +41,7 @@ def locked(db_path: Path) -> Iterator[None]:
 
 
 def known_switches(db_path: Path) -> set[str]:
-    with sqlite3.connect(db_path) as connection:
+    with closing(sqlite3.connect(db_path)) as connection:
         return {dpid for (dpid,) in connection.execute("SELECT dpid FROM switches")}
 
 

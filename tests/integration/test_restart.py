@@ -55,8 +55,10 @@ def test_restart_under_traffic_loses_nothing(controller, api, net_factory, sig):
         pinger.send_signal(signal.SIGINT)
         out, _ = pinger.communicate(timeout=10)
 
-    sent, received = map(int, re.search(r"(\d+) packets transmitted, (\d+) received", out).groups())
-    assert sent > 20 and received == sent, out.splitlines()[-3:]
+    sent = int(re.search(r"(\d+) packets transmitted", out).group(1))
+    answered = {int(seq) for seq in re.findall(r"icmp_seq=(\d+) ", out)}
+    # Every echo got its reply; only the very last may still have been on its way when ping was stopped.
+    assert sent > 20 and set(range(1, sent)) <= answered, out.splitlines()[-3:]
     assert not summary.get("broken") and summary["received"] == summary["sent"], summary
     assert metrics(controller.api)["sdn_programmer_flow_mods"] == 0
     for s in run.plan.switches:
