@@ -229,13 +229,8 @@ class Flow:
 
 # Cookie layout: the top 8 bits name the app, the low 56 bits hash the owning object's id.
 APP_CODES = {"system": 1, "isolation": 2, "security_groups": 3}
-_APP_NAMES = {code: app for app, code in APP_CODES.items()}
 
 
 def cookie(app: str, obj_id: str) -> int:
     digest = hashlib.blake2b(obj_id.encode(), digest_size=7).digest()
     return (APP_CODES[app] << 56) | int.from_bytes(digest, "big")
-
-
-def cookie_app(value: int) -> str | None:
-    return _APP_NAMES.get(value >> 56)
