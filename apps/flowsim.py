@@ -7,6 +7,10 @@ tagged) and gotos the pipeline declaration does not allow raise FlowError when t
 so a compiler bug fails its unit test instead of a flow-mod on a real switch. Ambiguous lookups (two
 flows of equal priority matching one packet) raise too: OVS would pick one arbitrarily.
 
+Each action checks and simulates itself (apps/actions.py) and each field declares its prerequisites,
+writability and value when absent (apps/fields.py); this module is the classifier, the passes and
+recirculations the actions run in, and conntrack.
+
 A packet is a dict of apps.flows.FIELDS names -> int. vlan_vid carries OFPVID_PRESENT when tagged and
 is absent when untagged; registers, ct_state/ct_zone/ct_mark and vlan_vid read as 0 when absent (as on
 a switch); any other absent field cannot match a flow that requires it. Outputs carry the frame only:
@@ -28,65 +32,34 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
-from apps.flows import (
+from apps.actions import CONTROLLER, Action, Conjunction
+from apps.fields import (
     CT_EST,
     CT_INV,
     CT_NEW,
     CT_RPL,
     CT_TRK,
-    ETH_TYPE_ARP,
     ETH_TYPE_IP,
+    FIELD,
     FIELDS,
     IP_PROTO,
-    OFPP_CONTROLLER,
-    OFPP_IN_PORT,
     OFPVID_PRESENT,
-    Action,
-    Conjunction,
-    Ct,
-    Flow,
-    Match,
-    Move,
-    Output,
-    PopVlan,
-    PushVlan,
-    Resubmit,
-    SetField,
-    set_field,
+    Packet,
+    Scope,
+    Write,
+    read,
 )
+from apps.flows import Flow, Match, set_field
 from apps.pipeline import PIPELINE, Table
 from apps.topology import Topology
 
-CONTROLLER = "controller"  # the port recorded for an output to OFPP_CONTROLLER
 Port = int | str
-Packet = dict[str, int]
 
-_ETH_TYPE_IPV6 = 0x86DD
-_OFPP_MAX = 0xFFFFFF00  # ports at or above this are reserved (only IN_PORT and CONTROLLER are modelled)
-_VLAN_ETHERTYPES = (0x8100, 0x88A8)
-_REGISTERS = frozenset(name for name in FIELDS if name.startswith("reg"))
-_CT_FIELDS = frozenset({"ct_state", "ct_zone", "ct_mark"})
-_METADATA = _REGISTERS | _CT_FIELDS | {"in_port", "conj_id"}
-# Absent metadata reads as 0 on a switch, and vlan_vid as OFPVID_NONE (untagged).
-_DEFAULTS = {name: 0 for name in _METADATA - {"in_port"} | {"vlan_vid"}}
-_READ_ONLY = frozenset({"eth_type", "ip_proto", "ct_state", "ct_zone", "conj_id"})
+_METADATA = frozenset(name for name, declared in FIELD.items() if declared.scope is not Scope.FRAME)
 MAX_DEPTH = 64  # OVS: nested resubmits back to the same or an earlier table, per pass
 MAX_RESUBMITS = 4096  # OVS: resubmits and gotos per pass
-_MAX_CLAUSES = 64
-_IP_ANY = frozenset({ETH_TYPE_IP, _ETH_TYPE_IPV6})
-_IPV4 = frozenset({ETH_TYPE_IP})
-# field -> (field, allowed exact values) that must hold before it may be matched, set or moved.
-_PREREQS: dict[str, tuple[tuple[str, frozenset[int]], ...]] = {
-    "ip_proto": (("eth_type", _IP_ANY),),
-    "ipv4_src": (("eth_type", _IPV4),),
-    "ipv4_dst": (("eth_type", _IPV4),),
-    **{f: (("eth_type", _IP_ANY), ("ip_proto", frozenset({6}))) for f in ("tcp_src", "tcp_dst")},
-    **{f: (("eth_type", _IP_ANY), ("ip_proto", frozenset({17}))) for f in ("udp_src", "udp_dst")},
-    **{f: (("eth_type", _IPV4), ("ip_proto", frozenset({1}))) for f in ("icmpv4_type", "icmpv4_code")},
-    **{f: (("eth_type", frozenset({ETH_TYPE_ARP})),) for f in FIELDS if f.startswith("arp_")},
-}
 
 
 class FlowError(Exception):
@@ -181,7 +154,7 @@ class SwitchTables:
             hits = [
                 flow
                 for shape in shapes
-                for flow in shape.flows.get(tuple(_read(pkt, name) for name in shape.fields), ())
+                for flow in shape.flows.get(tuple(read(pkt, name) for name in shape.fields), ())
                 if _matches(flow.match, pkt)
             ]
             clauses = [flow for flow in hits if _is_clause(flow)] if conjunctive else []
@@ -282,7 +255,9 @@ def _need(pkt: Packet, name: str) -> int:
 
 @dataclass
 class _Pass:
-    """One translation of a packet (OVS: from a lookup until it ends or recirculates), with its limits."""
+    """One translation of a packet (OVS: from a lookup until it ends or recirculates), with its limits.
+
+    Each action runs itself against it (apps.actions.Simulation)."""
 
     tables: SwitchTables
     conntrack: Conntrack
@@ -290,6 +265,7 @@ class _Pass:
     result: Result
     depth: int = 0
     resubmits: int = 0
+    here: str = ""  # the table whose flow is running
 
     def run_table(self, table: str, pkt: Packet) -> None:
         """Look `table` up, run the flow's actions, then its goto. A miss ends a pass; in a resubmit it
@@ -299,12 +275,8 @@ class _Pass:
             return
         self.result.path.append((table, flow))
         for action in flow.actions:
-            if isinstance(action, Resubmit):
-                self.jump(table, action.table, pkt)
-            elif isinstance(action, Ct):
-                self.conntrack_action(action, pkt)
-            else:
-                _apply(action, pkt, self.result)
+            self.here = table  # again after each action: a resubmit ran other tables
+            action.simulate(pkt, self)
         if flow.goto is not None:
             self.jump(table, flow.goto, pkt)
 
@@ -320,15 +292,21 @@ class _Pass:
         self.run_table(target, pkt)
         self.depth -= deepens
 
-    def conntrack_action(self, ct: Ct, pkt: Packet) -> None:
-        zone = ct.zone if ct.zone_reg is None else pkt.get(ct.zone_reg, 0) & 0xFFFF
-        state, mark = self.conntrack.track(self.dpid, zone, pkt, ct.commit, ct.set_mark)
-        if ct.table is not None:
-            # A clone recirculates; the userspace datapath runs it at once, so its outputs come first.
-            clone = {**pkt, "ct_state": state, "ct_zone": zone, "ct_mark": mark}
-            _Pass(self.tables, self.conntrack, self.dpid, self.result).run_table(ct.table, clone)
-        for name in _CT_FIELDS:  # OVS: "sets the packet to an untracked state, and clears all the conntrack fields"
-            pkt.pop(name, None)
+    def fail(self, reason: str) -> NoReturn:
+        raise FlowError(reason)
+
+    def output(self, port: Port, pkt: Packet) -> None:
+        self.result.outputs.append((port, {name: val for name, val in pkt.items() if name not in _METADATA}))
+
+    def resubmit(self, table: str, pkt: Packet) -> None:
+        self.jump(self.here, table, pkt)
+
+    def track(self, zone: int, pkt: Packet, commit: bool, mark: int | None) -> tuple[int, int]:
+        return self.conntrack.track(self.dpid, zone, pkt, commit, mark)
+
+    def recirculate(self, table: str, pkt: Packet) -> None:
+        """The userspace datapath runs a recirculated clone at once, so its outputs come first."""
+        _Pass(self.tables, self.conntrack, self.dpid, self.result).run_table(table, pkt)
 
 
 def run(flows: SwitchTables | Iterable[Flow], pkt: Packet, conntrack: Conntrack | None = None) -> Result:
@@ -409,54 +387,12 @@ def _completed_conjunctions(clauses: list[Flow]) -> list[int]:
     return sorted(conj_id for conj_id, got in matched.items() if len(got) == needed[conj_id])
 
 
-def _read(pkt: Packet, name: str) -> int | None:
-    return pkt.get(name, _DEFAULTS.get(name))
-
-
 def _matches(match: Match, pkt: Packet) -> bool:
     for name, val, mask in match:
-        have = _read(pkt, name)
+        have = read(pkt, name)
         if have is None or (have if mask is None else have & mask) != val:
             return False
     return True
-
-
-def _apply(action: Action, pkt: Packet, result: Result) -> None:
-    """Apply one action in place (actions were checked when the tables were built)."""
-    if isinstance(action, Output):
-        _output(action.port, pkt, result)
-    elif isinstance(action, SetField):
-        pkt[action.field] = action.value
-    elif isinstance(action, PushVlan):
-        if "vlan_vid" in pkt:
-            raise FlowError(f"push_vlan on a tagged frame (double tagging is not modelled): {pkt}")
-        pkt["vlan_vid"] = OFPVID_PRESENT
-    elif isinstance(action, PopVlan):
-        del pkt["vlan_vid"]
-    elif isinstance(action, Move):
-        _move(action, pkt)
-
-
-def _output(port: int, pkt: Packet, result: Result) -> None:
-    frame = {name: val for name, val in pkt.items() if name not in _METADATA}
-    if port == OFPP_CONTROLLER:
-        result.outputs.append((CONTROLLER, frame))
-    elif port == OFPP_IN_PORT:
-        result.outputs.append((pkt["in_port"], frame))
-    elif port != pkt["in_port"]:  # OVS skips output to the input port unless it is asked as IN_PORT
-        result.outputs.append((port, frame))
-
-
-def _move(move: Move, pkt: Packet) -> None:
-    src = _read(pkt, move.src)
-    if src is None:
-        raise ValueError(f"move reads {move.src}, which the packet lacks: {pkt}")
-    bits = (1 << move.n_bits) - 1
-    whole_field = move.dst_ofs == 0 and move.n_bits == FIELDS[move.dst]
-    old = 0 if whole_field else _read(pkt, move.dst)
-    if old is None:
-        raise ValueError(f"move writes part of {move.dst}, which the packet lacks: {pkt}")
-    pkt[move.dst] = (old & ~(bits << move.dst_ofs)) | (((src >> move.src_ofs) & bits) << move.dst_ofs)
 
 
 def _untag_none(pkt: Mapping[str, int]) -> Packet:
@@ -469,7 +405,7 @@ def _check_fields(pkt: Packet) -> None:
     for name, val in pkt.items():
         if name not in FIELDS or not 0 <= val < 1 << FIELDS[name]:
             raise ValueError(f"bad packet field {name}={val!r}")
-        for need, allowed in _PREREQS.get(name, ()):
+        for need, allowed in FIELD[name].prereqs:
             if pkt.get(need) not in allowed:
                 raise ValueError(f"packet has {name} but {need} is not one of {sorted(allowed)}: {pkt}")
     if "vlan_vid" in pkt and not pkt["vlan_vid"] & OFPVID_PRESENT:
@@ -478,77 +414,63 @@ def _check_fields(pkt: Packet) -> None:
         raise ValueError(f"conj_id is set only by a conjunctive lookup: {pkt}")
 
 
+@dataclass
+class _FlowCheck:
+    """A flow as its actions check it while the tables are built (apps.actions.FlowCheck)."""
+
+    flow: Flow
+    pipeline: Mapping[str, Table]
+    exact: dict[str, int]
+    tagged: bool
+
+    def fail(self, reason: str) -> NoReturn:
+        raise FlowError(f"{reason}: {self.flow}")
+
+    def readable(self, name: str) -> None:
+        declared = FIELD.get(name)
+        if declared is None:
+            self.fail(f"unknown field {name}")
+        for need, allowed in declared.prereqs:
+            if self.exact.get(need) not in allowed:
+                self.fail(f"{name} needs an exact match on {need} in {sorted(allowed)}")
+
+    def writable(self, name: str, value: int | None) -> None:
+        self.readable(name)
+        declared = FIELD[name]
+        if declared.write is Write.NEVER:
+            self.fail(f"{name} is read-only")
+        if declared.write is Write.CT_EXEC:
+            self.fail(f"{name} is set only by ct(commit, set_mark), not outside a ct action")
+        if value is not None and not 0 <= value <= declared.full:
+            self.fail(f"value {value} does not fit {name}")
+        if declared.write is Write.TAGGED:
+            if not self.tagged:
+                self.fail(f"writes {name} of a frame not known to be tagged")
+            if value is not None and not value & OFPVID_PRESENT:
+                self.fail(f"set_field {name} without OFPVID_PRESENT")
+
+    def continues(self, kind: str, target: str, strictly_later: bool) -> None:
+        here = self.pipeline[self.flow.table]
+        there = self.pipeline.get(target)
+        if target not in here.next or there is None or (strictly_later and there.number <= here.number):
+            self.fail(f"{kind} {target} is not a declared next table of {self.flow.table}")
+
+
 def _check_flow(flow: Flow, pipeline: Mapping[str, Table]) -> None:
     """Refuse what OVS refuses at flow-mod time, and table changes the pipeline does not declare."""
     if flow.table not in pipeline:
         raise FlowError(f"unknown table {flow.table}: {flow}")
-    if flow.goto is not None:
-        _check_next("goto", flow.goto, flow, pipeline, strictly_later=True)
-    exact = {name: val for name, val, mask in flow.match if mask is None}
-    for name, _, _ in flow.match:
-        _check_prereqs(name, exact, flow)
     tagged = any(name == "vlan_vid" and val & OFPVID_PRESENT and (mask is None or mask & OFPVID_PRESENT)
                  for name, val, mask in flow.match)
+    check = _FlowCheck(flow, pipeline, {name: val for name, val, mask in flow.match if mask is None}, tagged)
+    if flow.goto is not None:
+        check.continues("goto", flow.goto, strictly_later=True)
+    for name, _, _ in flow.match:
+        check.readable(name)
     for action in flow.actions:
-        if isinstance(action, Output):
-            if not 0 < action.port < _OFPP_MAX and action.port not in (OFPP_IN_PORT, OFPP_CONTROLLER):
-                raise FlowError(f"output to unsupported port {action.port:#x}: {flow}")
-        elif isinstance(action, SetField):
-            _check_write(action.field, action.value, exact, tagged, flow)
-        elif isinstance(action, PushVlan):
-            if action.ethertype not in _VLAN_ETHERTYPES:
-                raise FlowError(f"push_vlan with ethertype {action.ethertype:#x}: {flow}")
-            tagged = True
-        elif isinstance(action, PopVlan):
-            if not tagged:
-                raise FlowError(f"pop_vlan on a frame not known to be tagged: {flow}")
-            tagged = False
-        elif isinstance(action, Move):
-            _check_prereqs(action.src, exact, flow)
-            _check_write(action.dst, None, exact, tagged, flow)
-            if not (0 < action.n_bits and action.src_ofs + action.n_bits <= FIELDS[action.src]
-                    and action.dst_ofs + action.n_bits <= FIELDS[action.dst]):
-                raise FlowError(f"move bits out of range: {flow}")
-        elif isinstance(action, Resubmit):
-            # OVS resubmits anywhere; the pipeline declares where (back to an earlier table only if it says so).
-            _check_next("resubmit to", action.table, flow, pipeline, strictly_later=False)
-        elif isinstance(action, Ct):
-            _check_ct(action, exact, flow, pipeline)
-        elif isinstance(action, Conjunction):
-            _check_clause(action, flow)
-        else:
-            raise FlowError(f"unsupported action {action!r}: {flow}")
-
-
-def _check_next(kind: str, target: str, flow: Flow, pipeline: Mapping[str, Table], strictly_later: bool) -> None:
-    here = pipeline[flow.table]
-    there = pipeline.get(target)
-    if target not in here.next or there is None or (strictly_later and there.number <= here.number):
-        raise FlowError(f"{kind} {target} is not a declared next table of {flow.table}: {flow}")
-
-
-def _check_ct(ct: Ct, exact: dict[str, int], flow: Flow, pipeline: Mapping[str, Table]) -> None:
-    if exact.get("eth_type") not in _IP_ANY:  # OVS: OFPBAC_MATCH_INCONSISTENT, so no ARP ever reaches ct
-        raise FlowError(f"ct needs an exact match on eth_type in {sorted(_IP_ANY)}: {flow}")
-    if ct.table is not None:
-        _check_next("ct table", ct.table, flow, pipeline, strictly_later=True)
-    if ct.zone_reg is not None and (ct.zone_reg not in _REGISTERS or ct.zone != 0):
-        raise FlowError(f"ct zone_reg must be a register, and excludes an immediate zone: {flow}")
-    if not 0 <= ct.zone < 1 << FIELDS["ct_zone"]:
-        raise FlowError(f"ct zone {ct.zone} does not fit 16 bits: {flow}")
-    if ct.set_mark is not None and not (ct.commit and 0 <= ct.set_mark < 1 << FIELDS["ct_mark"]):
-        raise FlowError(f"ct set_mark needs commit and a 32-bit value: {flow}")
-    if ct.commit and any(name == "ct_state" and val & CT_INV for name, val, _ in flow.match):
-        raise FlowError(f"ct commit of packets matched as +inv: {flow}")
-
-
-def _check_clause(conj: Conjunction, flow: Flow) -> None:
-    if flow.goto is not None or not all(isinstance(action, Conjunction) for action in flow.actions):
-        raise FlowError(f"conjunction actions may not be mixed with other actions or a goto: {flow}")
-    if not (2 <= conj.n_clauses <= _MAX_CLAUSES and 1 <= conj.clause <= conj.n_clauses
-            and 0 <= conj.id < 1 << FIELDS["conj_id"]):
-        raise FlowError(f"conjunction({conj.id}, {conj.clause}/{conj.n_clauses}) needs 2 to {_MAX_CLAUSES} "
-                        f"clauses, numbered from 1: {flow}")
+        if not isinstance(action, Action):
+            check.fail(f"unsupported action {action!r}")
+        action.check(check)
 
 
 def _check_conjunctions(clauses: Mapping[tuple[str, int], set[tuple[int, int, int]]]) -> None:
@@ -560,27 +482,3 @@ def _check_conjunctions(clauses: Mapping[tuple[str, int], set[tuple[int, int, in
         missing = set(range(1, shapes[0][1] + 1)) - {clause for _, _, clause in found}
         if missing:
             raise FlowError(f"conjunction {conj_id} in {table} lacks clauses {sorted(missing)}")
-
-
-def _check_write(name: str, value: int | None, exact: dict[str, int], tagged: bool, flow: Flow) -> None:
-    """A field written by set_field (value given) or move (value None)."""
-    _check_prereqs(name, exact, flow)
-    if name in _READ_ONLY:
-        raise FlowError(f"{name} is read-only: {flow}")
-    if name == "ct_mark":
-        raise FlowError(f"ct_mark is set only by ct(commit, set_mark), not outside a ct action: {flow}")
-    if value is not None and not 0 <= value < 1 << FIELDS[name]:
-        raise FlowError(f"value {value} does not fit {name}: {flow}")
-    if name == "vlan_vid":
-        if not tagged:
-            raise FlowError(f"writes vlan_vid of a frame not known to be tagged: {flow}")
-        if value is not None and not value & OFPVID_PRESENT:
-            raise FlowError(f"set_field vlan_vid without OFPVID_PRESENT: {flow}")
-
-
-def _check_prereqs(name: str, exact: dict[str, int], flow: Flow) -> None:
-    if name not in FIELDS:
-        raise FlowError(f"unknown field {name}: {flow}")
-    for need, allowed in _PREREQS.get(name, ()):
-        if exact.get(need) not in allowed:
-            raise FlowError(f"{name} needs an exact match on {need} in {sorted(allowed)}: {flow}")

@@ -8,37 +8,20 @@ Encodings are exactly what OVS 3.1 sends back in an OF1.3 flow-stats reply (fiel
 forms, padding), so an installed flow reads back byte-identical to what we encode. That lets the
 programmer compare desired and installed flows as (table, priority, match bytes) -> (cookie,
 instruction bytes) and see "no change" after a controller restart.
+
+Each field and each action declares its own wire form and text (apps/fields.py, apps/actions.py): this
+module frames messages, orders and canonicalizes matches, and dispatches every field and action to its
+declaration, both ways.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import struct
 from functools import lru_cache
 from typing import NamedTuple
 
-from apps.flows import (
-    CT_EST,
-    CT_INV,
-    CT_NEW,
-    CT_REL,
-    CT_RPL,
-    CT_TRK,
-    FIELDS,
-    OFPP_CONTROLLER,
-    OFPP_IN_PORT,
-    Action,
-    Conjunction,
-    Ct,
-    Match,
-    Move,
-    Output,
-    PopVlan,
-    PushVlan,
-    Resubmit,
-    SetField,
-    int_to_mac,
-)
+from apps.actions import DESCRIBERS, NX_VENDOR_ID, OFPAT_EXPERIMENTER, OFPP_CONTROLLER, Action, ActionText, Output
+from apps.fields import DECLARED, Match, canonical_tlv
 from apps.pipeline import table_id
 
 MatchBytes = bytes
@@ -79,116 +62,22 @@ BUNDLE_FLAGS = ONF_BF_ATOMIC | ONF_BF_ORDERED
 
 _OFPIT_GOTO_TABLE = 1
 _OFPIT_APPLY_ACTIONS = 4
-_OFPAT_OUTPUT = 0
-_OFPAT_PUSH_VLAN = 17
-_OFPAT_POP_VLAN = 18
-_OFPAT_SET_FIELD = 25
-_OFPAT_EXPERIMENTER = 0xFFFF
-_NX_VENDOR_ID = 0x00002320
 _NXT_CT_FLUSH_ZONE = 29
-_NXAST_REG_MOVE = 6
-_NXAST_RESUBMIT_TABLE = 14
-_NXAST_CONJUNCTION = 34
-_NXAST_CT = 35
-_NX_CT_F_COMMIT = 1
-_NX_CT_RECIRC_NONE = 0xFF
-_OFPP16_IN_PORT = 0xFFF8  # OFPP_IN_PORT in the 16-bit port field of NXAST_RESUBMIT_TABLE
 
-_OXM_OF = 0x8000
-_NXM_OF = 0x0000
-_NXM_NX = 0x0001
-
-# Match and set_field headers (class, field): what OVS emits for OF1.3. The conntrack fields and
-# conj_id have only NXM headers, so OVS uses those (not OXM experimenter ones) in OF1.3 too.
-_OXM_IDS: dict[str, tuple[int, int]] = {
-    "in_port": (_OXM_OF, 0), "eth_dst": (_OXM_OF, 3), "eth_src": (_OXM_OF, 4),
-    "eth_type": (_OXM_OF, 5), "vlan_vid": (_OXM_OF, 6), "ip_proto": (_OXM_OF, 10),
-    "ipv4_src": (_OXM_OF, 11), "ipv4_dst": (_OXM_OF, 12), "tcp_src": (_OXM_OF, 13),
-    "tcp_dst": (_OXM_OF, 14), "udp_src": (_OXM_OF, 15), "udp_dst": (_OXM_OF, 16),
-    "icmpv4_type": (_OXM_OF, 19), "icmpv4_code": (_OXM_OF, 20), "arp_op": (_OXM_OF, 21),
-    "arp_spa": (_OXM_OF, 22), "arp_tpa": (_OXM_OF, 23), "arp_sha": (_OXM_OF, 24),
-    "arp_tha": (_OXM_OF, 25),
-    **{f"reg{n}": (_NXM_NX, n) for n in range(8)},
-    "ct_state": (_NXM_NX, 105), "ct_zone": (_NXM_NX, 106), "ct_mark": (_NXM_NX, 107), "conj_id": (_NXM_NX, 37),
-}
-# NXAST_REG_MOVE headers: OVS re-encodes a move with the oldest header of each field (NXM where
-# one exists), whatever header it was sent with. 32-bit in_port and vlan_vid only have OXM ones.
-_MOVE_IDS: dict[str, tuple[int, int, str]] = {
-    "in_port": (_OXM_OF, 0, "OXM_OF_IN_PORT"), "eth_dst": (_NXM_OF, 1, "NXM_OF_ETH_DST"),
-    "eth_src": (_NXM_OF, 2, "NXM_OF_ETH_SRC"), "eth_type": (_NXM_OF, 3, "NXM_OF_ETH_TYPE"),
-    "vlan_vid": (_OXM_OF, 6, "OXM_OF_VLAN_VID"), "ip_proto": (_NXM_OF, 6, "NXM_OF_IP_PROTO"),
-    "ipv4_src": (_NXM_OF, 7, "NXM_OF_IP_SRC"), "ipv4_dst": (_NXM_OF, 8, "NXM_OF_IP_DST"),
-    "tcp_src": (_NXM_OF, 9, "NXM_OF_TCP_SRC"), "tcp_dst": (_NXM_OF, 10, "NXM_OF_TCP_DST"),
-    "udp_src": (_NXM_OF, 11, "NXM_OF_UDP_SRC"), "udp_dst": (_NXM_OF, 12, "NXM_OF_UDP_DST"),
-    "icmpv4_type": (_NXM_OF, 13, "NXM_OF_ICMP_TYPE"), "icmpv4_code": (_NXM_OF, 14, "NXM_OF_ICMP_CODE"),
-    "arp_op": (_NXM_OF, 15, "NXM_OF_ARP_OP"), "arp_spa": (_NXM_OF, 16, "NXM_OF_ARP_SPA"),
-    "arp_tpa": (_NXM_OF, 17, "NXM_OF_ARP_TPA"), "arp_sha": (_NXM_NX, 17, "NXM_NX_ARP_SHA"),
-    "arp_tha": (_NXM_NX, 18, "NXM_NX_ARP_THA"),
-    **{f"reg{n}": (_NXM_NX, n, f"NXM_NX_REG{n}") for n in range(8)},
-    "ct_state": (_NXM_NX, 105, "NXM_NX_CT_STATE"), "ct_zone": (_NXM_NX, 106, "NXM_NX_CT_ZONE"),
-    "ct_mark": (_NXM_NX, 107, "NXM_NX_CT_MARK"), "conj_id": (_NXM_NX, 37, "NXM_NX_CONJ_ID"),
-}
-_NBYTES = {name: (bits + 7) // 8 for name, bits in FIELDS.items()}
-# The bits of a field OVS keeps: it cuts a match's mask to them, and returns an exact match as a
-# mask of all of them (both are our exact form). ct_state is 32 bits on the wire but 8 in OVS.
-_FULL_MASKS = {name: (1 << bits) - 1 for name, bits in FIELDS.items()} | {"ct_state": 0xFF}
-_MAC_FIELDS = frozenset({"eth_dst", "eth_src", "arp_sha", "arp_tha"})
-_IP_FIELDS = frozenset({"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa"})
-_PORT_NAMES = {OFPP_IN_PORT: "IN_PORT", 0xFFFFFFF9: "TABLE", 0xFFFFFFFA: "NORMAL", 0xFFFFFFFB: "FLOOD",
-               0xFFFFFFFC: "ALL", OFPP_CONTROLLER: "CONTROLLER", 0xFFFFFFFE: "LOCAL"}
-
-
-def _oxm_header(class_: int, field: int, hasmask: bool, length: int) -> int:
-    return class_ << 16 | field << 9 | hasmask << 8 | length
-
-
-# Per known field, keyed by a header's class+field (header >> 9): (canonical rank, name, value
-# width in bytes, full mask). The full mask of vlan_vid is its 13 bits (VID | PRESENT).
-_KNOWN: dict[int, tuple[int, str, int, int]] = {
-    _oxm_header(*_OXM_IDS[name], False, 0) >> 9: (rank, name, _NBYTES[name], _FULL_MASKS[name])
-    for rank, name in enumerate(FIELDS)
-}
-_UNKNOWN_RANK = len(FIELDS)
-_MOVE_NAMES = {_oxm_header(c, f, False, 0) >> 9: nxm for c, f, nxm in _MOVE_IDS.values()}
-
-
-def _nxm_header(name: str) -> int:
-    """The header OVS uses for `name` inside NX actions (move, ct zone): the oldest one."""
-    class_, field, _ = _MOVE_IDS[name]
-    return _oxm_header(class_, field, False, _NBYTES[name])
-
-
-def _pad8(length: int) -> bytes:
-    return bytes(-length % 8)
+# Per known field, keyed by its header's class and field (header >> 9): (canonical rank, declaration).
+_KNOWN = {declared.exact_header >> 9: (rank, declared) for rank, declared in enumerate(DECLARED)}
+_UNKNOWN_RANK = len(DECLARED)
 
 
 # --- matches -----------------------------------------------------------------------------------
 
-def _oxm_tlv(name: str, value: int, mask: int | None) -> bytes:
-    """One TLV; a masked one in canonical form (as canonical_match leaves what OVS returns)."""
-    class_, field = _OXM_IDS[name]
-    width = _NBYTES[name]
-    header = _oxm_header(class_, field, False, width)
-    if mask is None:
-        return struct.pack("!I", header) + value.to_bytes(width, "big")
-    return _canonical_tlv(header, width, value, mask, _FULL_MASKS[name])
-
-
-def _canonical_tlv(exact_header: int, width: int, value: int, mask: int, full: int) -> bytes:
-    """A masked field in canonical form: mask cut to `full`, exact if then full, b"" if zero, value &= mask."""
-    mask &= full
-    if mask == full:
-        return struct.pack("!I", exact_header) + (value & mask).to_bytes(width, "big")
-    if not mask:
-        return b""
-    return (struct.pack("!I", exact_header + 0x100 + width) + (value & mask).to_bytes(width, "big")
-            + mask.to_bytes(width, "big"))
-
-
 @lru_cache(maxsize=1 << 18)
 def encode_match(match: Match) -> MatchBytes:
     """The OXM TLVs (no ofp_match header) of a canonical Match, in FIELDS order, as OVS returns them."""
-    return b"".join([_oxm_tlv(name, value, mask) for name, value, mask in match])
+    return b"".join([_FIELD_TLV[name](value, mask) for name, value, mask in match])
+
+
+_FIELD_TLV = {declared.name: declared.tlv for declared in DECLARED}
 
 
 def _iter_tlvs(raw: bytes):
@@ -220,7 +109,7 @@ def canonical_match(raw: bytes) -> MatchBytes:
         else:
             rank = known[0]
             if raw[pos + 2] & 1:
-                tlv = _unmask(tlv, known[2], known[3])
+                tlv = _unmask(tlv, known[1].nbytes, known[1].kept)
         if tlv:
             ranked.append((rank, tlv))
             in_order = in_order and rank > last_rank
@@ -231,57 +120,25 @@ def canonical_match(raw: bytes) -> MatchBytes:
     return b"".join([tlv for _, tlv in ranked])
 
 
-def _unmask(tlv: bytes, width: int, full: int) -> bytes:
+def _unmask(tlv: bytes, width: int, kept: int) -> bytes:
     """A masked TLV as the switch sent it, in canonical form."""
     value = int.from_bytes(tlv[4:4 + width], "big")
     mask = int.from_bytes(tlv[4 + width:], "big")
-    if mask != full and mask & full == mask and value & mask == value and mask:
+    if mask != kept and mask & kept == mask and value & mask == value and mask:
         return tlv  # the usual case: OVS applied the mask and it is partial
     exact_header = int.from_bytes(tlv[:4], "big") & ~0x1FF | width
-    return _canonical_tlv(exact_header, width, value, mask, full)
+    return canonical_tlv(exact_header, width, value, mask, kept)
 
 
 # --- instructions and actions ------------------------------------------------------------------
 
 @lru_cache(maxsize=1 << 16)
 def _encode_action(action: Action) -> bytes:
-    """One action's bytes (memoized: a clause flow's 1,000 conjunctions are re-encoded as a join, not packed anew)."""
-    if isinstance(action, Output):
-        return struct.pack("!HHIH6x", _OFPAT_OUTPUT, 16, action.port, action.max_len)
-    if isinstance(action, SetField):
-        oxm = _oxm_tlv(action.field, action.value, None)
-        length = 4 + len(oxm)
-        return struct.pack("!HH", _OFPAT_SET_FIELD, length + (-length % 8)) + oxm + _pad8(length)
-    if isinstance(action, PushVlan):
-        return struct.pack("!HHH2x", _OFPAT_PUSH_VLAN, 8, action.ethertype)
-    if isinstance(action, PopVlan):
-        return struct.pack("!HH4x", _OFPAT_POP_VLAN, 8)
-    if isinstance(action, Move):
-        return struct.pack("!HHIHHHHII", _OFPAT_EXPERIMENTER, 24, _NX_VENDOR_ID, _NXAST_REG_MOVE,
-                           action.n_bits, action.src_ofs, action.dst_ofs,
-                           _nxm_header(action.src), _nxm_header(action.dst))
-    if isinstance(action, Resubmit):
-        return struct.pack("!HHIHHB3x", _OFPAT_EXPERIMENTER, 16, _NX_VENDOR_ID, _NXAST_RESUBMIT_TABLE,
-                           _OFPP16_IN_PORT, table_id(action.table))
-    if isinstance(action, Ct):
-        return _encode_ct(action)
-    if isinstance(action, Conjunction):  # the wire counts clauses from 0
-        return struct.pack("!HHIHBBI", _OFPAT_EXPERIMENTER, 16, _NX_VENDOR_ID, _NXAST_CONJUNCTION,
-                           action.clause - 1, action.n_clauses, action.id)
-    raise TypeError(f"cannot encode action {action!r}")
-
-
-def _encode_ct(ct: Ct) -> bytes:
-    """NXAST_CT: zone from bits 0-15 of a register (NXM header + ofs_nbits) or immediate, alg 0,
-    then the nested actions: set_field ct_mark as a plain OFPAT_SET_FIELD."""
-    nested = _encode_action(SetField("ct_mark", ct.set_mark)) if ct.set_mark is not None else b""
-    if ct.zone_reg is None:
-        zone_src, zone = 0, ct.zone
-    else:
-        zone_src, zone = _nxm_header(ct.zone_reg), 16 - 1  # ofs_nbits: ofs 0 << 6 | n_bits - 1
-    recirc_table = _NX_CT_RECIRC_NONE if ct.table is None else table_id(ct.table)
-    return struct.pack("!HHIHHIHB3xH", _OFPAT_EXPERIMENTER, 24 + len(nested), _NX_VENDOR_ID, _NXAST_CT,
-                       _NX_CT_F_COMMIT if ct.commit else 0, zone_src, zone, recirc_table, 0) + nested
+    """One action's bytes, by the action itself (memoized: a clause flow's 1,000 conjunctions are re-encoded
+    as a join, not packed anew)."""
+    if not isinstance(action, Action):
+        raise TypeError(f"cannot encode action {action!r}")
+    return action.encode()
 
 
 @lru_cache(maxsize=1 << 16)
@@ -350,7 +207,7 @@ def bundle_add(xid: int, bundle_id: int, flags: int, message: bytes) -> bytes:
 
 def ct_flush_zone(xid: int, zone: int) -> bytes:
     """NXT_CT_FLUSH_ZONE: forget every conntrack entry of `zone` (all bridges of a datapath share zones)."""
-    return struct.pack("!BBHIII6xH", OFP_VERSION, OFPT_EXPERIMENTER, 24, xid, _NX_VENDOR_ID, _NXT_CT_FLUSH_ZONE, zone)
+    return struct.pack("!BBHIII6xH", OFP_VERSION, OFPT_EXPERIMENTER, 24, xid, NX_VENDOR_ID, _NXT_CT_FLUSH_ZONE, zone)
 
 
 def barrier_request(xid: int) -> bytes:
@@ -365,8 +222,9 @@ def flow_stats_request(xid: int, table_id: int = OFPTT_ALL, cookie: int = 0, coo
 
 def packet_out(xid: int, out_port: int, data: bytes, in_port: int = OFPP_CONTROLLER) -> bytes:
     """OFPT_PACKET_OUT of `data` with a single output action."""
-    return struct.pack("!BBHIIIH6xHHIH6x", OFP_VERSION, OFPT_PACKET_OUT, 40 + len(data), xid,
-                       OFP_NO_BUFFER, in_port, 16, _OFPAT_OUTPUT, 16, out_port, 0) + data
+    output = Output(out_port).encode()
+    return struct.pack("!BBHIIIH6x", OFP_VERSION, OFPT_PACKET_OUT, 24 + len(output) + len(data), xid,
+                       OFP_NO_BUFFER, in_port, len(output)) + output + data
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -464,39 +322,6 @@ def install_lean_flow_stats_parser() -> None:
 
 # --- for humans --------------------------------------------------------------------------------
 
-def _render(name: str, value: int) -> str | int:
-    if name in _MAC_FIELDS:
-        return int_to_mac(value)
-    if name in _IP_FIELDS:
-        return str(ipaddress.IPv4Address(value))
-    if name == "eth_type":
-        return f"0x{value:04x}"
-    return value
-
-
-# ct_state flags as ovs-ofctl names them, tracked first as it reads best ("+trk+est-rpl").
-_CT_STATE_FLAGS = (("trk", CT_TRK), ("new", CT_NEW), ("est", CT_EST), ("rel", CT_REL), ("rpl", CT_RPL),
-                   ("inv", CT_INV), ("snat", 0x40), ("dnat", 0x80))
-
-
-def _render_ct_state(value: int, mask: int) -> str:
-    """+flag for each bit required set, -flag for each required clear."""
-    return "".join(("+" if value & bit else "-") + flag for flag, bit in _CT_STATE_FLAGS if mask & bit)
-
-
-def _render_masked(name: str, value: int, mask: int) -> str:
-    if name == "ct_state":
-        return _render_ct_state(value, mask)
-    if name in _IP_FIELDS:
-        try:
-            return str(ipaddress.IPv4Network((value, str(ipaddress.IPv4Address(mask)))))
-        except ValueError:  # not a prefix mask
-            pass
-    if name in _MAC_FIELDS or name in _IP_FIELDS:
-        return f"{_render(name, value)}/{_render(name, mask)}"
-    return f"{value:#x}/{mask:#x}"
-
-
 def describe_match(match_bytes: MatchBytes) -> dict[str, str | int]:
     """Field name -> value (MACs and IPv4 as text, masked values as "value/mask" or a CIDR)."""
     described: dict[str, str | int] = {}
@@ -505,90 +330,35 @@ def describe_match(match_bytes: MatchBytes) -> dict[str, str | int]:
         if known is None:
             described[f"oxm_{header >> 16:#06x}_{header >> 9 & 0x7F}"] = tlv[4:].hex()
             continue
-        _, name, width, full = known
-        value = int.from_bytes(tlv[4:4 + width], "big")
-        if header & 0x100:
-            described[name] = _render_masked(name, value, int.from_bytes(tlv[4 + width:], "big"))
-        elif name == "ct_state":  # exact: every flag OVS knows is required set or clear
-            described[name] = _render_ct_state(value, full)
-        else:
-            described[name] = _render(name, value)
+        declared = known[1]
+        value = int.from_bytes(tlv[4:4 + declared.nbytes], "big")
+        mask = int.from_bytes(tlv[4 + declared.nbytes:], "big") if header & 0x100 else None
+        described[declared.name] = declared.describe(value, mask)
     return described
 
 
-def _describe_port(port: int, max_len: int) -> str:
-    if port == OFPP_CONTROLLER:
-        return f"CONTROLLER:{max_len}"
-    return f"output:{_PORT_NAMES.get(port, port)}"
-
-
-def _describe_bits(header: int, ofs: int, n_bits: int) -> str:
-    name = _MOVE_NAMES.get(header >> 9, f"field_{header >> 9:#x}")
-    if ofs == 0 and n_bits == (header & 0xFF) * 8:
-        return f"{name}[]"
-    return f"{name}[{ofs}..{ofs + n_bits - 1}]"
-
-
-def _describe_ct(action: bytes, table_names: dict[int, str]) -> str:
-    flags, zone_src, zone, recirc_table = struct.unpack_from("!HIHB", action, 10)
-    parts = ["commit"] if flags & _NX_CT_F_COMMIT else []
-    if zone_src:
-        parts.append(f"zone={_describe_bits(zone_src, zone >> 6, (zone & 0x3F) + 1)}")
-    elif zone:
-        parts.append(f"zone={zone}")
-    if recirc_table != _NX_CT_RECIRC_NONE:
-        parts.append(f"table={table_names.get(recirc_table, recirc_table)}")
-    nested = [_describe_action(inner, table_names) for inner in _split(action[24:], 2)]
-    if nested:
-        parts.append(f"exec({','.join(nested)})")
-    return f"ct({','.join(parts)})"
-
-
-def _describe_nx_action(action: bytes, table_names: dict[int, str]) -> str:
-    subtype = int.from_bytes(action[8:10], "big")
-    if subtype == _NXAST_REG_MOVE:
-        n_bits, src_ofs, dst_ofs, src, dst = struct.unpack_from("!HHHII", action, 10)
-        return f"move:{_describe_bits(src, src_ofs, n_bits)}->{_describe_bits(dst, dst_ofs, n_bits)}"
-    if subtype == _NXAST_RESUBMIT_TABLE:
-        port, table = struct.unpack_from("!HB", action, 10)
-        return f"resubmit({'' if port == _OFPP16_IN_PORT else port},{table_names.get(table, table)})"
-    if subtype == _NXAST_CT:
-        return _describe_ct(action, table_names)
-    if subtype == _NXAST_CONJUNCTION:
-        clause, n_clauses, conj_id = struct.unpack_from("!BBI", action, 10)
-        return f"conjunction({conj_id},{clause + 1}/{n_clauses})"
-    return f"experimenter:{_NX_VENDOR_ID:#x}/{subtype}"
-
-
 def _describe_action(action: bytes, table_names: dict[int, str]) -> str:
+    """One action, by the declaration that owns its wire form (apps.actions.DESCRIBERS)."""
     kind = int.from_bytes(action[:2], "big")
-    if kind == _OFPAT_OUTPUT:
-        port, max_len = struct.unpack_from("!IH", action, 4)
-        return _describe_port(port, max_len)
-    if kind == _OFPAT_SET_FIELD:
-        header = int.from_bytes(action[4:8], "big")
-        known = _KNOWN.get(header >> 9)
-        if known is None:
-            return f"set_field:{action[8:8 + (header & 0xFF)].hex()}->oxm_{header >> 9:#x}"
-        _, name, width, _ = known
-        return f"set_field:{_render(name, int.from_bytes(action[8:8 + width], 'big'))}->{name}"
-    if kind == _OFPAT_PUSH_VLAN:
-        return f"push_vlan:0x{int.from_bytes(action[4:6], 'big'):04x}"
-    if kind == _OFPAT_POP_VLAN:
-        return "pop_vlan"
-    if kind == _OFPAT_EXPERIMENTER:
+    key: tuple[int, ...] = (kind,)
+    if kind == OFPAT_EXPERIMENTER:
         vendor, subtype = struct.unpack_from("!IH", action, 4)
-        if vendor == _NX_VENDOR_ID:
-            return _describe_nx_action(action, table_names)
-        return f"experimenter:{vendor:#x}/{subtype}"
-    return f"action_type:{kind}"
+        key = (kind, vendor, subtype)
+    owner = DESCRIBERS.get(key)
+    if owner is not None:
+        return owner.describe(action, ActionText(table_names, lambda nested: _describe_actions(nested, table_names)))
+    return f"experimenter:{key[1]:#x}/{key[2]}" if kind == OFPAT_EXPERIMENTER else f"action_type:{kind}"
 
 
-def _split(data: bytes, length_at: int):
-    """Consecutive TLV-style records whose 16-bit length sits at `length_at`."""
+def _describe_actions(actions: bytes, table_names: dict[int, str]) -> list[str]:
+    return [_describe_action(action, table_names) for action in _split(actions)]
+
+
+def _split(data: bytes):
+    """Consecutive records (instructions, actions) whose 16-bit length sits at byte 2."""
     pos = 0
-    while pos + length_at + 2 <= len(data):
-        length = int.from_bytes(data[pos + length_at:pos + length_at + 2], "big")
+    while pos + 4 <= len(data):
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
         if length < 4:
             return
         yield data[pos:pos + length]
@@ -601,10 +371,10 @@ def describe_instructions(instr_bytes: bytes, table_names: dict[int, str]) -> li
     Tables are shown by name where `table_names` (id -> name) has one, in goto, ct and resubmit.
     """
     described = []
-    for instruction in _split(instr_bytes, 2):
+    for instruction in _split(instr_bytes):
         kind = int.from_bytes(instruction[:2], "big")
         if kind == _OFPIT_APPLY_ACTIONS:
-            described.extend(_describe_action(action, table_names) for action in _split(instruction[8:], 2))
+            described.extend(_describe_actions(instruction[8:], table_names))
         elif kind == _OFPIT_GOTO_TABLE:
             described.append(f"goto_table:{table_names.get(instruction[4], instruction[4])}")
         else:

@@ -1,0 +1,453 @@
+"""OpenFlow actions, each declared once: its value, wire form, text and simulation side by side.
+
+An action is a frozen dataclass deriving from `Action`, which makes it implement:
+- `encode()`: its OpenFlow 1.3 bytes, exactly as OVS 3.1 returns them in a flow-stats reply, so that an
+  installed flow reads back byte-identical (controller/ofwire memoizes and joins them);
+- `WIRE` and `describe()`: the wire forms it is read back from (an OFPAT type, or an NX subtype) and
+  their ovs-ofctl-like text (controller/ofwire dispatches each action it reads to its describer);
+- `check()`: what OVS 3.1 refuses at flow-mod time and what the pipeline declaration forbids, called by
+  apps/flowsim as it builds tables, so that a compiler bug fails a unit test and not a real flow-mod;
+- `simulate()`: what it does to a packet in apps/flowsim.
+Defining a subclass registers it (ACTIONS) and its wire forms (DESCRIBERS); leaving a side out makes it
+abstract, which tests/unit/test_declarations.py refuses. Table names are numbered by apps.pipeline, fields
+are apps.fields declarations. ofproto/trace's datapath actions are another vocabulary, after OVS's own
+translation: tests/bridge/datapath.py reads those.
+"""
+
+from __future__ import annotations
+
+import struct
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, NamedTuple, NoReturn, Protocol
+
+from apps.fields import (
+    BY_OXM,
+    CONNTRACK_FIELDS,
+    CT_INV,
+    FIELD,
+    IP_ANY,
+    OFPVID_PRESENT,
+    REGISTERS,
+    Packet,
+    read,
+    subfield_text,
+)
+from apps.pipeline import table_id
+
+if TYPE_CHECKING:
+    from apps.flows import Flow
+
+OFPP_IN_PORT = 0xFFFFFFF8
+OFPP_CONTROLLER = 0xFFFFFFFD
+CONTROLLER = "controller"  # the port flowsim records for an output to OFPP_CONTROLLER
+OFPAT_EXPERIMENTER = 0xFFFF
+NX_VENDOR_ID = 0x00002320
+
+WireKey = tuple[int, ...]  # (OFPAT type,) or (OFPAT_EXPERIMENTER, vendor, subtype)
+
+
+def nx_key(subtype: int) -> WireKey:
+    return (OFPAT_EXPERIMENTER, NX_VENDOR_ID, subtype)
+
+
+def _pad8(length: int) -> bytes:
+    return bytes(-length % 8)
+
+
+class ActionText(NamedTuple):
+    """What a describer needs besides its bytes: table names, and a describer of nested actions."""
+
+    tables: Mapping[int, str]
+    actions: Callable[[bytes], list[str]]
+
+    def table(self, number: int) -> str | int:
+        return self.tables.get(number, number)
+
+
+class FlowCheck(Protocol):
+    """The flow being checked, as apps.flowsim shows it to each of its actions in turn."""
+
+    flow: Flow
+    exact: dict[str, int]  # the fields the flow matches exactly
+    tagged: bool           # whether the frame is known to be tagged at this point of the action list
+
+    def fail(self, reason: str) -> NoReturn: ...
+
+    def readable(self, name: str) -> None:
+        """The field's prerequisites hold."""
+
+    def writable(self, name: str, value: int | None) -> None:
+        """The field may be written (by set_field with `value`, or by move with None)."""
+
+    def continues(self, kind: str, table: str, strictly_later: bool) -> None:
+        """The pipeline declares `table` as a next table of the flow's."""
+
+
+class Simulation(Protocol):
+    """One pass of a packet through a switch's tables, as apps.flowsim runs it."""
+
+    def fail(self, reason: str) -> NoReturn: ...
+
+    def output(self, port: int | str, pkt: Packet) -> None:
+        """The frame leaves by `port` (its metadata stays behind)."""
+
+    def resubmit(self, table: str, pkt: Packet) -> None:
+        """Run `table` as a subroutine."""
+
+    def track(self, zone: int, pkt: Packet, commit: bool, mark: int | None) -> tuple[int, int]:
+        """(ct_state, ct_mark) of the packet's connection in `zone`, committing it (and the mark) if asked."""
+
+    def recirculate(self, table: str, pkt: Packet) -> None:
+        """A copy continues at `table` in a new pass."""
+
+
+ACTIONS: list[type[Action]] = []
+DESCRIBERS: dict[WireKey, type[Action]] = {}
+
+
+class Action(ABC):
+    """Every action: subclasses are frozen dataclasses, registered as they are defined."""
+
+    WIRE: ClassVar[tuple[WireKey, ...]]  # the wire forms describe() reads
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        for key in cls.WIRE:
+            if key in DESCRIBERS:
+                raise TypeError(f"{cls.__name__} claims wire form {key} of {DESCRIBERS[key].__name__}")
+            DESCRIBERS[key] = cls
+        ACTIONS.append(cls)
+
+    @abstractmethod
+    def encode(self) -> bytes:
+        """The action's bytes as OVS 3.1 returns them."""
+
+    @staticmethod
+    @abstractmethod
+    def describe(raw: bytes, text: ActionText) -> str:
+        """One of this action's wire forms for people, as ovs-ofctl writes it."""
+
+    @abstractmethod
+    def check(self, flow: FlowCheck) -> None:
+        """Refuse (flow.fail) what OVS or the pipeline declaration would."""
+
+    @abstractmethod
+    def simulate(self, pkt: Packet, sim: Simulation) -> None:
+        """Do to `pkt` (in place) what the switch does."""
+
+
+# --- output ------------------------------------------------------------------------------------------------
+
+_OFPAT_OUTPUT = 0
+_OFPP_MAX = 0xFFFFFF00  # ports at or above this are reserved (only IN_PORT and CONTROLLER are modelled)
+_PORT_NAMES = {OFPP_IN_PORT: "IN_PORT", 0xFFFFFFF9: "TABLE", 0xFFFFFFFA: "NORMAL", 0xFFFFFFFB: "FLOOD",
+               0xFFFFFFFC: "ALL", OFPP_CONTROLLER: "CONTROLLER", 0xFFFFFFFE: "LOCAL"}
+
+
+@dataclass(frozen=True)
+class Output(Action):
+    port: int
+    max_len: int = 0
+
+    WIRE = ((_OFPAT_OUTPUT,),)
+
+    def encode(self) -> bytes:
+        return struct.pack("!HHIH6x", _OFPAT_OUTPUT, 16, self.port, self.max_len)
+
+    @staticmethod
+    def describe(raw: bytes, text: ActionText) -> str:
+        port, max_len = struct.unpack_from("!IH", raw, 4)
+        if port == OFPP_CONTROLLER:
+            return f"CONTROLLER:{max_len}"
+        return f"output:{_PORT_NAMES.get(port, port)}"
+
+    def check(self, flow: FlowCheck) -> None:
+        if not 0 < self.port < _OFPP_MAX and self.port not in (OFPP_IN_PORT, OFPP_CONTROLLER):
+            flow.fail(f"output to unsupported port {self.port:#x}")
+
+    def simulate(self, pkt: Packet, sim: Simulation) -> None:
+        """OVS skips an output to the input port unless it is asked for as IN_PORT."""
+        if self.port == OFPP_CONTROLLER:
+            sim.output(CONTROLLER, pkt)
+        elif self.port == OFPP_IN_PORT:
+            sim.output(pkt["in_port"], pkt)
+        elif self.port != pkt["in_port"]:
+            sim.output(self.port, pkt)
+
+
+# --- set_field ---------------------------------------------------------------------------------------------
+
+_OFPAT_SET_FIELD = 25
+
+
+@dataclass(frozen=True)
+class SetField(Action):
+    field: str
+    value: int
+
+    WIRE = ((_OFPAT_SET_FIELD,),)
+
+    def encode(self) -> bytes:
+        oxm = FIELD[self.field].tlv(self.value, None)
+        length = 4 + len(oxm)
+        return struct.pack("!HH", _OFPAT_SET_FIELD, length + (-length % 8)) + oxm + _pad8(length)
+
+    @staticmethod
+    def describe(raw: bytes, text: ActionText) -> str:
+        oxm_header = int.from_bytes(raw[4:8], "big")
+        known = BY_OXM.get(oxm_header >> 9)
+        if known is None:
+            return f"set_field:{raw[8:8 + (oxm_header & 0xFF)].hex()}->oxm_{oxm_header >> 9:#x}"
+        return f"set_field:{known.text.render(int.from_bytes(raw[8:8 + known.nbytes], 'big'))}->{known.name}"
+
+    def check(self, flow: FlowCheck) -> None:
+        flow.writable(self.field, self.value)
+
+    def simulate(self, pkt: Packet, sim: Simulation) -> None:
+        pkt[self.field] = self.value
+
+
+# --- VLAN tags ---------------------------------------------------------------------------------------------
+
+_OFPAT_PUSH_VLAN = 17
+_OFPAT_POP_VLAN = 18
+_VLAN_ETHERTYPES = (0x8100, 0x88A8)
+
+
+@dataclass(frozen=True)
+class PushVlan(Action):
+    ethertype: int = 0x8100
+
+    WIRE = ((_OFPAT_PUSH_VLAN,),)
+
+    def encode(self) -> bytes:
+        return struct.pack("!HHH2x", _OFPAT_PUSH_VLAN, 8, self.ethertype)
+
+    @staticmethod
+    def describe(raw: bytes, text: ActionText) -> str:
+        return f"push_vlan:0x{int.from_bytes(raw[4:6], 'big'):04x}"
+
+    def check(self, flow: FlowCheck) -> None:
+        if self.ethertype not in _VLAN_ETHERTYPES:
+            flow.fail(f"push_vlan with ethertype {self.ethertype:#x}")
+        flow.tagged = True
+
+    def simulate(self, pkt: Packet, sim: Simulation) -> None:
+        if "vlan_vid" in pkt:
+            sim.fail(f"push_vlan on a tagged frame (double tagging is not modelled): {pkt}")
+        pkt["vlan_vid"] = OFPVID_PRESENT
+
+
+@dataclass(frozen=True)
+class PopVlan(Action):
+    WIRE = ((_OFPAT_POP_VLAN,),)
+
+    def encode(self) -> bytes:
+        return struct.pack("!HH4x", _OFPAT_POP_VLAN, 8)
+
+    @staticmethod
+    def describe(raw: bytes, text: ActionText) -> str:
+        return "pop_vlan"
+
+    def check(self, flow: FlowCheck) -> None:
+        if not flow.tagged:
+            flow.fail("pop_vlan on a frame not known to be tagged")
+        flow.tagged = False
+
+    def simulate(self, pkt: Packet, sim: Simulation) -> None:
+        del pkt["vlan_vid"]
+
+
+# --- move --------------------------------------------------------------------------------------------------
+
+_NXAST_REG_MOVE = 6
+
+
+@dataclass(frozen=True)
+class Move(Action):
+    """Copy `n_bits` of field `src` (from bit src_ofs) into `dst` (at bit dst_ofs)."""
+
+    src: str
+    dst: str
+    n_bits: int
+    src_ofs: int = 0
+    dst_ofs: int = 0
+
+    WIRE = (nx_key(_NXAST_REG_MOVE),)
+
+    def encode(self) -> bytes:
+        """NXAST_REG_MOVE with each field's oldest header, which OVS re-encodes it with anyway."""
+        return struct.pack("!HHIHHHHII", OFPAT_EXPERIMENTER, 24, NX_VENDOR_ID, _NXAST_REG_MOVE, self.n_bits,
+                           self.src_ofs, self.dst_ofs, FIELD[self.src].nxm_header, FIELD[self.dst].nxm_header)
+
+    @staticmethod
+    def describe(raw: bytes, text: ActionText) -> str:
+        n_bits, src_ofs, dst_ofs, src, dst = struct.unpack_from("!HHHII", raw, 10)
+        return f"move:{subfield_text(src, src_ofs, n_bits)}->{subfield_text(dst, dst_ofs, n_bits)}"
+
+    def check(self, flow: FlowCheck) -> None:
+        flow.readable(self.src)
+        flow.writable(self.dst, None)
+        if not (0 < self.n_bits and self.src_ofs + self.n_bits <= FIELD[self.src].bits
+                and self.dst_ofs + self.n_bits <= FIELD[self.dst].bits):
+            flow.fail("move bits out of range")
+
+    def simulate(self, pkt: Packet, sim: Simulation) -> None:
+        src = read(pkt, self.src)
+        if src is None:
+            raise ValueError(f"move reads {self.src}, which the packet lacks: {pkt}")
+        bits = (1 << self.n_bits) - 1
+        whole_field = self.dst_ofs == 0 and self.n_bits == FIELD[self.dst].bits
+        old = 0 if whole_field else read(pkt, self.dst)
+        if old is None:
+            raise ValueError(f"move writes part of {self.dst}, which the packet lacks: {pkt}")
+        pkt[self.dst] = (old & ~(bits << self.dst_ofs)) | (((src >> self.src_ofs) & bits) << self.dst_ofs)
+
+
+# --- resubmit ----------------------------------------------------------------------------------------------
+
+_NXAST_RESUBMIT_TABLE = 14
+_OFPP16_IN_PORT = 0xFFF8  # OFPP_IN_PORT in the 16-bit port field of NXAST_RESUBMIT_TABLE
+
+
+@dataclass(frozen=True)
+class Resubmit(Action):
+    """Run `table` as a subroutine, then continue with the next action (OVS resubmit(,table))."""
+
+    table: str
+
+    WIRE = (nx_key(_NXAST_RESUBMIT_TABLE),)
+
+    def encode(self) -> bytes:
+        return struct.pack("!HHIHHB3x", OFPAT_EXPERIMENTER, 16, NX_VENDOR_ID, _NXAST_RESUBMIT_TABLE,
+                           _OFPP16_IN_PORT, table_id(self.table))
+
+    @staticmethod
+    def describe(raw: bytes, text: ActionText) -> str:
+        port, table = struct.unpack_from("!HB", raw, 10)
+        return f"resubmit({'' if port == _OFPP16_IN_PORT else port},{text.table(table)})"
+
+    def check(self, flow: FlowCheck) -> None:
+        """OVS resubmits anywhere; the pipeline declares where (back to an earlier table only if it says so)."""
+        flow.continues("resubmit to", self.table, strictly_later=False)
+
+    def simulate(self, pkt: Packet, sim: Simulation) -> None:
+        sim.resubmit(self.table, pkt)
+
+
+# --- conntrack ---------------------------------------------------------------------------------------------
+
+_NXAST_CT = 35
+_NX_CT_F_COMMIT = 1
+_NX_CT_RECIRC_NONE = 0xFF
+_CT_ZONE_BITS = FIELD["ct_zone"].bits
+
+
+@dataclass(frozen=True)
+class Ct(Action):
+    """Send the packet through conntrack in a zone (an immediate `zone`, or bits 0-15 of `zone_reg`).
+
+    With `table`, a copy of the packet continues there with ct_state set (the current action list
+    also continues); `commit` records the connection, `set_mark` stores ct_mark with it.
+    """
+
+    commit: bool = False
+    zone: int = 0
+    zone_reg: str | None = None
+    table: str | None = None
+    set_mark: int | None = None
+
+    WIRE = (nx_key(_NXAST_CT),)
+
+    def encode(self) -> bytes:
+        """NXAST_CT: zone from bits 0-15 of a register (NXM header + ofs_nbits) or immediate, alg 0, then
+        the nested actions: set_field ct_mark as a plain OFPAT_SET_FIELD."""
+        nested = b"" if self.set_mark is None else SetField("ct_mark", self.set_mark).encode()
+        if self.zone_reg is None:
+            zone_src, zone = 0, self.zone
+        else:
+            zone_src, zone = FIELD[self.zone_reg].nxm_header, _CT_ZONE_BITS - 1  # ofs 0 << 6 | n_bits - 1
+        recirc_table = _NX_CT_RECIRC_NONE if self.table is None else table_id(self.table)
+        return struct.pack("!HHIHHIHB3xH", OFPAT_EXPERIMENTER, 24 + len(nested), NX_VENDOR_ID, _NXAST_CT,
+                           _NX_CT_F_COMMIT if self.commit else 0, zone_src, zone, recirc_table, 0) + nested
+
+    @staticmethod
+    def describe(raw: bytes, text: ActionText) -> str:
+        flags, zone_src, zone, recirc_table = struct.unpack_from("!HIHB", raw, 10)
+        parts = ["commit"] if flags & _NX_CT_F_COMMIT else []
+        if zone_src:
+            parts.append(f"zone={subfield_text(zone_src, zone >> 6, (zone & 0x3F) + 1)}")
+        elif zone:
+            parts.append(f"zone={zone}")
+        if recirc_table != _NX_CT_RECIRC_NONE:
+            parts.append(f"table={text.table(recirc_table)}")
+        nested = text.actions(raw[24:])
+        if nested:
+            parts.append(f"exec({','.join(nested)})")
+        return f"ct({','.join(parts)})"
+
+    def check(self, flow: FlowCheck) -> None:
+        if flow.exact.get("eth_type") not in IP_ANY:  # OVS: OFPBAC_MATCH_INCONSISTENT, so no ARP ever reaches ct
+            flow.fail(f"ct needs an exact match on eth_type in {sorted(IP_ANY)}")
+        if self.table is not None:
+            flow.continues("ct table", self.table, strictly_later=True)
+        if self.zone_reg is not None and (self.zone_reg not in REGISTERS or self.zone != 0):
+            flow.fail("ct zone_reg must be a register, and excludes an immediate zone")
+        if not 0 <= self.zone < 1 << _CT_ZONE_BITS:
+            flow.fail(f"ct zone {self.zone} does not fit 16 bits")
+        if self.set_mark is not None and not (self.commit and 0 <= self.set_mark <= FIELD["ct_mark"].full):
+            flow.fail("ct set_mark needs commit and a 32-bit value")
+        if self.commit and any(name == "ct_state" and val & CT_INV for name, val, _ in flow.flow.match):
+            flow.fail("ct commit of packets matched as +inv")
+
+    def simulate(self, pkt: Packet, sim: Simulation) -> None:
+        """With a table, a clone recirculates with ct_state, ct_zone and ct_mark set and the registers as
+        they were; either way the packet goes on untracked (OVS: "sets the packet to an untracked state,
+        and clears all the conntrack fields")."""
+        zone = self.zone if self.zone_reg is None else read(pkt, self.zone_reg) & 0xFFFF
+        state, mark = sim.track(zone, pkt, self.commit, self.set_mark)
+        if self.table is not None:
+            sim.recirculate(self.table, {**pkt, "ct_state": state, "ct_zone": zone, "ct_mark": mark})
+        for name in CONNTRACK_FIELDS:
+            pkt.pop(name, None)
+
+
+# --- conjunctive matches -----------------------------------------------------------------------------------
+
+_NXAST_CONJUNCTION = 34
+_MAX_CLAUSES = 64
+
+
+@dataclass(frozen=True)
+class Conjunction(Action):
+    """This flow is clause `clause` (1-based) of `n_clauses` of conjunctive match `id`."""
+
+    id: int
+    clause: int
+    n_clauses: int
+
+    WIRE = (nx_key(_NXAST_CONJUNCTION),)
+
+    def encode(self) -> bytes:
+        """The wire counts clauses from 0."""
+        return struct.pack("!HHIHBBI", OFPAT_EXPERIMENTER, 16, NX_VENDOR_ID, _NXAST_CONJUNCTION,
+                           self.clause - 1, self.n_clauses, self.id)
+
+    @staticmethod
+    def describe(raw: bytes, text: ActionText) -> str:
+        clause, n_clauses, conj_id = struct.unpack_from("!BBI", raw, 10)
+        return f"conjunction({conj_id},{clause + 1}/{n_clauses})"
+
+    def check(self, flow: FlowCheck) -> None:
+        if flow.flow.goto is not None or not all(isinstance(action, Conjunction) for action in flow.flow.actions):
+            flow.fail("conjunction actions may not be mixed with other actions or a goto")
+        if not (2 <= self.n_clauses <= _MAX_CLAUSES and 1 <= self.clause <= self.n_clauses
+                and 0 <= self.id <= FIELD["conj_id"].full):
+            flow.fail(f"conjunction({self.id}, {self.clause}/{self.n_clauses}) needs 2 to {_MAX_CLAUSES} clauses, "
+                      "numbered from 1")
+
+    def simulate(self, pkt: Packet, sim: Simulation) -> None:
+        """Nothing: the classifier resolves clause flows (apps.flowsim's lookup), they never run."""
+
