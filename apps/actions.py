@@ -78,8 +78,8 @@ class FlowCheck(Protocol):
     def readable(self, name: str) -> None:
         """The field's prerequisites hold."""
 
-    def writable(self, name: str, value: int | None) -> None:
-        """The field may be written (by set_field with `value`, or by move with None)."""
+    def writable(self, name: str, value: int | None, mask: int | None) -> None:
+        """The field may be written (by set_field with `value` and `mask`, or by move with None)."""
 
     def continues(self, kind: str, table: str, strictly_later: bool) -> None:
         """The pipeline declares `table` as a next table of the flow's."""
@@ -96,7 +96,8 @@ class Simulation(Protocol):
     def resubmit(self, table: str, pkt: Packet) -> None:
         """Run `table` as a subroutine."""
 
-    def track(self, zone: int, pkt: Packet, commit: bool, mark: int | None) -> tuple[int, int]:
+    def track(self, zone: int, pkt: Packet, commit: bool, mark: int | None, mark_mask: int | None
+              ) -> tuple[int, int]:
         """(ct_state, ct_mark) of the packet's connection in `zone`, committing it (and the mark) if asked."""
 
     def recirculate(self, table: str, pkt: Packet) -> None:
@@ -180,33 +181,69 @@ class Output(Action):
 # --- set_field ---------------------------------------------------------------------------------------------
 
 _OFPAT_SET_FIELD = 25
+_NXAST_REG_LOAD = 7
 
 
 @dataclass(frozen=True)
 class SetField(Action):
+    """Set `field` to `value`, or only the bits of `mask` (value within mask).
+
+    OpenFlow 1.3's set_field has no mask, so OVS sends a masked one back as NXAST_REG_LOAD, one per run
+    of consecutive mask bits (lowest first), whatever form it came in: so do we.
+    """
+
     field: str
     value: int
+    mask: int | None = None
 
-    WIRE = ((_OFPAT_SET_FIELD,),)
+    WIRE = ((_OFPAT_SET_FIELD,), nx_key(_NXAST_REG_LOAD))
 
     def encode(self) -> bytes:
-        oxm = FIELD[self.field].tlv(self.value, None)
-        length = 4 + len(oxm)
-        return struct.pack("!HH", _OFPAT_SET_FIELD, length + (-length % 8)) + oxm + _pad8(length)
+        declared = FIELD[self.field]
+        if self.mask is None or self.mask == declared.full:
+            oxm = declared.tlv(self.value, None)
+            length = 4 + len(oxm)
+            return struct.pack("!HH", _OFPAT_SET_FIELD, length + (-length % 8)) + oxm + _pad8(length)
+        return b"".join(struct.pack("!HHIHHIQ", OFPAT_EXPERIMENTER, 24, NX_VENDOR_ID, _NXAST_REG_LOAD,
+                                    ofs << 6 | n_bits - 1, declared.nxm_header, self.value >> ofs & (1 << n_bits) - 1)
+                        for ofs, n_bits in _runs(self.mask))
 
     @staticmethod
     def describe(raw: bytes, text: ActionText) -> str:
-        oxm_header = int.from_bytes(raw[4:8], "big")
-        known = BY_OXM.get(oxm_header >> 9)
-        if known is None:
-            return f"set_field:{raw[8:8 + (oxm_header & 0xFF)].hex()}->oxm_{oxm_header >> 9:#x}"
-        return f"set_field:{known.text.render(int.from_bytes(raw[8:8 + known.nbytes], 'big'))}->{known.name}"
+        if raw[:2] != b"\xff\xff":
+            oxm_header = int.from_bytes(raw[4:8], "big")
+            known = BY_OXM.get(oxm_header >> 9)
+            if known is None:
+                return f"set_field:{raw[8:8 + (oxm_header & 0xFF)].hex()}->oxm_{oxm_header >> 9:#x}"
+            return f"set_field:{known.text.render(int.from_bytes(raw[8:8 + known.nbytes], 'big'))}->{known.name}"
+        ofs_nbits, dst, value = struct.unpack_from("!HIQ", raw, 10)
+        shown = f"{value:#x}" if value else "0"  # as C's %#x
+        return f"load:{shown}->{subfield_text(dst, ofs_nbits >> 6, (ofs_nbits & 0x3F) + 1)}"
 
     def check(self, flow: FlowCheck) -> None:
-        flow.writable(self.field, self.value)
+        flow.writable(self.field, self.value, self.mask)
 
     def simulate(self, pkt: Packet, sim: Simulation) -> None:
-        pkt[self.field] = self.value
+        if self.mask is None:
+            pkt[self.field] = self.value
+            return
+        old = read(pkt, self.field)
+        if old is None:
+            raise ValueError(f"set_field writes part of {self.field}, which the packet lacks: {pkt}")
+        pkt[self.field] = old & ~self.mask | self.value
+
+
+def _runs(mask: int) -> list[tuple[int, int]]:
+    """(offset, length) of each run of consecutive set bits in `mask`, lowest first, at most 64 bits long
+    (OVS's next_load_segment)."""
+    runs, ofs = [], 0
+    while rest := mask >> ofs:
+        ofs += (rest & -rest).bit_length() - 1  # the next set bit
+        rest = mask >> ofs
+        n_bits = min((rest ^ (rest + 1)).bit_length() - 1, 64)
+        runs.append((ofs, n_bits))
+        ofs += n_bits
+    return runs
 
 
 # --- VLAN tags ---------------------------------------------------------------------------------------------
@@ -289,7 +326,7 @@ class Move(Action):
 
     def check(self, flow: FlowCheck) -> None:
         flow.readable(self.src)
-        flow.writable(self.dst, None)
+        flow.writable(self.dst, None, None)
         if not (0 < self.n_bits and self.src_ofs + self.n_bits <= FIELD[self.src].bits
                 and self.dst_ofs + self.n_bits <= FIELD[self.dst].bits):
             flow.fail("move bits out of range")
@@ -350,7 +387,8 @@ class Ct(Action):
     """Send the packet through conntrack in a zone (an immediate `zone`, or bits 0-15 of `zone_reg`).
 
     With `table`, a copy of the packet continues there with ct_state set (the current action list
-    also continues); `commit` records the connection, `set_mark` stores ct_mark with it.
+    also continues); `commit` records the connection, `set_mark` stores ct_mark with it: the bits of
+    `mark_mask` only, or the whole mark without one.
     """
 
     commit: bool = False
@@ -358,13 +396,14 @@ class Ct(Action):
     zone_reg: str | None = None
     table: str | None = None
     set_mark: int | None = None
+    mark_mask: int | None = None
 
     WIRE = (nx_key(_NXAST_CT),)
 
     def encode(self) -> bytes:
         """NXAST_CT: zone from bits 0-15 of a register (NXM header + ofs_nbits) or immediate, alg 0, then
-        the nested actions: set_field ct_mark as a plain OFPAT_SET_FIELD."""
-        nested = b"" if self.set_mark is None else SetField("ct_mark", self.set_mark).encode()
+        the nested actions: the mark as a set_field (a whole one) or reg_loads (masked)."""
+        nested = b"" if self.set_mark is None else SetField("ct_mark", self.set_mark, self.mark_mask).encode()
         if self.zone_reg is None:
             zone_src, zone = 0, self.zone
         else:
@@ -397,8 +436,12 @@ class Ct(Action):
             flow.fail("ct zone_reg must be a register, and excludes an immediate zone")
         if not 0 <= self.zone < 1 << _CT_ZONE_BITS:
             flow.fail(f"ct zone {self.zone} does not fit 16 bits")
-        if self.set_mark is not None and not (self.commit and 0 <= self.set_mark <= FIELD["ct_mark"].full):
+        mark_bits = FIELD["ct_mark"].full
+        if self.set_mark is not None and not (self.commit and 0 <= self.set_mark <= mark_bits):
             flow.fail("ct set_mark needs commit and a 32-bit value")
+        if self.mark_mask is not None and (self.set_mark is None or not 0 < self.mark_mask <= mark_bits
+                                           or self.set_mark & ~self.mark_mask):
+            flow.fail("ct mark_mask needs a set_mark within it, and 1 to 32 bits")
         if self.commit and any(name == "ct_state" and val & CT_INV for name, val, _ in flow.flow.match):
             flow.fail("ct commit of packets matched as +inv")
 
@@ -407,7 +450,7 @@ class Ct(Action):
         they were; either way the packet goes on untracked (OVS: "sets the packet to an untracked state,
         and clears all the conntrack fields")."""
         zone = self.zone if self.zone_reg is None else read(pkt, self.zone_reg) & 0xFFFF
-        state, mark = sim.track(zone, pkt, self.commit, self.set_mark)
+        state, mark = sim.track(zone, pkt, self.commit, self.set_mark, self.mark_mask)
         if self.table is not None:
             sim.recirculate(self.table, {**pkt, "ct_state": state, "ct_zone": zone, "ct_mark": mark})
         for name in CONNTRACK_FIELDS:

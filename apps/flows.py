@@ -101,10 +101,10 @@ def match(**fields: FieldValue) -> Match:
     return tuple(items)
 
 
-def set_field(name: str, value: int | str) -> SetField:
-    """SetField taking MAC/IPv4 strings as well as ints."""
-    val, _ = _value_and_mask(name, value)
-    return SetField(name, val)
+def set_field(name: str, value: FieldValue) -> SetField:
+    """SetField taking MAC/IPv4 strings as well as ints, and (value, mask) for some bits only."""
+    val, mask = _value_and_mask(name, value)
+    return SetField(name, val, mask)
 
 
 def controller(max_len: int = 0xFFFF) -> Output:

@@ -23,7 +23,8 @@ through a netdev bridge and reading flow counters):
   resubmits back to the same or an earlier table.
 - ct: conntrack with a Conntrack that the caller owns across packets. With a table, a clone of the
   packet recirculates there with ct_state, ct_zone, ct_mark set and the registers as they were; after
-  any ct the calling pass continues with the packet untracked (its conntrack fields cleared).
+  any ct the calling pass continues with the packet untracked (its conntrack fields cleared). A commit
+  with a mark mask sets only those bits of the connection's ct_mark.
 - conjunctive matches: conjunction(id, k/n) clause flows, and the second lookup with conj_id = id.
 """
 
@@ -196,8 +197,10 @@ class Conntrack:
         self.shared = shared
         self._tables: dict[str, dict[tuple[int, _Tuple], tuple[_Connection, bool]]] = {}
 
-    def track(self, dpid: str, zone: int, pkt: Packet, commit: bool, set_mark: int | None) -> tuple[int, int]:
-        """(ct_state, ct_mark) of `pkt` passing ct in `zone` of switch `dpid`, updating the connections."""
+    def track(self, dpid: str, zone: int, pkt: Packet, commit: bool, set_mark: int | None,
+              mark_mask: int | None = None) -> tuple[int, int]:
+        """(ct_state, ct_mark) of `pkt` passing ct in `zone` of switch `dpid`, updating the connections; a
+        commit sets the bits of `mark_mask` to those of `set_mark` (all of them without a mask)."""
         table = self._tables.setdefault("" if self.shared else dpid, {})
         here, reply, may_start = _directions(pkt)
         found = table.get((zone, here))
@@ -216,7 +219,7 @@ class Conntrack:
         else:
             return CT_TRK | CT_INV, 0
         if commit and set_mark is not None:
-            conn.mark = set_mark
+            conn.mark = set_mark if mark_mask is None else conn.mark & ~mark_mask | set_mark
         return state, conn.mark
 
 
@@ -301,8 +304,9 @@ class _Pass:
     def resubmit(self, table: str, pkt: Packet) -> None:
         self.jump(self.here, table, pkt)
 
-    def track(self, zone: int, pkt: Packet, commit: bool, mark: int | None) -> tuple[int, int]:
-        return self.conntrack.track(self.dpid, zone, pkt, commit, mark)
+    def track(self, zone: int, pkt: Packet, commit: bool, mark: int | None, mark_mask: int | None
+              ) -> tuple[int, int]:
+        return self.conntrack.track(self.dpid, zone, pkt, commit, mark, mark_mask)
 
     def recirculate(self, table: str, pkt: Packet) -> None:
         """The userspace datapath runs a recirculated clone at once, so its outputs come first."""
@@ -434,7 +438,7 @@ class _FlowCheck:
             if self.exact.get(need) not in allowed:
                 self.fail(f"{name} needs an exact match on {need} in {sorted(allowed)}")
 
-    def writable(self, name: str, value: int | None) -> None:
+    def writable(self, name: str, value: int | None, mask: int | None) -> None:
         self.readable(name)
         declared = FIELD[name]
         if declared.write is Write.NEVER:
@@ -443,6 +447,8 @@ class _FlowCheck:
             self.fail(f"{name} is set only by ct(commit, set_mark), not outside a ct action")
         if value is not None and not 0 <= value <= declared.full:
             self.fail(f"value {value} does not fit {name}")
+        if mask is not None and not (0 < mask <= declared.full and value is not None and not value & ~mask):
+            self.fail(f"mask {mask:#x} of {name} must fit it and hold the value")
         if declared.write is Write.TAGGED:
             if not self.tagged:
                 self.fail(f"writes {name} of a frame not known to be tagged")

@@ -108,24 +108,29 @@ class StagedConntrack(Conntrack):
         super().__init__()
         self.lookups: list[tuple[int, int, int]] = []    # (zone, ct_state, ct_mark)
         self.commits: list[tuple[int, int | None]] = []  # (zone, ct_mark set)
+        self.mark_masks: list[int | None] = []            # the mask of each commit's ct_mark (None: all bits)
 
-    def track(self, dpid: str, zone: int, pkt: Packet, commit: bool, set_mark: int | None) -> tuple[int, int]:
-        state, mark = self.state(dpid, zone, pkt, commit, set_mark)
+    def track(self, dpid: str, zone: int, pkt: Packet, commit: bool, set_mark: int | None,
+              mark_mask: int | None = None) -> tuple[int, int]:
+        state, mark = self.state(dpid, zone, pkt, commit, set_mark, mark_mask)
         if commit:
             self.commits.append((zone, set_mark))
+            self.mark_masks.append(mark_mask)
         else:
             self.lookups.append((zone, state, mark))
         return state, mark
 
-    def state(self, dpid: str, zone: int, pkt: Packet, commit: bool, set_mark: int | None) -> tuple[int, int]:
-        return super().track(dpid, zone, pkt, commit, set_mark)
+    def state(self, dpid: str, zone: int, pkt: Packet, commit: bool, set_mark: int | None,
+              mark_mask: int | None) -> tuple[int, int]:
+        return super().track(dpid, zone, pkt, commit, set_mark, mark_mask)
 
 
 class RelatedConntrack(StagedConntrack):
     """Every packet +trk+rel: the simulator's Conntrack does not model ICMP errors, so for related packets
     the state is given here, as it is to the trace, instead of being reached."""
 
-    def state(self, dpid: str, zone: int, pkt: Packet, commit: bool, set_mark: int | None) -> tuple[int, int]:
+    def state(self, dpid: str, zone: int, pkt: Packet, commit: bool, set_mark: int | None,
+              mark_mask: int | None) -> tuple[int, int]:
         return CT_TRK | CT_REL, 0
 
 
@@ -145,6 +150,7 @@ class Fate:
     hits: list[tuple[str, int]]               # (table, priority) of every flow hit, recirculations in order
     lookups: list[int]                        # zone of every ct stage (a ct that recirculates)
     commits: list[tuple[int, int | None]]     # (zone, ct_mark set) of every ct(commit)
+    mark_masks: list[int | None]              # the mask of each of those ct_marks (None: all 32 bits)
 
 
 def fate(fabric: Fabric, pkt: Packet, ct_next: list[str], conntrack: StagedConntrack | None = None,
@@ -154,6 +160,7 @@ def fate(fabric: Fabric, pkt: Packet, ct_next: list[str], conntrack: StagedConnt
     conntrack = StagedConntrack() if conntrack is None else conntrack
     conntrack.lookups.clear()
     conntrack.commits.clear()
+    conntrack.mark_masks.clear()
     simulated = run(fabric.tables[dpid], pkt, conntrack)
     states = [sum(CT_FLAGS[flag] for flag in flags.split(",")) for flags in ct_next]
     assert [state for _, state, _ in conntrack.lookups] == states, f"the simulator sees other states than {ct_next}"
@@ -162,7 +169,7 @@ def fate(fabric: Fabric, pkt: Packet, ct_next: list[str], conntrack: StagedConnt
     report = trace_report(fabric.bridges[dpid], {**pkt, "ct_mark": marks[0]} if any(marks) else pkt, ct_next)
     seen = traced(report, pkt, fabric.dp_ports[dpid])
     predicted = Fate(in_order(simulated.outputs), [(table, flow.priority) for table, flow in simulated.path],
-                     [zone for zone, _, _ in conntrack.lookups], conntrack.commits)
+                     [zone for zone, _, _ in conntrack.lookups], conntrack.commits, conntrack.mark_masks)
     assert seen == predicted, f"OVS and flowsim disagree on {pkt} with --ct-next {ct_next}:\n{report}"
     return seen
 
@@ -172,11 +179,17 @@ def traced(report: str, pkt: Packet, dp_ports: dict[int, int]) -> Fate:
     commits from its datapath actions (OpenFlow's ct actions name a register, the datapath's the zone)."""
     hits = re.findall(r"^\s*(\d+)\. (?:.*, )?priority (\d+), cookie", report, re.M)
     lookups = re.findall(r"\bct\(zone=(\d+)\),recirc\(", report)
-    commits = re.findall(r"\bct\(commit,zone=(\d+)(?:,mark=(\w+)/0xffffffff)?\)", report)
+    commits = re.findall(r"\bct\(commit,zone=(\d+)(?:,mark=(\w+)/(\w+))?\)", report)
     return Fate(report_outputs(report, pkt, dp_ports),
                 [(TABLE_NAMES[int(table)], int(priority)) for table, priority in hits],
                 [int(zone) for zone in lookups],
-                [(int(zone), int(mark, 0) if mark else None) for zone, mark in commits])
+                [(int(zone), int(mark, 0) if mark else None) for zone, mark, _ in commits],
+                [_mark_mask(mask) if mark else None for _, mark, mask in commits])
+
+
+def _mark_mask(mask: str) -> int | None:
+    """The datapath shows a whole mark with mask 0xffffffff: no mask, in Ct's terms."""
+    return None if int(mask, 0) == 0xFFFFFFFF else int(mask, 0)
 
 
 @pytest.fixture(scope="module")

@@ -191,6 +191,27 @@ def test_resubmit_ct_and_conjunction_as_ovs_returns_them():
         "ffff0010" "00002320" "0022" "00" "03" "00000007" "ffff0010" "00002320" "0022" "00" "02" "00000008")
 
 
+def test_masked_set_field_and_ct_mark_as_ovs_returns_them():
+    # Read back from OVS 3.1 after `ovs-ofctl add-flow` of ct(commit,zone=5,exec(set_field:0x1/0x1->ct_mark)),
+    # exec(set_field:0x5/0x5->ct_mark) and set_field:0x1/0x1->reg0: OF1.3's set_field has no mask, so OVS
+    # returns NXAST_REG_LOAD, one per run of mask bits (ovs-ofctl: load:0x1->NXM_NX_CT_MARK[0]).
+    assert apply(Ct(commit=True, zone=5, set_mark=1, mark_mask=1)).hex()[16:] == (
+        "ffff0030" "00002320" "0023" "0001" "00000000" "0005" "ff" "000000" "0000"
+        "ffff0018" "00002320" "0007" "0000" "0001d604" "0000000000000001")
+    assert apply(Ct(commit=True, zone=5, set_mark=5, mark_mask=5)).hex()[16:] == (
+        "ffff0048" "00002320" "0023" "0001" "00000000" "0005" "ff" "000000" "0000"
+        "ffff0018" "00002320" "0007" "0000" "0001d604" "0000000000000001"
+        "ffff0018" "00002320" "0007" "0080" "0001d604" "0000000000000001")
+    assert apply(set_field("reg0", (1, 1))).hex()[16:] == (
+        "ffff0018" "00002320" "0007" "0000" "00010004" "0000000000000001")
+
+
+def test_masked_set_field_matches_os_ken_reg_load():
+    assert apply(set_field("reg3", (0x30, 0xF0)))[8:] == os_ken_action(
+        parser.NXActionRegLoad(ofs_nbits=nicira_ext.ofs_nbits(4, 7), dst="reg3", value=3))
+    assert apply(set_field("reg3", (0xFFFFFFFF, 0xFFFFFFFF))) == apply(SetField("reg3", 0xFFFFFFFF))
+
+
 def test_resubmit_ct_and_conjunction_match_os_ken():
     ofs_nbits = nicira_ext.ofs_nbits(0, 15)
     assert apply(Resubmit("port_out"))[8:] == os_ken_action(
@@ -378,6 +399,16 @@ def test_describe_resubmit_ct_and_conjunction():
     assert ofwire.describe_instructions(instructions, names) == [
         "ct(commit,zone=NXM_NX_REG3[0..15],table=egress_ct,exec(set_field:1->ct_mark))", "ct(zone=7)", "ct()",
         "resubmit(,ingress_acl)", "resubmit(,80)", "conjunction(7,1/3)"]
+
+
+def test_describe_masked_sets_like_ovs_ofctl():
+    instructions = ofwire.encode_instructions(
+        (Ct(commit=True, zone_reg="reg4", set_mark=0, mark_mask=1), Ct(commit=True, zone=5, set_mark=5, mark_mask=5),
+         set_field("reg0", (0x10, 0x30))), None)
+    assert ofwire.describe_instructions(instructions, {}) == [
+        "ct(commit,zone=NXM_NX_REG4[0..15],exec(load:0->NXM_NX_CT_MARK[0]))",
+        "ct(commit,zone=5,exec(load:0x1->NXM_NX_CT_MARK[0],load:0x1->NXM_NX_CT_MARK[2]))",
+        "load:0x1->NXM_NX_REG0[4..5]"]
 
 
 def test_lean_flow_stats_parser_gives_os_ken_raw_bodies(monkeypatch):
