@@ -2,7 +2,7 @@
 
 Numbers leave gaps for the stages later features insert (security groups, load balancing,
 routing, NAT) so that adding a stage never renumbers the others. docs/pipeline.md explains
-each stage with examples.
+each stage with examples. The bits of ct_mark are declared here too.
 """
 
 from __future__ import annotations
@@ -66,6 +66,11 @@ REG_SRC_ZONE = "reg3"  # key (= conntrack zone) of the source port
 REG_DST_ZONE = "reg4"  # key (= conntrack zone) of the destination port
 REG_SRC_PROFILE = "reg5"  # profile of the source port: the key of its set of security groups
 REG_DST_PROFILE = "reg6"  # profile of the destination port
+
+# ct_mark is a set of named bits, each matched and set with its own mask (never the whole mark), so that a
+# stage setting one bit never clears another's. Bits are handed out from bit 0 upwards; 2-31 are free.
+CT_MARK_REVOKED = 1 << 0  # no security-group rule allows the connection any more: its replies stop too
+CT_MARK_NATTED = 1 << 1   # reserved for the NAT stages: the connection was translated in this zone
 
 # Priorities shared by the stages.
 PRIO_MISS = 0

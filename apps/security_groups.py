@@ -5,7 +5,8 @@ Each port's conntrack zone is its store-assigned key, so egress (source port's z
 packets of committed connections, drops invalid ones, and lets the port's allow-rules decide
 everything in the original direction -- established connections included, on every packet. That
 re-evaluation is what revokes: once no rule allows an established connection any more, its next
-packet is dropped and the connection is marked (ct_mark=1) so that its replies stop too.
+packet is dropped and the connection is marked (the CT_MARK_REVOKED bit) so that its replies stop too. The
+stages read and write that bit alone, with its mask: other stages' bits of ct_mark never interfere.
 
 A rule with more than one condition (port, remote, protocol/ports) becomes a conjunctive match
 (`conjunction(rule key, k/n)`): one clause flow per port of the group, per remote address and per
@@ -48,6 +49,7 @@ from apps.flows import (
 from apps.incremental import Derived, Read, Share, Unit
 from apps.model import Network, Port, SecurityGroupRule
 from apps.pipeline import (
+    CT_MARK_REVOKED,
     REG_DST_PROFILE,
     REG_DST_ZONE,
     REG_IN_PORT,
@@ -88,6 +90,7 @@ EGRESS = _Stage("egress", "egress_acl", "egress_ct", "l2_lookup", REG_IN_PORT, R
 INGRESS = _Stage("ingress", "ingress_acl", "ingress_ct", "port_out", REG_OUT_PORT, REG_DST_ZONE, REG_DST_PROFILE,
                  "ipv4_src", (DHCP_SERVER, DHCP_CLIENT))
 STAGES = {stage.direction: stage for stage in (EGRESS, INGRESS)}
+_NOT_REVOKED = (0, CT_MARK_REVOKED)  # ct_mark match: the revoked bit clear, whatever the others
 _STATIC = cookie("security_groups", "pipeline")
 _CLAUSES = cookie("security_groups", "clauses")
 
@@ -114,12 +117,13 @@ def _stage_flows(stage: _Stage) -> list[Flow]:
         Flow(stage.acl, PRIO_RULE, match(eth_type=ETH_TYPE_IP), (Ct(zone_reg=stage.zone_reg, table=stage.ct),),
              cookie=_STATIC),
         Flow(stage.ct, PRIO_CT_INVALID, match(ct_state=ct_state(CT_TRK | CT_INV)), cookie=_STATIC),
-        Flow(stage.ct, PRIO_PASS, match(ct_state=ct_state(CT_TRK | CT_RPL, CT_INV), ct_mark=0),
+        Flow(stage.ct, PRIO_PASS, match(ct_state=ct_state(CT_TRK | CT_RPL, CT_INV), ct_mark=_NOT_REVOKED),
              goto=stage.after, cookie=_STATIC),
-        Flow(stage.ct, PRIO_PASS, match(ct_state=ct_state(CT_TRK | CT_REL, CT_RPL | CT_INV), ct_mark=0),
+        Flow(stage.ct, PRIO_PASS, match(ct_state=ct_state(CT_TRK | CT_REL, CT_RPL | CT_INV), ct_mark=_NOT_REVOKED),
              goto=stage.after, cookie=_STATIC),
         Flow(stage.ct, PRIO_REVOKE, match(eth_type=ETH_TYPE_IP, ct_state=ct_state(CT_TRK | CT_EST, CT_RPL | CT_INV)),
-             (Ct(commit=True, zone_reg=stage.zone_reg, set_mark=1),), cookie=_STATIC),
+             (Ct(commit=True, zone_reg=stage.zone_reg, set_mark=CT_MARK_REVOKED, mark_mask=CT_MARK_REVOKED),),
+             cookie=_STATIC),
     ]
 
 
@@ -174,7 +178,8 @@ def _original(stage: _Stage, **fields: object) -> Match:
 
 
 def _accept(stage: _Stage) -> tuple[Ct]:
-    return (Ct(commit=True, zone_reg=stage.zone_reg, set_mark=0),)
+    """Commit, clearing the revoked bit: a connection a rule allows again recovers."""
+    return (Ct(commit=True, zone_reg=stage.zone_reg, set_mark=0, mark_mask=CT_MARK_REVOKED),)
 
 
 def _unfiltered_flows(read: Read, port_id: str) -> dict[str, list[Flow]]:

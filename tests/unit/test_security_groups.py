@@ -11,6 +11,7 @@ from apps.compiler import Compiler, compile_all
 from apps.flows import ETH_TYPE_ARP, ETH_TYPE_IP, IP_PROTO
 from apps.flowsim import Conntrack, SwitchTables, packet, run, run_fabric
 from apps.model import Policy, Port, SecurityGroup, SecurityGroupRule
+from apps.pipeline import CT_MARK_NATTED, CT_MARK_REVOKED
 from apps.security_groups import port_masks
 from apps.topology import Topology
 from tests.unit.fabric_cases import S1, TENANT_A, TENANT_B, mac, profile, switch, vm
@@ -217,6 +218,29 @@ def test_removing_a_rule_revokes_its_live_connections_and_only_those():
     assert net.send(2, 1, sport=2222, dport=22) and net.reply(2, 1, sport=2222, dport=22)  # SSH unaffected
     net.set_rules(WEB, WEB.rules)                           # allowed again: the connection recovers
     assert net.send(2, 1, sport=1111, dport=80) and net.reply(2, 1, sport=1111, dport=80)
+
+
+def test_revocation_reads_and_writes_its_own_bit_of_ct_mark_only():
+    """Another stage's bit on a connection (NATTED, set here as a NAT stage's commit will set it) neither stops
+    its replies nor is lost when the connection is revoked and allowed again."""
+    net = Net([a(1, "web"), a(2, "client")])
+    assert net.send(2, 1) and net.reply(2, 1)
+    request = packet(eth_type=ETH_TYPE_IP, ipv4_src=net.port(2).ip_address, ipv4_dst=net.port(1).ip_address,
+                     ip_proto=IP_PROTO["tcp"], tcp_src=40000, tcp_dst=80)
+
+    def mark(ref: int, bits: int | None = None) -> int:
+        """The connection's ct_mark in port `ref`'s zone, after committing `bits` of NATTED if given."""
+        commit = bits is not None
+        return net.conntrack.track(S1, net.port(ref).key, request, commit, bits, CT_MARK_NATTED if commit else None)[1]
+
+    assert mark(1, CT_MARK_NATTED) == mark(2, CT_MARK_NATTED) == CT_MARK_NATTED
+    assert net.send(2, 1) and net.reply(2, 1)
+    net.set_rules(WEB, tuple(r for r in WEB.rules if r.id != "w-http"))
+    assert not net.send(2, 1) and not net.reply(2, 1)
+    assert mark(1) == CT_MARK_NATTED | CT_MARK_REVOKED
+    net.set_rules(WEB, WEB.rules)
+    assert net.send(2, 1) and net.reply(2, 1)
+    assert mark(1) == mark(2) == CT_MARK_NATTED
 
 
 def test_adding_a_rule_keeps_live_connections():
