@@ -8,7 +8,6 @@ peer bridge, which is what a link would do with it.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import subprocess
 from collections import deque
@@ -16,16 +15,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
+from datapath import Outputs, datapath_outputs
 
 from apps.compiler import compile_all
+from apps.fields import FIELD, IPV4, MAC, Scope
 from apps.flows import (
     ETH_TYPE_ARP,
     ETH_TYPE_IP,
     ETH_TYPE_LLDP,
     OFPVID_PRESENT,
-    int_to_mac,
+    Flow,
+    Output,
     ip_to_int,
     mac_to_int,
+    match,
     set_field,
 )
 from apps.flowsim import CONTROLLER, Packet, Port, SwitchTables, packet, run, run_fabric
@@ -37,73 +40,9 @@ from tests.unit.fabric_cases import S1, S2, S3, TENANT_A, TENANT_B, line_of_thre
 pytestmark = pytest.mark.timeout(60)
 
 BROADCAST = "ff:ff:ff:ff:ff:ff"
-Outputs = list[tuple[Port, Packet]]
 
 
 # --- tracing ----------------------------------------------------------------------------------
-
-_TRACE_NAMES = {"ipv4_src": "ip_src", "ipv4_dst": "ip_dst", "icmpv4_type": "icmp_type", "icmpv4_code": "icmp_code"}
-_MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha"}
-_IP_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa"}
-# Fields of the datapath's set(eth(...)) and set(arp(...)) actions, by our names.
-_SET_KEYS = {"eth": {"src": "eth_src", "dst": "eth_dst"},
-             "arp": {"sip": "arp_spa", "tip": "arp_tpa", "op": "arp_op", "sha": "arp_sha", "tha": "arp_tha"}}
-
-
-def _render(name: str, value: int) -> str:
-    if name in _MAC_FIELDS:
-        return int_to_mac(value)
-    if name in _IP_FIELDS:
-        return str(ipaddress.IPv4Address(value))
-    return str(value)
-
-
-def _split_actions(text: str) -> list[str]:
-    """Split at the commas that are not inside parentheses."""
-    actions, depth, start = [], 0, 0
-    for i, char in enumerate(text):
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            actions.append(text[start:i])
-            start = i + 1
-    return [*actions, text[start:]]
-
-
-def datapath_outputs(passes: list[str], frame: Packet, dp_ports: dict[int, int]) -> Outputs:
-    """(OpenFlow port, frame as sent) for each output of a trace's "Datapath actions:" lines.
-
-    `passes` holds one line per datapath pass in the order traced: the packet's own, then one per
-    recirculation (ct with a table) in the order they were emitted, each resuming with the frame as
-    it was at its recirc(). Edits apply in order; OVS emits only the net change before each output.
-    An action this parser does not know fails the test: ignoring it could turn a wrong fate into a
-    passing one.
-    """
-    resumes, outputs = deque([dict(frame)]), []
-    for actions in passes:
-        frame = resumes.popleft()
-        for action in _split_actions(actions):
-            if action == "drop":
-                continue
-            if action.isdigit():
-                outputs.append((dp_ports[int(action)], dict(frame)))
-            elif action == "pop_vlan":
-                del frame["vlan_vid"]
-            elif push := re.fullmatch(r"push_vlan\(vid=(\d+),pcp=0\)", action):
-                frame["vlan_vid"] = OFPVID_PRESENT | int(push[1])
-            elif edit := re.fullmatch(r"set\((eth|arp)\((.*)\)\)", action):
-                for item in edit[2].split(","):
-                    key, value = item.split("=")
-                    name = _SET_KEYS[edit[1]][key]
-                    frame[name] = set_field(name, int(value) if value.isdigit() else value).value
-            elif re.fullmatch(r"userspace\(.*controller\(.*\)\)", action):
-                outputs.append((CONTROLLER, dict(frame)))
-            elif re.fullmatch(r"recirc\(0x[0-9a-f]+\)", action):
-                resumes.append(dict(frame))
-            elif not re.fullmatch(r"ct\((?!.*nat).*\)", action):  # conntrack without NAT leaves the frame alone
-                raise AssertionError(f"unmodelled datapath action {action!r} in {passes!r}")
-    assert not resumes, f"a recirculation was not traced: {passes!r}"
-    return outputs
-
 
 def in_order(outputs: Outputs) -> Outputs:
     """Outputs sorted by port then frame: OVS emits each recirculation's outputs after the pass that forked it."""
@@ -113,7 +52,7 @@ def in_order(outputs: Outputs) -> Outputs:
 def trace_report(bridge: str, pkt: Packet, ct_next: Sequence[str] = ()) -> str:
     """ofproto/trace's report on `pkt`. Its recirculations resume with the ct_states of `ct_next` in order
     (flags such as "trk,est,rpl"), then with ofproto/trace's default, trk|new: a first packet."""
-    spec = ",".join(f"{_TRACE_NAMES.get(name, name)}={_render(name, value)}" for name, value in pkt.items())
+    spec = ",".join(f"{FIELD[name].ovs_name}={FIELD[name].text.render(value)}" for name, value in pkt.items())
     options = [arg for flags in ct_next for arg in ("--ct-next", flags)]
     return subprocess.run(["ovs-appctl", "ofproto/trace", bridge, spec, *options], check=True,
                           capture_output=True, text=True, timeout=10).stdout
@@ -123,7 +62,7 @@ def report_outputs(report: str, pkt: Packet, dp_ports: dict[int, int]) -> Output
     """The outputs of a trace_report() on `pkt`, in_order()."""
     passes = [line.removeprefix("Datapath actions: ") for line in report.splitlines()
               if line.startswith("Datapath actions: ")]
-    frame = {name: value for name, value in pkt.items() if name != "in_port"}
+    frame = {name: value for name, value in pkt.items() if FIELD[name].scope is Scope.FRAME}
     return in_order(datapath_outputs(passes, frame, dp_ports))
 
 
@@ -328,3 +267,39 @@ def test_parser_applies_edits_in_order_and_resumes_recirculations_from_their_for
         datapath_outputs(["ct(commit,zone=5,nat(src=10.0.0.9)),7"], frame, {7: 1})
     with pytest.raises(AssertionError, match="not traced"):
         datapath_outputs(["ct(zone=5),recirc(0x1)"], frame, {7: 1})
+
+
+# Frames whose headers hold every field a flow may set, one per kind of prerequisite.
+_FRAMES = {
+    "tcp": {"eth_type": ETH_TYPE_IP, "ipv4_src": "10.0.0.2", "ipv4_dst": "10.0.0.3", "ip_proto": 6, "tcp_src": 40000,
+            "tcp_dst": 80},
+    "udp": {"eth_type": ETH_TYPE_IP, "ipv4_src": "10.0.0.2", "ipv4_dst": "10.0.0.3", "ip_proto": 17, "udp_src": 68,
+            "udp_dst": 67},
+    "icmp": {"eth_type": ETH_TYPE_IP, "ipv4_src": "10.0.0.2", "ipv4_dst": "10.0.0.3", "ip_proto": 1,
+             "icmpv4_type": 8, "icmpv4_code": 0},
+    "arp": {"eth_type": ETH_TYPE_ARP, "arp_op": 1, "arp_spa": "10.0.0.2", "arp_tpa": "10.0.0.3",
+            "arp_sha": mac("a", 1), "arp_tha": "00:00:00:00:00:00"},
+}
+_NEW_VALUES = {MAC: "0a:00:00:00:00:99", IPV4: "10.9.9.9"}
+
+
+def test_a_set_field_of_each_frame_field_reads_back_by_its_declared_datapath_key(make_bridge):
+    """Every field declaring a `datapath` (header, key): a flow that sets it alone, traced, must show the
+    frame flowsim predicts, which it can only if the parser finds the field by that key."""
+    settable = [declared for declared in FIELD.values() if declared.datapath]
+    flows, packets = [], []
+    for n, declared in enumerate(settable, start=1):
+        prereqs = {need: min(allowed) for need, allowed in declared.prereqs}
+        kind = next((kind for kind, frame in _FRAMES.items()
+                     if all(frame.get(need) == value for need, value in prereqs.items())), "tcp")
+        value = _NEW_VALUES.get(declared.text, 2 if declared.name == "arp_op" else 99)
+        flows.append(Flow("classify", 100, match(reg0=n, **prereqs), (set_field(declared.name, value), Output(2))))
+        packets.append(packet(in_port=1, reg0=n, eth_src=mac("a", 1), eth_dst=mac("a", 2), **_FRAMES[kind]))
+    bridge = make_bridge("pbtset", 2)
+    assert Programmer(timeout=5.0).sync(bridge.connect(S1).channel, {f.key: f for f in flows}).added == len(flows)
+    bridge.disconnect()
+    tables, dp_ports = SwitchTables(flows), datapath_ports("pbtset")
+    for declared, pkt in zip(settable, packets, strict=True):
+        [(port, frame)] = trace("pbtset", dp_ports, pkt)
+        assert (port, frame) == in_order(run(tables, pkt).outputs)[0], declared.name
+        assert frame != sent({**pkt, "reg0": 0}), f"{declared.name} was not changed"
