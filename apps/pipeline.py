@@ -1,8 +1,8 @@
 """The OpenFlow pipeline, declared once: every other module names tables and registers from here.
 
-Numbers leave gaps for the stages later features insert (security groups, load balancing,
-routing, NAT) so that adding a stage never renumbers the others. docs/pipeline.md explains
-each stage with examples. The bits of ct_mark are declared here too.
+Numbers leave gaps for the stages later features insert, and RESERVED names the numbers the stateful
+stages to come will take, in the order docs/pipeline.md sets out, so that adding a stage never renumbers
+the others. The bits of ct_mark are declared here too. docs/pipeline.md explains each stage.
 """
 
 from __future__ import annotations
@@ -52,6 +52,36 @@ PIPELINE: tuple[Table, ...] = (
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in PIPELINE}
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """A stage to come: its number is kept, but it has no table and no flows until it moves into PIPELINE
+    (goto_table may skip numbers, so the pipeline needs no placeholder tables)."""
+
+    name: str
+    number: int
+    purpose: str  # what it will do, in which conntrack zone, and what it may rewrite
+
+
+RESERVED: tuple[Reserved, ...] = (
+    Reserved("un_nat", 25,
+             "replies of translated connections get back the addresses their peer knows: ct(nat) in the zone that "
+             "translated them (a router's SNAT or DNAT zone, a load balancer's); frames from an external network "
+             "start here. May rewrite ipv4_src/ipv4_dst and L4 ports (back)"),
+    Reserved("dnat", 30,
+             "conntrack lookup with nat in the zone of the load balancer or router owning the destination (a VIP, "
+             "a floating IP): established connections come out translated"),
+    Reserved("dnat_ct", 31,
+             "new connections to a VIP: a select group whose buckets ct(commit, nat(dst=member)); to a floating "
+             "IP: its fixed IP; CT_MARK_NATTED set. May rewrite ipv4_dst and L4 destination ports"),
+    Reserved("routing", 40,
+             "between the networks of a router, on the switch the packet entered: reg1 becomes the next hop's "
+             "network, eth_src the router's MAC there, eth_dst the next hop's; dec_ttl. No conntrack"),
+    Reserved("snat", 50,
+             "on a router's gateway switch, connections leaving by its external network: ct(commit, nat(src=...)) "
+             "in the router's SNAT zone, CT_MARK_NATTED set. May rewrite ipv4_src and L4 source ports"),
+)
 
 
 def table_id(name: str) -> int:

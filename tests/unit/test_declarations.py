@@ -1,5 +1,6 @@
 """Every declared action and field is declared whole: wire form, text and simulation, so that a new one
-cannot be half-declared. What the switch reads back is checked in tests/bridge/test_ofwire_roundtrip.py."""
+cannot be half-declared; and the stages to come keep the numbers and order docs/pipeline.md gives them.
+What the switch reads back is checked in tests/bridge/test_ofwire_roundtrip.py."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from apps.flows import (
     set_field,
 )
 from apps.flowsim import SwitchTables, packet, run
-from apps.pipeline import PIPELINE
+from apps.pipeline import PIPELINE, RESERVED
 from controller import ofwire
 
 IP = {"eth_type": ETH_TYPE_IP, "ipv4_src": "10.0.0.1", "ipv4_dst": "10.0.0.2", "ip_proto": 17, "udp_src": 1,
@@ -139,3 +140,14 @@ def test_each_field_encodes_describes_and_matches_in_flowsim(name):
     flows = [Flow("classify", 1, match(**fields), (Output(2),))]
     [(port, frame)] = run(flows, packet(**{"in_port": 1, **fields})).outputs
     assert port == 2 and (name in frame) is (declared.scope is Scope.FRAME)
+
+
+# --- stages to come -------------------------------------------------------------------------------------
+
+def test_reserved_stages_keep_the_documented_order_and_collide_with_no_table():
+    """docs/pipeline.md: egress ACL, un-NAT, DNAT / load balancing, routing, SNAT, then L2 and ingress ACL."""
+    stages = [*PIPELINE, *RESERVED]
+    assert len({stage.number for stage in stages}) == len({stage.name for stage in stages}) == len(stages)
+    number = {stage.name: stage.number for stage in stages}
+    order = ["egress_acl", "egress_ct", "un_nat", "dnat", "dnat_ct", "routing", "snat", "l2_lookup", "ingress_acl"]
+    assert [number[name] for name in order] == sorted(number[name] for name in order)
