@@ -15,7 +15,7 @@ from apps import base, discovery, isolation, security_groups, topology
 from apps.flows import Flow
 from apps.incremental import Engine, FlowConflict, FlowKey
 from apps.index import Index
-from apps.model import Network, Policy, Port, SecurityGroup, SecurityGroupRule, SwitchConfig
+from apps.model import FloatingIP, Network, Policy, Port, Router, SecurityGroup, SecurityGroupRule, SwitchConfig
 from apps.topology import Link, Topology
 
 __all__ = ["Compiler", "FlowConflict", "compile_all"]
@@ -34,10 +34,12 @@ class Compiler:
         self._index.load(policy, topology)
 
     def put(self, kind: str, object_id: str, value: Network | Port | SecurityGroup | SecurityGroupRule | SwitchConfig
-            | None) -> None:
-        """One policy object as it is now (None: deleted); `kind` is network, port, group, rule or switch."""
+            | Router | FloatingIP | None) -> None:
+        """One policy object as it is now (None: deleted); `kind` is network, port, group, rule, switch, router
+        or floating_ip."""
         {"network": self._index.put_network, "port": self._index.put_port, "group": self._index.put_group,
-         "rule": self._index.put_rule, "switch": self._index.put_switch_config}[kind](object_id, value)
+         "rule": self._index.put_rule, "switch": self._index.put_switch_config, "router": self._index.put_router,
+         "floating_ip": self._index.put_floating_ip}[kind](object_id, value)
 
     def set_topology(self, topology: Topology) -> None:
         self._index.set_topology(topology)
@@ -67,9 +69,13 @@ class Compiler:
     def usable_links(self) -> tuple[Link, ...]:
         return self._engine.get(("usable_links",))
 
-    def port(self, port_id: str) -> Port | None:
-        """A port as the compiler last got it."""
-        return self._engine.get(("port", port_id))
+    def zone(self, kind: str, object_id: str) -> int | None:
+        """The conntrack zone (key) of a port or router as the compiler last got it; None for other kinds and
+        objects it does not have."""
+        if kind not in ("port", "router"):
+            return None
+        owner: Port | Router | None = self._engine.get((kind, object_id))
+        return None if owner is None else owner.key
 
     def owner(self, cookie: int) -> str | None:
         return self._index.owners.get(cookie)

@@ -2,11 +2,12 @@
 
 Objects come in one at a time (`put_*`, from the store's change journal) or all at once (`load`).
 Besides the objects themselves (("port", id), ("network", id), ("group", id), ("rule", id),
-("switch", dpid), ...), the index keeps sets that let a unit find what it needs without scanning
-everything: the ports of a network bound to a switch, the members of a group, the rules of a group
-and those that name it as their remote, the profiles (sets of groups that ports have) with their
-ports on each switch, the interfaces bound on a switch. It also names the owner of every cookie the
-compilers can produce.
+("router", id), ("floating_ip", id), ("switch", dpid), ...), the index keeps sets that let a unit find what it
+needs without scanning everything: the ports of a network bound to a switch, the members of a group, the rules
+of a group and those that name it as their remote, the profiles (sets of groups that ports have) with their
+ports on each switch, the interfaces bound on a switch, the router on a network (("network_router", network_id):
+the routers with an interface on it, one at most once a change is complete) and the floating IP of a port
+(("port_floating_ip", port_id), likewise). It also names the owner of every cookie the compilers can produce.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Hashable
 
 from apps.flows import cookie
 from apps.incremental import Engine, Key
-from apps.model import Network, Policy, Port, SecurityGroup, SecurityGroupRule, SwitchConfig
+from apps.model import FloatingIP, Network, Policy, Port, Router, SecurityGroup, SecurityGroupRule, SwitchConfig
 from apps.topology import Topology
 
 STATIC_OWNERS = {
@@ -48,6 +49,10 @@ class Index:
             self.put_port(port.id, port)
         for config in policy.switches:
             self.put_switch_config(config.dpid, config)
+        for router in policy.routers:
+            self.put_router(router.id, router)
+        for floating_ip in policy.floating_ips:
+            self.put_floating_ip(floating_ip.id, floating_ip)
         self.set_topology(topology)
 
     # --- policy objects ------------------------------------------------------------------------------
@@ -59,10 +64,7 @@ class Index:
         if port is not None and port.port_security_enabled and not port.profile:
             raise ValueError(f"port {port_id} has port security but no profile")
         old: Port | None = self._engine.get(("port", port_id))
-        for entry, member in _port_entries(old):
-            self._remove(entry, member)
-        for entry, member in _port_entries(port):
-            self._add(entry, member)
+        self._replace_entries(_port_entries(old), _port_entries(port))
         for before, after in ((old, None), (port, port)):
             if before is not None and before.port_security_enabled:
                 self._profile(before.profile, before.security_group_ids, after is not None)
@@ -76,12 +78,19 @@ class Index:
 
     def put_rule(self, rule_id: str, rule: SecurityGroupRule | None) -> None:
         old: SecurityGroupRule | None = self._engine.get(("rule", rule_id))
-        for entry, member in _rule_entries(old):
-            self._remove(entry, member)
-        for entry, member in _rule_entries(rule):
-            self._add(entry, member)
+        self._replace_entries(_rule_entries(old), _rule_entries(rule))
         self._engine.set(("rule", rule_id), rule)
         self._own(cookie("security_groups", rule_id), f"security_groups:rule/{rule_id}", rule is not None)
+
+    def put_router(self, router_id: str, router: Router | None) -> None:
+        old: Router | None = self._engine.get(("router", router_id))
+        self._replace_entries(_router_entries(old), _router_entries(router))
+        self._engine.set(("router", router_id), router)
+
+    def put_floating_ip(self, floating_ip_id: str, floating_ip: FloatingIP | None) -> None:
+        old: FloatingIP | None = self._engine.get(("floating_ip", floating_ip_id))
+        self._replace_entries(_floating_ip_entries(old), _floating_ip_entries(floating_ip))
+        self._engine.set(("floating_ip", floating_ip_id), floating_ip)
 
     def put_switch_config(self, dpid: str, config: SwitchConfig | None) -> None:
         pins = None if config is None or config.trunk_ports is None else frozenset(config.trunk_ports)
@@ -116,6 +125,13 @@ class Index:
         for group_id in set(group_ids):
             (self._add if count else self._remove)(("group_profiles", group_id), profile)
         self._own(cookie("security_groups", f"profile/{profile}"), f"security_groups:profile/{profile}", bool(count))
+
+    def _replace_entries(self, old: list[tuple[Key, Hashable]], new: list[tuple[Key, Hashable]]) -> None:
+        """An object leaves the sets it was in (`old`), then joins those it is in now (`new`)."""
+        for entry, member in old:
+            self._remove(entry, member)
+        for entry, member in new:
+            self._add(entry, member)
 
     def _add(self, key: Key, member: Hashable) -> None:
         members = self._sets.setdefault(key, set())
@@ -168,3 +184,17 @@ def _rule_entries(rule: SecurityGroupRule | None) -> list[tuple[Key, Hashable]]:
     if rule.remote_group_id:
         entries.append((("referrers", rule.remote_group_id), rule.id))
     return entries
+
+
+def _router_entries(router: Router | None) -> list[tuple[Key, Hashable]]:
+    """The sets a router belongs to: the router of each network it has an interface on."""
+    if router is None:
+        return []
+    return [(("network_router", interface.network_id), router.id) for interface in router.interfaces]
+
+
+def _floating_ip_entries(floating_ip: FloatingIP | None) -> list[tuple[Key, Hashable]]:
+    """The sets a floating IP belongs to: the floating IP of its port."""
+    if floating_ip is None or floating_ip.port_id is None:
+        return []
+    return [(("port_floating_ip", floating_ip.port_id), floating_ip.id)]

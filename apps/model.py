@@ -8,7 +8,11 @@ from dataclasses import dataclass, replace
 
 @dataclass(frozen=True)
 class Network:
-    """A tenant L2 network; `segmentation_id` is unique and doubles as its key in flows."""
+    """A tenant L2 network; `segmentation_id` is unique and doubles as its key in flows.
+
+    `uplink` (external networks only): the (dpid, interface) of the switch interface that connects the
+    network to a physical network whose hosts are not ports (no port is bound to it, it is no trunk).
+    """
 
     id: str
     name: str
@@ -16,6 +20,7 @@ class Network:
     gateway_ip: str | None
     segmentation_id: int
     external: bool = False
+    uplink: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,58 @@ class SecurityGroup:
 
 
 @dataclass(frozen=True)
+class RouterInterface:
+    """A router's leg on a tenant network: it holds the network's `gateway_ip`."""
+
+    network_id: str
+    ip_address: str
+
+
+@dataclass(frozen=True)
+class RouterGateway:
+    """A router's leg on an external network; with `enable_snat`, attached networks leave from `ip_address`."""
+
+    network_id: str
+    ip_address: str
+    enable_snat: bool = True
+
+
+@dataclass(frozen=True)
+class StaticRoute:
+    """Traffic to `destination` (a CIDR) goes to `nexthop`, an address on one of the router's networks."""
+
+    destination: str
+    nexthop: str
+
+
+@dataclass(frozen=True)
+class Router:
+    """Routes between the networks it has interfaces on, and to its external gateway's network.
+
+    `key` is store-assigned from the same allocator as port keys (1..65535), so it is a conntrack zone no port
+    has; `mac` is store-assigned from it (fa:16:3f:...), unique among routers. A network has at most one router.
+    """
+
+    id: str
+    name: str
+    mac: str
+    key: int
+    interfaces: tuple[RouterInterface, ...] = ()
+    gateway: RouterGateway | None = None
+    routes: tuple[StaticRoute, ...] = ()
+
+
+@dataclass(frozen=True)
+class FloatingIP:
+    """`address` on external network `network_id`, mapped 1:1 to port `port_id` (None: not mapped)."""
+
+    id: str
+    network_id: str
+    address: str
+    port_id: str | None = None
+
+
+@dataclass(frozen=True)
 class SwitchConfig:
     """What an operator declared about a switch.
 
@@ -83,6 +140,8 @@ class Policy:
     ports: tuple[Port, ...] = ()
     security_groups: tuple[SecurityGroup, ...] = ()
     switches: tuple[SwitchConfig, ...] = ()
+    routers: tuple[Router, ...] = ()
+    floating_ips: tuple[FloatingIP, ...] = ()
 
 
 def profile_key(group_ids: Iterable[str], keys: dict[tuple[str, ...], int]) -> int:

@@ -82,7 +82,7 @@ class Runtime:
         self._pending: dict[str, set[FlowKey]] = {}  # per connected switch: keys changed since its last sync
         self._last_changes: set[tuple[str, str]] = set()  # the policy objects the last pass read
         self._flushed: dict[str, Channel] = {}  # the channel of each switch that flushed every freed zone
-        self._freed: set[int] = set()  # zones of the ports the last pass deleted
+        self._freed: set[int] = set()  # zones of the ports and routers the last pass deleted
         self._candidate_cache: dict[str, tuple[Any, ...]] = {}  # dpid -> (switch, bound, pins, candidates)
         self._reload()  # bindings and pins are known from the start, not from the first pass
         self._failing: dict[str, SwitchFailure] = {}
@@ -147,7 +147,7 @@ class Runtime:
                 self.stats["changes_refused"] += 1
                 self._revision = revision  # the store no longer holds the change: give it back where it was taken
                 self._put_objects(self._last_changes)
-                self._freed.clear()  # no port went after all
+                self._freed.clear()  # no port or router went after all
                 self._pass()
                 raise ChangeRefused(refused)
             self._flush_zones()
@@ -294,8 +294,8 @@ class Runtime:
 
     def _put_objects(self, changed: set[tuple[str, str]]) -> None:
         for (kind, object_id), value in self.store.objects(changed).items():
-            if kind == "port" and value is None and (gone := self.compiler.port(object_id)) is not None:
-                self._freed.add(gone.key)
+            if value is None and (zone := self.compiler.zone(kind, object_id)) is not None:
+                self._freed.add(zone)
             self.compiler.put(kind, object_id, value)
 
     def _read_changes(self) -> None:
@@ -414,8 +414,8 @@ class Runtime:
             self._failing[dpid] = SwitchFailure(reason, last.since if last else time.time(), attempts, now + delay)
 
     def _flush_zones(self) -> None:
-        """Flush the conntrack zones of the ports deleted by the last pass on every connected switch, and every
-        freed zone on a switch connected since (it may have been away when its port went).
+        """Flush the conntrack zones of the ports and routers deleted by the last pass on every connected switch,
+        and every freed zone on a switch connected since (it may have been away when its owner went).
 
         Runs after the flows that used a zone are gone, so nothing can re-create its entries."""
         freed, self._freed = self._freed, set()
