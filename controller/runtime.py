@@ -423,7 +423,7 @@ class Runtime:
         for channel in self.fabric.channels():
             todo: set[int] | frozenset[int] = freed
             if self._flushed.get(channel.dpid) is not channel:
-                every = self.store.freed_port_keys() if every is None else every
+                every = self.store.freed_zones() if every is None else every
                 todo = every
             if todo and not self._flush(channel, sorted(todo)):
                 self._flushed.pop(channel.dpid, None)  # flush them all on the next pass

@@ -9,7 +9,8 @@ controller can compile the same flows before the switches have reported in again
 what makes a restart hitless.
 
 Schema changes are additive: `_migrate()` creates new tables and adds new columns to an older
-database when it is opened, so an upgrade keeps its state.
+database when it is opened, and moves what a table of an older schema held into the table that
+replaces it, so an upgrade keeps its state.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    column,
     create_engine,
     delete,
     event,
@@ -43,6 +45,7 @@ from sqlalchemy import (
     inspect,
     literal,
     select,
+    table,
     text,
     union,
 )
@@ -69,7 +72,7 @@ from controller.schema import (
 )
 
 LOG = logging.getLogger(__name__)
-PORT_KEYS = range(1, 65536)  # conntrack zones
+ZONES = range(1, 65536)  # conntrack zones: the keys of ports and routers
 RULE_KEYS = range(1, 2**31 + 1)  # OpenFlow conjunction ids
 PROFILE_KEYS = range(1, 2**32)  # a 32-bit register; 0 means none
 
@@ -167,11 +170,22 @@ class _CounterRow(_Base):
     value: Mapped[int]
 
 
-class _FreedKeyRow(_Base):
-    """Port keys (conntrack zones) of deleted ports: flushed on every switch, not reused soon."""
+class _ZoneRow(_Base):
+    """A conntrack zone and its owner: ports and routers (later load balancers) take their keys from this one
+    allocator, so that no two of them ever share a zone. The owner keeps a copy as its `key`."""
 
-    __tablename__ = "freed_port_keys"
-    key: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    __tablename__ = "zones"
+    __table_args__ = (UniqueConstraint("owner_kind", "owner_id"),)
+    zone: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    owner_kind: Mapped[str] = mapped_column(String(16))  # "port" or "router"
+    owner_id: Mapped[str] = mapped_column(String(36))
+
+
+class _FreedZoneRow(_Base):
+    """Zones of deleted ports and routers: flushed on every switch, not reused soon."""
+
+    __tablename__ = "freed_zones"
+    zone: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     freed_at: Mapped[datetime] = mapped_column(default=_now)
 
 
@@ -491,9 +505,8 @@ class Store:
                 dpid=values["binding"]["dpid"],
                 interface=values["binding"]["interface"],
                 port_security_enabled=values["port_security_enabled"],
-                key=_next_key(session, "port_key", _PortRow.key, PORT_KEYS, "key"),
             )
-            session.execute(delete(_FreedKeyRow).where(_FreedKeyRow.key == row.key))
+            row.key = _take_zone(session, "port", row.id)
             _check_port(session, network, row)
             if "security_group_ids" in values:
                 group_ids = values["security_group_ids"]
@@ -547,14 +560,14 @@ class Store:
     def delete_port(self, port_id: str) -> None:
         with self._transaction() as session:
             row = _get(session, _PortRow, port_id)
-            session.merge(_FreedKeyRow(key=row.key))
+            _free_zone(session, row.key)
             session.delete(row)
             _journal(session, "port", row.id)
 
-    def freed_port_keys(self) -> frozenset[int]:
-        """Keys (conntrack zones) of deleted ports that no port holds again yet."""
+    def freed_zones(self) -> frozenset[int]:
+        """Conntrack zones of deleted ports and routers that nothing holds again yet."""
         with self._transaction(write=False) as session:
-            return frozenset(session.scalars(select(_FreedKeyRow.key)))
+            return frozenset(session.scalars(select(_FreedZoneRow.zone)))
 
     # -- security groups ---------------------------------------------------------------------
 
@@ -875,7 +888,7 @@ def _migrate(engine: Engine) -> bool:
             column = connection.dialect.identifier_preparer.quote("key")
             connection.execute(text(f"ALTER TABLE ports ADD COLUMN {column} INTEGER"))
             ports = connection.scalars(select(_PortRow.id).order_by(_PortRow.created_at, _PortRow.id)).all()
-            for key, port_id in zip(PORT_KEYS, ports, strict=False):
+            for key, port_id in zip(ZONES, ports, strict=False):
                 connection.execute(_PortRow.__table__.update().where(_PortRow.id == port_id).values(key=key))
             for index in _PortRow.__table__.indexes:
                 index.create(connection, checkfirst=True)
@@ -886,7 +899,23 @@ def _migrate(engine: Engine) -> bool:
             groups = _port_groups(session)
             for port in session.scalars(select(_PortRow)):
                 _assign_profile(session, port, groups.get(port.id, []))
+    if "ports" in tables and "zones" not in tables:
+        _migrate_port_keys_to_zones(engine, "freed_port_keys" in tables)
     return "ports" in tables and "port_security_groups" not in tables
+
+
+def _migrate_port_keys_to_zones(engine: Engine, freed_table: bool) -> None:
+    """Port keys become zones held by their ports (the ports keep them), the freed port keys freed zones, and the
+    port keys' high-water mark the zones', so a zone a port had is not soon handed to a router either."""
+    with engine.begin() as connection:
+        connection.execute(_ZoneRow.__table__.insert().from_select(
+            ["zone", "owner_kind", "owner_id"], select(_PortRow.key, literal("port"), _PortRow.id)))
+        if freed_table:
+            freed = table("freed_port_keys", column("key"), column("freed_at"))
+            still_freed = select(freed.c.key, freed.c.freed_at).where(freed.c.key.not_in(select(_ZoneRow.zone)))
+            connection.execute(_FreedZoneRow.__table__.insert().from_select(["zone", "freed_at"], still_freed))
+            connection.execute(text("DROP TABLE freed_port_keys"))
+        connection.execute(_CounterRow.__table__.update().where(_CounterRow.name == "port_key").values(name="zone"))
 
 
 def _ordered(model: type[_Base]) -> Select[Any]:
@@ -936,6 +965,22 @@ def _next_key(session: Session, counter_name: str, column: Any, keys: range, fie
     counter.value = _free_key(session, column, keys, field, after=counter.value)
     session.add(counter)
     return counter.value
+
+
+def _take_zone(session: Session, owner_kind: str, owner_id: str) -> int:
+    """A zone for a new port or router: the next free one after the last handed out, so that a freed zone is not
+    reused until the whole range has gone round (its connections are flushed meanwhile); taken, it is no longer
+    a freed zone."""
+    zone = _next_key(session, "zone", _ZoneRow.zone, ZONES, "key")
+    session.add(_ZoneRow(zone=zone, owner_kind=owner_kind, owner_id=owner_id))
+    session.execute(delete(_FreedZoneRow).where(_FreedZoneRow.zone == zone))
+    return zone
+
+
+def _free_zone(session: Session, zone: int) -> None:
+    """Give back the zone of a port or router being deleted: it is flushed on every switch (see freed_zones)."""
+    session.execute(delete(_ZoneRow).where(_ZoneRow.zone == zone))
+    session.merge(_FreedZoneRow(zone=zone))
 
 
 def _check_gateway(cidr: ipaddress.IPv4Network, gateway: str | None) -> None:

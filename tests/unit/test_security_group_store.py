@@ -306,14 +306,14 @@ def test_port_keys_never_change_and_a_freed_one_is_not_soon_reused(
     keys = lambda: {p.id: p.key for p in store.snapshot().ports}  # noqa: E731
     assert list(keys().values()) == [1, 2, 3]
     store.delete_port(ids[0])
-    assert store.freed_port_keys() == {1}
+    assert store.freed_zones() == {1}
     store.update_port(ids[1], {"binding": {"dpid": DPID, "interface": "moved"}, "ip_address": "10.0.0.99"})
     fourth = store.create_port(port_body(network["id"], 4))["id"]
     assert keys() == {ids[1]: 2, ids[2]: 3, fourth: 4}
     # Only once the range has gone round is key 1 handed out again (and then no longer freed).
-    monkeypatch.setattr("controller.store.PORT_KEYS", range(1, 5))
+    monkeypatch.setattr("controller.store.ZONES", range(1, 5))
     fifth = store.create_port(port_body(network["id"], 5))["id"]
-    assert keys()[fifth] == 1 and store.freed_port_keys() == frozenset()
+    assert keys()[fifth] == 1 and store.freed_zones() == frozenset()
     with pytest.raises(ApiError) as full:
         store.create_port(port_body(network["id"], 6))
     assert full.value.code == 409
@@ -356,7 +356,7 @@ def test_database_from_before_security_groups_is_upgraded(tmp_path: Path) -> Non
     with sqlite3.connect(path) as db:  # what the previous release's schema lacked
         db.executescript(
             """DROP TABLE port_security_groups; DROP TABLE security_group_rules; DROP TABLE security_groups;
-            DROP TABLE counters; DROP INDEX ix_ports_key; ALTER TABLE ports DROP COLUMN "key";"""
+            DROP TABLE counters; DROP INDEX ix_ports_key; ALTER TABLE ports DROP COLUMN "key"; DROP TABLE zones;"""
         )
     upgraded = Store(url)
     default_id = default_group(upgraded)["id"]
