@@ -28,6 +28,16 @@ TIMEOUT_S = 60.0  # a mutation waits for every switch to confirm its flows
 POSITIONAL, REQUIRED, OPTIONAL = "positional", "required", "optional"
 
 
+class _Null:
+    """A flag's value that is sent as JSON null (None means the flag was not given)."""
+
+    def __repr__(self) -> str:
+        return "null"
+
+
+NULL = _Null()
+
+
 @dataclass(frozen=True)
 class Param:
     """One command-line argument and where its value goes: a path placeholder, the body, the query."""
@@ -64,7 +74,8 @@ class Opt:
 
     key: str
     flag: str | None = None  # default: --<last part of key, dashed>
-    type: Callable[[str], Any] = str  # bool: --flag / --no-flag; list: repeatable --flag X, or --no-<flag>s for []
+    # bool: --flag / --no-flag; list: repeatable --flag X, or --no-<flag>s for []; None: a flag that sends null
+    type: Callable[[str], Any] | None = str
     create: str = OPTIONAL  # POSITIONAL, REQUIRED or OPTIONAL
     update: bool = True
     help: str | None = None
@@ -82,6 +93,8 @@ class Opt:
         flag = self.flag or "--" + leaf.replace("_", "-")
         if self.type is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif self.type is None:
+            kwargs.update(action="store_const", const=NULL)
         elif self.type is list:
             kwargs.update(action="append", metavar=metavar)
             empty = {"action": "store_const", "const": [], "default": None, "help": f"send {leaf} as an empty list"}
@@ -136,14 +149,6 @@ def _json_list(path: str) -> list[Any]:
     return value
 
 
-class _Null:
-    """A flag's value that is sent as JSON null (None means the flag was not given)."""
-
-    def __repr__(self) -> str:
-        return "null"
-
-
-NULL = _Null()
 _TRUNKS = (
     *Opt("trunk_ports", flag="--trunk-port", type=list, metavar="INTERFACE",
          help="the only interfaces that may link to other switches, repeatable (--no-trunk-ports: none)"
@@ -163,6 +168,10 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
             Opt("gateway_ip", help="default: the first host"),
             Opt("segmentation_id", type=int, help="1-4094, default: the lowest free"),
             Opt("external", type=bool, help="an external (provider) network"),
+            Opt("uplink.dpid", flag="--uplink-dpid", help="external networks: the switch of the interface to a "
+                "physical network whose hosts are not ports, 16 hex digits"),
+            Opt("uplink.interface", flag="--uplink-interface", help="that interface (OVS port name)"),
+            Opt("uplink", flag="--no-uplink", type=None, help="remove the uplink"),
         ),
         columns=("id", "name", "cidr", "gateway_ip", "segmentation_id", "external", "status"),
     ),
@@ -276,12 +285,18 @@ class CliError(Exception):
     """A failed call; the message (possibly several lines) goes to stderr."""
 
 
+class UsageError(CliError):
+    """Flags that contradict each other (one sends an object as null, another fills it): a usage error."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     token = _token(parser, args)
     try:
         data = call(args.url, token, args.command, vars(args))
+    except UsageError as exc:
+        parser.error(str(exc))
     except CliError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -314,11 +329,7 @@ def call(url: str, token: str | None, command: Command, values: dict[str, Any]) 
         elif param.to == "query":
             query[param.key] = value
         else:
-            *parents, leaf = param.key.split(".")
-            target = body
-            for parent in parents:
-                target = target.setdefault(parent, {})
-            target[leaf] = None if value is NULL else value
+            _put(body, param, value)
     base = url.rstrip("/")
     base = base if base.endswith("/v1") else base + "/v1"
     try:
@@ -335,6 +346,20 @@ def call(url: str, token: str | None, command: Command, values: dict[str, Any]) 
     if response.status_code >= 400:
         raise CliError(_error_text(response))
     return response.json() if response.content else None
+
+
+def _put(body: dict[str, Any], param: Param, value: Any) -> None:
+    """Set the body field at the param's dotted key; a flag that sends an object as null and one that sets a
+    field inside it contradict each other."""
+    *parents, leaf = param.key.split(".")
+    target: Any = body
+    for parent in parents:
+        target = target.setdefault(parent, {})
+        if target is None:
+            raise UsageError(f"{param.flags[0]} sets a field of {parent}, which another flag removes")
+    if value is NULL and isinstance(target.get(leaf), dict):
+        raise UsageError(f"{param.flags[0]} removes {leaf}, whose fields other flags set")
+    target[leaf] = None if value is NULL else value
 
 
 def _error_text(response: requests.Response) -> str:

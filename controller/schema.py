@@ -227,7 +227,8 @@ def _id_list(value: list[Any]) -> list[str]:
     return list(dict.fromkeys(value))  # duplicates dropped, order kept
 
 
-def _cidr(value: str) -> str:
+def _prefix(value: str) -> str:
+    """An IPv4 CIDR with its host bits clear (any prefix length), normalized."""
     if "/" not in value:
         raise ValueError("must be an IPv4 CIDR such as 10.0.0.0/24")
     try:
@@ -236,9 +237,15 @@ def _cidr(value: str) -> str:
         raise ValueError(f"not an IPv4 CIDR: {exc}") from None
     if str(net.network_address) != value.split("/")[0]:
         raise ValueError(f"has host bits set (did you mean {net}?)")
-    if net.prefixlen > 30:
-        raise ValueError("prefix must be /30 or shorter (room for a gateway and a port)")
     return str(net)
+
+
+def _cidr(value: str) -> str:
+    """A network's subnet: a prefix with room for a gateway and a port."""
+    net = _prefix(value)
+    if ipaddress.IPv4Network(net).prefixlen > 30:
+        raise ValueError("prefix must be /30 or shorter (room for a gateway and a port)")
+    return net
 
 
 def _ipv4(value: str) -> str:
@@ -309,22 +316,25 @@ SWITCH_FIELDS: tuple[Field, ...] = (
 _NAME = Field("name", "string", "Human-readable name.", default="", check=_short_text,
                schema={"maxLength": NAME_MAX})
 
-NETWORK_FIELDS: tuple[Field, ...] = (
-    _NAME,
-    Field("cidr", "string", "IPv4 subnet, normalized (host bits must be clear).", required=True,
-          check=_cidr, schema={"example": "10.0.0.0/24"}),
-    Field("gateway_ip", "string", "Gateway address inside cidr; default: the first host; null: none.",
-          nullable=True, check=_ipv4, schema={"format": "ipv4"}),
-    Field("segmentation_id", "integer", "802.1Q tag on inter-switch links; default: the lowest free.",
-          check=_segmentation_id, schema={"minimum": SEGMENTATION_IDS[0], "maximum": SEGMENTATION_IDS[-1]}),
-    Field("external", "boolean", "Whether this is an external (provider) network.", default=False),
-)
-
 BINDING_FIELDS: tuple[Field, ...] = (
     Field("dpid", "string", "Datapath id of the switch, 16 hex digits.", required=True, check=_dpid,
           schema={"pattern": _DPID_RE.pattern}),
     Field("interface", "string", "OVS port name on that switch.", required=True, check=_interface,
           schema={"pattern": _INTERFACE_RE.pattern}),
+)
+
+NETWORK_FIELDS: tuple[Field, ...] = (
+    _NAME,
+    Field("cidr", "string", "IPv4 subnet, normalized (host bits must be clear).", required=True,
+          check=_cidr, schema={"example": "10.0.0.0/24"}),
+    Field("gateway_ip", "string", "Gateway address inside cidr; default: the first host; null: none. On an "
+          "external network, the upstream router's address.", nullable=True, check=_ipv4, schema={"format": "ipv4"}),
+    Field("segmentation_id", "integer", "802.1Q tag on inter-switch links; default: the lowest free.",
+          check=_segmentation_id, schema={"minimum": SEGMENTATION_IDS[0], "maximum": SEGMENTATION_IDS[-1]}),
+    Field("external", "boolean", "Whether this is an external (provider) network.", default=False),
+    Field("uplink", "object", "External networks only: the switch interface to a physical network whose hosts "
+          "are not ports (no port bound to it, not a pinned trunk, no other network's uplink); null: none.",
+          nullable=True, default=None, fields=BINDING_FIELDS),
 )
 
 PORT_FIELDS: tuple[Field, ...] = (

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import (
     Engine,
     ForeignKey,
+    Index,
     Select,
     String,
     Text,
@@ -95,12 +96,16 @@ def _now() -> datetime:
 
 class _NetworkRow(_Base):
     __tablename__ = "networks"
+    # A unique index rather than a constraint, so that _migrate() can add it.
+    __table_args__ = (Index("ix_networks_uplink", "uplink_dpid", "uplink_interface", unique=True),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_MAX))
     cidr: Mapped[str] = mapped_column(String(18))
     gateway_ip: Mapped[str | None] = mapped_column(String(15))
     segmentation_id: Mapped[int] = mapped_column(unique=True)
     external: Mapped[bool]
+    uplink_dpid: Mapped[str | None] = mapped_column(String(16))
+    uplink_interface: Mapped[str | None] = mapped_column(String(15))
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
@@ -256,6 +261,7 @@ def _network_dict(row: _NetworkRow) -> dict[str, Any]:
         "gateway_ip": row.gateway_ip,
         "segmentation_id": row.segmentation_id,
         "external": row.external,
+        "uplink": None if row.uplink_dpid is None else {"dpid": row.uplink_dpid, "interface": row.uplink_interface},
     }
 
 
@@ -438,6 +444,7 @@ class Store:
                 segmentation_id=segmentation_id,
                 external=values["external"],
             )
+            _set_uplink(session, row, values["uplink"], "uplink")
             session.add(row)
             _journal(session, "network", row.id)
             return _network_dict(row)
@@ -472,6 +479,9 @@ class Store:
             row.cidr, row.gateway_ip = str(cidr), gateway
             row.name = values.get("name", row.name)
             row.external = values.get("external", row.external)
+            # An uplink kept on a network made non-external is the fault of `external`.
+            blamed = "uplink" if "uplink" in values else "external"
+            _set_uplink(session, row, values.get("uplink", _uplink(row)), blamed)
             _journal(session, "network", row.id)
             return _network_dict(row)
 
@@ -764,6 +774,10 @@ class Store:
                         _PortRow.dpid == dpid, _PortRow.interface.in_(pins))).first()
                     if bound is not None:
                         raise ApiError.conflict("trunk_ports", f"{bound[0]} is bound to port {bound[1]}")
+                    uplink = session.execute(select(_NetworkRow.uplink_interface, _NetworkRow.id).where(
+                        _NetworkRow.uplink_dpid == dpid, _NetworkRow.uplink_interface.in_(pins))).first()
+                    if uplink is not None:
+                        raise ApiError.conflict("trunk_ports", f"{uplink[0]} is the uplink of network {uplink[1]}")
                 row.trunk_ports = None if pins is None else json.dumps(pins)
             session.add(row)
             _journal(session, "switch", dpid)
@@ -804,7 +818,8 @@ class Store:
 
 def _networks(session: Session, *where: Any) -> Iterator[Network]:
     for row in session.scalars(_ordered(_NetworkRow).where(*where)):
-        yield Network(row.id, row.name, row.cidr, row.gateway_ip, row.segmentation_id, row.external)
+        uplink = None if row.uplink_dpid is None else (row.uplink_dpid, row.uplink_interface)
+        yield Network(row.id, row.name, row.cidr, row.gateway_ip, row.segmentation_id, row.external, uplink)
 
 
 def _ports(session: Session, *where: Any) -> Iterator[Port]:
@@ -882,7 +897,14 @@ def _migrate(engine: Engine) -> bool:
     before = inspect(engine)
     tables = set(before.get_table_names())
     port_columns = {column["name"] for column in before.get_columns("ports")} if "ports" in tables else set()
+    network_columns = {column["name"] for column in before.get_columns("networks")} if "networks" in tables else set()
     _Base.metadata.create_all(engine)
+    if "networks" in tables and "uplink_dpid" not in network_columns:
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE networks ADD COLUMN uplink_dpid VARCHAR(16)"))
+            connection.execute(text("ALTER TABLE networks ADD COLUMN uplink_interface VARCHAR(15)"))
+            for index in _NetworkRow.__table__.indexes:
+                index.create(connection, checkfirst=True)
     if "ports" in tables and "key" not in port_columns:
         with engine.begin() as connection:
             column = connection.dialect.identifier_preparer.quote("key")
@@ -1011,22 +1033,57 @@ def _check_port(session: Session, network: _NetworkRow, port: _PortRow) -> None:
         raise ApiError.conflict("ip_address", f"{address} is the gateway of network {network.id}")
     others = select(_PortRow.id).where(_PortRow.id != port.id)
     in_network = others.where(_PortRow.network_id == network.id)
+    binding = f"{port.dpid}/{port.interface}"
     clashes = (
-        ("mac_address", in_network.where(_PortRow.mac_address == port.mac_address), port.mac_address),
-        ("ip_address", in_network.where(_PortRow.ip_address == port.ip_address), port.ip_address),
-        (
-            "binding",
-            others.where(_PortRow.dpid == port.dpid, _PortRow.interface == port.interface),
-            f"{port.dpid}/{port.interface}",
-        ),
+        ("mac_address", in_network.where(_PortRow.mac_address == port.mac_address),
+         f"{port.mac_address} is already used by port"),
+        ("ip_address", in_network.where(_PortRow.ip_address == port.ip_address),
+         f"{port.ip_address} is already used by port"),
+        ("binding", others.where(_PortRow.dpid == port.dpid, _PortRow.interface == port.interface),
+         f"{binding} is already used by port"),
+        ("binding", _uplink_holder(port.dpid, port.interface), f"{binding} is the uplink of network"),
     )
-    for name, query, value in clashes:
+    for name, query, clash in clashes:
         holder = session.scalar(query)
         if holder is not None:
-            raise ApiError.conflict(name, f"{value} is already used by port {holder}")
-    config = session.get(_SwitchConfigRow, port.dpid)
-    if config is not None and config.trunk_ports and port.interface in json.loads(config.trunk_ports):
+            raise ApiError.conflict(name, f"{clash} {holder}")
+    if port.interface in _trunk_ports(session, port.dpid):
         raise ApiError.conflict("binding", f"{port.interface} is a trunk port of switch {port.dpid}")
+
+
+def _trunk_ports(session: Session, dpid: str) -> list[str]:
+    """The interfaces a switch pins as its trunks ([] when it pins none)."""
+    config = session.get(_SwitchConfigRow, dpid)
+    return json.loads(config.trunk_ports) if config is not None and config.trunk_ports else []
+
+
+def _uplink_holder(dpid: str, interface: str) -> Select[Any]:
+    """The network whose uplink is that interface."""
+    return select(_NetworkRow.id).where(_NetworkRow.uplink_dpid == dpid, _NetworkRow.uplink_interface == interface)
+
+
+def _uplink(network: _NetworkRow) -> dict[str, str] | None:
+    return None if network.uplink_dpid is None else {"dpid": network.uplink_dpid, "interface": network.uplink_interface}
+
+
+def _set_uplink(session: Session, network: _NetworkRow, uplink: dict[str, str] | None, field: str) -> None:
+    """Give the network `uplink` (None: none), checked: only an external network has one (else a 409 naming
+    `field`), and its interface carries nothing else: no port, no pinned trunk, no other network's uplink."""
+    if uplink is None:
+        network.uplink_dpid = network.uplink_interface = None
+        return
+    dpid, interface = uplink["dpid"], uplink["interface"]
+    if not network.external:
+        raise ApiError.conflict(field, f"only an external network has an uplink (network {network.id} is not)")
+    port = session.scalar(select(_PortRow.id).where(_PortRow.dpid == dpid, _PortRow.interface == interface))
+    if port is not None:
+        raise ApiError.conflict("uplink", f"{dpid}/{interface} is bound to port {port}")
+    other = session.scalar(_uplink_holder(dpid, interface).where(_NetworkRow.id != network.id))
+    if other is not None:
+        raise ApiError.conflict("uplink", f"{dpid}/{interface} is the uplink of network {other}")
+    if interface in _trunk_ports(session, dpid):
+        raise ApiError.conflict("uplink", f"{interface} is a trunk port of switch {dpid}")
+    network.uplink_dpid, network.uplink_interface = dpid, interface
 
 
 def _check_port_groups(session: Session, port: _PortRow, group_ids: list[str], field: str) -> None:

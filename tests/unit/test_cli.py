@@ -316,3 +316,19 @@ def test_security_group_set_rules_from_a_file(sdnctl: Run, store: Store, tmp_pat
     with pytest.raises(SystemExit) as usage:  # argparse refuses it before any request
         sdnctl("security-group", "set-rules", group["id"], "--file", str(rules))
     assert usage.value.code == 2
+
+
+def test_network_uplink_options(sdnctl: Run, store: Store) -> None:
+    net = run_json(sdnctl, "network", "create", "ext", "--cidr", "203.0.113.0/24", "--external",
+                   "--uplink-dpid", DPID, "--uplink-interface", "s1-eth9")
+    assert net["uplink"] == {"dpid": DPID, "interface": "s1-eth9"}
+    moved = run_json(sdnctl, "network", "update", net["id"], "--uplink-dpid", DPID, "--uplink-interface", "s1-eth8")
+    assert moved["uplink"]["interface"] == "s1-eth8"
+    assert run_json(sdnctl, "network", "update", net["id"], "--no-uplink")["uplink"] is None
+    code, _, err = sdnctl("network", "update", net["id"], "--uplink-dpid", DPID)
+    assert code == 1 and "uplink.interface: is required" in err
+    for argv in (["--no-uplink", "--uplink-interface", "s1-eth9"], ["--uplink-dpid", DPID, "--no-uplink"]):
+        with pytest.raises(SystemExit) as usage:  # contradicting flags: nothing is sent
+            sdnctl("network", "update", net["id"], *argv)
+        assert usage.value.code == 2
+    assert store.get_network(net["id"])["uplink"] is None

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from controller.store import Store
-from tests.unit.test_store import port_body
+from tests.unit.test_store import DPID, fields_of, port_body, rejected
 
 
 @pytest.fixture
@@ -63,3 +63,93 @@ def test_a_deleted_ports_zone_is_freed_until_it_is_handed_out_again(store: Store
     monkeypatch.setattr("controller.store.ZONES", range(1, 3))
     again = store.create_port(port_body(net["id"], 3))["id"]
     assert zones(tmp_path / "sdn.db") == [(1, "port", again), (2, "port", second)] and store.freed_zones() == set()
+
+
+# -- uplinks -------------------------------------------------------------------------------------
+
+UPLINK = {"dpid": DPID, "interface": "s1-eth9"}
+EXTERNAL = {"cidr": "203.0.113.0/24", "external": True}
+
+
+def external(store: Store, **fields: object) -> dict:
+    return store.create_network({**EXTERNAL, **fields})
+
+
+def test_an_external_network_has_an_uplink_that_patch_sets_and_clears(store: Store) -> None:
+    net = external(store, uplink={"dpid": DPID.upper(), "interface": "s1-eth9"})
+    assert net["uplink"] == UPLINK and store.get_network(net["id"]) == net
+    assert store.snapshot().networks[0].uplink == (DPID, "s1-eth9")
+    assert store.update_network(net["id"], {"uplink": None})["uplink"] is None
+    assert store.snapshot().networks[0].uplink is None
+    moved = store.update_network(net["id"], {"uplink": {"dpid": DPID, "interface": "s1-eth8"}})
+    assert moved["uplink"] == {"dpid": DPID, "interface": "s1-eth8"}
+    assert store.update_network(net["id"], {"name": "kept"})["uplink"] == moved["uplink"]
+
+
+def test_an_uplink_is_for_external_networks_only(store: Store) -> None:
+    assert fields_of(rejected(409, store.create_network, {"cidr": "10.0.0.0/24", "uplink": UPLINK})) == ["uplink"]
+    internal = store.create_network({"cidr": "10.0.0.0/24"})
+    assert fields_of(rejected(409, store.update_network, internal["id"], {"uplink": UPLINK})) == ["uplink"]
+    net = external(store, uplink=UPLINK)
+    assert fields_of(rejected(409, store.update_network, net["id"], {"external": False})) == ["external"]
+    assert store.get_network(net["id"]) == net
+    both = store.update_network(net["id"], {"external": False, "uplink": None})
+    assert (both["external"], both["uplink"]) == (False, None)
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"uplink": {"dpid": "1", "interface": "s1-eth9"}}, "uplink.dpid"),
+    ({"uplink": {"dpid": DPID}}, "uplink.interface"),
+    ({"uplink": {"dpid": DPID, "interface": "bad/name"}}, "uplink.interface"),
+    ({"uplink": "s1-eth9"}, "uplink"),
+])
+def test_an_invalid_uplink_is_400(store: Store, body: dict, field: str) -> None:
+    assert fields_of(rejected(400, store.create_network, {"cidr": "10.0.0.0/24", "external": True, **body})) == [field]
+    assert store.list_networks() == []
+
+
+def test_an_uplink_interface_carries_nothing_else(store: Store) -> None:
+    internal = store.create_network({"cidr": "10.0.0.0/24"})
+    port = store.create_port(port_body(internal["id"], 1))  # bound to s1-eth1
+    bound = {"dpid": DPID, "interface": "s1-eth1"}
+    error = rejected(409, store.create_network, {**EXTERNAL, "uplink": bound})
+    assert fields_of(error) == ["uplink"] and port["id"] in error.message
+    store.update_switch(DPID, {"trunk_ports": ["s1-eth7"]})
+    pinned = {"dpid": DPID, "interface": "s1-eth7"}
+    assert fields_of(rejected(409, store.create_network, {**EXTERNAL, "uplink": pinned})) == ["uplink"]
+    net = external(store, uplink=UPLINK)
+    error = rejected(409, store.create_network, {**EXTERNAL, "cidr": "198.51.100.0/24", "uplink": UPLINK})
+    assert fields_of(error) == ["uplink"] and net["id"] in error.message
+    # ... and the other way round: no port is bound to an uplink, no switch pins one as a trunk.
+    error = rejected(409, store.create_port, port_body(internal["id"], 2, binding=UPLINK))
+    assert fields_of(error) == ["binding"] and net["id"] in error.message
+    assert fields_of(rejected(409, store.update_port, port["id"], {"binding": UPLINK})) == ["binding"]
+    error = rejected(409, store.update_switch, DPID, {"trunk_ports": ["s1-eth7", "s1-eth9"]})
+    assert fields_of(error) == ["trunk_ports"] and net["id"] in error.message
+    assert store.switch_configs() == {DPID: {"trunk_ports": ["s1-eth7"]}}
+    assert [n["uplink"] for n in store.list_networks()] == [None, UPLINK]
+
+
+def test_uplink_changes_are_journaled(store: Store) -> None:
+    net = external(store)
+    revision = store.revision()
+    store.update_network(net["id"], {"uplink": UPLINK})
+    assert store.changes_since(revision)[1] == {("network", net["id"])}
+    assert store.objects({("network", net["id"])})[("network", net["id"])].uplink == (DPID, "s1-eth9")
+
+
+def test_a_database_from_before_uplinks_gets_the_columns_and_their_index(tmp_path: Path) -> None:
+    url, path = f"sqlite:///{tmp_path}/sdn.db", tmp_path / "sdn.db"
+    old = Store(url)
+    net = old.create_network({"cidr": "203.0.113.0/24", "external": True})
+    old.close()
+    with sqlite3.connect(path) as db:
+        db.executescript("""DROP INDEX ix_networks_uplink; ALTER TABLE networks DROP COLUMN uplink_dpid;
+                         ALTER TABLE networks DROP COLUMN uplink_interface;""")
+    upgraded = Store(url)
+    assert upgraded.get_network(net["id"])["uplink"] is None
+    assert upgraded.update_network(net["id"], {"uplink": UPLINK})["uplink"] == UPLINK
+    upgraded.close()
+    with sqlite3.connect(path) as db, pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO networks (id, name, cidr, segmentation_id, external, uplink_dpid, uplink_interface, "
+                   f"created_at) VALUES ('x', '', '10.0.0.0/24', 99, 1, '{DPID}', 's1-eth9', '2024-01-01')")

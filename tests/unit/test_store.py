@@ -59,6 +59,7 @@ def test_network_defaults(store: Store) -> None:
         "gateway_ip": "10.0.0.1",
         "segmentation_id": 1,
         "external": False,
+        "uplink": None,
     }
     assert store.get_network(net["id"]) == net
     assert store.list_networks() == [net]
