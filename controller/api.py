@@ -29,6 +29,8 @@ from controller.schema import (
     MISSING,
     NETWORK_FIELDS,
     PORT_FIELDS,
+    ROUTER_FIELDS,
+    ROUTER_INTERFACE_FIELDS,
     SECURITY_GROUP_FIELDS,
     SECURITY_GROUP_RULE_FIELDS,
     SECURITY_GROUP_RULES_FIELDS,
@@ -88,7 +90,8 @@ class Resource:
     status: Callable[[Runtime, dict[str, Any]], str] = _always_active
     filters: tuple[str, ...] = ()  # query parameters of the list, passed to list_<plural>()
     actions: tuple[str, ...] = CRUD  # the subset of CRUD it serves
-    outputs: tuple[tuple[str, str], ...] = ()  # read-only response fields: (name, schema such as "X[]")
+    # Read-only response fields: (name, a schema's name such as "X[]", or a schema itself).
+    outputs: tuple[tuple[str, str | dict[str, Any]], ...] = ()
 
     @property
     def schema_name(self) -> str:
@@ -109,6 +112,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("security_group", "security_groups", SECURITY_GROUP_FIELDS, outputs=(("rules", "SecurityGroupRule[]"),)),
     Resource("security_group_rule", "security_group_rules", SECURITY_GROUP_RULE_FIELDS,
              filters=("security_group_id",), actions=("create", "list", "show", "delete")),  # rules are immutable
+    Resource("router", "routers", ROUTER_FIELDS,
+             outputs=(("interfaces", "RouterInterface[]"), ("mac_address", {"type": "string"}))),
 )
 
 
@@ -152,6 +157,11 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/switches/{dpid}/flows", "switch_flows", "The flows installed in a switch", response="Flow[]"),
     Route("PUT", "/security-groups/{id}/rules", "replace_rules", "Replace a security group's rules in one change",
           response="SecurityGroup", request="SecurityGroupRules"),
+    Route("POST", "/routers/{id}/interfaces", "add_router_interface",
+          "Attach a network to a router, which takes the network's gateway_ip", response="Router",
+          request="RouterInterfaceCreate"),
+    Route("DELETE", "/routers/{id}/interfaces/{network_id}", "remove_router_interface",
+          "Detach a network from a router", status=204),
     *(route for res in RESOURCES for route in _crud_routes(res)),
 )
 
@@ -267,6 +277,17 @@ class _Handlers:
         group = self._apply(lambda: self._store.replace_security_group_rules(id, body),
                             f"the rules of security group {id} were replaced")
         return jsonify({**group, "status": "ACTIVE"})
+
+    def add_router_interface(self, id: str) -> Response:
+        body = _json_body()
+        router = self._apply(lambda: self._store.add_router_interface(id, body),
+                             f"an interface was added to router {id}")
+        return jsonify({**router, "status": "ACTIVE"})
+
+    def remove_router_interface(self, id: str, network_id: str) -> Response:
+        self._apply(lambda: self._store.remove_router_interface(id, network_id),
+                    f"the interface of router {id} on network {network_id} was removed")
+        return Response(status=204)
 
     def _switch(self, dpid: str) -> dict[str, Any]:
         for switch in self._runtime.switches():
@@ -445,6 +466,7 @@ _FIXED_SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": _object(
         error=_object(code="integer", message="string", details=_array({"type": "object"}))
     ),
+    "RouterInterface": _object(network_id="string", ip_address={"type": "string", "format": "ipv4"}),
 }
 
 
@@ -454,10 +476,9 @@ def _field_schema(spec: Field) -> dict[str, Any]:
         schema["nullable"] = True
     if spec.default is not MISSING:
         schema["default"] = spec.default
-    if spec.fields and spec.type == "array":
-        schema["items"] = _fields_schema(spec.fields, [f for f in spec.fields if f.required])
-    elif spec.fields:
-        schema.update(_fields_schema(spec.fields, spec.fields))
+    if spec.fields:  # an object's fields, or those of each object of an array
+        nested = _fields_schema(spec.fields, [f for f in spec.fields if f.required])
+        schema.update({"items": nested} if spec.type == "array" else nested)
     return schema
 
 
@@ -479,7 +500,8 @@ def _resource_schemas(res: Resource) -> dict[str, dict[str, Any]]:
     shown["properties"] = {
         "id": {"type": "string", "format": "uuid", "readOnly": True},
         **shown["properties"],
-        **{name: {**_ref(schema), "readOnly": True} for name, schema in res.outputs},
+        **{name: {**(schema if isinstance(schema, dict) else _ref(schema)), "readOnly": True}
+           for name, schema in res.outputs},
         "status": {"type": "string", "readOnly": True},
     }
     shown["required"] = list(shown["properties"])
@@ -528,7 +550,8 @@ def openapi_document(version: str = VERSION) -> dict[str, Any]:
     for route in ROUTES:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
     schemas = {**_FIXED_SCHEMAS, "SwitchUpdate": _fields_schema(SWITCH_FIELDS, []),
-               "SecurityGroupRules": _fields_schema(SECURITY_GROUP_RULES_FIELDS, SECURITY_GROUP_RULES_FIELDS)}
+               "SecurityGroupRules": _fields_schema(SECURITY_GROUP_RULES_FIELDS, SECURITY_GROUP_RULES_FIELDS),
+               "RouterInterfaceCreate": _fields_schema(ROUTER_INTERFACE_FIELDS, ROUTER_INTERFACE_FIELDS)}
     for res in RESOURCES:
         schemas.update(_resource_schemas(res))
     return {

@@ -28,6 +28,14 @@ TIMEOUT_S = 60.0  # a mutation waits for every switch to confirm its flows
 POSITIONAL, REQUIRED, OPTIONAL = "positional", "required", "optional"
 
 
+def _route(text: str) -> dict[str, str]:
+    """DESTINATION,NEXTHOP as a route, for argparse (the API checks both)."""
+    destination, comma, nexthop = text.partition(",")
+    if not comma or "," in nexthop:
+        raise argparse.ArgumentTypeError(f"{text!r} is not DESTINATION,NEXTHOP (such as 192.168.0.0/16,10.0.0.254)")
+    return {"destination": destination.strip(), "nexthop": nexthop.strip()}
+
+
 class _Null:
     """A flag's value that is sent as JSON null (None means the flag was not given)."""
 
@@ -76,6 +84,7 @@ class Opt:
     flag: str | None = None  # default: --<last part of key, dashed>
     # bool: --flag / --no-flag; list: repeatable --flag X, or --no-<flag>s for []; None: a flag that sends null
     type: Callable[[str], Any] | None = str
+    item: Callable[[str], Any] | None = None  # for a list, what makes each item of its text (default: the text)
     create: str = OPTIONAL  # POSITIONAL, REQUIRED or OPTIONAL
     update: bool = True
     help: str | None = None
@@ -96,7 +105,7 @@ class Opt:
         elif self.type is None:
             kwargs.update(action="store_const", const=NULL)
         elif self.type is list:
-            kwargs.update(action="append", metavar=metavar)
+            kwargs.update(action="append", metavar=metavar, type=self.item)
             empty = {"action": "store_const", "const": [], "default": None, "help": f"send {leaf} as an empty list"}
             return (
                 Param(dest, to, self.key, (flag,), kwargs, exclusive=self.key),
@@ -135,6 +144,8 @@ def crud(
 
 
 _DPID = _path_arg("dpid", "datapath id, 16 hex digits")
+_ROUTER = _path_arg("id", "router id")
+_INTERFACE_NETWORK = Opt("network_id", flag="--network", metavar="ID", help="network id")
 
 
 def _json_list(path: str) -> list[Any]:
@@ -223,6 +234,29 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
         columns=("id", "security_group_id", "direction", "protocol", "port_range_min", "port_range_max",
                  "remote_ip_prefix", "remote_group_id"),
         filters=(Opt("security_group_id", flag="--group", metavar="ID", help="only rules of this group"),),
+    ),
+    "router": (
+        *crud(
+            "router", "routers",
+            (
+                Opt("name", create=POSITIONAL),
+                Opt("external_gateway.network_id", flag="--external-network", metavar="ID",
+                    help="the external network of its gateway"),
+                Opt("external_gateway.enable_snat", flag="--snat", type=bool,
+                    help="attached networks reach the external network from the gateway's address (default on)"),
+                Opt("external_gateway.ip_address", flag="--gateway-ip", metavar="IP",
+                    help="its address on the external network (default: the lowest free)"),
+                Opt("external_gateway", flag="--no-external-gateway", type=None, help="remove its gateway"),
+                Opt("routes", flag="--route", type=list, item=_route, metavar="DESTINATION,NEXTHOP",
+                    help="a static route, repeatable; replaces all routes (--no-routes: none)"),
+            ),
+            columns=("id", "name", "mac_address", "external_gateway.network_id", "external_gateway.ip_address",
+                     "status"),
+        ),
+        Command("add-interface", "POST", "/routers/{id}/interfaces", "attach a network (it takes its gateway_ip)",
+                (_ROUTER, *_INTERFACE_NETWORK.params("body", REQUIRED))),
+        Command("remove-interface", "DELETE", "/routers/{id}/interfaces/{network_id}", "detach a network",
+                (_ROUTER, *_INTERFACE_NETWORK.params("path", REQUIRED))),
     ),
     "switch": (
         Command("list", "GET", "/switches", "list switches", columns=("dpid", "connected")),

@@ -388,3 +388,31 @@ SECURITY_GROUP_RULES_FIELDS: tuple[Field, ...] = (
           "has keeps its id (and its flows), the others are removed or added, all in one change.",
           required=True, fields=RULE_ITEM_FIELDS),
 )
+
+GATEWAY_FIELDS: tuple[Field, ...] = (
+    Field("network_id", "string", "An external network.", required=True),
+    Field("enable_snat", "boolean", "Attached networks reach the external network from the gateway's address.",
+          default=True),
+    Field("ip_address", "string", "The router's address on the external network; default: the lowest free.",
+          check=_ipv4, schema={"format": "ipv4"}),
+)
+
+ROUTE_FIELDS: tuple[Field, ...] = (
+    Field("destination", "string", "IPv4 CIDR (host bits clear).", required=True, check=_prefix,
+          schema={"example": "192.168.0.0/16"}),
+    Field("nexthop", "string", "IPv4 address inside one of the router's networks (its interfaces' or its external "
+          "gateway's).", required=True, check=_ipv4, schema={"format": "ipv4"}),
+)
+
+ROUTER_FIELDS: tuple[Field, ...] = (
+    _NAME,
+    Field("external_gateway", "object", "The router's leg on an external network; null: none.", nullable=True,
+          default=None, fields=GATEWAY_FIELDS),
+    Field("routes", "array", "Static routes, replaced as a whole by PATCH; no two alike.", default=[],
+          fields=ROUTE_FIELDS),
+)
+
+ROUTER_INTERFACE_FIELDS: tuple[Field, ...] = (
+    Field("network_id", "string", "A network with a gateway_ip, which the router takes; not external, on no other "
+          "router, not overlapping the router's other networks.", required=True),
+)

@@ -21,7 +21,7 @@ import logging
 import secrets
 import threading
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
@@ -35,8 +35,10 @@ from sqlalchemy import (
     Index,
     Select,
     String,
+    Subquery,
     Text,
     UniqueConstraint,
+    and_,
     column,
     create_engine,
     delete,
@@ -45,17 +47,30 @@ from sqlalchemy import (
     func,
     inspect,
     literal,
+    or_,
     select,
     table,
     text,
     union,
+    union_all,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from apps.model import Network, Policy, Port, SecurityGroup, SecurityGroupRule, SwitchConfig
+from apps.model import (
+    Network,
+    Policy,
+    Port,
+    Router,
+    RouterGateway,
+    RouterInterface,
+    SecurityGroup,
+    SecurityGroupRule,
+    StaticRoute,
+    SwitchConfig,
+)
 from apps.topology import Link, Switch, SwitchPort
 from controller.errors import ApiError
 from controller.schema import (
@@ -64,6 +79,8 @@ from controller.schema import (
     NETWORK_FIELDS,
     PORT_FIELDS,
     PORTED_PROTOCOLS,
+    ROUTER_FIELDS,
+    ROUTER_INTERFACE_FIELDS,
     SECURITY_GROUP_FIELDS,
     SECURITY_GROUP_RULE_FIELDS,
     SECURITY_GROUP_RULES_FIELDS,
@@ -76,6 +93,7 @@ LOG = logging.getLogger(__name__)
 ZONES = range(1, 65536)  # conntrack zones: the keys of ports and routers
 RULE_KEYS = range(1, 2**31 + 1)  # OpenFlow conjunction ids
 PROFILE_KEYS = range(1, 2**32)  # a 32-bit register; 0 means none
+ROUTER_MAC_PREFIX = "fa:16:3f"  # then the router's key: unique among routers, and not Neutron's fa:16:3e for ports
 
 
 class StoreError(Exception):
@@ -127,6 +145,41 @@ class _PortRow(_Base):
     key: Mapped[int] = mapped_column(unique=True, index=True)  # a unique index, so _migrate() can add it
     profile: Mapped[int] = mapped_column(default=0)  # its set of groups (_ProfileRow); 0 without port security
     created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class _RouterRow(_Base):
+    """A router; its interfaces and routes are rows of their own. `key` is its zone (_ZoneRow), `mac_address`
+    made from it."""
+
+    __tablename__ = "routers"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX))
+    mac_address: Mapped[str] = mapped_column(String(17), unique=True)
+    key: Mapped[int] = mapped_column(unique=True)
+    gateway_network_id: Mapped[str | None] = mapped_column(ForeignKey("networks.id"), index=True)
+    gateway_ip: Mapped[str | None] = mapped_column(String(15))
+    enable_snat: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class _RouterInterfaceRow(_Base):
+    """A router's interface on a network, keyed by the network: a network is on one router at most. Its address
+    is the network's gateway_ip, which cannot change while the interface is there."""
+
+    __tablename__ = "router_interfaces"
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), primary_key=True)
+    router_id: Mapped[str] = mapped_column(ForeignKey("routers.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class _RouteRow(_Base):
+    """A router's static route, in the order the routes were given."""
+
+    __tablename__ = "router_routes"
+    router_id: Mapped[str] = mapped_column(ForeignKey("routers.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True)
+    destination: Mapped[str] = mapped_column(String(18))
+    nexthop: Mapped[str] = mapped_column(String(15))
 
 
 class _SecurityGroupRow(_Base):
@@ -461,18 +514,19 @@ class Store:
         values = parse_body(NETWORK_FIELDS, body, partial=True)
         with self._transaction() as session:
             row = _get(session, _NetworkRow, network_id)
-            port_ips = set(session.scalars(select(_PortRow.ip_address).where(_PortRow.network_id == row.id)))
             cidr = ipaddress.IPv4Network(values.get("cidr", row.cidr))
             cidr_changed = str(cidr) != row.cidr
-            if cidr_changed and port_ips:
-                raise ApiError.conflict("cidr", f"cannot change: network has {len(port_ips)} port(s)")
+            if cidr_changed and (users := _network_users(session, row.id)):
+                raise _in_use("cidr: cannot change: the network is in use by", users, "cidr")
             if "gateway_ip" in values:
                 gateway = values["gateway_ip"]
             else:
                 gateway = str(cidr.network_address + 1) if cidr_changed else row.gateway_ip
             _check_gateway(cidr, gateway)
-            if gateway in port_ips:
-                raise ApiError.conflict("gateway_ip", f"{gateway} is already used by a port")
+            if gateway != row.gateway_ip:
+                _check_gateway_free(session, row, gateway)
+            if values.get("external", row.external) != row.external:
+                _check_external_change(session, row)
             if "segmentation_id" in values:
                 _check_segmentation_id_free(session, values["segmentation_id"], row.id)
                 row.segmentation_id = values["segmentation_id"]
@@ -488,13 +542,9 @@ class Store:
     def delete_network(self, network_id: str) -> None:
         with self._transaction() as session:
             row = _get(session, _NetworkRow, network_id)
-            ports = session.scalars(select(_PortRow.id).where(_PortRow.network_id == row.id)).all()
-            if ports:
-                raise ApiError(
-                    409,
-                    f"network {network_id} is in use by {len(ports)} port(s)",
-                    [{"field": "id", "message": f"used by port {port_id}"} for port_id in ports],
-                )
+            users = _network_users(session, row.id)
+            if users:
+                raise _in_use(f"network {network_id} is in use by", users)
             session.delete(row)
             _journal(session, "network", row.id)
 
@@ -711,13 +761,96 @@ class Store:
             session.delete(row)
             _journal(session, "rule", row.id)
 
+    # -- routers -------------------------------------------------------------------------------------
+
+    def create_router(self, body: dict[str, Any]) -> dict[str, Any]:
+        values = parse_body(ROUTER_FIELDS, body)
+        with self._transaction() as session:
+            row = _RouterRow(id=str(uuid.uuid4()), name=values["name"])
+            row.key = _take_zone(session, "router", row.id)
+            row.mac_address = _router_mac(row.key)
+            session.add(row)
+            _set_gateway(session, row, values["external_gateway"])
+            _set_routes(session, row, values["routes"])
+            _journal(session, "router", row.id)
+            return _router_dict(_router(session, row.id))
+
+    def list_routers(self) -> list[dict[str, Any]]:
+        with self._transaction(write=False) as session:
+            return [_router_dict(router) for router in _routers(session)]
+
+    def get_router(self, router_id: str) -> dict[str, Any]:
+        with self._transaction(write=False) as session:
+            return _router_dict(_router(session, router_id))
+
+    def update_router(self, router_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Name, external gateway and routes; routes not given must still reach their nexthops."""
+        values = parse_body(ROUTER_FIELDS, body, partial=True)
+        with self._transaction() as session:
+            row = _get(session, _RouterRow, router_id)
+            row.name = values.get("name", row.name)
+            if "external_gateway" in values:
+                _set_gateway(session, row, values["external_gateway"])
+            if "routes" in values:
+                _set_routes(session, row, values["routes"])
+            elif "external_gateway" in values:
+                _check_routes_kept(session, row, "external_gateway")
+            _journal(session, "router", row.id)
+            return _router_dict(_router(session, row.id))
+
+    def delete_router(self, router_id: str) -> None:
+        """Only a router without interfaces (Neutron: RouterInUse), which its gateway and routes go with."""
+        with self._transaction() as session:
+            row = _get(session, _RouterRow, router_id)
+            networks = session.scalars(select(_RouterInterfaceRow.network_id).where(
+                _RouterInterfaceRow.router_id == row.id).order_by(_RouterInterfaceRow.created_at)).all()
+            users = [("interface", f"its interface on network {network_id}") for network_id in networks]
+            if users:
+                raise _in_use(f"router {router_id} is in use by", users)
+            session.execute(delete(_RouteRow).where(_RouteRow.router_id == row.id))
+            _free_zone(session, row.key)
+            session.delete(row)
+            _journal(session, "router", row.id)
+
+    def add_router_interface(self, router_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The router joins a network at its gateway_ip: a network with one, not external, on no router yet."""
+        values = parse_body(ROUTER_INTERFACE_FIELDS, body)
+        with self._transaction() as session:
+            row = _get(session, _RouterRow, router_id)
+            network = _get(session, _NetworkRow, values["network_id"], field="network_id")
+            if network.external:  # Neutron answers a router port it refuses with a 400 too
+                raise ApiError.invalid("network_id", f"network {network.id} is external: set it as the router's "
+                                       "external_gateway instead")
+            if network.gateway_ip is None:
+                raise ApiError.conflict("network_id", f"network {network.id} has no gateway_ip for the router to take")
+            holder = session.scalar(select(_RouterInterfaceRow.router_id).where(
+                _RouterInterfaceRow.network_id == network.id))
+            if holder is not None:
+                raise ApiError.conflict("network_id", f"network {network.id} is already on router {holder}")
+            _check_joining(session, row, network, "network_id")
+            session.add(_RouterInterfaceRow(network_id=network.id, router_id=row.id))
+            _journal(session, "router", row.id)
+            return _router_dict(_router(session, row.id))
+
+    def remove_router_interface(self, router_id: str, network_id: str) -> None:
+        """Unless a route needs the network for its nexthop (Neutron: RouterInterfaceInUseByRoute, a 409)."""
+        with self._transaction() as session:
+            row = _get(session, _RouterRow, router_id)
+            interface = session.get(_RouterInterfaceRow, network_id)
+            if interface is None or interface.router_id != row.id:
+                raise ApiError.not_found(f"interface of router {router_id} on network", network_id, field="network_id")
+            session.delete(interface)
+            _check_routes_kept(session, row, "network_id")
+            _journal(session, "router", row.id)
+
     # -- what the compilers read ---------------------------------------------------------------
 
     def snapshot(self) -> Policy:
-        """Networks, ports, security groups and switch configs as one consistent, immutable policy."""
+        """Networks, ports, security groups, switch configs and routers as one consistent, immutable policy."""
         with self._transaction(write=False) as session:
             return Policy(networks=tuple(_networks(session)), ports=tuple(_ports(session)),
-                          security_groups=tuple(_groups(session)), switches=tuple(_switch_configs(session)))
+                          security_groups=tuple(_groups(session)), switches=tuple(_switch_configs(session)),
+                          routers=tuple(_routers(session)))
 
     def revision(self) -> int:
         """The latest revision of the change journal (0: nothing ever changed)."""
@@ -745,7 +878,7 @@ class Store:
             ids.setdefault(kind, []).append(object_id)
         loaders = {"network": (_networks, _NetworkRow.id), "port": (_ports, _PortRow.id),
                    "group": (_groups, _SecurityGroupRow.id), "rule": (_rules, _SecurityGroupRuleRow.id),
-                   "switch": (_switch_configs, _SwitchConfigRow.dpid)}
+                   "switch": (_switch_configs, _SwitchConfigRow.dpid), "router": (_routers, _RouterRow.id)}
         found: dict[tuple[str, str], Any] = dict.fromkeys(changed)
         with self._transaction(write=False) as session:
             for kind, wanted in ids.items():
@@ -845,6 +978,45 @@ def _rules(session: Session, *where: Any) -> Iterator[SecurityGroupRule]:
 def _switch_configs(session: Session, *where: Any) -> Iterator[SwitchConfig]:
     for row in session.scalars(select(_SwitchConfigRow).where(*where).order_by(_SwitchConfigRow.dpid)):
         yield _switch_config(row)
+
+
+def _routers(session: Session, *where: Any) -> Iterator[Router]:
+    rows = session.scalars(_ordered(_RouterRow).where(*where)).all()
+    of_these = [_RouterInterfaceRow.router_id.in_([row.id for row in rows])] if where else []
+    interfaces: defaultdict[str, list[RouterInterface]] = defaultdict(list)
+    for router_id, network_id, address in session.execute(
+            select(_RouterInterfaceRow.router_id, _RouterInterfaceRow.network_id, _NetworkRow.gateway_ip)
+            .join(_NetworkRow, _NetworkRow.id == _RouterInterfaceRow.network_id).where(*of_these)
+            .order_by(_RouterInterfaceRow.created_at, _RouterInterfaceRow.network_id)):
+        interfaces[router_id].append(RouterInterface(network_id, address))
+    of_these = [_RouteRow.router_id.in_([row.id for row in rows])] if where else []
+    routes: defaultdict[str, list[StaticRoute]] = defaultdict(list)
+    for router_id, destination, nexthop in session.execute(
+            select(_RouteRow.router_id, _RouteRow.destination, _RouteRow.nexthop).where(*of_these)
+            .order_by(_RouteRow.router_id, _RouteRow.position)):
+        routes[router_id].append(StaticRoute(destination, nexthop))
+    for row in rows:
+        gateway = (None if row.gateway_network_id is None
+                   else RouterGateway(row.gateway_network_id, row.gateway_ip, row.enable_snat))
+        yield Router(row.id, row.name, row.mac_address, row.key, tuple(interfaces[row.id]), gateway,
+                     tuple(routes[row.id]))
+
+
+def _router(session: Session, router_id: str) -> Router:
+    _get(session, _RouterRow, router_id)
+    return next(_routers(session, _RouterRow.id == router_id))
+
+
+def _router_dict(router: Router) -> dict[str, Any]:
+    """The REST view: the model without its key (internal), its MAC as mac_address."""
+    return {
+        "id": router.id,
+        "name": router.name,
+        "external_gateway": None if router.gateway is None else asdict(router.gateway),
+        "routes": [asdict(route) for route in router.routes],
+        "interfaces": [asdict(interface) for interface in router.interfaces],
+        "mac_address": router.mac,
+    }
 
 
 def _open_engine(url: str) -> Engine:
@@ -1005,6 +1177,201 @@ def _free_zone(session: Session, zone: int) -> None:
     session.merge(_FreedZoneRow(zone=zone))
 
 
+def _router_mac(key: int) -> str:
+    """The MAC of the router with that key."""
+    return f"{ROUTER_MAC_PREFIX}:{key >> 16 & 0xFF:02x}:{key >> 8 & 0xFF:02x}:{key & 0xFF:02x}"
+
+
+def _address_holders(network_id: str) -> Subquery:
+    """(address, kind, id) of everything holding an address on a network besides its gateway: its ports, and the
+    routers whose external gateway is on it."""
+    return union_all(
+        select(_PortRow.ip_address.label("address"), literal("port").label("kind"), _PortRow.id.label("id"))
+        .where(_PortRow.network_id == network_id),
+        select(_RouterRow.gateway_ip, literal("router"), _RouterRow.id)
+        .where(_RouterRow.gateway_network_id == network_id),
+    ).subquery()
+
+
+def _check_address(session: Session, network: _NetworkRow, address: str, field: str,
+                   own: tuple[str, str] | None = None) -> None:
+    """`address` may be held on the network by `own` (kind, id): 400 outside its cidr or on its network or
+    broadcast address, 409 on its gateway or on an address anything else holds."""
+    cidr = ipaddress.IPv4Network(network.cidr)
+    if ipaddress.IPv4Address(address) not in cidr:
+        raise ApiError.invalid(field, f"{address} is not inside {cidr}")
+    if ipaddress.IPv4Address(address) in (cidr.network_address, cidr.broadcast_address):
+        raise ApiError.invalid(field, f"{address} is the network or broadcast address of {cidr}")
+    if address == network.gateway_ip:
+        raise ApiError.conflict(field, f"{address} is the gateway of network {network.id}")
+    holder = _address_holder(session, network.id, address, own)
+    if holder is not None:
+        raise ApiError.conflict(field, f"{address} is already used by {holder}")
+
+
+def _address_holder(session: Session, network_id: str, address: str, own: tuple[str, str] | None = None
+                    ) -> str | None:
+    """What holds `address` on the network ("port ID", "router ID", ...) other than `own` (kind, id); None: nothing."""
+    holders = _address_holders(network_id)
+    query = select(holders.c.kind, holders.c.id).where(holders.c.address == address)
+    if own is not None:
+        query = query.where(~and_(holders.c.kind == own[0], holders.c.id == own[1]))
+    found = session.execute(query).first()
+    return None if found is None else f"{found.kind} {found.id}"
+
+
+def _free_address(session: Session, network: _NetworkRow, field: str) -> str:
+    """The lowest address of the network that nothing holds (its gateway included)."""
+    holders = _address_holders(network.id)
+    used = {network.gateway_ip, *session.scalars(select(holders.c.address))}
+    for host in ipaddress.IPv4Network(network.cidr).hosts():
+        if str(host) not in used:
+            return str(host)
+    raise ApiError.conflict(field, f"no address of {network.cidr} (network {network.id}) is free")
+
+
+def _network_users(session: Session, network_id: str) -> list[tuple[str, str]]:
+    """(kind, "kind id") of everything that keeps a network from going or from changing its cidr: what holds an
+    address on it and the router with an interface on it."""
+    holders = _address_holders(network_id)
+    found = session.execute(select(holders.c.kind, holders.c.id)).all()
+    router = session.scalar(select(_RouterInterfaceRow.router_id).where(_RouterInterfaceRow.network_id == network_id))
+    return [(kind, f"{kind} {ident}") for kind, ident in (found if router is None else [*found, ("router", router)])]
+
+
+def _in_use(message: str, users: list[tuple[str, str]], field: str = "id") -> ApiError:
+    """409 because `users` (kind, description) need an object: `message` ("network ID is in use by") goes on with
+    how many of each kind ("2 port(s) and 1 router(s)"), and a detail names each."""
+    counted = " and ".join(f"{n} {kind}(s)" for kind, n in Counter(kind for kind, _ in users).items())
+    return ApiError(409, f"{message} {counted}",
+                    [{"field": field, "message": f"used by {description}"} for _, description in users])
+
+
+def _check_gateway_free(session: Session, network: _NetworkRow, gateway: str | None) -> None:
+    """A network's new gateway_ip: not while a router holds the old one (its interface), not an address in use."""
+    router = session.scalar(select(_RouterInterfaceRow.router_id).where(_RouterInterfaceRow.network_id == network.id))
+    if router is not None:
+        raise ApiError.conflict("gateway_ip", f"cannot change: router {router} has its interface on network "
+                                f"{network.id} at {network.gateway_ip}")
+    holder = None if gateway is None else _address_holder(session, network.id, gateway)
+    if holder is not None:
+        raise ApiError.conflict("gateway_ip", f"{gateway} is already used by {holder}")
+
+
+def _check_external_change(session: Session, network: _NetworkRow) -> None:
+    """A network turns external (not while a router has an interface on it) or internal (not while a router has its
+    external gateway on it)."""
+    if network.external:
+        holders = _address_holders(network.id)
+        router = session.scalar(select(holders.c.id).where(holders.c.kind == "router"))
+        if router is not None:
+            raise ApiError.conflict("external", f"network {network.id} is the external network of router {router}")
+    else:
+        router = session.scalar(select(_RouterInterfaceRow.router_id).where(
+            _RouterInterfaceRow.network_id == network.id))
+        if router is not None:
+            raise ApiError.conflict("external", f"router {router} has an interface on network {network.id}")
+
+
+def _routers_on(network_id: str) -> Any:
+    """The condition on _RouterRow of having an interface or the external gateway on the network."""
+    return or_(_RouterRow.gateway_network_id == network_id, _RouterRow.id.in_(
+        select(_RouterInterfaceRow.router_id).where(_RouterInterfaceRow.network_id == network_id)))
+
+
+def _legs(session: Session, router: _RouterRow) -> list[tuple[_NetworkRow, str]]:
+    """The networks the router is on, each with its address there: its interfaces' (their gateway_ip) and its
+    external gateway's."""
+    legs = [(network, network.gateway_ip) for network in session.scalars(
+        select(_NetworkRow).join(_RouterInterfaceRow, _RouterInterfaceRow.network_id == _NetworkRow.id)
+        .where(_RouterInterfaceRow.router_id == router.id))]
+    if router.gateway_network_id is not None:
+        legs.append((session.get_one(_NetworkRow, router.gateway_network_id), router.gateway_ip))
+    return legs
+
+
+def _check_joining(session: Session, router: _RouterRow, network: _NetworkRow, field: str) -> None:
+    """A network the router joins (an interface or its gateway) overlaps none of the router's other networks (it
+    could not tell them apart), and no port on it has the router's MAC."""
+    cidr = ipaddress.IPv4Network(network.cidr)
+    for other, _ in _legs(session, router):
+        if other.id != network.id and cidr.overlaps(ipaddress.IPv4Network(other.cidr)):
+            raise ApiError.conflict(field, f"{network.cidr} of network {network.id} overlaps {other.cidr} of network "
+                                    f"{other.id}, which router {router.id} is on")
+    port = session.scalar(select(_PortRow.id).where(_PortRow.network_id == network.id,
+                                                    _PortRow.mac_address == router.mac_address))
+    if port is not None:
+        raise ApiError.conflict(field, f"port {port} on network {network.id} has the router's MAC {router.mac_address}")
+
+
+def _external_network(session: Session, network_id: str, field: str) -> _NetworkRow:
+    """An external network (404 unknown, 400 not external, as Neutron answers both)."""
+    network = _get(session, _NetworkRow, network_id, field=field)
+    if not network.external:
+        raise ApiError.invalid(field, f"network {network.id} is not external")
+    return network
+
+
+def _set_gateway(session: Session, router: _RouterRow, gateway: dict[str, Any] | None) -> None:
+    """Give the router `gateway` (None: none), checked. Its address stays when its network does and no other is
+    asked for; on another network it is the lowest free unless one is asked for."""
+    old_network, old_address = router.gateway_network_id, router.gateway_ip
+    if gateway is None or gateway["network_id"] != old_network:
+        router.gateway_network_id = router.gateway_ip = None
+    if gateway is None:
+        return
+    network = _external_network(session, gateway["network_id"], "external_gateway.network_id")
+    if network.id != old_network:
+        _check_joining(session, router, network, "external_gateway.network_id")
+    if "ip_address" in gateway:
+        _check_address(session, network, gateway["ip_address"], "external_gateway.ip_address", ("router", router.id))
+        address = gateway["ip_address"]
+    elif network.id == old_network:
+        address = old_address
+    else:
+        address = _free_address(session, network, "external_gateway.ip_address")
+    router.gateway_network_id, router.gateway_ip, router.enable_snat = network.id, address, gateway["enable_snat"]
+
+
+def _route_problem(nexthop: str, legs: list[tuple[_NetworkRow, str]]) -> str | None:
+    """Why a router with these legs cannot send to `nexthop` (its own address, or on none of its networks)."""
+    if any(nexthop == own for _, own in legs):
+        return f"{nexthop} is the router's own address"
+    if not any(ipaddress.IPv4Address(nexthop) in ipaddress.IPv4Network(network.cidr) for network, _ in legs):
+        return f"{nexthop} is on none of the router's networks"
+    return None
+
+
+def _set_routes(session: Session, router: _RouterRow, routes: list[dict[str, str]]) -> None:
+    """Replace the router's routes: none twice (Neutron: duplicate host routes are a 400), each nexthop on one of
+    its networks and not its own address (a 400 naming routes[i].nexthop)."""
+    legs = _legs(session, router)
+    seen: dict[tuple[str, str], int] = {}
+    for i, route in enumerate(routes):
+        same = (route["destination"], route["nexthop"])
+        if same in seen:
+            raise ApiError.invalid(f"routes[{i}]", f"the same route as routes[{seen[same]}]")
+        seen[same] = i
+        problem = _route_problem(route["nexthop"], legs)
+        if problem is not None:
+            raise ApiError.invalid(f"routes[{i}].nexthop", problem)
+    session.execute(delete(_RouteRow).where(_RouteRow.router_id == router.id))
+    session.add_all(_RouteRow(router_id=router.id, position=i, destination=route["destination"],
+                              nexthop=route["nexthop"]) for i, route in enumerate(routes))
+
+
+def _check_routes_kept(session: Session, router: _RouterRow, field: str) -> None:
+    """After the router left a network (or moved its gateway), its routes still reach their nexthops: else a 409
+    naming `field` (Neutron: RouterInterfaceInUseByRoute)."""
+    legs = _legs(session, router)
+    for destination, nexthop in session.execute(select(_RouteRow.destination, _RouteRow.nexthop).where(
+            _RouteRow.router_id == router.id).order_by(_RouteRow.position)):
+        problem = _route_problem(nexthop, legs)
+        if problem is not None:
+            raise ApiError.conflict(field, f"the route to {destination} via {nexthop} would no longer work: {problem} "
+                                    "(change the routes first)")
+
+
 def _check_gateway(cidr: ipaddress.IPv4Network, gateway: str | None) -> None:
     if gateway is None:
         return
@@ -1022,23 +1389,18 @@ def _check_segmentation_id_free(session: Session, segmentation_id: int, own_id: 
 
 
 def _check_port(session: Session, network: _NetworkRow, port: _PortRow) -> None:
-    """The port's address fits its network and nothing else holds its MAC, IP or interface."""
-    cidr = ipaddress.IPv4Network(network.cidr)
-    address = ipaddress.IPv4Address(port.ip_address)
-    if address not in cidr:
-        raise ApiError.invalid("ip_address", f"{address} is not inside {cidr}")
-    if address in (cidr.network_address, cidr.broadcast_address):
-        raise ApiError.invalid("ip_address", f"{address} is the network or broadcast address of {cidr}")
-    if port.ip_address == network.gateway_ip:
-        raise ApiError.conflict("ip_address", f"{address} is the gateway of network {network.id}")
+    """The port's address fits its network and nothing else holds its MAC (a router's on the network included), IP
+    or interface."""
+    _check_address(session, network, port.ip_address, "ip_address", ("port", port.id))
     others = select(_PortRow.id).where(_PortRow.id != port.id)
     in_network = others.where(_PortRow.network_id == network.id)
+    routers_here = select(_RouterRow.id).where(_routers_on(network.id))
     binding = f"{port.dpid}/{port.interface}"
     clashes = (
         ("mac_address", in_network.where(_PortRow.mac_address == port.mac_address),
          f"{port.mac_address} is already used by port"),
-        ("ip_address", in_network.where(_PortRow.ip_address == port.ip_address),
-         f"{port.ip_address} is already used by port"),
+        ("mac_address", routers_here.where(_RouterRow.mac_address == port.mac_address),
+         f"{port.mac_address} is the MAC of router"),
         ("binding", others.where(_PortRow.dpid == port.dpid, _PortRow.interface == port.interface),
          f"{binding} is already used by port"),
         ("binding", _uplink_holder(port.dpid, port.interface), f"{binding} is the uplink of network"),

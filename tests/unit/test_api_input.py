@@ -32,11 +32,14 @@ def stored(client: FlaskClient) -> dict[str, Any]:
 
 @pytest.fixture
 def ids(client: FlaskClient) -> dict[str, str]:
-    """A network, a port on it and a security group to refer to."""
+    """A network, a port on it, a security group, an external network and a router to refer to."""
     network = make_network(client)
     port = make_port(client, network["id"])
     group = client.post("/v1/security-groups", json={"name": "web"}).json
-    return {"network": network["id"], "port": port["id"], "group": group["id"]}
+    external = make_network(client, cidr="203.0.113.0/24", external=True)
+    router = client.post("/v1/routers", json={"name": "r"}).json
+    return {"network": network["id"], "port": port["id"], "group": group["id"], "external": external["id"],
+            "router": router["id"]}
 
 
 def port_body(network_id: str, **fields: Any) -> dict[str, Any]:
@@ -188,6 +191,9 @@ def valid_bodies(ids: dict[str, str]) -> dict[str, dict[str, Any]]:
         "SecurityGroupRules": {"rules": [{"direction": "ingress", "protocol": "tcp", "port_range_min": 80}]},
         "SecurityGroupRule": {"security_group_id": ids["group"], "direction": "ingress", "protocol": "tcp",
                               "port_range_min": 80, "port_range_max": 81, "remote_ip_prefix": "10.0.0.0/8"},
+        "Router": {"name": "r", "external_gateway": {"network_id": ids["external"], "enable_snat": False},
+                   "routes": [{"destination": "192.168.0.0/16", "nexthop": "203.0.113.1"}]},
+        "RouterInterface": {"network_id": ids["network"]},
     }
 
 
@@ -209,7 +215,7 @@ def test_typed_junk_never_fails_the_server_and_a_rejection_changes_nothing(
     assert {method for method, *_ in routes} == {"POST", "PATCH", "PUT"}
     bodies = valid_bodies(ids)
     item_ids = {"Network": ids["network"], "Port": ids["port"], "SecurityGroup": ids["group"], "Switch": DPID,
-                "SecurityGroupRules": ids["group"]}
+                "SecurityGroupRules": ids["group"], "Router": ids["router"], "RouterInterface": ids["router"]}
     rng = random.Random(SEED)
     before = stored(client)
     outcomes: Counter[int] = Counter()

@@ -332,3 +332,52 @@ def test_network_uplink_options(sdnctl: Run, store: Store) -> None:
             sdnctl("network", "update", net["id"], *argv)
         assert usage.value.code == 2
     assert store.get_network(net["id"])["uplink"] is None
+
+
+def test_router_lifecycle(sdnctl: Run, store: Store) -> None:
+    ext = store.create_network({"cidr": "203.0.113.0/24", "external": True})
+    net = store.create_network({"cidr": "10.0.0.0/24"})
+    router = run_json(sdnctl, "router", "create", "edge", "--external-network", ext["id"], "--no-snat",
+                      "--gateway-ip", "203.0.113.9", "--route", "0.0.0.0/0,203.0.113.1")
+    assert router["external_gateway"] == {"network_id": ext["id"], "ip_address": "203.0.113.9", "enable_snat": False}
+    assert router["routes"] == [{"destination": "0.0.0.0/0", "nexthop": "203.0.113.1"}]
+    code, out, _ = sdnctl("router", "list")
+    assert out.split("\n")[0].split() == ["id", "name", "mac_address", "external_gateway.network_id",
+                                          "external_gateway.ip_address", "status"]
+    assert table(out) == [[router["id"], "edge", "fa:16:3f:00:00:01", ext["id"], "203.0.113.9", "ACTIVE"]]
+    added = run_json(sdnctl, "router", "add-interface", router["id"], "--network", net["id"])
+    assert added["interfaces"] == [{"network_id": net["id"], "ip_address": "10.0.0.1"}]
+    code, out, _ = sdnctl("router", "show", router["id"])
+    assert ["interfaces", f"network_id={net['id']},ip_address=10.0.0.1"] in table(out)
+    routes = run_json(sdnctl, "router", "update", router["id"], "--route", "192.168.0.0/16,10.0.0.254",
+                      "--route", "0.0.0.0/0, 203.0.113.1")["routes"]
+    assert routes == [{"destination": "192.168.0.0/16", "nexthop": "10.0.0.254"},
+                      {"destination": "0.0.0.0/0", "nexthop": "203.0.113.1"}]
+    cleared = run_json(sdnctl, "router", "update", router["id"], "--no-routes", "--no-external-gateway")
+    assert (cleared["routes"], cleared["external_gateway"]) == ([], None)
+    code, _, err = sdnctl("router", "delete", router["id"])
+    assert code == 1 and err.startswith("Error 409:") and f"used by its interface on network {net['id']}" in err
+    assert sdnctl("router", "remove-interface", router["id"], "--network", net["id"]) == (0, "", "")
+    assert sdnctl("router", "delete", router["id"]) == (0, "", "")
+    assert store.list_routers() == []
+
+
+def test_router_errors_and_usage(sdnctl: Run, store: Store) -> None:
+    net = store.create_network({"cidr": "10.0.0.0/24"})
+    router = store.create_router({})
+    code, _, err = sdnctl("router", "update", router["id"], "--route", "0.0.0.0/0,10.0.0.9")
+    assert code == 1 and "routes[0].nexthop: 10.0.0.9 is on none of the router's networks" in err
+    code, _, err = sdnctl("router", "update", router["id"], "--no-snat")  # a gateway needs its network
+    assert code == 1 and "external_gateway.network_id: is required" in err
+    code, _, err = sdnctl("router", "remove-interface", router["id"], "--network", net["id"])
+    assert code == 1 and err.startswith("Error 404:")
+    for argv in (
+        ["router", "update", router["id"], "--route", "0.0.0.0/0"],  # not DESTINATION,NEXTHOP
+        ["router", "update", router["id"], "--route", "0.0.0.0/0,10.0.0.9", "--no-routes"],
+        ["router", "update", router["id"], "--external-network", net["id"], "--no-external-gateway"],
+        ["router", "add-interface", router["id"]],  # --network is required
+    ):
+        with pytest.raises(SystemExit) as usage:
+            sdnctl(*argv)
+        assert usage.value.code == 2
+    assert store.get_router(router["id"]) == router

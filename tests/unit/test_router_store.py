@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from apps.model import Router, RouterGateway, RouterInterface, StaticRoute
 from controller.store import Store
 from tests.unit.test_store import DPID, fields_of, port_body, rejected
 
@@ -153,3 +154,296 @@ def test_a_database_from_before_uplinks_gets_the_columns_and_their_index(tmp_pat
     with sqlite3.connect(path) as db, pytest.raises(sqlite3.IntegrityError):
         db.execute("INSERT INTO networks (id, name, cidr, segmentation_id, external, uplink_dpid, uplink_interface, "
                    f"created_at) VALUES ('x', '', '10.0.0.0/24', 99, 1, '{DPID}', 's1-eth9', '2024-01-01')")
+
+
+# -- routers -------------------------------------------------------------------------------------
+
+
+def internal(store: Store, cidr: str = "10.0.0.0/24", **fields: object) -> dict:
+    return store.create_network({"cidr": cidr, **fields})
+
+
+def gateway(network: dict, **fields: object) -> dict:
+    return {"external_gateway": {"network_id": network["id"], **fields}}
+
+
+def test_router_lifecycle(store: Store) -> None:
+    ext, net = external(store), internal(store)
+    router = store.create_router({"name": "r1", **gateway(ext)})
+    assert router == {"id": router["id"], "name": "r1", "routes": [], "interfaces": [],
+                      "external_gateway": {"network_id": ext["id"], "ip_address": "203.0.113.2", "enable_snat": True},
+                      "mac_address": "fa:16:3f:00:00:01"}
+    assert store.get_router(router["id"]) == router and store.list_routers() == [router]
+    attached = store.add_router_interface(router["id"], {"network_id": net["id"]})
+    assert attached["interfaces"] == [{"network_id": net["id"], "ip_address": "10.0.0.1"}]
+    changed = store.update_router(router["id"], {"name": "r2", "routes": [{"destination": "192.168.0.0/16",
+                                                                            "nexthop": "10.0.0.254"}]})
+    assert changed == {**attached, "name": "r2", "routes": [{"destination": "192.168.0.0/16", "nexthop": "10.0.0.254"}]}
+    assert store.update_router(router["id"], {"routes": []})["routes"] == []
+    store.remove_router_interface(router["id"], net["id"])
+    store.delete_router(router["id"])
+    assert store.list_routers() == [] and rejected(404, store.get_router, router["id"])
+
+
+def test_a_router_needs_nothing_but_may_have_everything(store: Store) -> None:
+    bare = store.create_router({})
+    assert (bare["name"], bare["external_gateway"], bare["routes"]) == ("", None, [])
+    ext = external(store)
+    full = store.create_router({**gateway(ext, ip_address="203.0.113.50", enable_snat=False),
+                                "routes": [{"destination": "0.0.0.0/0", "nexthop": "203.0.113.1"}]})
+    assert full["external_gateway"] == {"network_id": ext["id"], "ip_address": "203.0.113.50", "enable_snat": False}
+
+
+def test_the_model_of_a_router(store: Store) -> None:
+    ext, a, b = external(store), internal(store), internal(store, "10.1.0.0/24", gateway_ip="10.1.0.254")
+    routes = [{"destination": "192.168.0.0/16", "nexthop": "203.0.113.1"},
+              {"destination": "0.0.0.0/0", "nexthop": "203.0.113.1"}]
+    router = store.create_router({"name": "r", **gateway(ext), "routes": routes})
+    store.add_router_interface(router["id"], {"network_id": b["id"]})
+    store.add_router_interface(router["id"], {"network_id": a["id"]})
+    (model,) = store.snapshot().routers
+    assert model == Router(router["id"], "r", "fa:16:3f:00:00:01", 1,
+                           (RouterInterface(b["id"], "10.1.0.254"), RouterInterface(a["id"], "10.0.0.1")),
+                           RouterGateway(ext["id"], "203.0.113.2", True),
+                           (StaticRoute("192.168.0.0/16", "203.0.113.1"), StaticRoute("0.0.0.0/0", "203.0.113.1")))
+    assert store.objects({("router", router["id"])}) == {("router", router["id"]): model}
+
+
+def test_every_router_change_is_journaled(store: Store) -> None:
+    ext, net = external(store), internal(store)
+    revision = store.revision()
+    router = store.create_router({})["id"]
+    store.update_router(router, gateway(ext))
+    store.add_router_interface(router, {"network_id": net["id"]})
+    store.remove_router_interface(router, net["id"])
+    store.delete_router(router)
+    latest, changed = store.changes_since(revision)
+    assert changed == {("router", router)} and latest == revision + 5
+    assert store.objects(changed) == {("router", router): None}
+
+
+def test_router_keys_are_zones_no_port_has_and_are_not_soon_reused(store: Store, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    net = internal(store)
+    port = store.create_port(port_body(net["id"], 1))["id"]
+    first = store.create_router({})["id"]
+    second_port = store.create_port(port_body(net["id"], 2))["id"]
+    assert zones(tmp_path / "sdn.db") == [(1, "port", port), (2, "router", first), (3, "port", second_port)]
+    assert [r.key for r in store.snapshot().routers] == [2]
+    store.delete_router(first)
+    assert store.freed_zones() == {2}
+    again = store.create_router({})
+    assert (again["mac_address"], store.snapshot().routers[0].key) == ("fa:16:3f:00:00:04", 4)  # not 2 again
+    monkeypatch.setattr("controller.store.ZONES", range(1, 6))
+    store.create_port(port_body(net["id"], 3))  # 5
+    wrapped = store.create_router({})  # past the end: the lowest free zone, the freed one
+    assert wrapped["mac_address"] == "fa:16:3f:00:00:02" and store.freed_zones() == set()
+    assert fields_of(rejected(409, store.create_router, {})) == ["key"]  # all five taken
+    assert len(store.list_routers()) == 2
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"name": 5}, "name"),
+    ({"external_gateway": "ext"}, "external_gateway"),
+    ({"external_gateway": {}}, "external_gateway.network_id"),
+    ({"external_gateway": {"network_id": "EXT", "enable_snat": "yes"}}, "external_gateway.enable_snat"),
+    ({"external_gateway": {"network_id": "EXT", "ip_address": "300.0.0.1"}}, "external_gateway.ip_address"),
+    ({"external_gateway": {"network_id": "EXT", "port": 1}}, "external_gateway.port"),
+    ({"external_gateway": {"network_id": "EXT", "ip_address": "198.51.100.1"}}, "external_gateway.ip_address"),
+    ({"external_gateway": {"network_id": "EXT", "ip_address": "203.0.113.0"}}, "external_gateway.ip_address"),
+    ({"external_gateway": {"network_id": "EXT", "ip_address": "203.0.113.255"}}, "external_gateway.ip_address"),
+    ({"external_gateway": {"network_id": "INTERNAL"}}, "external_gateway.network_id"),
+    ({"routes": {"destination": "0.0.0.0/0"}}, "routes"),
+    ({"routes": [{"destination": "10.0.0.1/8", "nexthop": "203.0.113.1"}]}, "routes[0].destination"),
+    ({"routes": [{"destination": "10.0.0.0/8"}]}, "routes[0].nexthop"),
+    ({"routes": [{"destination": "10.0.0.0/8", "nexthop": "x"}]}, "routes[0].nexthop"),
+    ({"routes": [{"destination": "10.0.0.0/8", "nexthop": "203.0.113.1"}]}, "routes[0].nexthop"),  # no gateway
+    ({"external_gateway": {"network_id": "EXT"}, "routes": [{"destination": "10.0.0.0/8", "nexthop": "203.0.113.1"},
+                                                            {"destination": "10.0.0.0/8", "nexthop": "10.9.9.9"}]},
+     "routes[1].nexthop"),  # on none of its networks
+    ({"external_gateway": {"network_id": "EXT"}, "routes": [{"destination": "10.0.0.0/8", "nexthop": "203.0.113.2"}]},
+     "routes[0].nexthop"),  # its own address
+    ({"external_gateway": {"network_id": "EXT"}, "routes": [{"destination": "10.0.0.0/8", "nexthop": "203.0.113.1"},
+                                                            {"destination": "10.0.0.0/8", "nexthop": "203.0.113.1"}]},
+     "routes[1]"),
+])
+def test_an_invalid_router_is_400_naming_the_field_and_takes_nothing(store: Store, tmp_path: Path, body: dict,
+                                                                       field: str) -> None:
+    ids = {"EXT": external(store)["id"], "INTERNAL": internal(store)["id"]}
+    if isinstance(body.get("external_gateway"), dict) and "network_id" in body["external_gateway"]:
+        body = {**body, "external_gateway": {**body["external_gateway"],
+                                             "network_id": ids[body["external_gateway"]["network_id"]]}}
+    assert fields_of(rejected(400, store.create_router, body)) == [field]
+    assert store.list_routers() == [] and zones(tmp_path / "sdn.db") == []
+    assert store.create_router({})["mac_address"] == "fa:16:3f:00:00:01"  # the zone was not taken either
+
+
+def test_unknown_routers_and_networks_are_404(store: Store) -> None:
+    net = internal(store)
+    router = store.create_router({})["id"]
+    for call, args, field in [
+        (store.get_router, ("nope",), None),
+        (store.update_router, ("nope", {"name": "x"}), None),
+        (store.delete_router, ("nope",), None),
+        (store.add_router_interface, ("nope", {"network_id": net["id"]}), None),
+        (store.remove_router_interface, ("nope", net["id"]), None),
+        (store.create_router, (gateway({"id": "nope"}),), "external_gateway.network_id"),
+        (store.update_router, (router, gateway({"id": "nope"})), "external_gateway.network_id"),
+        (store.add_router_interface, (router, {"network_id": "nope"}), "network_id"),
+        (store.remove_router_interface, (router, net["id"]), "network_id"),  # not on it
+    ]:
+        error = rejected(404, call, *args)
+        assert fields_of(error) == [field]
+
+
+def test_gateway_addresses_are_the_lowest_free_and_collide_with_nothing(store: Store) -> None:
+    ext = external(store, gateway_ip="203.0.113.3")
+    store.create_port(port_body(ext["id"], 1, ip_address="203.0.113.1"))
+    first = store.create_router(gateway(ext))
+    assert first["external_gateway"]["ip_address"] == "203.0.113.2"
+    assert store.create_router(gateway(ext))["external_gateway"]["ip_address"] == "203.0.113.4"  # .3: the gateway
+    for address, holder in (("203.0.113.1", "port"), ("203.0.113.2", "router"), ("203.0.113.3", "gateway")):
+        error = rejected(409, store.create_router, gateway(ext, ip_address=address))
+        assert fields_of(error) == ["external_gateway.ip_address"] and holder in error.message
+    # ... and the other way round: a port cannot take a router's gateway address.
+    error = rejected(409, store.create_port, port_body(ext["id"], 2, ip_address="203.0.113.2"))
+    assert fields_of(error) == ["ip_address"] and first["id"] in error.message
+    small = store.create_network({"cidr": "198.51.100.0/30", "external": True})  # .1 gateway, .2 free
+    store.create_router(gateway(small))
+    assert fields_of(rejected(409, store.create_router, gateway(small))) == ["external_gateway.ip_address"]
+
+
+def test_patching_the_gateway_keeps_moves_or_removes_it(store: Store) -> None:
+    ext, other = external(store), external(store, cidr="198.51.100.0/24")
+    router = store.create_router(gateway(ext, ip_address="203.0.113.9"))["id"]
+    kept = store.update_router(router, gateway(ext, enable_snat=False))["external_gateway"]
+    assert kept == {"network_id": ext["id"], "ip_address": "203.0.113.9", "enable_snat": False}
+    assert store.update_router(router, gateway(ext, ip_address="203.0.113.9"))["external_gateway"]["enable_snat"]
+    assert store.update_router(router, gateway(ext, ip_address="203.0.113.7"))["external_gateway"]["ip_address"] == \
+        "203.0.113.7"
+    moved = store.update_router(router, gateway(other))["external_gateway"]
+    assert (moved["network_id"], moved["ip_address"]) == (other["id"], "198.51.100.2")
+    assert store.update_router(router, {"external_gateway": None})["external_gateway"] is None
+    assert store.create_router(gateway(ext))["external_gateway"]["ip_address"] == "203.0.113.2"  # all given back
+
+
+def test_interfaces_take_the_networks_gateway_ip_on_one_router_only(store: Store) -> None:
+    a, b = internal(store), internal(store, "10.1.0.0/24")
+    router, other = store.create_router({})["id"], store.create_router({})["id"]
+    store.add_router_interface(router, {"network_id": a["id"]})
+    for target, net in ((other, a), (router, a)):
+        error = rejected(409, store.add_router_interface, target, {"network_id": net["id"]})
+        assert fields_of(error) == ["network_id"] and router in error.message
+    no_gateway = internal(store, "10.2.0.0/24", gateway_ip=None)
+    assert fields_of(rejected(409, store.add_router_interface, router, {"network_id": no_gateway["id"]})) == \
+        ["network_id"]
+    ext = external(store)
+    assert fields_of(rejected(400, store.add_router_interface, router, {"network_id": ext["id"]})) == ["network_id"]
+    assert fields_of(rejected(400, store.add_router_interface, router, {})) == ["network_id"]
+    assert fields_of(rejected(400, store.add_router_interface, router, {"network_id": a["id"], "x": 1})) == ["x"]
+    store.add_router_interface(other, {"network_id": b["id"]})
+    assert [len(r["interfaces"]) for r in store.list_routers()] == [1, 1]
+
+
+def test_a_routers_networks_never_overlap(store: Store) -> None:
+    ext = external(store, cidr="10.0.0.0/16")
+    wide, inside = internal(store, "10.1.0.0/16"), internal(store, "10.1.2.0/24")
+    router = store.create_router({})["id"]
+    store.add_router_interface(router, {"network_id": wide["id"]})
+    error = rejected(409, store.add_router_interface, router, {"network_id": inside["id"]})
+    assert fields_of(error) == ["network_id"] and wide["id"] in error.message
+    store.create_router({})  # another router may have it
+    overlapping = external(store, cidr="10.1.128.0/17")
+    assert fields_of(rejected(409, store.update_router, router, gateway(overlapping))) == \
+        ["external_gateway.network_id"]
+    store.update_router(router, gateway(ext))
+    assert fields_of(rejected(409, store.add_router_interface, router, {"network_id": internal(store, "10.0.5.0/24")[
+        "id"]})) == ["network_id"]
+    # Moving the gateway to a network that overlaps only the one it leaves is fine.
+    store.update_router(router, gateway(external(store, cidr="10.0.128.0/24")))
+
+
+def test_a_router_and_a_port_never_share_a_mac_on_a_network(store: Store) -> None:
+    ext, net, elsewhere = external(store), internal(store), internal(store, "10.5.0.0/24")
+    router = store.create_router(gateway(ext))
+    store.add_router_interface(router["id"], {"network_id": net["id"]})
+    mac = router["mac_address"]
+    for network in (net, ext):
+        error = rejected(409, store.create_port, port_body(network["id"], 7, mac_address=mac.upper(),
+                                                           ip_address=network["cidr"].replace("0/24", "7")))
+        assert fields_of(error) == ["mac_address"] and router["id"] in error.message
+    port = store.create_port(port_body(net["id"], 1))
+    assert fields_of(rejected(409, store.update_port, port["id"], {"mac_address": mac})) == ["mac_address"]
+    twin = store.create_port(port_body(elsewhere["id"], 2, mac_address=mac, ip_address="10.5.0.12"))  # not its network
+    other = store.create_router({})
+    assert other["mac_address"] != mac
+    error = rejected(409, store.add_router_interface, router["id"], {"network_id": elsewhere["id"]})
+    assert fields_of(error) == ["network_id"] and twin["id"] in error.message
+    ext2 = external(store, cidr="198.51.100.0/24")
+    store.create_port(port_body(ext2["id"], 3, mac_address=mac, ip_address="198.51.100.13"))
+    assert fields_of(rejected(409, store.update_router, router["id"], gateway(ext2))) == ["external_gateway.network_id"]
+
+
+def test_networks_a_router_is_on_keep_their_gateway_cidr_kind_and_existence(store: Store) -> None:
+    ext, net = external(store), internal(store)
+    router = store.create_router(gateway(ext))["id"]
+    store.add_router_interface(router, {"network_id": net["id"]})
+    for network, body, field in [
+        (net, {"gateway_ip": "10.0.0.254"}, "gateway_ip"),
+        (net, {"gateway_ip": None}, "gateway_ip"),
+        (net, {"cidr": "10.9.0.0/24"}, "cidr"),
+        (net, {"external": True}, "external"),
+        (ext, {"external": False}, "external"),
+        (ext, {"cidr": "198.51.100.0/24"}, "cidr"),
+        (ext, {"gateway_ip": "203.0.113.2"}, "gateway_ip"),  # the router's gateway address
+    ]:
+        error = rejected(409, store.update_network, network["id"], body)
+        assert fields_of(error) == [field] and router in str(error.details), body
+    assert store.update_network(ext["id"], {"gateway_ip": "203.0.113.254"})["gateway_ip"] == "203.0.113.254"
+    for network in (net, ext):
+        error = rejected(409, store.delete_network, network["id"])
+        assert error.details == [{"field": "id", "message": f"used by router {router}"}]
+    assert store.update_network(net["id"], {"name": "renamed"})["name"] == "renamed"
+
+
+def test_a_router_with_interfaces_cannot_be_deleted(store: Store) -> None:
+    a, b = internal(store), internal(store, "10.1.0.0/24")
+    router = store.create_router({})["id"]
+    for net in (a, b):
+        store.add_router_interface(router, {"network_id": net["id"]})
+    error = rejected(409, store.delete_router, router)
+    assert error.details == [{"field": "id", "message": f"used by its interface on network {net['id']}"}
+                             for net in (a, b)]
+    assert "2 interface(s)" in error.message and store.get_router(router)["interfaces"]
+
+
+def test_routes_keep_their_nexthops_reachable(store: Store) -> None:
+    ext, net = external(store), internal(store)
+    router = store.create_router(gateway(ext))["id"]
+    store.add_router_interface(router, {"network_id": net["id"]})
+    routes = [{"destination": "0.0.0.0/0", "nexthop": "203.0.113.77"}, {"destination": "192.168.0.0/16",
+                                                                           "nexthop": "10.0.0.99"}]
+    store.update_router(router, {"routes": routes})
+    error = rejected(409, store.remove_router_interface, router, net["id"])
+    assert fields_of(error) == ["network_id"] and "192.168.0.0/16 via 10.0.0.99" in error.message
+    error = rejected(409, store.update_router, router, {"external_gateway": None})
+    assert fields_of(error) == ["external_gateway"] and "0.0.0.0/0 via 203.0.113.77" in error.message
+    error = rejected(409, store.update_router, router, gateway(ext, ip_address="203.0.113.77"))
+    assert fields_of(error) == ["external_gateway"] and "the router's own address" in error.message
+    assert store.get_router(router)["routes"] == routes and len(store.get_router(router)["interfaces"]) == 1
+    # Routes and gateway changed together: the new routes are checked against the new networks.
+    assert store.update_router(router, {"external_gateway": None, "routes": routes[1:]})["external_gateway"] is None
+    store.update_router(router, {"routes": []})
+    store.remove_router_interface(router, net["id"])
+
+
+def test_a_rejected_router_change_changes_nothing(store: Store) -> None:
+    ext, other = external(store), external(store, cidr="198.51.100.0/24")
+    router = store.create_router({"name": "r", **gateway(ext)})
+    revision = store.revision()
+    rejected(400, store.update_router, router["id"], {"name": "x", **gateway(other),
+                                                       "routes": [{"destination": "0.0.0.0/0", "nexthop": "10.9.9.9"}]})
+    rejected(404, store.update_router, router["id"], {"name": "x", **gateway({"id": "nope"})})
+    assert store.get_router(router["id"]) == router
+    assert store.changes_since(revision) == (revision, set())
+    assert store.create_router(gateway(other))["external_gateway"]["ip_address"] == "198.51.100.2"  # not taken

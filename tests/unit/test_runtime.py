@@ -347,6 +347,14 @@ def test_a_deleted_ports_zone_is_flushed_on_every_switch_once_per_connection(sto
     assert runtime.converge().ok and back.flushed_zones == [1]
 
 
+def test_a_deleted_routers_zone_is_flushed_as_a_ports_is(store):
+    runtime, s1 = make_runtime(store), switch(S1)
+    connect(runtime, s1)
+    router = runtime.apply(lambda: store.create_router({}))["id"]
+    runtime.apply(lambda: store.delete_router(router))
+    assert s1.flushed_zones == [1] and store.freed_zones() == {1}
+
+
 # --- concurrent REST mutations --------------------------------------------------------------------
 
 class NotingLock:
