@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException
 
 from controller.errors import ApiError, ChangeRefused, NotConfirmed, error_body
 from controller.schema import (
+    FLOATING_IP_FIELDS,
     MISSING,
     NETWORK_FIELDS,
     PORT_FIELDS,
@@ -114,6 +115,9 @@ RESOURCES: tuple[Resource, ...] = (
              filters=("security_group_id",), actions=("create", "list", "show", "delete")),  # rules are immutable
     Resource("router", "routers", ROUTER_FIELDS,
              outputs=(("interfaces", "RouterInterface[]"), ("mac_address", {"type": "string"}))),
+    Resource("floating_ip", "floating_ips", FLOATING_IP_FIELDS, filters=("network_id", "port_id"),
+             outputs=(("fixed_ip_address", {"type": "string", "format": "ipv4", "nullable": True}),
+                      ("router_id", {"type": "string", "nullable": True}))),
 )
 
 

@@ -258,6 +258,19 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
         Command("remove-interface", "DELETE", "/routers/{id}/interfaces/{network_id}", "detach a network",
                 (_ROUTER, *_INTERFACE_NETWORK.params("path", REQUIRED))),
     ),
+    "floating-ip": crud(
+        "floating IP", "floating-ips",
+        (
+            Opt("network_id", flag="--network", create=REQUIRED, update=False, metavar="ID",
+                help="the external network it is on"),
+            Opt("floating_ip_address", flag="--address", update=False, metavar="IP", help="default: the lowest free"),
+            Opt("port_id", flag="--port", metavar="ID", exclusive="port", help="the port it maps to"),
+            Opt("port_id", flag="--no-port", type=None, exclusive="port", help="map it to no port"),
+        ),
+        columns=("id", "floating_ip_address", "network_id", "port_id", "fixed_ip_address", "router_id", "status"),
+        filters=(Opt("network_id", flag="--network", metavar="ID", help="only those on this network"),
+                 Opt("port_id", flag="--port", metavar="ID", help="only the one of this port")),
+    ),
     "switch": (
         Command("list", "GET", "/switches", "list switches", columns=("dpid", "connected")),
         Command("show", "GET", "/switches/{dpid}", "show a switch, its ports and links", (_DPID,)),

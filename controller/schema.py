@@ -416,3 +416,11 @@ ROUTER_INTERFACE_FIELDS: tuple[Field, ...] = (
     Field("network_id", "string", "A network with a gateway_ip, which the router takes; not external, on no other "
           "router, not overlapping the router's other networks.", required=True),
 )
+
+FLOATING_IP_FIELDS: tuple[Field, ...] = (
+    Field("network_id", "string", "The external network the address is on.", required=True, mutable=False),
+    Field("floating_ip_address", "string", "Inside the network's cidr, used by nothing else; default: the lowest "
+          "free.", mutable=False, check=_ipv4, schema={"format": "ipv4"}),
+    Field("port_id", "string", "The port the address maps to 1:1 (its network has a router with a gateway on this "
+          "external network); null: none.", nullable=True, default=None),
+)

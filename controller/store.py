@@ -27,7 +27,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     Engine,
@@ -60,6 +60,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from sqlalchemy.pool import StaticPool
 
 from apps.model import (
+    FloatingIP,
     Network,
     Policy,
     Port,
@@ -75,6 +76,7 @@ from apps.topology import Link, Switch, SwitchPort
 from controller.errors import ApiError
 from controller.schema import (
     DEFAULT_GROUP,
+    FLOATING_IP_FIELDS,
     NAME_MAX,
     NETWORK_FIELDS,
     PORT_FIELDS,
@@ -180,6 +182,19 @@ class _RouteRow(_Base):
     position: Mapped[int] = mapped_column(primary_key=True)
     destination: Mapped[str] = mapped_column(String(18))
     nexthop: Mapped[str] = mapped_column(String(15))
+
+
+class _FloatingIPRow(_Base):
+    """An address on an external network, mapped 1:1 to a port or to none."""
+
+    __tablename__ = "floating_ips"
+    __table_args__ = (UniqueConstraint("network_id", "address"),)
+    kind: ClassVar[str] = "floating IP"  # as messages name it
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
+    address: Mapped[str] = mapped_column(String(15))
+    port_id: Mapped[str | None] = mapped_column(ForeignKey("ports.id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
 class _SecurityGroupRow(_Base):
@@ -620,6 +635,10 @@ class Store:
     def delete_port(self, port_id: str) -> None:
         with self._transaction() as session:
             row = _get(session, _PortRow, port_id)
+            for floating_ip in session.scalars(select(_FloatingIPRow).where(_FloatingIPRow.port_id == row.id)):
+                floating_ip.port_id = None  # Neutron: the floating IP stays, mapped to nothing
+                _journal(session, "floating_ip", floating_ip.id)
+            session.flush()  # before the port goes: the floating IP refers to it
             _free_zone(session, row.key)
             session.delete(row)
             _journal(session, "port", row.id)
@@ -799,12 +818,14 @@ class Store:
             return _router_dict(_router(session, row.id))
 
     def delete_router(self, router_id: str) -> None:
-        """Only a router without interfaces (Neutron: RouterInUse), which its gateway and routes go with."""
+        """Only a router without interfaces, hence without floating IPs behind it (Neutron: RouterInUse); its
+        gateway and routes go with it."""
         with self._transaction() as session:
             row = _get(session, _RouterRow, router_id)
             networks = session.scalars(select(_RouterInterfaceRow.network_id).where(
                 _RouterInterfaceRow.router_id == row.id).order_by(_RouterInterfaceRow.created_at)).all()
             users = [("interface", f"its interface on network {network_id}") for network_id in networks]
+            users += [("floating IP", f"floating IP {ident}") for ident in _floating_ips_behind(session, row.id)]
             if users:
                 raise _in_use(f"router {router_id} is in use by", users)
             session.execute(delete(_RouteRow).where(_RouteRow.router_id == row.id))
@@ -833,24 +854,76 @@ class Store:
             return _router_dict(_router(session, row.id))
 
     def remove_router_interface(self, router_id: str, network_id: str) -> None:
-        """Unless a route needs the network for its nexthop (Neutron: RouterInterfaceInUseByRoute, a 409)."""
+        """Unless a floating IP maps to a port on the network through it or a route needs the network for its nexthop
+        (Neutron: RouterInterfaceInUseByFloatingIP, RouterInterfaceInUseByRoute; 409s)."""
         with self._transaction() as session:
             row = _get(session, _RouterRow, router_id)
             interface = session.get(_RouterInterfaceRow, network_id)
             if interface is None or interface.router_id != row.id:
                 raise ApiError.not_found(f"interface of router {router_id} on network", network_id, field="network_id")
+            behind = _floating_ips_behind(session, row.id, network_id)
+            if behind:
+                raise ApiError.conflict("network_id", f"floating IP(s) {', '.join(behind)} map to ports on network "
+                                        f"{network_id} through it")
             session.delete(interface)
             _check_routes_kept(session, row, "network_id")
             _journal(session, "router", row.id)
 
+    # -- floating IPs ---------------------------------------------------------------------------
+
+    def create_floating_ip(self, body: dict[str, Any]) -> dict[str, Any]:
+        values = parse_body(FLOATING_IP_FIELDS, body)
+        with self._transaction() as session:
+            network = _external_network(session, values["network_id"], "network_id")
+            row = _FloatingIPRow(id=str(uuid.uuid4()), network_id=network.id)
+            if "floating_ip_address" in values:
+                _check_address(session, network, values["floating_ip_address"], "floating_ip_address")
+                row.address = values["floating_ip_address"]
+            else:
+                row.address = _free_address(session, network, "floating_ip_address")
+            if values["port_id"] is not None:
+                _check_floating_port(session, row, values["port_id"])
+            row.port_id = values["port_id"]
+            session.add(row)
+            _journal(session, "floating_ip", row.id)
+            return _floating_ip_dict(session, row.id)
+
+    def list_floating_ips(self, network_id: str | None = None, port_id: str | None = None) -> list[dict[str, Any]]:
+        where = [column == value for column, value in ((_FloatingIPRow.network_id, network_id),
+                                                       (_FloatingIPRow.port_id, port_id)) if value is not None]
+        with self._transaction(write=False) as session:
+            return _floating_ip_dicts(session, list(_floating_ips(session, *where)))
+
+    def get_floating_ip(self, floating_ip_id: str) -> dict[str, Any]:
+        with self._transaction(write=False) as session:
+            return _floating_ip_dict(session, floating_ip_id)
+
+    def update_floating_ip(self, floating_ip_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Map it to another port, or to none (`port_id` null)."""
+        values = parse_body(FLOATING_IP_FIELDS, body, partial=True)
+        with self._transaction() as session:
+            row = _get(session, _FloatingIPRow, floating_ip_id)
+            if values.get("port_id") is not None:
+                _check_floating_port(session, row, values["port_id"])
+            row.port_id = values.get("port_id", row.port_id)
+            _journal(session, "floating_ip", row.id)
+            return _floating_ip_dict(session, row.id)
+
+    def delete_floating_ip(self, floating_ip_id: str) -> None:
+        with self._transaction() as session:
+            row = _get(session, _FloatingIPRow, floating_ip_id)
+            session.delete(row)
+            _journal(session, "floating_ip", row.id)
+
     # -- what the compilers read ---------------------------------------------------------------
 
     def snapshot(self) -> Policy:
-        """Networks, ports, security groups, switch configs and routers as one consistent, immutable policy."""
+        """The whole policy (networks, ports, security groups, switch configs, routers, floating IPs) as one
+        consistent, immutable snapshot."""
         with self._transaction(write=False) as session:
             return Policy(networks=tuple(_networks(session)), ports=tuple(_ports(session)),
                           security_groups=tuple(_groups(session)), switches=tuple(_switch_configs(session)),
-                          routers=tuple(_routers(session)))
+                          routers=tuple(_routers(session)), floating_ips=tuple(_floating_ips(session)))
 
     def revision(self) -> int:
         """The latest revision of the change journal (0: nothing ever changed)."""
@@ -878,7 +951,8 @@ class Store:
             ids.setdefault(kind, []).append(object_id)
         loaders = {"network": (_networks, _NetworkRow.id), "port": (_ports, _PortRow.id),
                    "group": (_groups, _SecurityGroupRow.id), "rule": (_rules, _SecurityGroupRuleRow.id),
-                   "switch": (_switch_configs, _SwitchConfigRow.dpid), "router": (_routers, _RouterRow.id)}
+                   "switch": (_switch_configs, _SwitchConfigRow.dpid), "router": (_routers, _RouterRow.id),
+                   "floating_ip": (_floating_ips, _FloatingIPRow.id)}
         found: dict[tuple[str, str], Any] = dict.fromkeys(changed)
         with self._transaction(write=False) as session:
             for kind, wanted in ids.items():
@@ -1019,6 +1093,36 @@ def _router_dict(router: Router) -> dict[str, Any]:
     }
 
 
+def _floating_ips(session: Session, *where: Any) -> Iterator[FloatingIP]:
+    for row in session.scalars(_ordered(_FloatingIPRow).where(*where)):
+        yield FloatingIP(row.id, row.network_id, row.address, row.port_id)
+
+
+def _floating_ip_dict(session: Session, floating_ip_id: str) -> dict[str, Any]:
+    _get(session, _FloatingIPRow, floating_ip_id)
+    return _floating_ip_dicts(session, list(_floating_ips(session, _FloatingIPRow.id == floating_ip_id)))[0]
+
+
+def _floating_ip_dicts(session: Session, floating_ips: list[FloatingIP]) -> list[dict[str, Any]]:
+    """The REST view: the model, its address as floating_ip_address, plus the address of its port
+    (fixed_ip_address) and the router that maps it (router_id: the one with an interface on the port's network and
+    its gateway on the floating IP's), both null without a port."""
+    ports = {port_id: (address, network_id) for port_id, address, network_id in session.execute(
+        select(_PortRow.id, _PortRow.ip_address, _PortRow.network_id)
+        .where(_PortRow.id.in_({f.port_id for f in floating_ips if f.port_id})))}
+    routers = {(network_id, external_id): router_id for network_id, external_id, router_id in session.execute(
+        select(_RouterInterfaceRow.network_id, _RouterRow.gateway_network_id, _RouterRow.id)
+        .join(_RouterRow, _RouterRow.id == _RouterInterfaceRow.router_id)
+        .where(_RouterInterfaceRow.network_id.in_({network_id for _, network_id in ports.values()})))}
+    shown = []
+    for floating_ip in floating_ips:
+        fixed_ip, network_id = ports.get(floating_ip.port_id or "", (None, None))
+        shown.append({"id": floating_ip.id, "network_id": floating_ip.network_id,
+                      "floating_ip_address": floating_ip.address, "port_id": floating_ip.port_id,
+                      "fixed_ip_address": fixed_ip, "router_id": routers.get((network_id, floating_ip.network_id))})
+    return shown
+
+
 def _open_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
@@ -1131,7 +1235,8 @@ def _journal(session: Session, kind: str, object_id: str) -> None:
 def _get(session: Session, model: type[_Base], ident: str, field: str | None = None) -> Any:
     row = session.get(model, ident)
     if row is None:
-        raise ApiError.not_found(model.__tablename__[:-1].replace("_", " "), ident, field=field)
+        kind = getattr(model, "kind", None) or model.__tablename__[:-1].replace("_", " ")
+        raise ApiError.not_found(kind, ident, field=field)
     return row
 
 
@@ -1183,13 +1288,15 @@ def _router_mac(key: int) -> str:
 
 
 def _address_holders(network_id: str) -> Subquery:
-    """(address, kind, id) of everything holding an address on a network besides its gateway: its ports, and the
-    routers whose external gateway is on it."""
+    """(address, kind, id) of everything holding an address on a network besides its gateway: its ports, the
+    routers whose external gateway is on it, its floating IPs."""
     return union_all(
         select(_PortRow.ip_address.label("address"), literal("port").label("kind"), _PortRow.id.label("id"))
         .where(_PortRow.network_id == network_id),
         select(_RouterRow.gateway_ip, literal("router"), _RouterRow.id)
         .where(_RouterRow.gateway_network_id == network_id),
+        select(_FloatingIPRow.address, literal(_FloatingIPRow.kind), _FloatingIPRow.id)
+        .where(_FloatingIPRow.network_id == network_id),
     ).subquery()
 
 
@@ -1260,12 +1367,13 @@ def _check_gateway_free(session: Session, network: _NetworkRow, gateway: str | N
 
 def _check_external_change(session: Session, network: _NetworkRow) -> None:
     """A network turns external (not while a router has an interface on it) or internal (not while a router has its
-    external gateway on it)."""
+    external gateway on it or it has floating IPs)."""
     if network.external:
         holders = _address_holders(network.id)
-        router = session.scalar(select(holders.c.id).where(holders.c.kind == "router"))
-        if router is not None:
-            raise ApiError.conflict("external", f"network {network.id} is the external network of router {router}")
+        user = session.execute(select(holders.c.kind, holders.c.id).where(holders.c.kind != "port")).first()
+        if user is not None:
+            raise ApiError.conflict("external", f"network {network.id} is the external network of {user.kind} "
+                                    f"{user.id}")
     else:
         router = session.scalar(select(_RouterInterfaceRow.router_id).where(
             _RouterInterfaceRow.network_id == network.id))
@@ -1317,6 +1425,9 @@ def _set_gateway(session: Session, router: _RouterRow, gateway: dict[str, Any] |
     asked for; on another network it is the lowest free unless one is asked for."""
     old_network, old_address = router.gateway_network_id, router.gateway_ip
     if gateway is None or gateway["network_id"] != old_network:
+        behind = _floating_ips_behind(session, router.id)
+        if behind:  # Neutron: RouterExternalGatewayInUseByFloatingIp
+            raise ApiError.conflict("external_gateway", f"floating IP(s) {', '.join(behind)} map to ports through it")
         router.gateway_network_id = router.gateway_ip = None
     if gateway is None:
         return
@@ -1331,6 +1442,38 @@ def _set_gateway(session: Session, router: _RouterRow, gateway: dict[str, Any] |
     else:
         address = _free_address(session, network, "external_gateway.ip_address")
     router.gateway_network_id, router.gateway_ip, router.enable_snat = network.id, address, gateway["enable_snat"]
+
+
+def _floating_ips_behind(session: Session, router_id: str, network_id: str | None = None) -> list[str]:
+    """The floating IPs that map to ports through the router: on its gateway's network, their ports on a network it
+    has an interface on (only `network_id`, if given)."""
+    query = (select(_FloatingIPRow.id)
+             .join(_PortRow, _PortRow.id == _FloatingIPRow.port_id)
+             .join(_RouterInterfaceRow, _RouterInterfaceRow.network_id == _PortRow.network_id)
+             .join(_RouterRow, _RouterRow.id == _RouterInterfaceRow.router_id)
+             .where(_RouterRow.id == router_id, _FloatingIPRow.network_id == _RouterRow.gateway_network_id)
+             .order_by(_FloatingIPRow.created_at, _FloatingIPRow.id))
+    if network_id is not None:
+        query = query.where(_PortRow.network_id == network_id)
+    return list(session.scalars(query))
+
+
+def _check_floating_port(session: Session, floating_ip: _FloatingIPRow, port_id: str) -> None:
+    """The port a floating IP is to map to: it exists (404), is on no external network, has no other floating IP,
+    and a router joins its network to the floating IP's (409s naming port_id)."""
+    port = _get(session, _PortRow, port_id, field="port_id")
+    if session.get_one(_NetworkRow, port.network_id).external:
+        raise ApiError.conflict("port_id", f"port {port.id} is on external network {port.network_id}")
+    holder = session.scalar(select(_FloatingIPRow.id).where(_FloatingIPRow.port_id == port.id,
+                                                            _FloatingIPRow.id != floating_ip.id))
+    if holder is not None:
+        raise ApiError.conflict("port_id", f"port {port.id} already has floating IP {holder}")
+    router = session.scalar(select(_RouterRow.id).where(_RouterRow.id == _RouterInterfaceRow.router_id,
+                                                        _RouterInterfaceRow.network_id == port.network_id,
+                                                        _RouterRow.gateway_network_id == floating_ip.network_id))
+    if router is None:
+        raise ApiError.conflict("port_id", f"no router has an interface on network {port.network_id} of port {port.id} "
+                                f"and its gateway on network {floating_ip.network_id}")
 
 
 def _route_problem(nexthop: str, legs: list[tuple[_NetworkRow, str]]) -> str | None:

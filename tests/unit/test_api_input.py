@@ -32,14 +32,15 @@ def stored(client: FlaskClient) -> dict[str, Any]:
 
 @pytest.fixture
 def ids(client: FlaskClient) -> dict[str, str]:
-    """A network, a port on it, a security group, an external network and a router to refer to."""
+    """A network, a port on it, a security group, an external network, a router and a floating IP to refer to."""
     network = make_network(client)
     port = make_port(client, network["id"])
     group = client.post("/v1/security-groups", json={"name": "web"}).json
     external = make_network(client, cidr="203.0.113.0/24", external=True)
     router = client.post("/v1/routers", json={"name": "r"}).json
+    floating_ip = client.post("/v1/floating-ips", json={"network_id": external["id"]}).json
     return {"network": network["id"], "port": port["id"], "group": group["id"], "external": external["id"],
-            "router": router["id"]}
+            "router": router["id"], "floating_ip": floating_ip["id"]}
 
 
 def port_body(network_id: str, **fields: Any) -> dict[str, Any]:
@@ -194,6 +195,7 @@ def valid_bodies(ids: dict[str, str]) -> dict[str, dict[str, Any]]:
         "Router": {"name": "r", "external_gateway": {"network_id": ids["external"], "enable_snat": False},
                    "routes": [{"destination": "192.168.0.0/16", "nexthop": "203.0.113.1"}]},
         "RouterInterface": {"network_id": ids["network"]},
+        "FloatingIp": {"network_id": ids["external"], "port_id": None},
     }
 
 
@@ -215,7 +217,8 @@ def test_typed_junk_never_fails_the_server_and_a_rejection_changes_nothing(
     assert {method for method, *_ in routes} == {"POST", "PATCH", "PUT"}
     bodies = valid_bodies(ids)
     item_ids = {"Network": ids["network"], "Port": ids["port"], "SecurityGroup": ids["group"], "Switch": DPID,
-                "SecurityGroupRules": ids["group"], "Router": ids["router"], "RouterInterface": ids["router"]}
+                "SecurityGroupRules": ids["group"], "Router": ids["router"], "RouterInterface": ids["router"],
+                "FloatingIp": ids["floating_ip"]}
     rng = random.Random(SEED)
     before = stored(client)
     outcomes: Counter[int] = Counter()

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from tests.unit.api_helpers import DPID, StubRuntime, assert_error, make_network
+from tests.unit.api_helpers import DPID, StubRuntime, assert_error, make_network, make_port
 
 
 def make_router(client: FlaskClient, **body: Any) -> dict[str, Any]:
@@ -107,3 +107,57 @@ def test_openapi_documents_routers(client: FlaskClient) -> None:
     assert schemas["RouterCreate"]["properties"]["routes"]["items"]["required"] == ["destination", "nexthop"]
     assert set(schemas["RouterUpdate"]["properties"]) == {"name", "external_gateway", "routes"}
     assert schemas["NetworkCreate"]["properties"]["uplink"]["required"] == ["dpid", "interface"]
+
+
+def test_floating_ip_crud(client: FlaskClient, runtime: StubRuntime) -> None:
+    ext = make_network(client, cidr="203.0.113.0/24", external=True)
+    net = make_network(client)
+    port = make_port(client, net["id"])
+    router = make_router(client, external_gateway={"network_id": ext["id"]})
+    client.post(f"/v1/routers/{router['id']}/interfaces", json={"network_id": net["id"]})
+    response = client.post("/v1/floating-ips", json={"network_id": ext["id"], "port_id": port["id"]})
+    made = response.json
+    assert response.status_code == 201 and response.headers["Location"] == f"/v1/floating-ips/{made['id']}"
+    assert made == {"id": made["id"], "network_id": ext["id"], "floating_ip_address": "203.0.113.3",
+                    "port_id": port["id"], "fixed_ip_address": "10.0.0.5", "router_id": router["id"],
+                    "status": "ACTIVE"}
+    assert client.get(f"/v1/floating-ips/{made['id']}").json == made
+    assert client.get(f"/v1/floating-ips?port_id={port['id']}").json == [made]
+    assert client.get(f"/v1/floating-ips?network_id={net['id']}").json == []
+    assert_error(client.get("/v1/floating-ips?router_id=x"), 400, "router_id")
+    detached = client.patch(f"/v1/floating-ips/{made['id']}", json={"port_id": None}).json
+    assert detached == {**made, "port_id": None, "fixed_ip_address": None, "router_id": None}
+    assert client.delete(f"/v1/floating-ips/{made['id']}").status_code == 204
+    assert client.get("/v1/floating-ips").json == [] and runtime.converges == 8
+
+
+def test_floating_ip_errors_name_the_field_and_change_nothing(client: FlaskClient, runtime: StubRuntime) -> None:
+    ext = make_network(client, cidr="203.0.113.0/24", external=True)
+    net = make_network(client)
+    port = make_port(client, net["id"])
+    made = client.post("/v1/floating-ips", json={"network_id": ext["id"]}).json
+    before, converges = client.get("/v1/floating-ips").json, runtime.converges
+    for method, path, body, code, field in [
+        ("POST", "/v1/floating-ips", {"network_id": net["id"]}, 400, "network_id"),
+        ("POST", "/v1/floating-ips", {"network_id": ext["id"], "floating_ip_address": made["floating_ip_address"]},
+         409, "floating_ip_address"),
+        ("POST", "/v1/floating-ips", {"network_id": ext["id"], "port_id": port["id"]}, 409, "port_id"),  # no router
+        ("PATCH", f"/v1/floating-ips/{made['id']}", {"port_id": port["id"]}, 409, "port_id"),
+        ("PATCH", f"/v1/floating-ips/{made['id']}", {"floating_ip_address": "203.0.113.50"}, 400,
+         "floating_ip_address"),
+        ("PATCH", f"/v1/floating-ips/{made['id']}", {"router_id": None}, 400, "router_id"),
+        ("PATCH", "/v1/floating-ips/nope", {"port_id": None}, 404, None),
+    ]:
+        assert_error(client.open(path, method=method, json=body), code, field)
+    assert client.get("/v1/floating-ips").json == before and runtime.converges == converges
+
+
+def test_openapi_documents_floating_ips(client: FlaskClient) -> None:
+    document = client.get("/openapi.json").json
+    schemas = document["components"]["schemas"]
+    assert [p["name"] for p in document["paths"]["/floating-ips"]["get"]["parameters"]] == ["network_id", "port_id"]
+    assert schemas["FloatingIpCreate"]["required"] == ["network_id"]
+    assert set(schemas["FloatingIpUpdate"]["properties"]) == {"port_id"}
+    shown = schemas["FloatingIp"]["properties"]
+    assert shown["router_id"] == {"type": "string", "nullable": True, "readOnly": True}
+    assert shown["fixed_ip_address"]["nullable"] and shown["port_id"]["nullable"]

@@ -381,3 +381,33 @@ def test_router_errors_and_usage(sdnctl: Run, store: Store) -> None:
             sdnctl(*argv)
         assert usage.value.code == 2
     assert store.get_router(router["id"]) == router
+
+
+def test_floating_ip_lifecycle(sdnctl: Run, store: Store) -> None:
+    ext = store.create_network({"cidr": "203.0.113.0/24", "external": True})
+    net = store.create_network({"cidr": "10.0.0.0/24"})
+    port = store.create_port({"network_id": net["id"], "mac_address": "fa:16:3e:00:00:01", "ip_address": "10.0.0.5",
+                              "binding": {"dpid": DPID, "interface": "s1-eth1"}})
+    router = store.create_router({"external_gateway": {"network_id": ext["id"]}})
+    store.add_router_interface(router["id"], {"network_id": net["id"]})
+    made = run_json(sdnctl, "floating-ip", "create", "--network", ext["id"], "--address", "203.0.113.50",
+                    "--port", port["id"])
+    assert (made["floating_ip_address"], made["fixed_ip_address"], made["router_id"]) == \
+        ("203.0.113.50", "10.0.0.5", router["id"])
+    code, out, _ = sdnctl("floating-ip", "list", "--port", port["id"])
+    assert table(out) == [[made["id"], "203.0.113.50", ext["id"], port["id"], "10.0.0.5", router["id"], "ACTIVE"]]
+    assert run_json(sdnctl, "floating-ip", "list", "--network", net["id"]) == []
+    detached = run_json(sdnctl, "floating-ip", "update", made["id"], "--no-port")
+    assert (detached["port_id"], detached["router_id"]) == (None, None)
+    assert run_json(sdnctl, "floating-ip", "update", made["id"], "--port", port["id"])["port_id"] == port["id"]
+    code, _, err = sdnctl("floating-ip", "create", "--network", ext["id"], "--port", port["id"])
+    assert code == 1 and err.startswith("Error 409: port_id:")
+    with pytest.raises(SystemExit) as usage:
+        sdnctl("floating-ip", "update", made["id"], "--port", port["id"], "--no-port")
+    assert usage.value.code == 2
+    with pytest.raises(SystemExit) as usage:  # network and address never change
+        sdnctl("floating-ip", "update", made["id"], "--address", "203.0.113.51")
+    assert usage.value.code == 2
+    assert run_json(sdnctl, "floating-ip", "show", made["id"])["port_id"] == port["id"]
+    assert sdnctl("floating-ip", "delete", made["id"]) == (0, "", "")
+    assert store.list_floating_ips() == []

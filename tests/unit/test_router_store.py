@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.model import Router, RouterGateway, RouterInterface, StaticRoute
+from apps.model import FloatingIP, Router, RouterGateway, RouterInterface, StaticRoute
 from controller.store import Store
 from tests.unit.test_store import DPID, fields_of, port_body, rejected
 
@@ -447,3 +447,149 @@ def test_a_rejected_router_change_changes_nothing(store: Store) -> None:
     assert store.get_router(router["id"]) == router
     assert store.changes_since(revision) == (revision, set())
     assert store.create_router(gateway(other))["external_gateway"]["ip_address"] == "198.51.100.2"  # not taken
+
+
+# -- floating IPs --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def routed(store: Store) -> dict[str, dict]:
+    """An external network, a tenant network with a port, and a router joining them."""
+    ext, net = external(store), internal(store)
+    port = store.create_port(port_body(net["id"], 1))
+    router = store.create_router(gateway(ext))
+    store.add_router_interface(router["id"], {"network_id": net["id"]})
+    return {"external": ext, "network": net, "port": port, "router": router}
+
+
+def floating(network: dict, **fields: object) -> dict:
+    return {"network_id": network["id"], **fields}
+
+
+def test_floating_ip_lifecycle(store: Store, routed: dict[str, dict]) -> None:
+    ext, port, router = routed["external"], routed["port"], routed["router"]
+    unmapped = store.create_floating_ip(floating(ext))
+    assert unmapped == {"id": unmapped["id"], "network_id": ext["id"], "floating_ip_address": "203.0.113.3",
+                        "port_id": None, "fixed_ip_address": None, "router_id": None}  # .2: the router's gateway
+    mapped = store.update_floating_ip(unmapped["id"], {"port_id": port["id"]})
+    assert mapped == {**unmapped, "port_id": port["id"], "fixed_ip_address": "10.0.0.11", "router_id": router["id"]}
+    assert store.get_floating_ip(unmapped["id"]) == mapped and store.list_floating_ips() == [mapped]
+    assert store.update_floating_ip(unmapped["id"], {"port_id": None}) == unmapped
+    store.delete_floating_ip(unmapped["id"])
+    assert store.list_floating_ips() == [] and rejected(404, store.get_floating_ip, unmapped["id"])
+    assert "floating IP" in rejected(404, store.delete_floating_ip, unmapped["id"]).message
+
+
+def test_the_model_of_a_floating_ip_and_its_journal(store: Store, routed: dict[str, dict]) -> None:
+    revision = store.revision()
+    made = store.create_floating_ip(floating(routed["external"], floating_ip_address="203.0.113.77",
+                                             port_id=routed["port"]["id"]))
+    assert store.snapshot().floating_ips == (FloatingIP(made["id"], routed["external"]["id"], "203.0.113.77",
+                                                        routed["port"]["id"]),)
+    store.update_floating_ip(made["id"], {"port_id": None})
+    assert store.changes_since(revision)[1] == {("floating_ip", made["id"])}
+    assert store.objects({("floating_ip", made["id"])})[("floating_ip", made["id"])].port_id is None
+    store.delete_floating_ip(made["id"])
+    assert store.objects({("floating_ip", made["id"])}) == {("floating_ip", made["id"]): None}
+
+
+def test_floating_ip_addresses_collide_with_nothing(store: Store, routed: dict[str, dict]) -> None:
+    ext = routed["external"]
+    store.create_port(port_body(ext["id"], 2, ip_address="203.0.113.3"))
+    taken = store.create_floating_ip(floating(ext))
+    assert taken["floating_ip_address"] == "203.0.113.4"  # .1 gateway, .2 router, .3 port
+    for address, holder in (("203.0.113.1", "gateway"), ("203.0.113.2", "router"), ("203.0.113.3", "port"),
+                            ("203.0.113.4", "floating IP")):
+        error = rejected(409, store.create_floating_ip, floating(ext, floating_ip_address=address))
+        assert fields_of(error) == ["floating_ip_address"] and holder in error.message
+    for address in ("198.51.100.7", "203.0.113.0", "203.0.113.255"):
+        error = rejected(400, store.create_floating_ip, floating(ext, floating_ip_address=address))
+        assert fields_of(error) == ["floating_ip_address"]
+    # ... and the other way round: neither a port nor a router gateway takes a floating IP's address.
+    assert fields_of(rejected(409, store.create_port, port_body(ext["id"], 3, ip_address="203.0.113.4"))) == \
+        ["ip_address"]
+    error = rejected(409, store.create_router, gateway(ext, ip_address="203.0.113.4"))
+    assert fields_of(error) == ["external_gateway.ip_address"] and taken["id"] in error.message
+    small = store.create_network({"cidr": "198.51.100.0/30", "external": True})
+    store.create_floating_ip(floating(small))
+    assert fields_of(rejected(409, store.create_floating_ip, floating(small))) == ["floating_ip_address"]
+
+
+@pytest.mark.parametrize(("body", "code", "field"), [
+    ({}, 400, "network_id"),
+    ({"network_id": "EXT", "floating_ip_address": "x"}, 400, "floating_ip_address"),
+    ({"network_id": "EXT", "port_id": 5}, 400, "port_id"),
+    ({"network_id": "EXT", "fixed_ip_address": "10.0.0.11"}, 400, "fixed_ip_address"),
+    ({"network_id": "INTERNAL"}, 400, "network_id"),  # not external
+    ({"network_id": "nope"}, 404, "network_id"),
+    ({"network_id": "EXT", "port_id": "nope"}, 404, "port_id"),
+])
+def test_an_invalid_floating_ip_is_refused_naming_the_field(store: Store, routed: dict[str, dict], body: dict,
+                                                            code: int, field: str) -> None:
+    ids = {"EXT": routed["external"]["id"], "INTERNAL": routed["network"]["id"]}
+    body = {key: ids.get(value, value) if isinstance(value, str) else value for key, value in body.items()}
+    assert fields_of(rejected(code, store.create_floating_ip, body)) == [field]
+    assert store.list_floating_ips() == []
+
+
+def test_a_floating_ip_maps_to_a_port_a_router_joins_to_its_network(store: Store, routed: dict[str, dict]) -> None:
+    ext, net, port = routed["external"], routed["network"], routed["port"]
+    first = store.create_floating_ip(floating(ext, port_id=port["id"]))
+    error = rejected(409, store.create_floating_ip, floating(ext, port_id=port["id"]))  # one per port
+    assert fields_of(error) == ["port_id"] and first["id"] in error.message
+    other_ext = external(store, cidr="198.51.100.0/24")
+    assert fields_of(rejected(409, store.create_floating_ip, floating(other_ext, port_id=port["id"]))) == ["port_id"]
+    unrouted = internal(store, "10.7.0.0/24")
+    alone = store.create_port(port_body(unrouted["id"], 2, ip_address="10.7.0.12"))
+    error = rejected(409, store.create_floating_ip, floating(ext, port_id=alone["id"]))  # no router
+    assert fields_of(error) == ["port_id"] and "no router" in error.message
+    no_gateway = store.create_router({})
+    store.add_router_interface(no_gateway["id"], {"network_id": unrouted["id"]})
+    assert fields_of(rejected(409, store.create_floating_ip, floating(ext, port_id=alone["id"]))) == ["port_id"]
+    on_ext = store.create_port(port_body(ext["id"], 3, ip_address="203.0.113.30"))
+    error = rejected(409, store.create_floating_ip, floating(ext, port_id=on_ext["id"]))
+    assert fields_of(error) == ["port_id"] and "external" in error.message
+    # PATCH moves it, or refuses the same way; network and address never change.
+    second_port = store.create_port(port_body(net["id"], 4))
+    moved = store.update_floating_ip(first["id"], {"port_id": second_port["id"]})
+    assert (moved["port_id"], moved["fixed_ip_address"]) == (second_port["id"], "10.0.0.14")
+    assert store.update_floating_ip(first["id"], {"port_id": second_port["id"]}) == moved  # its own port: fine
+    assert fields_of(rejected(409, store.update_floating_ip, first["id"], {"port_id": alone["id"]})) == ["port_id"]
+    assert fields_of(rejected(404, store.update_floating_ip, first["id"], {"port_id": "nope"})) == ["port_id"]
+    for body in ({"network_id": other_ext["id"]}, {"floating_ip_address": "203.0.113.99"}):
+        assert fields_of(rejected(400, store.update_floating_ip, first["id"], body)) == list(body)
+    assert store.get_floating_ip(first["id"]) == moved
+    assert store.list_floating_ips(port_id=second_port["id"]) == [moved]
+    assert store.list_floating_ips(network_id=other_ext["id"]) == [] and store.list_floating_ips(port_id="x") == []
+
+
+def test_a_deleted_port_leaves_its_floating_ip_unmapped(store: Store, routed: dict[str, dict]) -> None:
+    made = store.create_floating_ip(floating(routed["external"], port_id=routed["port"]["id"]))
+    revision = store.revision()
+    store.delete_port(routed["port"]["id"])
+    assert store.get_floating_ip(made["id"]) == {**made, "port_id": None, "fixed_ip_address": None, "router_id": None}
+    assert store.changes_since(revision)[1] == {("port", routed["port"]["id"]), ("floating_ip", made["id"])}
+
+
+def test_what_a_floating_ip_maps_through_stays(store: Store, routed: dict[str, dict]) -> None:
+    ext, net, router = routed["external"], routed["network"], routed["router"]["id"]
+    made = store.create_floating_ip(floating(ext, port_id=routed["port"]["id"]))
+    error = rejected(409, store.remove_router_interface, router, net["id"])
+    assert fields_of(error) == ["network_id"] and made["id"] in error.message
+    for body in ({"external_gateway": None}, gateway(external(store, cidr="198.51.100.0/24"))):
+        error = rejected(409, store.update_router, router, body)
+        assert fields_of(error) == ["external_gateway"] and made["id"] in error.message
+    assert store.update_router(router, gateway(ext, enable_snat=False))["external_gateway"]["enable_snat"] is False
+    error = rejected(409, store.delete_router, router)
+    assert error.details == [{"field": "id", "message": f"used by its interface on network {net['id']}"},
+                             {"field": "id", "message": f"used by floating IP {made['id']}"}]
+    error = rejected(409, store.delete_network, ext["id"])
+    assert {"field": "id", "message": f"used by floating IP {made['id']}"} in error.details
+    assert fields_of(rejected(409, store.update_network, ext["id"], {"external": False})) == ["external"]
+    unmapped = store.create_floating_ip(floating(external(store, cidr="192.0.2.0/24")))
+    error = rejected(409, store.update_network, unmapped["network_id"], {"external": False})
+    assert unmapped["id"] in error.message
+    store.update_floating_ip(made["id"], {"port_id": None})  # unmapped, it no longer holds the router back
+    store.remove_router_interface(router, net["id"])
+    store.update_router(router, {"external_gateway": None})
+    store.delete_router(router)
