@@ -1,4 +1,5 @@
-"""The policy store: networks, ports and security groups in SQL (SQLite by default), validated on the way in.
+"""The policy store: networks, ports, security groups, routers and floating IPs in SQL (SQLite by default),
+validated on the way in.
 
 Every public method is one transaction and either fully applies or raises `ApiError` having
 changed nothing. Request bodies are validated by the declarations in `controller.schema`; the
@@ -189,7 +190,7 @@ class _FloatingIPRow(_Base):
 
     __tablename__ = "floating_ips"
     __table_args__ = (UniqueConstraint("network_id", "address"),)
-    kind: ClassVar[str] = "floating IP"  # as messages name it
+    noun: ClassVar[str] = "floating IP"  # as messages name it (else: the table's name, singular)
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
     address: Mapped[str] = mapped_column(String(15))
@@ -541,7 +542,7 @@ class Store:
             if gateway != row.gateway_ip:
                 _check_gateway_free(session, row, gateway)
             if values.get("external", row.external) != row.external:
-                _check_external_change(session, row)
+                _check_external_change(session, row, values["external"])
             if "segmentation_id" in values:
                 _check_segmentation_id_free(session, values["segmentation_id"], row.id)
                 row.segmentation_id = values["segmentation_id"]
@@ -1224,7 +1225,7 @@ JOURNAL_KEEP = 10_000  # revisions the journal keeps; a reader further behind re
 
 
 def _journal(session: Session, kind: str, object_id: str) -> None:
-    """Record that a policy object changed (network, port, group with its rules, switch config)."""
+    """Record that a policy object changed (network, port, group, rule, switch config, router, floating IP)."""
     row = _ChangeRow(kind=kind, object_id=object_id)
     session.add(row)
     session.flush()
@@ -1235,8 +1236,8 @@ def _journal(session: Session, kind: str, object_id: str) -> None:
 def _get(session: Session, model: type[_Base], ident: str, field: str | None = None) -> Any:
     row = session.get(model, ident)
     if row is None:
-        kind = getattr(model, "kind", None) or model.__tablename__[:-1].replace("_", " ")
-        raise ApiError.not_found(kind, ident, field=field)
+        noun = getattr(model, "noun", None) or model.__tablename__[:-1].replace("_", " ")
+        raise ApiError.not_found(noun, ident, field=field)
     return row
 
 
@@ -1295,7 +1296,7 @@ def _address_holders(network_id: str) -> Subquery:
         .where(_PortRow.network_id == network_id),
         select(_RouterRow.gateway_ip, literal("router"), _RouterRow.id)
         .where(_RouterRow.gateway_network_id == network_id),
-        select(_FloatingIPRow.address, literal(_FloatingIPRow.kind), _FloatingIPRow.id)
+        select(_FloatingIPRow.address, literal(_FloatingIPRow.noun), _FloatingIPRow.id)
         .where(_FloatingIPRow.network_id == network_id),
     ).subquery()
 
@@ -1365,10 +1366,10 @@ def _check_gateway_free(session: Session, network: _NetworkRow, gateway: str | N
         raise ApiError.conflict("gateway_ip", f"{gateway} is already used by {holder}")
 
 
-def _check_external_change(session: Session, network: _NetworkRow) -> None:
+def _check_external_change(session: Session, network: _NetworkRow, external: bool) -> None:
     """A network turns external (not while a router has an interface on it) or internal (not while a router has its
     external gateway on it or it has floating IPs)."""
-    if network.external:
+    if not external:
         holders = _address_holders(network.id)
         user = session.execute(select(holders.c.kind, holders.c.id).where(holders.c.kind != "port")).first()
         if user is not None:
