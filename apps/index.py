@@ -13,7 +13,8 @@ the routers with an interface on it, one at most once a change is complete) and 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 from apps.flows import cookie
 from apps.incremental import Engine, Key
@@ -63,12 +64,10 @@ class Index:
     def put_port(self, port_id: str, port: Port | None) -> None:
         if port is not None and port.port_security_enabled and not port.profile:
             raise ValueError(f"port {port_id} has port security but no profile")
-        old: Port | None = self._engine.get(("port", port_id))
-        self._replace_entries(_port_entries(old), _port_entries(port))
+        old: Port | None = self._put_indexed("port", port_id, port, _port_entries)
         for before, after in ((old, None), (port, port)):
             if before is not None and before.port_security_enabled:
                 self._profile(before.profile, before.security_group_ids, after is not None)
-        self._engine.set(("port", port_id), port)
         self._own(cookie("isolation", port_id), f"isolation:port/{port_id}", port is not None)
         self._own(cookie("security_groups", port_id), f"security_groups:port/{port_id}", port is not None)
 
@@ -77,20 +76,14 @@ class Index:
         self._engine.set(("group", group_id), None if group is None else dataclasses.replace(group, rules=()))
 
     def put_rule(self, rule_id: str, rule: SecurityGroupRule | None) -> None:
-        old: SecurityGroupRule | None = self._engine.get(("rule", rule_id))
-        self._replace_entries(_rule_entries(old), _rule_entries(rule))
-        self._engine.set(("rule", rule_id), rule)
+        self._put_indexed("rule", rule_id, rule, _rule_entries)
         self._own(cookie("security_groups", rule_id), f"security_groups:rule/{rule_id}", rule is not None)
 
     def put_router(self, router_id: str, router: Router | None) -> None:
-        old: Router | None = self._engine.get(("router", router_id))
-        self._replace_entries(_router_entries(old), _router_entries(router))
-        self._engine.set(("router", router_id), router)
+        self._put_indexed("router", router_id, router, _router_entries)
 
     def put_floating_ip(self, floating_ip_id: str, floating_ip: FloatingIP | None) -> None:
-        old: FloatingIP | None = self._engine.get(("floating_ip", floating_ip_id))
-        self._replace_entries(_floating_ip_entries(old), _floating_ip_entries(floating_ip))
-        self._engine.set(("floating_ip", floating_ip_id), floating_ip)
+        self._put_indexed("floating_ip", floating_ip_id, floating_ip, _floating_ip_entries)
 
     def put_switch_config(self, dpid: str, config: SwitchConfig | None) -> None:
         pins = None if config is None or config.trunk_ports is None else frozenset(config.trunk_ports)
@@ -126,12 +119,17 @@ class Index:
             (self._add if count else self._remove)(("group_profiles", group_id), profile)
         self._own(cookie("security_groups", f"profile/{profile}"), f"security_groups:profile/{profile}", bool(count))
 
-    def _replace_entries(self, old: list[tuple[Key, Hashable]], new: list[tuple[Key, Hashable]]) -> None:
-        """An object leaves the sets it was in (`old`), then joins those it is in now (`new`)."""
-        for entry, member in old:
+    def _put_indexed(self, kind: str, object_id: str, value: Any, entries: Callable[[Any], list[tuple[Key, Hashable]]]
+                     ) -> Any:
+        """Set the input (kind, id) to `value`, which leaves the sets its previous value was in (`entries` of it) and
+        joins those it is in now; returns the previous value."""
+        old = self._engine.get((kind, object_id))
+        for entry, member in entries(old):
             self._remove(entry, member)
-        for entry, member in new:
+        for entry, member in entries(value):
             self._add(entry, member)
+        self._engine.set((kind, object_id), value)
+        return old
 
     def _add(self, key: Key, member: Hashable) -> None:
         members = self._sets.setdefault(key, set())
