@@ -26,8 +26,10 @@ from apps.fields import (
     BY_OXM,
     CONNTRACK_FIELDS,
     CT_INV,
+    ETH_TYPE_IP,
     FIELD,
     IP_ANY,
+    IPV4,
     OFPVID_PRESENT,
     REGISTERS,
     Packet,
@@ -96,12 +98,17 @@ class Simulation(Protocol):
     def resubmit(self, table: str, pkt: Packet) -> None:
         """Run `table` as a subroutine."""
 
-    def track(self, zone: int, pkt: Packet, commit: bool, mark: int | None, mark_mask: int | None
-              ) -> tuple[int, int]:
-        """(ct_state, ct_mark) of the packet's connection in `zone`, committing it (and the mark) if asked."""
+    def track(self, zone: int, pkt: Packet, commit: bool, mark: int | None, mark_mask: int | None,
+              nat: Nat | None) -> tuple[int, int]:
+        """(ct_state, ct_mark) of the packet's connection in `zone`, committing it (and the mark) if asked,
+        and `pkt` translated (in place) by `nat`."""
 
     def recirculate(self, table: str, pkt: Packet) -> None:
         """A copy continues at `table` in a new pass."""
+
+    def stop(self) -> NoReturn:
+        """The running flow's remaining actions and goto are skipped (OVS: "stop processing for current
+        table"); outputs already made stay, and a resubmit's caller carries on."""
 
 
 ACTIONS: list[type[Action]] = []
@@ -374,12 +381,116 @@ class Resubmit(Action):
         sim.resubmit(self.table, pkt)
 
 
+# --- TTL ---------------------------------------------------------------------------------------------------
+
+_OFPAT_DEC_NW_TTL = 24
+
+
+@dataclass(frozen=True)
+class DecTtl(Action):
+    """Decrement the IP TTL; a packet whose TTL runs out goes no further in this flow (OVS would hand it to
+    controllers that asked for invalid_ttl packets, which ours never does)."""
+
+    WIRE = ((_OFPAT_DEC_NW_TTL,),)
+
+    def encode(self) -> bytes:
+        return struct.pack("!HH4x", _OFPAT_DEC_NW_TTL, 8)
+
+    @staticmethod
+    def describe(raw: bytes, text: ActionText) -> str:
+        return "dec_ttl"
+
+    def check(self, flow: FlowCheck) -> None:
+        """OVS refuses dec_ttl in OF1.3 unless the flow matches IP exactly."""
+        flow.readable("nw_ttl")
+
+    def simulate(self, pkt: Packet, sim: Simulation) -> None:
+        ttl = read(pkt, "nw_ttl")
+        if ttl is None:
+            raise ValueError(f"dec_ttl on a packet without nw_ttl: {pkt}")
+        if ttl <= 1:
+            sim.stop()
+        pkt["nw_ttl"] = ttl - 1
+
+
 # --- conntrack ---------------------------------------------------------------------------------------------
 
 _NXAST_CT = 35
+_NXAST_NAT = 36
 _NX_CT_F_COMMIT = 1
 _NX_CT_RECIRC_NONE = 0xFF
 _CT_ZONE_BITS = FIELD["ct_zone"].bits
+_NAT_FLAGS = {"src": 1, "dst": 2}  # NX_NAT_F_SRC, NX_NAT_F_DST
+# NX_NAT_RANGE_* bit, wire format and width of each optional range parameter, in wire order.
+_NAT_RANGES = (("ip_min", 1, "!I"), ("ip_max", 2, "!I"), ("port_min", 16, "!H"), ("port_max", 32, "!H"))
+
+
+@dataclass(frozen=True)
+class Nat:
+    """ct's nat: `kind` "src" or "dst" translates a new connection to the given range (IPv4 as ints, see
+    apps.fields.ip_to_int) when committed; None only applies an existing connection's translation, or its
+    reverse to replies."""
+
+    kind: str | None = None
+    ip_min: int | None = None
+    ip_max: int | None = None
+    port_min: int | None = None
+    port_max: int | None = None
+
+    def encode(self) -> bytes:
+        """NXAST_NAT: flags, which ranges are present, then those, padded to 8 (OVS's encode_NAT)."""
+        present, params = 0, b""
+        for name, bit, fmt in _NAT_RANGES:
+            value = getattr(self, name)
+            if value is not None:
+                present |= bit
+                params += struct.pack(fmt, value)
+        length = 16 + len(params)
+        return struct.pack("!HHIH2xHH", OFPAT_EXPERIMENTER, length + (-length % 8), NX_VENDOR_ID, _NXAST_NAT,
+                           _NAT_FLAGS.get(self.kind or "", 0), present) + params + _pad8(length)
+
+    @staticmethod
+    def describe(raw: bytes) -> str:
+        """As ovs-ofctl: nat, or nat(src=IP[-IP][:PORT[-PORT]])."""
+        flags, present = struct.unpack_from("!HH", raw, 12)
+        values, pos = {}, 16
+        for name, bit, fmt in _NAT_RANGES:
+            if present & bit:
+                values[name] = struct.unpack_from(fmt, raw, pos)[0]
+                pos += struct.calcsize(fmt)
+        kind = next((kind for kind, bit in _NAT_FLAGS.items() if flags & bit), None)
+        if kind is None:
+            return "nat"
+        shown = kind
+        if "ip_min" in values:
+            shown += f"={IPV4.render(values['ip_min'])}" + _upper(values, "ip_max", values["ip_min"], IPV4.render)
+            if "port_min" in values:
+                shown += f":{values['port_min']}" + _upper(values, "port_max", values["port_min"], str)
+        return f"nat({shown})"
+
+    def check(self, flow: FlowCheck, commit: bool) -> None:
+        """OVS refuses nat with a range outside ct(commit), and an IPv4 range on a flow not matching IPv4."""
+        ranges = [getattr(self, name) for name, _, _ in _NAT_RANGES]
+        if self.kind is None:
+            if any(value is not None for value in ranges):
+                flow.fail("nat without src or dst takes no range")
+            return
+        if self.kind not in _NAT_FLAGS or not commit:
+            flow.fail("nat(src=...) or nat(dst=...) needs ct(commit)")
+        if flow.exact.get("eth_type") != ETH_TYPE_IP:
+            flow.fail("an IPv4 nat range needs an exact match on eth_type IPv4")
+        ip_min, ip_max, port_min, port_max = ranges
+        if not (ip_min and 0 < ip_min <= (ip_max or ip_min) <= FIELD["ipv4_src"].full):
+            flow.fail(f"nat needs a nonzero ip_min, and ip_max not below it: {self}")
+        if (port_min is None and port_max is not None) or not (
+                port_min is None or 0 < port_min <= (port_max or port_min) <= 0xFFFF):
+            flow.fail(f"nat ports need a nonzero port_min, and port_max not below it: {self}")
+
+
+def _upper(values: dict[str, int], name: str, low: int, render: Callable[[int], str]) -> str:
+    """The "-max" of a range, shown only when it differs from its min (as OVS's format_NAT)."""
+    high = values.get(name)
+    return f"-{render(high)}" if high and high != low else ""
 
 
 @dataclass(frozen=True)
@@ -388,7 +499,7 @@ class Ct(Action):
 
     With `table`, a copy of the packet continues there with ct_state set (the current action list
     also continues); `commit` records the connection, `set_mark` stores ct_mark with it: the bits of
-    `mark_mask` only, or the whole mark without one.
+    `mark_mask` only, or the whole mark without one. `nat` translates the packet (see Nat).
     """
 
     commit: bool = False
@@ -397,13 +508,17 @@ class Ct(Action):
     table: str | None = None
     set_mark: int | None = None
     mark_mask: int | None = None
+    nat: Nat | None = None
 
     WIRE = (nx_key(_NXAST_CT),)
 
     def encode(self) -> bytes:
         """NXAST_CT: zone from bits 0-15 of a register (NXM header + ofs_nbits) or immediate, alg 0, then
-        the nested actions: the mark as a set_field (a whole one) or reg_loads (masked)."""
-        nested = b"" if self.set_mark is None else SetField("ct_mark", self.set_mark, self.mark_mask).encode()
+        the nested actions: nat first (OVS shows it outside exec only there), then the mark as a set_field
+        (a whole one) or reg_loads (masked)."""
+        nested = b"" if self.nat is None else self.nat.encode()
+        if self.set_mark is not None:
+            nested += SetField("ct_mark", self.set_mark, self.mark_mask).encode()
         if self.zone_reg is None:
             zone_src, zone = 0, self.zone
         else:
@@ -420,11 +535,16 @@ class Ct(Action):
             parts.append(f"zone={subfield_text(zone_src, zone >> 6, (zone & 0x3F) + 1)}")
         elif zone:
             parts.append(f"zone={zone}")
+        nested = raw[24:]
+        if len(nested) >= 16 and struct.unpack_from("!HxxIH", nested) == (OFPAT_EXPERIMENTER, NX_VENDOR_ID, _NXAST_NAT):
+            nat_length = int.from_bytes(nested[2:4], "big")
+            parts.append(Nat.describe(nested[:nat_length]))
+            nested = nested[nat_length:]
         if recirc_table != _NX_CT_RECIRC_NONE:
             parts.append(f"table={text.table(recirc_table)}")
-        nested = text.actions(raw[24:])
-        if nested:
-            parts.append(f"exec({','.join(nested)})")
+        described = text.actions(nested)
+        if described:
+            parts.append(f"exec({','.join(described)})")
         return f"ct({','.join(parts)})"
 
     def check(self, flow: FlowCheck) -> None:
@@ -444,13 +564,15 @@ class Ct(Action):
             flow.fail("ct mark_mask needs a set_mark within it, and 1 to 32 bits")
         if self.commit and any(name == "ct_state" and val & CT_INV for name, val, _ in flow.flow.match):
             flow.fail("ct commit of packets matched as +inv")
+        if self.nat is not None:
+            self.nat.check(flow, self.commit)
 
     def simulate(self, pkt: Packet, sim: Simulation) -> None:
         """With a table, a clone recirculates with ct_state, ct_zone and ct_mark set and the registers as
         they were; either way the packet goes on untracked (OVS: "sets the packet to an untracked state,
-        and clears all the conntrack fields")."""
+        and clears all the conntrack fields"), and translated by nat, as the datapath leaves it."""
         zone = self.zone if self.zone_reg is None else read(pkt, self.zone_reg) & 0xFFFF
-        state, mark = sim.track(zone, pkt, self.commit, self.set_mark, self.mark_mask)
+        state, mark = sim.track(zone, pkt, self.commit, self.set_mark, self.mark_mask, self.nat)
         if self.table is not None:
             sim.recirculate(self.table, {**pkt, "ct_state": state, "ct_zone": zone, "ct_mark": mark})
         for name in CONNTRACK_FIELDS:

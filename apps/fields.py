@@ -249,7 +249,9 @@ DECLARED: tuple[Field, ...] = (
     Field("arp_tpa", 32, (OXM_OF, 23), (NXM_OF, 17, "NXM_OF_ARP_TPA"), IPV4, _ARP_PREREQ, datapath=("arp", "tip")),
     Field("arp_sha", 48, (OXM_OF, 24), (NXM_NX, 17, "NXM_NX_ARP_SHA"), MAC, _ARP_PREREQ, datapath=("arp", "sha")),
     Field("arp_tha", 48, (OXM_OF, 25), (NXM_NX, 18, "NXM_NX_ARP_THA"), MAC, _ARP_PREREQ, datapath=("arp", "tha")),
-    *(Field(f"reg{n}", 32, (NXM_NX, n), (NXM_NX, n, f"NXM_NX_REG{n}"), **_PIPELINE) for n in range(8)),
+    # OF1.3 has no OXM for the TTL: OVS matches and sets it by its NXM header.
+    Field("nw_ttl", 8, (NXM_NX, 29), (NXM_NX, 29, "NXM_NX_IP_TTL"), prereqs=_IP_PREREQ, datapath=("ipv4", "ttl")),
+    *(Field(f"reg{n}", 32, (NXM_NX, n), (NXM_NX, n, f"NXM_NX_REG{n}"), **_PIPELINE) for n in range(16)),
     # The conntrack fields and conj_id have only NXM headers, so OVS uses those (not OXM experimenter ones).
     Field("ct_state", 32, (NXM_NX, 105), (NXM_NX, 105, "NXM_NX_CT_STATE"), CT_STATE_FLAGS, write=Write.NEVER,
           kept_bits=8, **_CONNTRACK),

@@ -19,7 +19,9 @@ from apps.actions import (
     Action,
     Conjunction,
     Ct,
+    DecTtl,
     Move,
+    Nat,
     Output,
     PopVlan,
     PushVlan,
@@ -27,11 +29,13 @@ from apps.actions import (
     SetField,
 )
 from apps.fields import (
+    CT_DNAT,
     CT_EST,
     CT_INV,
     CT_NEW,
     CT_REL,
     CT_RPL,
+    CT_SNAT,
     CT_TRK,
     ETH_TYPE_ARP,
     ETH_TYPE_IP,
@@ -50,11 +54,11 @@ from apps.fields import (
 
 # The compilers' vocabulary, from where each thing is declared (apps.fields, apps.actions) and from here.
 __all__ = [
-    "CT_EST", "CT_INV", "CT_NEW", "CT_REL", "CT_RPL", "CT_TRK", "ETH_TYPE_ARP", "ETH_TYPE_IP", "ETH_TYPE_LLDP",
-    "FIELDS", "IP_PROTO", "MULTICAST_BIT", "OFPP_CONTROLLER", "OFPP_IN_PORT", "OFPVID_PRESENT",
-    "Action", "Conjunction", "Ct", "Move", "Output", "PopVlan", "PushVlan", "Resubmit", "SetField",
-    "Match", "MatchItem", "FieldValue", "Flow", "APP_CODES",
-    "int_to_mac", "ip_to_int", "mac_to_int", "ct_state", "match", "set_field", "controller", "cookie",
+    "CT_DNAT", "CT_EST", "CT_INV", "CT_NEW", "CT_REL", "CT_RPL", "CT_SNAT", "CT_TRK", "ETH_TYPE_ARP", "ETH_TYPE_IP",
+    "ETH_TYPE_LLDP", "FIELDS", "IP_PROTO", "MULTICAST_BIT", "OFPP_CONTROLLER", "OFPP_IN_PORT", "OFPVID_PRESENT",
+    "Action", "Conjunction", "Ct", "DecTtl", "Move", "Nat", "Output", "PopVlan", "PushVlan", "Resubmit", "SetField",
+    "Match", "MatchItem", "FieldValue", "Flow", "APP_CODES", "int_to_mac", "ip_to_int", "mac_to_int", "ct_state",
+    "match", "set_field", "controller", "cookie",
 ]
 
 _ORDER = {name: i for i, name in enumerate(FIELDS)}

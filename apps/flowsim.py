@@ -35,16 +35,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple, NoReturn
 
-from apps.actions import CONTROLLER, Action, Conjunction
+from apps.actions import CONTROLLER, Action, Conjunction, Nat
 from apps.fields import (
+    CT_DNAT,
     CT_EST,
     CT_INV,
     CT_NEW,
     CT_RPL,
+    CT_SNAT,
     CT_TRK,
     ETH_TYPE_IP,
     FIELD,
     FIELDS,
+    IP_ANY,
     IP_PROTO,
     OFPVID_PRESENT,
     Packet,
@@ -71,11 +74,21 @@ class LoopError(Exception):
     """A frame circulates between switches (or reaches one port twice)."""
 
 
+class _Stopped(Exception):
+    """An action ended its flow's processing (apps.actions.Simulation.stop)."""
+
+
+DEFAULT_TTL = 64  # the nw_ttl of an IP packet that names none
+
+
 def packet(**fields: int | str) -> Packet:
-    """A packet from field=value keywords (ints, MAC/IPv4 strings); vlan_vid=0 means untagged."""
+    """A packet from field=value keywords (ints, MAC/IPv4 strings); vlan_vid=0 means untagged; an IP packet
+    carries nw_ttl DEFAULT_TTL unless given one."""
     for name in fields:
         if name not in FIELDS:
             raise ValueError(f"unknown packet field {name}")
+    if fields.get("eth_type") in IP_ANY:
+        fields.setdefault("nw_ttl", DEFAULT_TTL)
     pkt = _untag_none({name: set_field(name, value).value for name, value in fields.items()})
     _check_fields(pkt)
     return pkt
@@ -189,6 +202,13 @@ class Conntrack:
     ICMP ids, and TCP flags (OVS tracks TCP state: a second bare ACK of an unanswered connection is
     already +est there; here every protocol waits for the reply).
 
+    NAT: a commit with nat(src) or nat(dst) on a new connection records its translation and rewrites the
+    packet: src takes ip_min (the next address of the range if that one is taken) and keeps its source
+    port when it is free and within the port range, else the lowest free one, so that two connections
+    never share a translated tuple; dst takes ip_min and port_min. Any nat on a later packet of the
+    connection applies the translation (original direction) or its reverse (replies); translated
+    packets carry +snat or +dnat as OVS sets them (a reply of an SNATted connection is +dnat).
+
     Each switch has its own table, as on separate hosts. shared=True gives all switches one table, as
     the netdev bridges of one ovs-vswitchd (the Mininet test network) share one datapath's conntrack.
     """
@@ -198,11 +218,12 @@ class Conntrack:
         self._tables: dict[str, dict[tuple[int, _Tuple], tuple[_Connection, bool]]] = {}
 
     def track(self, dpid: str, zone: int, pkt: Packet, commit: bool, set_mark: int | None,
-              mark_mask: int | None = None) -> tuple[int, int]:
-        """(ct_state, ct_mark) of `pkt` passing ct in `zone` of switch `dpid`, updating the connections; a
-        commit sets the bits of `mark_mask` to those of `set_mark` (all of them without a mask)."""
+              mark_mask: int | None = None, nat: Nat | None = None) -> tuple[int, int]:
+        """(ct_state, ct_mark) of `pkt` passing ct in `zone` of switch `dpid`, updating the connections and
+        translating `pkt` by `nat`; a commit sets the bits of `mark_mask` to those of `set_mark` (all of them
+        without a mask)."""
         table = self._tables.setdefault("" if self.shared else dpid, {})
-        here, reply, may_start = _directions(pkt)
+        here, may_start = _conn_tuple(pkt)
         found = table.get((zone, here))
         if found is not None:
             conn, is_reply = found
@@ -211,11 +232,17 @@ class Conntrack:
                 state = CT_TRK | CT_EST | (CT_RPL if is_reply else 0)
             else:
                 state = CT_TRK | CT_NEW
+            if nat is not None and conn.nat is not None:
+                state |= _translate(pkt, _reverse(conn.original) if is_reply else conn.translated,
+                                    conn.nat if not is_reply else _UNDO[conn.nat])
         elif may_start:
-            conn, state = _Connection(), CT_TRK | CT_NEW
+            conn, state = _Connection(here, here), CT_TRK | CT_NEW
             if commit:
+                if nat is not None and nat.kind is not None:
+                    conn.nat, conn.translated = nat.kind, _allocate(table, zone, here, nat)
+                    state |= _translate(pkt, conn.translated, nat.kind)
                 table[(zone, here)] = (conn, False)
-                table[(zone, reply)] = (conn, True)
+                table[(zone, _reverse(conn.translated))] = (conn, True)
         else:
             return CT_TRK | CT_INV, 0
         if commit and set_mark is not None:
@@ -223,31 +250,76 @@ class Conntrack:
         return state, conn.mark
 
 
-_Tuple = tuple[int, ...]
+_Tuple = tuple[int, ...]  # (ipv4 src, dst, proto, then the L4 source and destination ports, or the ICMP type)
 _PORT_FIELDS = {IP_PROTO["tcp"]: ("tcp_src", "tcp_dst"), IP_PROTO["udp"]: ("udp_src", "udp_dst")}
 _ICMP_ECHO_PAIRS = {8: 0, 0: 8}  # echo request <-> echo reply
+_NAT_STATE = {"src": CT_SNAT, "dst": CT_DNAT}
+_UNDO = {"src": "dst", "dst": "src"}  # undoing a translation of one end rewrites the other end of the reply
+_EPHEMERAL = (1024, 65535)  # the ports a source translation without a port range may move to
 
 
 @dataclass
 class _Connection:
+    original: _Tuple
+    translated: _Tuple  # the original direction as it leaves the translation (the original when none)
     mark: int = 0
     replied: bool = False
+    nat: str | None = None  # "src" or "dst" when translated
 
 
-def _directions(pkt: Packet) -> tuple[_Tuple, _Tuple, bool]:
-    """The packet's conntrack tuple, the tuple of its reply, and whether it may start a connection."""
+def _conn_tuple(pkt: Packet) -> tuple[_Tuple, bool]:
+    """The packet's conntrack tuple, and whether it may start a connection."""
     if pkt.get("eth_type") != ETH_TYPE_IP:
         raise ValueError(f"conntrack of a non-IPv4 packet is not modelled: {pkt}")
     src, dst, proto = (_need(pkt, name) for name in ("ipv4_src", "ipv4_dst", "ip_proto"))
     if proto in _PORT_FIELDS:
-        sport, dport = (_need(pkt, name) for name in _PORT_FIELDS[proto])
-        return (src, dst, proto, sport, dport), (dst, src, proto, dport, sport), True
+        return (src, dst, proto, *(_need(pkt, name) for name in _PORT_FIELDS[proto])), True
     if proto == IP_PROTO["icmp"]:
         icmp_type = _need(pkt, "icmpv4_type")
         if icmp_type not in _ICMP_ECHO_PAIRS:
             raise ValueError(f"conntrack of ICMP type {icmp_type} is not modelled (only echo 8/0): {pkt}")
-        return (src, dst, proto, icmp_type), (dst, src, proto, _ICMP_ECHO_PAIRS[icmp_type]), icmp_type == 8
-    return (src, dst, proto), (dst, src, proto), True
+        return (src, dst, proto, icmp_type), icmp_type == 8
+    return (src, dst, proto), True
+
+
+def _reverse(conn: _Tuple) -> _Tuple:
+    """The tuple of a reply to `conn`."""
+    src, dst, proto, *rest = conn
+    if proto == IP_PROTO["icmp"]:
+        return (dst, src, proto, _ICMP_ECHO_PAIRS[rest[0]])
+    return (dst, src, proto, *rest[::-1])
+
+
+def _translate(pkt: Packet, target: _Tuple, kind: str) -> int:
+    """Rewrite `pkt`'s addresses and ports to `target`; the ct_state bit that says so."""
+    pkt["ipv4_src"], pkt["ipv4_dst"] = target[:2]
+    if target[2] in _PORT_FIELDS:
+        sport, dport = _PORT_FIELDS[target[2]]
+        pkt[sport], pkt[dport] = target[3:]
+    return _NAT_STATE[kind]
+
+
+def _allocate(table: Mapping[tuple[int, _Tuple], object], zone: int, original: _Tuple, nat: Nat) -> _Tuple:
+    """The translated tuple of a new connection: the first in `nat`'s range whose reply no connection
+    of the zone has (OVS: the translated tuple must be unique)."""
+    src, dst, proto, *rest = original
+    if nat.kind == "dst":
+        if proto in _PORT_FIELDS and nat.port_min is not None:
+            rest = [rest[0], nat.port_min]
+        candidates: Iterable[_Tuple] = [(src, nat.ip_min, proto, *rest)]
+    else:
+        ips = range(nat.ip_min, (nat.ip_max or nat.ip_min) + 1)
+        if proto in _PORT_FIELDS:
+            sport, dport = rest
+            low, high = _EPHEMERAL if nat.port_min is None else (nat.port_min, nat.port_max or nat.port_min)
+            kept = [sport] if nat.port_min is None or low <= sport <= high else []
+            candidates = ((ip, dst, proto, port, dport) for ip in ips for port in [*kept, *range(low, high + 1)])
+        else:
+            candidates = ((ip, dst, proto, *rest) for ip in ips)
+    for candidate in candidates:
+        if (zone, _reverse(candidate)) not in table:
+            return candidate
+    raise ValueError(f"no free translation of {original} in zone {zone} for {nat} (ICMP ids are not modelled)")
 
 
 def _need(pkt: Packet, name: str) -> int:
@@ -277,9 +349,12 @@ class _Pass:
         if flow is None:
             return
         self.result.path.append((table, flow))
-        for action in flow.actions:
-            self.here = table  # again after each action: a resubmit ran other tables
-            action.simulate(pkt, self)
+        try:
+            for action in flow.actions:
+                self.here = table  # again after each action: a resubmit ran other tables
+                action.simulate(pkt, self)
+        except _Stopped:
+            return
         if flow.goto is not None:
             self.jump(table, flow.goto, pkt)
 
@@ -304,9 +379,12 @@ class _Pass:
     def resubmit(self, table: str, pkt: Packet) -> None:
         self.jump(self.here, table, pkt)
 
-    def track(self, zone: int, pkt: Packet, commit: bool, mark: int | None, mark_mask: int | None
-              ) -> tuple[int, int]:
-        return self.conntrack.track(self.dpid, zone, pkt, commit, mark, mark_mask)
+    def track(self, zone: int, pkt: Packet, commit: bool, mark: int | None, mark_mask: int | None,
+              nat: Nat | None) -> tuple[int, int]:
+        return self.conntrack.track(self.dpid, zone, pkt, commit, mark, mark_mask, nat)
+
+    def stop(self) -> NoReturn:
+        raise _Stopped
 
     def recirculate(self, table: str, pkt: Packet) -> None:
         """The userspace datapath runs a recirculated clone at once, so its outputs come first."""

@@ -18,8 +18,10 @@ from apps.flows import (
     OFPVID_PRESENT,
     Conjunction,
     Ct,
+    DecTtl,
     Flow,
     Move,
+    Nat,
     Output,
     PopVlan,
     PushVlan,
@@ -45,7 +47,11 @@ SAMPLES: dict[type[Action], list[tuple[Action, dict]]] = {
     Move: [(Move("reg0", "reg1", 16, src_ofs=16), {})],
     Resubmit: [(Resubmit("l2_lookup"), {})],
     Ct: [(Ct(zone=3), {"eth_type": ETH_TYPE_IP}),
-         (Ct(commit=True, zone_reg="reg3", set_mark=1, mark_mask=1, table="l2_lookup"), {"eth_type": ETH_TYPE_IP})],
+         (Ct(commit=True, zone_reg="reg3", set_mark=1, mark_mask=1, table="l2_lookup"), {"eth_type": ETH_TYPE_IP}),
+         (Ct(zone=3, nat=Nat()), {"eth_type": ETH_TYPE_IP}),
+         (Ct(commit=True, zone=3, nat=Nat("src", 0x0A090909, port_min=1024, port_max=2000), set_mark=2,
+             mark_mask=2), {"eth_type": ETH_TYPE_IP})],
+    DecTtl: [(DecTtl(), {"eth_type": ETH_TYPE_IP})],
     Conjunction: [(Conjunction(9, 1, 2), {})],
 }
 SAMPLE_LIST = [(action, fields) for samples in SAMPLES.values() for action, fields in samples]

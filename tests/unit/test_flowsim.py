@@ -55,7 +55,8 @@ def line_topology(*dpids: str) -> Topology:
 
 def test_packet_helper_parses_strings_and_rejects_malformed_packets():
     pkt = packet(in_port=1, eth_src=MAC_A, eth_type=ETH_TYPE_IP, ipv4_dst="10.0.0.5", vlan_vid=0)
-    assert pkt == {"in_port": 1, "eth_src": 0x02000000000A, "eth_type": ETH_TYPE_IP, "ipv4_dst": 0x0A000005}
+    assert pkt == {"in_port": 1, "eth_src": 0x02000000000A, "eth_type": ETH_TYPE_IP, "ipv4_dst": 0x0A000005,
+                   "nw_ttl": 64}  # an IP packet has a TTL
     with pytest.raises(ValueError, match="ipv4_dst"):
         packet(in_port=1, ipv4_dst="10.0.0.5")  # no eth_type: the flow tests would prove nothing
     with pytest.raises(ValueError, match="OFPVID_PRESENT"):
