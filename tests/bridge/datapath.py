@@ -9,8 +9,8 @@ recirc(...), whose pass is traced separately. What is per field -- the header an
 set(header(key=...)), the field's name in OVS flow syntax -- is declared with the field
 (apps.fields.Field.datapath and .ovs_name); the datapath's own vocabulary is _VOCABULARY below. A datapath
 action that NAT, groups, meters or dec_ttl bring (ct(nat(...)), hash, meter, a set of a new field) is a row
-there or a field's `datapath`. An action this parser does not know fails the test: ignoring it could turn a
-wrong fate into a passing one.
+there or a field's `datapath` (ct(nat), set(ipv4(ttl)) and dec_ttl's exhausted-TTL upcall are). An action
+this parser does not know fails the test: ignoring it could turn a wrong fate into a passing one.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from apps.fields import DECLARED, OFPVID_PRESENT, Packet
+from apps.fields import DECLARED, IPV4, OFPVID_PRESENT, Packet
 from apps.flowsim import CONTROLLER, Port
 
 Outputs = list[tuple[Port, Packet]]
@@ -61,6 +61,18 @@ def _set(found: re.Match[str], reading: _Reading) -> None:
         reading.frame[declared.name] = value
 
 
+def _nat(found: re.Match[str], reading: _Reading) -> None:
+    """ct(...,nat(src=IP[-IP][:PORT[-PORT]])): ofproto/trace resumes with the lowest address and port of the
+    range ("Replacing src/dst IP/ports to simulate NAT"); a plain nat it cannot resolve, so it changes nothing."""
+    if found[1] is None:
+        return
+    end = "src" if found[1] == "src" else "dst"
+    reading.frame[f"ipv4_{end}"] = IPV4.parse("", found[2])[0]
+    if found[3] is not None:
+        layer4 = {6: "tcp", 17: "udp"}[reading.frame["ip_proto"]]
+        reading.frame[f"{layer4}_{end}"] = int(found[3])
+
+
 # Each datapath action ofproto/trace prints, and what it does to the frame being followed, in order.
 _VOCABULARY: tuple[tuple[re.Pattern[str], Callable[[re.Match[str], _Reading], None]], ...] = (
     (re.compile(r"drop"), lambda found, reading: None),
@@ -68,9 +80,12 @@ _VOCABULARY: tuple[tuple[re.Pattern[str], Callable[[re.Match[str], _Reading], No
     (re.compile(r"pop_vlan"), lambda found, reading: reading.frame.pop("vlan_vid")),
     (re.compile(r"push_vlan\(vid=(\d+),pcp=0\)"), _push_vlan),
     (re.compile(r"set\((\w+)\((.*)\)\)"), _set),
+    # A packet whose TTL ran out goes to userspace for the controllers that asked for it: none do.
+    (re.compile(r"userspace\(.*controller\(reason=2,dont_send=1,.*\)\)"), lambda found, reading: None),
     (re.compile(r"userspace\(.*controller\(.*\)\)"), lambda found, reading: reading.output(CONTROLLER)),
     (re.compile(r"recirc\(0x[0-9a-f]+\)"), lambda found, reading: reading.resumes.append(dict(reading.frame))),
     (re.compile(r"ct\((?!.*nat).*\)"), lambda found, reading: None),  # conntrack without NAT leaves the frame alone
+    (re.compile(r"ct\(.*,nat(?:\((src|dst)=([\d.]+)(?:-[\d.]+)?(?::(\d+)(?:-\d+)?)?\))?\)"), _nat),
 )
 
 

@@ -31,17 +31,21 @@ from apps.flows import (
     OFPVID_PRESENT,
     Conjunction,
     Ct,
+    DecTtl,
     Flow,
     Move,
+    Nat,
     Output,
     PopVlan,
     PushVlan,
     Resubmit,
     controller,
     ct_state,
+    ip_to_int,
     match,
     set_field,
 )
+from apps.flowsim import FlowError, SwitchTables
 from apps.pipeline import REG_DST_ZONE, REG_SRC_ZONE, table_id
 from controller import lldp, ofwire
 
@@ -124,7 +128,7 @@ COOKIES = itertools.count(0x0200000000000001)
 # Prerequisites (as match fields) that let a flow match or move each field.
 PREREQUISITES = {
     "vlan_vid": {"vlan_vid": (OFPVID_PRESENT, OFPVID_PRESENT)},  # only a tagged frame's VID can be read or set
-    **dict.fromkeys(("ip_proto", "ipv4_src", "ipv4_dst"), {"eth_type": ETH_TYPE_IP}),
+    **dict.fromkeys(("ip_proto", "ipv4_src", "ipv4_dst", "nw_ttl"), {"eth_type": ETH_TYPE_IP}),
     **dict.fromkeys(("tcp_src", "tcp_dst"), {"eth_type": ETH_TYPE_IP, "ip_proto": 6}),
     **dict.fromkeys(("udp_src", "udp_dst"), {"eth_type": ETH_TYPE_IP, "ip_proto": 17}),
     **dict.fromkeys(("icmpv4_type", "icmpv4_code"), {"eth_type": ETH_TYPE_IP, "ip_proto": 1}),
@@ -252,6 +256,49 @@ def test_masked_ct_mark_forms_read_back_byte_identical(client):
     described = {text for f in MASKED_MARKS for text in ofwire.describe_instructions(wire(f)[1][1], {})}
     assert {"load:0x3->NXM_NX_REG3[4..7]",
             "ct(commit,zone=7,exec(load:0x5->NXM_NX_CT_MARK[0..2],load:0x1->NXM_NX_CT_MARK[31]))"} <= described
+
+
+# NAT inside ct, and dec_ttl: every form of range OVS encodes, with and without commit, mark and table.
+NATS = [Nat(), Nat("src", ip_to_int("203.0.113.5")),
+        Nat("src", ip_to_int("203.0.113.5"), port_min=1024, port_max=65535),
+        Nat("src", ip_to_int("10.0.0.5"), ip_to_int("10.0.0.9")), Nat("dst", ip_to_int("10.0.0.5"), port_min=80),
+        Nat("dst", ip_to_int("10.0.0.5"), ip_to_int("10.0.0.6"), 8080, 8081)]
+NAT_FLOWS = [
+    flow("egress_acl", 100 + n, {"eth_type": ETH_TYPE_IP, "reg9": n},
+         [Ct(commit=nat.kind is not None, zone=5, nat=nat, table="egress_ct")]) for n, nat in enumerate(NATS)
+] + [
+    flow("egress_ct", 100, {"eth_type": ETH_TYPE_IP, "reg15": 1},
+         [Ct(commit=True, zone_reg="reg8", nat=NATS[2], set_mark=2, mark_mask=2), DecTtl(), set_field("nw_ttl", 255)],
+         goto="l2_lookup"),
+    flow("egress_ct", 90, {"eth_type": 0x86DD}, [DecTtl(), Ct(zone=9, nat=Nat())]),
+]
+
+
+def test_nat_and_dec_ttl_read_back_byte_identical(client):
+    assert install(client, NAT_FLOWS) == {}
+    assert installed(client) == dict(map(wire, NAT_FLOWS))
+    dump = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows", BRIDGE],
+                          check=True, capture_output=True, text=True).stdout
+    for text in ("nat(src=203.0.113.5:1024-65535)", "nat(src=10.0.0.5-10.0.0.9)", "nat(dst=10.0.0.5:80)",
+                 "nat(dst=10.0.0.5-10.0.0.6:8080-8081)", "ct(table=21,zone=5,nat)", "dec_ttl", "set_field:255->nw_ttl",
+                 "ct(commit,zone=NXM_NX_REG8[0..15],nat(src=203.0.113.5:1024-65535),exec(load:0x1->NXM_NX_CT_MARK[1]))"):
+        assert text in dump
+    described = {text for f in NAT_FLOWS for text in ofwire.describe_instructions(wire(f)[1][1], {21: "egress_ct"})}
+    assert {"ct(commit,zone=5,nat(src=203.0.113.5:1024-65535),table=egress_ct)", "ct(zone=5,nat,table=egress_ct)",
+            "ct(commit,zone=NXM_NX_REG8[0..15],nat(src=203.0.113.5:1024-65535),exec(load:0x1->NXM_NX_CT_MARK[1]))",
+            "dec_ttl", "set_field:255->nw_ttl"} <= described
+
+
+@pytest.mark.parametrize(("actions", "fields"), [
+    ([Ct(zone=5, nat=NATS[1])], {"eth_type": ETH_TYPE_IP}),                 # a range needs commit
+    ([Ct(commit=True, zone=5, nat=NATS[1])], {"eth_type": 0x86DD}),           # an IPv4 range needs IPv4
+    ([DecTtl()], {}),                                                         # dec_ttl needs IP
+], ids=["nat-range-without-commit", "ipv4-nat-on-ipv6", "dec-ttl-without-ip"])
+def test_what_ovs_refuses_flowsim_refuses(client, actions, fields):
+    refused = flow("egress_acl", 100, fields, actions)
+    assert install(client, [refused], commit=False) != {}
+    with pytest.raises(FlowError):
+        SwitchTables([refused])
 
 
 def trace(flow_text: str) -> str:

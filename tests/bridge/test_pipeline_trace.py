@@ -264,7 +264,9 @@ def test_parser_applies_edits_in_order_and_resumes_recirculations_from_their_for
               "drop"]
     assert datapath_outputs(passes, frame, {7: 1, 9: 3}) == [(3, sent(A1_TO_A2, 101)), (1, frame)]
     with pytest.raises(AssertionError, match="unmodelled"):
-        datapath_outputs(["ct(commit,zone=5,nat(src=10.0.0.9)),7"], frame, {7: 1})
+        datapath_outputs(["hash(l4(0)),7"], frame, {7: 1})
+    natted = datapath_outputs(["ct(commit,zone=5,nat(src=10.0.0.9:1024-2000)),set(ipv4(ttl=63)),7"], frame, {7: 1})
+    assert natted == [(1, {**frame, "ipv4_src": 0x0A000009, "tcp_src": 1024, "nw_ttl": 63})]
     with pytest.raises(AssertionError, match="not traced"):
         datapath_outputs(["ct(zone=5),recirc(0x1)"], frame, {7: 1})
 

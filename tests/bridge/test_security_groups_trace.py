@@ -33,6 +33,7 @@ from test_pipeline_trace import (
     trace_report,
 )
 
+from apps.actions import Nat
 from apps.compiler import compile_all
 from apps.flows import (
     CT_EST,
@@ -111,7 +112,8 @@ class StagedConntrack(Conntrack):
         self.mark_masks: list[int | None] = []            # the mask of each commit's ct_mark (None: all bits)
 
     def track(self, dpid: str, zone: int, pkt: Packet, commit: bool, set_mark: int | None,
-              mark_mask: int | None = None) -> tuple[int, int]:
+              mark_mask: int | None = None, nat: Nat | None = None) -> tuple[int, int]:
+        assert nat is None, "these stages do not translate"
         state, mark = self.state(dpid, zone, pkt, commit, set_mark, mark_mask)
         if commit:
             self.commits.append((zone, set_mark))
