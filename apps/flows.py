@@ -123,6 +123,7 @@ class Flow:
     actions: tuple[Action, ...] = ()
     goto: str | None = None
     cookie: int = 0
+    meter: str | None = None  # an apps.pipeline meter limiting the flow's rate; not part of its key
     key: tuple[str, int, Match] = field(init=False, repr=False, compare=False)  # (table, priority, match)
 
     def __post_init__(self) -> None:

@@ -56,11 +56,12 @@ from apps.fields import (
     read,
 )
 from apps.flows import Flow, Match, set_field
-from apps.pipeline import PIPELINE, Table
+from apps.pipeline import METERS, PIPELINE, Table
 from apps.topology import Topology
 
 Port = int | str
 
+METER_NAMES = frozenset(meter.name for meter in METERS)
 _METADATA = frozenset(name for name, declared in FIELD.items() if declared.scope is not Scope.FRAME)
 MAX_DEPTH = 64  # OVS: nested resubmits back to the same or an earlier table, per pass
 MAX_RESUBMITS = 4096  # OVS: resubmits and gotos per pass
@@ -549,6 +550,8 @@ def _check_flow(flow: Flow, pipeline: Mapping[str, Table]) -> None:
     check = _FlowCheck(flow, pipeline, {name: val for name, val, mask in flow.match if mask is None}, tagged)
     if flow.goto is not None:
         check.continues("goto", flow.goto, strictly_later=True)
+    if flow.meter is not None and flow.meter not in METER_NAMES:
+        check.fail(f"unknown meter {flow.meter}")
     for name, _, _ in flow.match:
         check.readable(name)
     for action in flow.actions:

@@ -108,3 +108,27 @@ PRIO_LOW = 10
 PRIO_DEFAULT = 100
 PRIO_HIGH = 1000
 PRIO_CONTROL = 65000  # controller-bound protocol traffic (LLDP) ahead of any policy
+
+
+@dataclass(frozen=True)
+class Meter:
+    """A rate limit every switch has from its first flows on, for flows (Flow.meter) that send to the
+    controller: part of the pipeline, like the tables, so no compiler owns it."""
+
+    name: str
+    id: int
+    rate_pps: int
+    burst: int
+    purpose: str
+
+
+METERS: tuple[Meter, ...] = (
+    Meter("ttl_exceeded", 1, 100, 100,
+          "packets whose TTL ran out in a router, to the controller for ICMP time-exceeded"),
+    Meter("neighbor", 2, 100, 100, "next hops to resolve and ARP replies from uplinks, to the controller"),
+)
+_METER_IDS = {meter.name: meter.id for meter in METERS}
+
+
+def meter_id(name: str) -> int:
+    return _METER_IDS[name]

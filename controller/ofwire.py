@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from apps.actions import DESCRIBERS, NX_VENDOR_ID, OFPAT_EXPERIMENTER, OFPP_CONTROLLER, Action, ActionText, Output
 from apps.fields import DECLARED, Match, canonical_tlv
-from apps.pipeline import table_id
+from apps.pipeline import Meter, meter_id, table_id
 
 MatchBytes = bytes
 
@@ -38,6 +38,7 @@ OFPT_MULTIPART_REQUEST = 18
 OFPT_MULTIPART_REPLY = 19
 OFPT_BARRIER_REQUEST = 20
 OFPT_BARRIER_REPLY = 21
+OFPT_METER_MOD = 29
 OFPMP_FLOW = 1
 OFPMPF_REPLY_MORE = 1
 
@@ -62,6 +63,12 @@ BUNDLE_FLAGS = ONF_BF_ATOMIC | ONF_BF_ORDERED
 
 _OFPIT_GOTO_TABLE = 1
 _OFPIT_APPLY_ACTIONS = 4
+_OFPIT_METER = 6
+OFPMC_ADD = 0
+OFPMC_MODIFY = 1
+_OFPMF_PKTPS = 2
+_OFPMF_BURST = 4
+_OFPMBT_DROP = 1
 _NXT_CT_FLUSH_ZONE = 29
 
 # Per known field, keyed by its header's class and field (header >> 9): (canonical rank, declaration).
@@ -142,12 +149,12 @@ def _encode_action(action: Action) -> bytes:
 
 
 @lru_cache(maxsize=1 << 16)
-def encode_instructions(actions: tuple[Action, ...], goto: str | None) -> bytes:
-    """apply_actions (omitted when there are no actions) then goto_table, as OVS returns them.
+def encode_instructions(actions: tuple[Action, ...], goto: str | None, meter: str | None = None) -> bytes:
+    """meter, apply_actions (omitted when there are no actions) then goto_table, as OVS returns them.
 
-    Tables (goto, ct and resubmit targets) are named; apps.pipeline numbers them.
+    Tables (goto, ct and resubmit targets) and meters are named; apps.pipeline numbers them.
     """
-    parts = []
+    parts = [] if meter is None else [struct.pack("!HHI", _OFPIT_METER, 8, meter_id(meter))]
     if actions:
         encoded = b"".join([_encode_action(action) for action in actions])
         parts.append(struct.pack("!HH4x", _OFPIT_APPLY_ACTIONS, 8 + len(encoded)) + encoded)
@@ -210,6 +217,12 @@ def ct_flush_zone(xid: int, zone: int) -> bytes:
     return struct.pack("!BBHIII6xH", OFP_VERSION, OFPT_EXPERIMENTER, 24, xid, NX_VENDOR_ID, _NXT_CT_FLUSH_ZONE, zone)
 
 
+def meter_mod(xid: int, command: int, meter: Meter) -> bytes:
+    """OFPT_METER_MOD: `meter` in packets per second with a burst, one drop band."""
+    return struct.pack("!BBHIHHIHHII4x", OFP_VERSION, OFPT_METER_MOD, 32, xid, command, _OFPMF_PKTPS | _OFPMF_BURST,
+                       meter.id, _OFPMBT_DROP, 16, meter.rate_pps, meter.burst)
+
+
 def barrier_request(xid: int) -> bytes:
     return _HEADER.pack(OFP_VERSION, OFPT_BARRIER_REQUEST, 8, xid)
 
@@ -237,7 +250,10 @@ _ERROR_CODES = {
                         "BAD_COMMAND", "BAD_FLAGS"),
     "BAD_MATCH": ("BAD_TYPE", "BAD_LEN", "BAD_TAG", "BAD_DL_ADDR_MASK", "BAD_NW_ADDR_MASK", "BAD_WILDCARDS",
                   "BAD_FIELD", "BAD_VALUE", "BAD_MASK", "BAD_PREREQ", "DUP_FIELD", "EPERM"),
+    "METER_MOD_FAILED": ("UNKNOWN", "METER_EXISTS", "INVALID_METER", "UNKNOWN_METER", "BAD_COMMAND", "BAD_FLAGS",
+                         "BAD_RATE", "BAD_BURST", "BAD_BAND", "BAD_BAND_VALUE", "OUT_OF_METERS", "OUT_OF_BANDS"),
 }
+METER_EXISTS = "METER_MOD_FAILED/METER_EXISTS"
 OFPET_EXPERIMENTER = 0xFFFF
 
 
@@ -377,6 +393,8 @@ def describe_instructions(instr_bytes: bytes, table_names: dict[int, str]) -> li
             described.extend(_describe_actions(instruction[8:], table_names))
         elif kind == _OFPIT_GOTO_TABLE:
             described.append(f"goto_table:{table_names.get(instruction[4], instruction[4])}")
+        elif kind == _OFPIT_METER:
+            described.append(f"meter:{int.from_bytes(instruction[4:8], 'big')}")
         else:
             described.append(f"instruction_type:{kind}")
     return described

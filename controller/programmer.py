@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from apps.flows import Flow
 from apps.incremental import FlowKey
-from apps.pipeline import table_id
+from apps.pipeline import METERS, table_id
 from controller import ofwire
 from controller.channel import Batch, Channel
 
@@ -59,7 +59,7 @@ class SyncResult:
 def wire(flow: Flow) -> tuple[WireKey, WireValue]:
     """A flow in the switch's own terms; the encoders memoize, so recompiles stay cheap."""
     return ((table_id(flow.table), flow.priority, ofwire.encode_match(flow.match)),
-            (flow.cookie, ofwire.encode_instructions(flow.actions, flow.goto)))
+            (flow.cookie, ofwire.encode_instructions(flow.actions, flow.goto, flow.meter)))
 
 
 class _Bundle:
@@ -113,6 +113,7 @@ class Programmer:
         self.timeout = timeout
         self._installed: dict[str, tuple[Channel, dict[WireKey, WireValue]]] = {}
         self._lock = threading.Lock()
+        self._metered: dict[str, Channel] = {}  # dpid -> the channel that installed the meters
         self.stats = {"flow_mods": 0, "bundles": 0, "bundle_failures": 0, "readbacks": 0, "readback_seconds": 0.0}
 
     def forget(self, dpid: str) -> None:
@@ -156,6 +157,10 @@ class Programmer:
         """
         with self._lock:
             cached = self._installed.get(channel.dpid)
+        with self._lock:
+            metered = self._metered.get(channel.dpid) is channel
+        if not metered:
+            self._install_meters(channel)
         bundle = _Bundle(channel)
         if changed is None or cached is None or cached[0] is not channel:
             have = self.installed(channel)
@@ -194,6 +199,24 @@ class Programmer:
                 have[key] = value
         return SyncResult(counts[ofwire.OFPFC_ADD], counts[ofwire.OFPFC_MODIFY_STRICT],
                           counts[ofwire.OFPFC_DELETE_STRICT])
+
+    def _install_meters(self, channel: Channel) -> None:
+        """Every declared meter, before the first bundle that may use one: ADD, then MODIFY those the switch
+        already has (from an earlier connection), so that a changed declaration takes effect."""
+        adding = channel.batch()
+        added = {adding.add(lambda xid, m=meter: ofwire.meter_mod(xid, ofwire.OFPMC_ADD, m)): meter for meter in METERS}
+        errors = adding.finish(self.timeout)
+        existing = [added[xid] for xid, error in errors if error == ofwire.METER_EXISTS]
+        refused = [error for _, error in errors if error != ofwire.METER_EXISTS]
+        if existing:
+            modifying = channel.batch()
+            for meter in existing:
+                modifying.add(lambda xid, m=meter: ofwire.meter_mod(xid, ofwire.OFPMC_MODIFY, m))
+            refused += [error for _, error in modifying.finish(self.timeout)]
+        if refused:
+            raise ProgrammingError(f"switch {channel.dpid} refused meters: {'; '.join(refused)}")
+        with self._lock:
+            self._metered[channel.dpid] = channel
 
     @staticmethod
     def _put(bundle: _Bundle, have: dict[WireKey, WireValue], flow: Flow) -> WireKey:

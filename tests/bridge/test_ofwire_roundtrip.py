@@ -95,7 +95,7 @@ def xid() -> int:
 
 def wire(flow: Flow) -> tuple[tuple[int, int, bytes], tuple[int, bytes]]:
     key = (table_id(flow.table), flow.priority, ofwire.encode_match(flow.match))
-    return key, (flow.cookie, ofwire.encode_instructions(flow.actions, flow.goto))
+    return key, (flow.cookie, ofwire.encode_instructions(flow.actions, flow.goto, flow.meter))
 
 
 def install(of: OFClient, flows: list[Flow], commit: bool = True) -> dict[int, tuple[int, int]]:

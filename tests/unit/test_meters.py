@@ -1,0 +1,44 @@
+"""Meters: declared once with the pipeline, named by flows, encoded as OVS returns them (read back on a bridge in
+tests/bridge/test_meter_limits.py)."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from apps.flows import Flow, controller, match
+from apps.flowsim import FlowError, SwitchTables, packet, run
+from apps.pipeline import METERS, Meter, meter_id
+from controller import ofwire
+from controller.programmer import wire
+
+LIMITED = Flow("classify", 1, match(in_port=1), (controller(),), meter="neighbor")
+
+
+def test_declared_meters_and_their_ids():
+    assert METERS == (
+        Meter("ttl_exceeded", 1, 100, 100, "packets whose TTL ran out in a router, to the controller for ICMP "
+                                           "time-exceeded"),
+        Meter("neighbor", 2, 100, 100, "next hops to resolve and ARP replies from uplinks, to the controller"))
+    assert [meter_id(meter.name) for meter in METERS] == [1, 2]
+
+
+def test_a_meter_is_an_instruction_before_apply_actions_and_not_part_of_the_key():
+    unlimited = Flow("classify", 1, match(in_port=1), (controller(),))
+    assert LIMITED.key == unlimited.key and LIMITED != unlimited  # a changed meter reinstalls the flow
+    (_, instructions), (_, plain) = wire(LIMITED)[1], wire(unlimited)[1]
+    assert instructions == struct.pack("!HHI", 6, 8, 2) + plain
+    assert ofwire.describe_instructions(instructions, {}) == ["meter:2", "CONTROLLER:65535"]
+
+
+def test_meter_mod_is_pktps_with_a_burst_and_one_drop_band():
+    assert ofwire.meter_mod(7, ofwire.OFPMC_ADD, METERS[0]) == struct.pack(
+        "!BBHIHHIHHII4x", 4, 29, 32, 7, 0, 2 | 4, 1, 1, 16, 100, 100)
+    assert ofwire.describe_error(12, 1) == ofwire.METER_EXISTS
+
+
+def test_flowsim_runs_metered_flows_and_refuses_unknown_meters():
+    assert run([LIMITED], packet(in_port=1)).to_controller
+    with pytest.raises(FlowError, match="unknown meter"):
+        SwitchTables([Flow("classify", 1, (), (controller(),), meter="nope")])
