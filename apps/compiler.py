@@ -15,7 +15,17 @@ from apps import base, discovery, isolation, security_groups, topology
 from apps.flows import Flow
 from apps.incremental import Engine, FlowConflict, FlowKey
 from apps.index import Index
-from apps.model import FloatingIP, Network, Policy, Port, Router, SecurityGroup, SecurityGroupRule, SwitchConfig
+from apps.model import (
+    FloatingIP,
+    MacBinding,
+    Network,
+    Policy,
+    Port,
+    Router,
+    SecurityGroup,
+    SecurityGroupRule,
+    SwitchConfig,
+)
 from apps.topology import Link, Topology
 
 __all__ = ["Compiler", "FlowConflict", "compile_all"]
@@ -34,12 +44,13 @@ class Compiler:
         self._index.load(policy, topology)
 
     def put(self, kind: str, object_id: str, value: Network | Port | SecurityGroup | SecurityGroupRule | SwitchConfig
-            | Router | FloatingIP | None) -> None:
-        """One policy object as it is now (None: deleted); `kind` is network, port, group, rule, switch, router
-        or floating_ip."""
+            | Router | FloatingIP | MacBinding | None) -> None:
+        """One policy object as it is now (None: deleted); `kind` is network, port, group, rule, switch, router,
+        floating_ip or mac_binding (id "network_id/ip")."""
         {"network": self._index.put_network, "port": self._index.put_port, "group": self._index.put_group,
          "rule": self._index.put_rule, "switch": self._index.put_switch_config, "router": self._index.put_router,
-         "floating_ip": self._index.put_floating_ip}[kind](object_id, value)
+         "floating_ip": self._index.put_floating_ip, "mac_binding": self._index.put_mac_binding,
+         }[kind](object_id, value)
 
     def set_topology(self, topology: Topology) -> None:
         self._index.set_topology(topology)
@@ -76,6 +87,12 @@ class Compiler:
             return None
         owner: Port | Router | None = self._engine.get((kind, object_id))
         return None if owner is None else owner.key
+
+    def gateway(self, router_id: str) -> str | None:
+        """The dpid of the switch where the router's SNAT runs (its gateway switch): the derived value
+        ("gateway", router_id) that the routing compiler defines; None while it has none (or none is defined).
+        Reads the engine: call it under the pass lock (the runtime keeps a copy for other threads)."""
+        return self._engine.get(("gateway", router_id))
 
     def owner(self, cookie: int) -> str | None:
         return self._index.owners.get(cookie)

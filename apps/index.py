@@ -7,7 +7,9 @@ needs without scanning everything: the ports of a network bound to a switch, the
 of a group and those that name it as their remote, the profiles (sets of groups that ports have) with their
 ports on each switch, the interfaces bound on a switch, the router on a network (("network_router", network_id):
 the routers with an interface on it, one at most once a change is complete) and the floating IP of a port
-(("port_floating_ip", port_id), likewise). It also names the owner of every cookie the compilers can produce.
+(("port_floating_ip", port_id), likewise), and the MAC bindings learned on a network
+(("network_mac_bindings", network_id): the ids, "network_id/ip", of its ("mac_binding", id) inputs). It also
+names the owner of every cookie the compilers can produce.
 """
 
 from __future__ import annotations
@@ -18,7 +20,17 @@ from typing import Any
 
 from apps.flows import cookie
 from apps.incremental import Engine, Key
-from apps.model import FloatingIP, Network, Policy, Port, Router, SecurityGroup, SecurityGroupRule, SwitchConfig
+from apps.model import (
+    FloatingIP,
+    MacBinding,
+    Network,
+    Policy,
+    Port,
+    Router,
+    SecurityGroup,
+    SecurityGroupRule,
+    SwitchConfig,
+)
 from apps.topology import Topology
 
 STATIC_OWNERS = {
@@ -54,6 +66,8 @@ class Index:
             self.put_router(router.id, router)
         for floating_ip in policy.floating_ips:
             self.put_floating_ip(floating_ip.id, floating_ip)
+        for binding in policy.mac_bindings:
+            self.put_mac_binding(binding.id, binding)
         self.set_topology(topology)
 
     # --- policy objects ------------------------------------------------------------------------------
@@ -84,6 +98,10 @@ class Index:
 
     def put_floating_ip(self, floating_ip_id: str, floating_ip: FloatingIP | None) -> None:
         self._put_indexed("floating_ip", floating_ip_id, floating_ip, _floating_ip_entries)
+
+    def put_mac_binding(self, binding_id: str, binding: MacBinding | None) -> None:
+        """A MAC learned on an external network (id "network_id/ip"; None: expired or its network gone)."""
+        self._put_indexed("mac_binding", binding_id, binding, _mac_binding_entries)
 
     def put_switch_config(self, dpid: str, config: SwitchConfig | None) -> None:
         pins = None if config is None or config.trunk_ports is None else frozenset(config.trunk_ports)
@@ -196,3 +214,10 @@ def _floating_ip_entries(floating_ip: FloatingIP | None) -> list[tuple[Key, Hash
     if floating_ip is None or floating_ip.port_id is None:
         return []
     return [(("port_floating_ip", floating_ip.port_id), floating_ip.id)]
+
+
+def _mac_binding_entries(binding: MacBinding | None) -> list[tuple[Key, Hashable]]:
+    """The sets a MAC binding belongs to: the bindings of its network."""
+    if binding is None:
+        return []
+    return [(("network_mac_bindings", binding.network_id), binding.id)]

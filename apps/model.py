@@ -121,6 +121,21 @@ class FloatingIP:
 
 
 @dataclass(frozen=True)
+class MacBinding:
+    """A host behind an external network's uplink (not a port) that answered a router's ARP: `ip_address` on
+    network `network_id` is at `mac_address`. Learned by the controller, expired when it stops answering."""
+
+    network_id: str
+    ip_address: str
+    mac_address: str
+
+    @property
+    def id(self) -> str:
+        """Its id in the change journal and the compiler: "network_id/ip_address"."""
+        return f"{self.network_id}/{self.ip_address}"
+
+
+@dataclass(frozen=True)
 class SwitchConfig:
     """What an operator declared about a switch.
 
@@ -142,6 +157,7 @@ class Policy:
     switches: tuple[SwitchConfig, ...] = ()
     routers: tuple[Router, ...] = ()
     floating_ips: tuple[FloatingIP, ...] = ()
+    mac_bindings: tuple[MacBinding, ...] = ()
 
 
 def profile_key(group_ids: Iterable[str], keys: dict[tuple[str, ...], int]) -> int:

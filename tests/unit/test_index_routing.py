@@ -5,7 +5,7 @@ from __future__ import annotations
 from apps.compiler import DERIVED, UNITS, Compiler
 from apps.incremental import Engine
 from apps.index import Index
-from apps.model import FloatingIP, Policy, Router, RouterGateway, RouterInterface, StaticRoute
+from apps.model import FloatingIP, MacBinding, Policy, Router, RouterGateway, RouterInterface, StaticRoute
 from apps.topology import Topology
 
 ROUTER = Router("r1", "r", "fa:16:3f:00:00:07", 7,
@@ -44,6 +44,34 @@ def test_a_floating_ip_is_an_input_and_the_floating_ip_of_its_port() -> None:
     assert engine.get(("port_floating_ip", "p2")) is None
     floating_ips.put_floating_ip("f1", None)
     assert engine.get(("floating_ip", "f1")) is None
+
+
+def test_a_mac_binding_is_an_input_and_one_of_its_networks_bindings() -> None:
+    engine, bindings = index()
+    first = MacBinding("ext", "203.0.113.1", "02:00:00:00:00:01")
+    second = MacBinding("ext", "203.0.113.9", "02:00:00:00:00:09")
+    bindings.put_mac_binding(first.id, first)
+    bindings.put_mac_binding(second.id, second)
+    assert first.id == "ext/203.0.113.1" and engine.get(("mac_binding", first.id)) is first
+    assert engine.get(("network_mac_bindings", "ext")) == {"ext/203.0.113.1", "ext/203.0.113.9"}
+    moved = MacBinding("ext", "203.0.113.1", "02:00:00:00:00:02")
+    bindings.put_mac_binding(first.id, moved)
+    assert engine.get(("mac_binding", first.id)) is moved and len(engine.get(("network_mac_bindings", "ext"))) == 2
+    bindings.put_mac_binding(first.id, None)
+    bindings.put_mac_binding(second.id, None)
+    assert engine.get(("mac_binding", first.id)) is None and engine.get(("network_mac_bindings", "ext")) is None
+
+
+def test_the_compiler_takes_mac_bindings_whole_or_one_by_one() -> None:
+    binding = MacBinding("ext", "203.0.113.1", "02:00:00:00:00:01")
+    compiler = Compiler()
+    compiler.load(Policy(mac_bindings=(binding,)), Topology((), ()))
+    compiler.commit()
+    assert compiler._engine.get(("network_mac_bindings", "ext")) == {binding.id}
+    compiler.put("mac_binding", binding.id, None)
+    compiler.commit()
+    assert compiler._engine.get(("network_mac_bindings", "ext")) is None
+    assert compiler.gateway("r1") is None  # no routing compiler has placed a gateway
 
 
 def test_the_compiler_takes_routers_and_floating_ips_whole_or_one_by_one() -> None:
