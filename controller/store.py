@@ -1,5 +1,5 @@
 """The policy store: networks, ports, security groups, routers and floating IPs in SQL (SQLite by default),
-validated on the way in.
+validated on the way in, and the MAC bindings the controller learns on external networks.
 
 Every public method is one transaction and either fully applies or raises `ApiError` having
 changed nothing. Request bodies are validated by the declarations in `controller.schema`; the
@@ -62,6 +62,7 @@ from sqlalchemy.pool import StaticPool
 
 from apps.model import (
     FloatingIP,
+    MacBinding,
     Network,
     Policy,
     Port,
@@ -198,6 +199,17 @@ class _FloatingIPRow(_Base):
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
+class _MacBindingRow(_Base):
+    """A host's MAC on an external network, learned by ARP through its uplink (not a port): kept while it keeps
+    answering (`updated_at`: when it last did), gone with its network."""
+
+    __tablename__ = "mac_bindings"
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True)
+    ip_address: Mapped[str] = mapped_column(String(15), primary_key=True)
+    mac_address: Mapped[str] = mapped_column(String(17))
+    updated_at: Mapped[datetime] = mapped_column(default=_now)
+
+
 class _SecurityGroupRow(_Base):
     __tablename__ = "security_groups"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -289,7 +301,7 @@ class _ChangeRow(_Base):
     __tablename__ = "changes"
     revision: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(16))
-    object_id: Mapped[str] = mapped_column(String(36))
+    object_id: Mapped[str] = mapped_column(String(64))  # a uuid, a dpid, or "network_id/ip" of a MAC binding
 
 
 class _SwitchRow(_Base):
@@ -546,6 +558,8 @@ class Store:
             if "segmentation_id" in values:
                 _check_segmentation_id_free(session, values["segmentation_id"], row.id)
                 row.segmentation_id = values["segmentation_id"]
+            if cidr_changed:
+                _drop_mac_bindings(session, row.id, keep=cidr)
             row.cidr, row.gateway_ip = str(cidr), gateway
             row.name = values.get("name", row.name)
             row.external = values.get("external", row.external)
@@ -561,6 +575,7 @@ class Store:
             users = _network_users(session, row.id)
             if users:
                 raise _in_use(f"network {network_id} is in use by", users)
+            _drop_mac_bindings(session, row.id)
             session.delete(row)
             _journal(session, "network", row.id)
 
@@ -916,6 +931,53 @@ class Store:
             session.delete(row)
             _journal(session, "floating_ip", row.id)
 
+    # -- MAC bindings (learned by the controller, not through REST) -------------------------------
+
+    def put_mac_binding(self, network_id: str, ip_address: str, mac_address: str, at: float) -> bool:
+        """`ip_address` on the network answered from `mac_address` at `at` (seconds since the epoch).
+
+        Returns whether the compiler must hear of it: a new binding or a new MAC is journaled; the same MAC again
+        only moves `updated_at` (no journal entry). False, with nothing written, when the network is gone (it was
+        deleted meanwhile); an address outside its cidr is a 400."""
+        with self._transaction() as session:
+            network = session.get(_NetworkRow, network_id)
+            if network is None:
+                return False
+            if ipaddress.IPv4Address(ip_address) not in ipaddress.IPv4Network(network.cidr):
+                raise ApiError.invalid("ip_address", f"{ip_address} is not inside {network.cidr}")
+            when = datetime.fromtimestamp(at, UTC)
+            row = session.get(_MacBindingRow, (network_id, ip_address))
+            if row is None:
+                row = _MacBindingRow(network_id=network_id, ip_address=ip_address, mac_address=mac_address)
+                session.add(row)
+            elif row.mac_address == mac_address:
+                row.updated_at = when
+                return False
+            row.mac_address, row.updated_at = mac_address, when
+            _journal(session, "mac_binding", f"{network_id}/{ip_address}")
+            return True
+
+    def delete_mac_binding(self, network_id: str, ip_address: str, unconfirmed_since: float | None = None) -> bool:
+        """Forget a binding (journaled); with `unconfirmed_since`, only if it was not confirmed after that time (so
+        an answer that came in meanwhile keeps it). Returns whether it went."""
+        with self._transaction() as session:
+            row = session.get(_MacBindingRow, (network_id, ip_address))
+            if row is None or (unconfirmed_since is not None and _epoch(row.updated_at) > unconfirmed_since):
+                return False
+            session.delete(row)
+            _journal(session, "mac_binding", f"{network_id}/{ip_address}")
+            return True
+
+    def mac_bindings(self, network_ids: list[str] | None = None) -> list[tuple[MacBinding, float]]:
+        """Every binding (of those networks only, if given) with when it was last confirmed (seconds since the
+        epoch), by network and address."""
+        where = [] if network_ids is None else [_MacBindingRow.network_id.in_(network_ids)]
+        with self._transaction(write=False) as session:
+            rows = session.scalars(select(_MacBindingRow).where(*where)
+                                   .order_by(_MacBindingRow.network_id, _MacBindingRow.ip_address))
+            return [(MacBinding(row.network_id, row.ip_address, row.mac_address), _epoch(row.updated_at))
+                    for row in rows]
+
     # -- what the compilers read ---------------------------------------------------------------
 
     def snapshot(self) -> Policy:
@@ -924,7 +986,8 @@ class Store:
         with self._transaction(write=False) as session:
             return Policy(networks=tuple(_networks(session)), ports=tuple(_ports(session)),
                           security_groups=tuple(_groups(session)), switches=tuple(_switch_configs(session)),
-                          routers=tuple(_routers(session)), floating_ips=tuple(_floating_ips(session)))
+                          routers=tuple(_routers(session)), floating_ips=tuple(_floating_ips(session)),
+                          mac_bindings=tuple(_mac_bindings(session)))
 
     def revision(self) -> int:
         """The latest revision of the change journal (0: nothing ever changed)."""
@@ -953,7 +1016,8 @@ class Store:
         loaders = {"network": (_networks, _NetworkRow.id), "port": (_ports, _PortRow.id),
                    "group": (_groups, _SecurityGroupRow.id), "rule": (_rules, _SecurityGroupRuleRow.id),
                    "switch": (_switch_configs, _SwitchConfigRow.dpid), "router": (_routers, _RouterRow.id),
-                   "floating_ip": (_floating_ips, _FloatingIPRow.id)}
+                   "floating_ip": (_floating_ips, _FloatingIPRow.id),
+                   "mac_binding": (_mac_bindings, _MacBindingRow.network_id + "/" + _MacBindingRow.ip_address)}
         found: dict[tuple[str, str], Any] = dict.fromkeys(changed)
         with self._transaction(write=False) as session:
             for kind, wanted in ids.items():
@@ -1124,6 +1188,27 @@ def _floating_ip_dicts(session: Session, floating_ips: list[FloatingIP]) -> list
     return shown
 
 
+def _mac_bindings(session: Session, *where: Any) -> Iterator[MacBinding]:
+    for row in session.scalars(select(_MacBindingRow).where(*where)
+                               .order_by(_MacBindingRow.network_id, _MacBindingRow.ip_address)):
+        yield MacBinding(row.network_id, row.ip_address, row.mac_address)
+
+
+def _drop_mac_bindings(session: Session, network_id: str, keep: ipaddress.IPv4Network | None = None) -> None:
+    """Delete the network's MAC bindings (those outside `keep`, if given), journaled: its flows must forget them
+    too, which the database's cascade alone would not tell the compiler."""
+    for row in session.scalars(select(_MacBindingRow).where(_MacBindingRow.network_id == network_id)):
+        if keep is None or ipaddress.IPv4Address(row.ip_address) not in keep:
+            session.delete(row)
+            _journal(session, "mac_binding", f"{network_id}/{row.ip_address}")
+    session.flush()
+
+
+def _epoch(moment: datetime) -> float:
+    """Seconds since the epoch of a stored time (SQLite gives it back without its UTC zone)."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
 def _open_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
@@ -1225,7 +1310,8 @@ JOURNAL_KEEP = 10_000  # revisions the journal keeps; a reader further behind re
 
 
 def _journal(session: Session, kind: str, object_id: str) -> None:
-    """Record that a policy object changed (network, port, group, rule, switch config, router, floating IP)."""
+    """Record that a policy object changed (network, port, group, rule, switch config, router, floating IP, MAC
+    binding)."""
     row = _ChangeRow(kind=kind, object_id=object_id)
     session.add(row)
     session.flush()
