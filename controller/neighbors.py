@@ -102,6 +102,10 @@ class Directory:
             self.put_router(router_id, None)
 
     # --- lookups --------------------------------------------------------------------------------------
+    def router_ids(self) -> list[str]:
+        """Every router's id (for the writer's thread: others may not iterate)."""
+        return list(self._routers)
+
     def network(self, network_id: str) -> Network | None:
         return self._networks.get(network_id)
 

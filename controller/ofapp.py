@@ -123,5 +123,9 @@ class SdnApp(app_manager.OSKenApp):
         msg = ev.msg
         channel = self._channel(msg.datapath)
         data = bytes(msg.data)
-        if channel is not None and len(data) >= 14 and int.from_bytes(data[12:14], "big") == ETH_TYPE_LLDP:
+        if channel is None:
+            return
+        if len(data) >= 14 and int.from_bytes(data[12:14], "big") == ETH_TYPE_LLDP:
             self.runtime().lldp_received(channel.dpid, msg.match["in_port"], data)
+        else:  # what routers' flows hand the controller: in_port and the registers they set come in the match
+            self.runtime().packet_in(channel.dpid, msg.table_id, dict(msg.match.items()), data)

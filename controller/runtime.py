@@ -10,12 +10,18 @@ under one lock. Who runs passes, and on which thread:
   writes, packet-outs) goes to the `io` thread, because the event thread also delivers the
   barrier replies that passes wait for.
 - The `converge` thread runs the passes switch events ask for, and retries a failing switch with
-  exponential backoff; the `lldp` thread sends discovery frames and expires links. Both survive
+  exponential backoff; the `lldp` thread sends discovery frames and expires links; the `neighbors`
+  thread has the io thread re-ARP and expire the MAC bindings of external networks. All survive
   their own exceptions: logged, counted in metrics, retried with backoff.
+- Packet-ins that routers' flows hand the controller (TTL exceeded, a next hop to resolve, an ARP
+  reply from an uplink) are rate limited and queued on the event thread, and answered on the io
+  thread: ICMP time-exceeded, ARP requests, MAC bindings stored (controller/neighbors.py decides,
+  controller/icmp.py makes the frames).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
@@ -29,12 +35,13 @@ from typing import Any, TypeVar
 from apps.compiler import Compiler
 from apps.discovery import is_candidate, trunk_candidates
 from apps.incremental import FlowKey
-from apps.pipeline import PIPELINE
+from apps.pipeline import PIPELINE, TABLES
 from apps.topology import Link, SwitchPort, Topology
-from controller import lldp, ofwire
+from controller import icmp, lldp, ofwire
 from controller.channel import Channel
 from controller.errors import ChangeRefused, NotConfirmed, RefusedFlow
 from controller.fabric import End, Fabric
+from controller.neighbors import Directory, Leg, Neighbors, TokenBuckets, in_network
 from controller.programmer import FlowRefusal, Programmer, ProgrammingError
 from controller.store import Store
 
@@ -42,6 +49,22 @@ LOG = logging.getLogger(__name__)
 _TABLE_NAMES = {t.number: t.name for t in PIPELINE}
 _UNBOUND: frozenset[str] = frozenset()
 T = TypeVar("T")
+
+# The registers routers' flows fill before handing a packet to the controller (apps/pipeline.py names them too).
+REG_NETWORK, REG_ROUTER, REG_NEXTHOP = "reg1", "reg8", "reg9"
+# Tables whose packet-ins are for routers, by name; the numbers serve until apps/pipeline.py declares them.
+_ROUTER_TABLES = (("router_in", 30, "time_exceeded"), ("neighbor", 45, "neighbor"), ("classify", 0, "arp_reply"))
+MAX_QUEUED_PACKET_INS = 256  # packet-ins waiting for the io thread; beyond that they are dropped (and counted)
+TIME_EXCEEDED_RATE = (10.0, 10.0)  # per router: messages a second, burst (besides the switch's meter)
+
+
+def packet_in_kind(table_id: int) -> str | None:
+    """What a packet-in from a routers' table asks for: time_exceeded, neighbor or arp_reply (None: not ours)."""
+    for name, number, kind in _ROUTER_TABLES:
+        table = TABLES.get(name)
+        if (table.number if table is not None else number) == table_id:
+            return kind
+    return None
 
 
 @dataclass(frozen=True)
@@ -65,9 +88,22 @@ class SwitchFailure:
 
 class Runtime:
     def __init__(self, store: Store, *, lldp_interval: float = 1.0, hold_down: float = 5.0,
-                 timeout: float = 30.0, backoff: tuple[float, float] = (1.0, 30.0)) -> None:
+                 timeout: float = 30.0, backoff: tuple[float, float] = (1.0, 30.0), neighbor_refresh: float = 60.0,
+                 arp_interval: float = 1.0, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.lldp_interval = lldp_interval
+        self.neighbor_refresh = neighbor_refresh  # re-ARP a binding this often; forget it after 3 unanswered
+        self._clock = clock  # wall clock of the routers' decisions (bindings are stored with it)
+        self._directory = Directory()  # routers and networks as of the last pass, for the io thread
+        self._gateways: dict[str, str | None] = {}  # router id -> its gateway switch, as of the last pass
+        self._neighbors = Neighbors(request_interval=arp_interval, refresh_interval=neighbor_refresh,
+                                    pending_for=max(5.0, 5 * arp_interval))  # the io thread's alone
+        self._time_exceeded_limits = TokenBuckets(*TIME_EXCEEDED_RATE)  # the event thread's alone
+        self._refusal_logs = TokenBuckets(1.0, 5.0)  # the io thread's alone
+        self._queued_lock = threading.Lock()
+        self._queued = 0  # packet-ins handed to the io thread and not handled yet
+        self._ip_ident = 0  # the IPv4 identification of the next ICMP message
+        self.router_stats: Counter[str] = Counter()
         self.backoff = backoff  # (first delay, cap), doubling in between
         known = store.load_switches()
         self.fabric = Fabric(known, store.load_links(), link_timeout=3 * lldp_interval + 1.0)
@@ -101,6 +137,7 @@ class Runtime:
         """Background threads: event-driven convergence and LLDP discovery."""
         threading.Thread(target=self._worker, name="converge", daemon=True).start()
         threading.Thread(target=self._discovery, name="lldp", daemon=True).start()
+        threading.Thread(target=self._neighbor_loop, name="neighbors", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -207,6 +244,28 @@ class Runtime:
             self._background(self._save_links)
             self.request()
 
+    def packet_in(self, dpid: str, table_id: int, fields: dict[str, Any], data: bytes) -> None:
+        """A packet a routers' flow handed the controller (`fields`: the packet-in's match: in_port and the
+        non-zero registers). Rate limited and queued here; answered on the io thread."""
+        kind = packet_in_kind(table_id)
+        self.router_stats[f'packet_ins_total{{kind="{kind or "other"}"}}'] += 1
+        if kind is None:
+            return
+        if kind == "time_exceeded" and not self._time_exceeded_limits.take(fields.get(REG_ROUTER), self._clock()):
+            self.router_stats["icmp_time_exceeded_limited_total"] += 1
+            return
+        with self._queued_lock:
+            if self._queued >= MAX_QUEUED_PACKET_INS:
+                self.router_stats["packet_ins_dropped_total"] += 1
+                return
+            self._queued += 1
+        handle = {"time_exceeded": self._time_exceeded, "neighbor": self._resolve, "arp_reply": self._arp_reply}[kind]
+        self._background(lambda: self._packet_in_job(handle, dpid, fields, data))
+
+    def router_gateway(self, router_id: str) -> str | None:
+        """The dpid of the switch where the router's SNAT runs, as of the last pass (None: none)."""
+        return self._gateways.get(router_id)
+
     # --- views for the REST API -----------------------------------------------------------------
     def port_status(self, dpid: str | None, interface: str | None) -> str:
         switch = self.fabric.switch(dpid) if dpid else None
@@ -277,6 +336,8 @@ class Runtime:
         refused = (self.fabric.refusal(sw.dpid) for sw in self.fabric.snapshot().switches)
         values["sdn_lldp_refused_total"] = sum(r.count for r in refused if r)
         values.update({f'sdn_thread_errors_total{{thread="{name}"}}': n for name, n in self.thread_errors.items()})
+        values.update({f"sdn_{name}": n for name, n in list(self.router_stats.items())})
+        values["sdn_mac_bindings"] = self._binding_count
         return values
 
     # --- passes ---------------------------------------------------------------------------------
@@ -285,7 +346,14 @@ class Runtime:
         changed); every switch is then diffed in full on its next sync."""
         self._revision = self.store.revision()  # read first: a change made meanwhile is read again, harmlessly
         self.compiler = Compiler()
-        self.compiler.load(self.store.snapshot(), self.fabric.snapshot())
+        policy = self.store.snapshot()
+        self.compiler.load(policy, self.fabric.snapshot())
+        self._directory.clear()
+        for network in policy.networks:
+            self._directory.put_network(network.id, network)
+        for router in policy.routers:
+            self._directory.put_router(router.id, router)
+        self._binding_count = len(policy.mac_bindings)
         self.compiler.commit()
         self._pending.clear()
         self._flushed.clear()  # deletions it did not see: every switch flushes every freed zone again
@@ -297,6 +365,10 @@ class Runtime:
             if value is None and (zone := self.compiler.zone(kind, object_id)) is not None:
                 self._freed.add(zone)
             self.compiler.put(kind, object_id, value)
+            if kind == "network":
+                self._directory.put_network(object_id, value)
+            elif kind == "router":
+                self._directory.put_router(object_id, value)
 
     def _read_changes(self) -> None:
         """Hand the compiler the policy objects changed since the revision it saw last."""
@@ -365,6 +437,7 @@ class Runtime:
         """What other threads read between passes (LLDP, REST): plain values, never the compiler itself."""
         self._bound, self._pins = self.compiler.trunk_rules()
         self._links: tuple[Link, ...] = self.compiler.usable_links()
+        self._gateways = {router_id: self.compiler.gateway(router_id) for router_id in self._directory.router_ids()}
 
     def _may_carry(self, topology: Topology, dpid: str, ofport: int) -> bool:
         switch = topology.switch(dpid)
@@ -495,6 +568,19 @@ class Runtime:
             self._save_links()
             self.request()
 
+    def _neighbor_loop(self) -> None:
+        """Every sixth of the refresh interval (at most 10 s), the io thread re-ARPs and expires bindings."""
+        errors = 0
+        while not self._stop.wait(min(10.0, self.neighbor_refresh / 6)):
+            errors = self._guarded("neighbors", self._neighbor_round_on_io, errors)
+
+    def _neighbor_round_on_io(self) -> None:
+        try:
+            job = self._io.submit(self._neighbor_round)
+        except RuntimeError:  # shut down: the process is stopping
+            return
+        job.result()
+
     def _guarded(self, thread: str, work: Callable[[], object], errors: int) -> int:
         """Run one round of a background loop; on an exception log it, count it, and back off.
 
@@ -523,6 +609,119 @@ class Runtime:
         except Exception:
             LOG.exception("io thread: job failed")
             self.thread_errors["io"] += 1
+
+    # --- routers: packet-ins and MAC bindings (on the io thread) --------------------------------------
+    def _packet_in_job(self, handle: Callable[[str, dict[str, Any], bytes], None], dpid: str,
+                       fields: dict[str, Any], data: bytes) -> None:
+        with self._queued_lock:
+            self._queued -= 1
+        handle(dpid, fields, data)
+
+    def _time_exceeded(self, dpid: str, fields: dict[str, Any], data: bytes) -> None:
+        """ICMP time-exceeded from the router (reg8) at its address on the packet's network (reg1), back out of
+        the port the packet came in by."""
+        router = self._directory.router_by_key(fields.get(REG_ROUTER))
+        network = self._directory.network_by_segment(fields.get(REG_NETWORK))
+        leg = self._directory.leg(router, network) if router is not None and network is not None else None
+        channel, in_port = self.fabric.channel(dpid), fields.get("in_port")
+        try:
+            if leg is None or channel is None or in_port is None:
+                raise icmp.NotAnswered(f"router key {fields.get(REG_ROUTER)} on segment {fields.get(REG_NETWORK)} "
+                                       "is unknown (or the switch went)")
+            frame = icmp.time_exceeded(data, leg.router.mac, leg.ip_address, self._ip_ident)
+        except icmp.NotAnswered as exc:
+            self.router_stats["icmp_time_exceeded_unanswered_total"] += 1
+            LOG.debug("switch %s: no time-exceeded: %s", dpid, exc)
+            return
+        self._ip_ident = (self._ip_ident + 1) & 0xFFFF
+        channel.send(ofwire.packet_out(channel.next_xid(), in_port, frame))
+        self.router_stats["icmp_time_exceeded_total"] += 1
+
+    def _resolve(self, dpid: str, fields: dict[str, Any], data: bytes) -> None:
+        """A router (reg8) needs the MAC of a next hop (reg9) on an external network (reg1): ARP for it out of the
+        network's uplink, at most once a second per address. The packet itself is dropped."""
+        router = self._directory.router_by_key(fields.get(REG_ROUTER))
+        network = self._directory.network_by_segment(fields.get(REG_NETWORK))
+        leg = self._directory.leg(router, network) if router is not None and network is not None else None
+        nexthop = fields.get(REG_NEXTHOP)
+        address = str(ipaddress.IPv4Address(nexthop)) if isinstance(nexthop, int) and nexthop else ""
+        if leg is None or not leg.gateway or not in_network(address, leg.network):
+            self.router_stats["arp_requests_unresolvable_total"] += 1
+            LOG.debug("switch %s: nothing to resolve for %s", dpid, fields)
+            return
+        if not self._neighbors.ask((leg.network.id, address), self._clock()):
+            self.router_stats["arp_requests_limited_total"] += 1
+            return
+        self._send_arp_request(leg, address)
+
+    def _send_arp_request(self, leg: Leg, address: str) -> bool:
+        """Who has `address`? out of the uplink of the leg's network, from the leg's router."""
+        uplink = leg.network.uplink
+        channel = self.fabric.channel(uplink[0]) if uplink is not None else None
+        switch = self.fabric.switch(uplink[0]) if uplink is not None else None
+        ofport = switch.ofport(uplink[1]) if switch is not None and uplink is not None else None
+        if channel is None or ofport is None:
+            self.router_stats["arp_requests_unresolvable_total"] += 1
+            LOG.debug("network %s: its uplink %s is not connected", leg.network.id, uplink)
+            return False
+        frame = icmp.arp_request(leg.router.mac, leg.ip_address, address)
+        channel.send(ofwire.packet_out(channel.next_xid(), ofport, frame))
+        self.router_stats["arp_requests_total"] += 1
+        return True
+
+    def _arp_reply(self, dpid: str, fields: dict[str, Any], data: bytes) -> None:
+        """An ARP reply from an uplink: bound (and the compiler told) if a router on that network asked for it."""
+        now = self._clock()
+        arp = icmp.parse_arp(data)
+        switch = self.fabric.switch(dpid)
+        in_port = fields.get("in_port")
+        interface = next((p.name for p in switch.ports if p.ofport == in_port), None) if switch else None
+        network = self._directory.network_by_uplink(dpid, interface) if interface else None
+        router = self._directory.router_by_mac(arp.eth_dst) if arp is not None else None
+        leg = self._directory.leg(router, network) if router is not None and network is not None else None
+        if arp is None or arp.op != icmp.ARP_REPLY:
+            reason = "not an ARP reply"
+        elif network is None:
+            reason = f"came in by {interface or in_port}, the uplink of no network"
+        elif not in_network(arp.spa, network):
+            reason = f"{arp.spa} is outside {network.cidr} of network {network.id}"
+        elif leg is None or not leg.gateway or arp.tha != leg.router.mac or arp.tpa != leg.ip_address:
+            reason = f"for {arp.eth_dst} {arp.tpa}, not a router's gateway on network {network.id}"
+        elif arp.sha != arp.eth_src or int(arp.sha[:2], 16) & 1 or arp.sha == "00:00:00:00:00:00":
+            reason = f"sender {arp.sha} is not the frame's unicast source {arp.eth_src}"
+        elif not self._neighbors.expects((network.id, arp.spa), now):
+            reason = f"{arp.spa} was not asked for"
+        else:
+            if self.store.put_mac_binding(network.id, arp.spa, arp.sha, now):
+                self.router_stats["mac_bindings_learned_total"] += 1
+                self.request()
+            self._neighbors.confirmed((network.id, arp.spa), now)
+            return
+        self.router_stats["arp_refused_total"] += 1
+        if self._refusal_logs.take("arp", now):
+            LOG.warning("switch %s: refused ARP from port %s: %s", dpid, interface or in_port, reason)
+
+    def _neighbor_round(self) -> None:
+        """Re-ARP the bindings due for it, forget the expired ones (as the store has them: a binding another
+        controller learned, or whose network went, is known from here on, or forgotten)."""
+        now = self._clock()
+        bindings = self.store.mac_bindings()
+        self._neighbors.known(((b.network_id, b.ip_address), at) for b, at in bindings)
+        self._binding_count = len(bindings)
+        due = self._neighbors.due(now)
+        expired = 0
+        for (network_id, address), confirmed in due.expire:
+            if self.store.delete_mac_binding(network_id, address, unconfirmed_since=confirmed):
+                self._neighbors.forget((network_id, address))
+                expired += 1
+        if expired:
+            self.router_stats["mac_bindings_expired_total"] += expired
+            self._binding_count -= expired
+            self.request()
+        for network_id, address in due.refresh:
+            legs = self._directory.gateway_legs(network_id)
+            if legs:
+                self._send_arp_request(legs[0], address)
 
     # --- discovery ------------------------------------------------------------------------------
     def _check_link(self, sender: End, receiver: End) -> None:
