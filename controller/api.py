@@ -68,6 +68,7 @@ class Runtime(Protocol):
     def switch_flows(self, dpid: str) -> list[dict[str, Any]] | None: ...
     def port_status(self, dpid: str | None, interface: str | None) -> str: ...
     def metrics(self) -> dict[str, float]: ...
+    def router_gateway(self, router_id: str) -> str | None: ...
 
 
 def _always_active(_runtime: Runtime, _item: dict[str, Any]) -> str:
@@ -76,6 +77,10 @@ def _always_active(_runtime: Runtime, _item: dict[str, Any]) -> str:
 
 def _port_status(runtime: Runtime, port: dict[str, Any]) -> str:
     return runtime.port_status(port["binding"]["dpid"], port["binding"]["interface"])
+
+
+def _router_placement(runtime: Runtime, router: dict[str, Any]) -> dict[str, Any]:
+    return {"gateway_dpid": runtime.router_gateway(router["id"])}
 
 
 CRUD = ("create", "list", "show", "update", "delete")
@@ -93,6 +98,8 @@ class Resource:
     actions: tuple[str, ...] = CRUD  # the subset of CRUD it serves
     # Read-only response fields: (name, a schema's name such as "X[]", or a schema itself).
     outputs: tuple[tuple[str, str | dict[str, Any]], ...] = ()
+    # Response fields the runtime knows (not the store), added to every item shown.
+    derived: Callable[[Runtime, dict[str, Any]], dict[str, Any]] | None = None
 
     @property
     def schema_name(self) -> str:
@@ -114,11 +121,18 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("security_group_rule", "security_group_rules", SECURITY_GROUP_RULE_FIELDS,
              filters=("security_group_id",), actions=("create", "list", "show", "delete")),  # rules are immutable
     Resource("router", "routers", ROUTER_FIELDS,
-             outputs=(("interfaces", "RouterInterface[]"), ("mac_address", {"type": "string"}))),
+             outputs=(("interfaces", "RouterInterface[]"), ("mac_address", {"type": "string"}),
+                      ("mac_bindings", "MacBinding[]"),
+                      ("gateway_dpid", {"type": "string", "nullable": True,
+                                        "description": "the switch where its SNAT runs (null: none yet)"})),
+             derived=_router_placement),
     Resource("floating_ip", "floating_ips", FLOATING_IP_FIELDS, filters=("network_id", "port_id"),
              outputs=(("fixed_ip_address", {"type": "string", "format": "ipv4", "nullable": True}),
                       ("router_id", {"type": "string", "nullable": True}))),
 )
+
+
+_ROUTERS = next(res for res in RESOURCES if res.singular == "router")
 
 
 @dataclass(frozen=True)
@@ -286,7 +300,7 @@ class _Handlers:
         body = _json_body()
         router = self._apply(lambda: self._store.add_router_interface(id, body),
                              f"an interface was added to router {id}")
-        return jsonify({**router, "status": "ACTIVE"})
+        return jsonify(self._shown(_ROUTERS, router))
 
     def remove_router_interface(self, id: str, network_id: str) -> Response:
         self._apply(lambda: self._store.remove_router_interface(id, network_id),
@@ -333,7 +347,8 @@ class _Handlers:
         return Response(status=204)
 
     def _shown(self, res: Resource, item: dict[str, Any]) -> dict[str, Any]:
-        return {**item, "status": res.status(self._runtime, item)}
+        derived = res.derived(self._runtime, item) if res.derived else {}
+        return {**item, **derived, "status": res.status(self._runtime, item)}
 
     def _apply(self, change: Callable[[], Any], what: str | Callable[[Any], str]) -> Any:
         """Make a store change through the runtime, which returns once the switches carry it.
@@ -471,6 +486,8 @@ _FIXED_SCHEMAS: dict[str, dict[str, Any]] = {
         error=_object(code="integer", message="string", details=_array({"type": "object"}))
     ),
     "RouterInterface": _object(network_id="string", ip_address={"type": "string", "format": "ipv4"}),
+    "MacBinding": {**_object(ip_address={"type": "string", "format": "ipv4"}, mac_address="string"),
+                   "description": "a next hop on the external network, resolved by ARP through its uplink"},
 }
 
 

@@ -34,6 +34,7 @@ class Config:
     api_token: str | None = field(repr=False)  # keep secrets out of logs
     log_level: str
     lldp_interval: float
+    neighbor_refresh: float = 60.0
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -131,6 +132,8 @@ OPTIONS: tuple[_Option, ...] = (
             "service alone; give one of the two", read_token_file, None, sets="api_token"),
     _Option("log_level", "LEVEL", "one of " + ", ".join(LOG_LEVELS), _log_level, "info"),
     _Option("lldp_interval", "SECONDS", "how often to send LLDP probes for link discovery", _seconds, "1.0"),
+    _Option("neighbor_refresh", "SECONDS", "how often routers ARP again for the next hops they resolved through "
+            "uplinks; one unanswered three times in a row is forgotten", _seconds, "60.0"),
 )
 
 

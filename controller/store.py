@@ -808,15 +808,15 @@ class Store:
             _set_gateway(session, row, values["external_gateway"])
             _set_routes(session, row, values["routes"])
             _journal(session, "router", row.id)
-            return _router_dict(_router(session, row.id))
+            return _router_dicts(session, [_router(session, row.id)])[0]
 
     def list_routers(self) -> list[dict[str, Any]]:
         with self._transaction(write=False) as session:
-            return [_router_dict(router) for router in _routers(session)]
+            return _router_dicts(session, list(_routers(session)))
 
     def get_router(self, router_id: str) -> dict[str, Any]:
         with self._transaction(write=False) as session:
-            return _router_dict(_router(session, router_id))
+            return _router_dicts(session, [_router(session, router_id)])[0]
 
     def update_router(self, router_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Name, external gateway and routes; routes not given must still reach their nexthops."""
@@ -831,7 +831,7 @@ class Store:
             elif "external_gateway" in values:
                 _check_routes_kept(session, row, "external_gateway")
             _journal(session, "router", row.id)
-            return _router_dict(_router(session, row.id))
+            return _router_dicts(session, [_router(session, row.id)])[0]
 
     def delete_router(self, router_id: str) -> None:
         """Only a router without interfaces, hence without floating IPs behind it (Neutron: RouterInUse); its
@@ -867,7 +867,7 @@ class Store:
             _check_joining(session, row, network, "network_id")
             session.add(_RouterInterfaceRow(network_id=network.id, router_id=row.id))
             _journal(session, "router", row.id)
-            return _router_dict(_router(session, row.id))
+            return _router_dicts(session, [_router(session, row.id)])[0]
 
     def remove_router_interface(self, router_id: str, network_id: str) -> None:
         """Unless a floating IP maps to a port on the network through it or a route needs the network for its nexthop
@@ -1146,16 +1146,24 @@ def _router(session: Session, router_id: str) -> Router:
     return next(_routers(session, _RouterRow.id == router_id))
 
 
-def _router_dict(router: Router) -> dict[str, Any]:
-    """The REST view: the model without its key (internal), its MAC as mac_address."""
-    return {
+def _router_dicts(session: Session, routers: list[Router]) -> list[dict[str, Any]]:
+    """The REST view: the model without its key (internal), its MAC as mac_address, and the next hops resolved on
+    its external gateway's network (mac_bindings: [{ip_address, mac_address}], by address)."""
+    bindings: defaultdict[str, list[dict[str, str]]] = defaultdict(list)
+    networks = {router.gateway.network_id for router in routers if router.gateway is not None}
+    for binding in _mac_bindings(session, _MacBindingRow.network_id.in_(networks)) if networks else ():
+        bindings[binding.network_id].append({"ip_address": binding.ip_address, "mac_address": binding.mac_address})
+    for shown in bindings.values():
+        shown.sort(key=lambda binding: ipaddress.IPv4Address(binding["ip_address"]))
+    return [{
         "id": router.id,
         "name": router.name,
         "external_gateway": None if router.gateway is None else asdict(router.gateway),
         "routes": [asdict(route) for route in router.routes],
         "interfaces": [asdict(interface) for interface in router.interfaces],
         "mac_address": router.mac,
-    }
+        "mac_bindings": [] if router.gateway is None else bindings[router.gateway.network_id],
+    } for router in routers]
 
 
 def _floating_ips(session: Session, *where: Any) -> Iterator[FloatingIP]:

@@ -28,6 +28,7 @@ class StubRuntime:
         self.failures: dict[str, str] = {}
         self.refused: list[RefusedFlow] = []
         self.converges = 0
+        self.gateways: dict[str, str] = {}  # router id -> gateway dpid, as the compiler would place it
 
     def apply(self, change: Callable[[], Any], timeout: float = 15.0) -> Any:
         """Like the real runtime: the change is made, converged, then kept or undone."""
@@ -60,6 +61,9 @@ class StubRuntime:
                 if any(port["name"] == interface for port in switch["ports"]):
                     return "ACTIVE"
         return "DOWN"
+
+    def router_gateway(self, router_id: str) -> str | None:
+        return self.gateways.get(router_id)
 
     def metrics(self) -> dict[str, float]:
         return {"sdn_switches_connected": float(sum(sw["connected"] for sw in self.switch_list))}

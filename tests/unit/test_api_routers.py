@@ -27,8 +27,8 @@ def test_router_crud_and_interfaces(client: FlaskClient, runtime: StubRuntime) -
     assert response.status_code == 201 and response.headers["Location"] == f"/v1/routers/{router['id']}"
     assert router == {"id": router["id"], "name": "r", "routes": [], "interfaces": [],
                       "external_gateway": {"network_id": ext["id"], "ip_address": "203.0.113.2", "enable_snat": True},
-                      "mac_address": "fa:16:3f:00:00:01", "status": "ACTIVE"}
-    assert "gateway_dpid" not in router and "mac_bindings" not in router  # runtime-derived: not yet
+                      "mac_address": "fa:16:3f:00:00:01", "mac_bindings": [], "gateway_dpid": None,
+                      "status": "ACTIVE"}
     added = client.post(f"/v1/routers/{router['id']}/interfaces", json={"network_id": net["id"]})
     assert added.status_code == 200
     assert added.json == {**router, "interfaces": [{"network_id": net["id"], "ip_address": "10.0.0.1"}]}
@@ -41,6 +41,32 @@ def test_router_crud_and_interfaces(client: FlaskClient, runtime: StubRuntime) -
     assert removed.status_code == 204 and removed.data == b""
     assert client.delete(f"/v1/routers/{router['id']}").status_code == 204
     assert client.get("/v1/routers").json == [] and runtime.converges == 7
+
+
+def test_a_router_shows_its_gateway_switch_and_the_next_hops_resolved_on_its_external_network(
+        client: FlaskClient, runtime: StubRuntime) -> None:
+    ext = make_network(client, cidr="203.0.113.0/24", external=True)
+    other = make_network(client, cidr="198.51.100.0/24", external=True)
+    router, bare = make_router(client, external_gateway={"network_id": ext["id"]}), make_router(client)
+    store = runtime.store
+    store.put_mac_binding(ext["id"], "203.0.113.10", "02:00:00:00:00:10", at=1.0)
+    store.put_mac_binding(ext["id"], "203.0.113.9", "02:00:00:00:00:09", at=1.0)
+    store.put_mac_binding(other["id"], "198.51.100.1", "02:00:00:00:00:01", at=1.0)
+    runtime.gateways[router["id"]] = DPID
+    shown = client.get(f"/v1/routers/{router['id']}").json
+    assert shown["gateway_dpid"] == DPID
+    assert shown["mac_bindings"] == [{"ip_address": "203.0.113.9", "mac_address": "02:00:00:00:00:09"},
+                                     {"ip_address": "203.0.113.10", "mac_address": "02:00:00:00:00:10"}]
+    assert client.get("/v1/routers").json == [shown, client.get(f"/v1/routers/{bare['id']}").json]
+    assert client.get(f"/v1/routers/{bare['id']}").json["mac_bindings"] == []
+    assert client.get(f"/v1/routers/{bare['id']}").json["gateway_dpid"] is None
+    net = make_network(client)
+    added = client.post(f"/v1/routers/{router['id']}/interfaces", json={"network_id": net["id"]}).json
+    assert added == {**shown, "interfaces": [{"network_id": net["id"], "ip_address": "10.0.0.1"}]}
+    moved = client.patch(f"/v1/routers/{router['id']}", json={"external_gateway": {"network_id": other["id"]}}).json
+    assert moved["mac_bindings"] == [{"ip_address": "198.51.100.1", "mac_address": "02:00:00:00:00:01"}]
+    schema = client.get("/v1/openapi.json").json["components"]["schemas"]["Router"]["properties"]
+    assert schema["gateway_dpid"]["nullable"] and schema["mac_bindings"]["items"]["$ref"].endswith("/MacBinding")
 
 
 def test_router_errors_name_the_field_and_change_nothing(client: FlaskClient, runtime: StubRuntime) -> None:

@@ -172,7 +172,7 @@ def test_router_lifecycle(store: Store) -> None:
     router = store.create_router({"name": "r1", **gateway(ext)})
     assert router == {"id": router["id"], "name": "r1", "routes": [], "interfaces": [],
                       "external_gateway": {"network_id": ext["id"], "ip_address": "203.0.113.2", "enable_snat": True},
-                      "mac_address": "fa:16:3f:00:00:01"}
+                      "mac_address": "fa:16:3f:00:00:01", "mac_bindings": []}
     assert store.get_router(router["id"]) == router and store.list_routers() == [router]
     attached = store.add_router_interface(router["id"], {"network_id": net["id"]})
     assert attached["interfaces"] == [{"network_id": net["id"], "ip_address": "10.0.0.1"}]
