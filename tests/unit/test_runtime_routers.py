@@ -7,6 +7,7 @@ Packet-ins come in as os-ken hands them (table id, the match's fields, the frame
 from __future__ import annotations
 
 import ipaddress
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import ARP, Ether
 
 from apps.model import MacBinding
-from controller.runtime import Runtime, packet_in_kind
+from controller.runtime import MAX_QUEUED_PACKET_INS, Runtime, packet_in_kind
 from controller.store import Store
 from mininet_topos.reach import wait_until
 from tests.unit.test_runtime import S1, S2, connect, io_done, make_runtime, switch
@@ -274,3 +275,17 @@ def test_the_gateway_switch_is_what_the_compiler_says_as_of_the_last_pass(store)
     setup.runtime.compiler._engine.set(("gateway", router_id), S2)  # as the routing compiler will derive it
     assert setup.runtime.converge().ok
     assert setup.runtime.router_gateway(router_id) == S2 and setup.runtime.router_gateway("nope") is None
+
+
+def test_packet_ins_beyond_what_the_io_thread_can_take_are_dropped_and_counted(store):
+    setup = Setup(store)
+    busy, release = threading.Event(), threading.Event()
+    setup.runtime._io.submit(lambda: (busy.set(), release.wait(10)))
+    assert busy.wait(10)
+    for n in range(MAX_QUEUED_PACKET_INS + 5):
+        setup.runtime.packet_in(S1, NEIGHBOR, {"reg1": setup.ext["segmentation_id"], "reg8": setup.key,
+                                               "reg9": int(ipaddress.IPv4Address(UPSTREAM)) + n % 200}, b"")
+    release.set()
+    io_done(setup.runtime)
+    assert metric(setup.runtime, "sdn_packet_ins_dropped_total") == 5
+    assert len(setup.arp_requests()) == 200  # one per address, the rest limited
