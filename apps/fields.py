@@ -182,6 +182,7 @@ class Field:
     kept_bits: int | None = None  # how many bits OVS keeps, when fewer than `bits` (ct_state: 8 of 32)
     ovs_name: str = ""         # its name in OVS flow syntax (ofproto/trace), when not `name`
     datapath: tuple[str, str] | None = None  # (header, key) of the datapath's set(header(key=...)) for it
+    maskable: bool = True      # OVS refuses a masked match on it (BAD_MASK) when False
     nbytes: int = field(init=False, repr=False)
     full: int = field(init=False, repr=False)
     kept: int = field(init=False, repr=False)
@@ -226,12 +227,13 @@ _PIPELINE = {"scope": Scope.PIPELINE, "absent": 0}
 _CONNTRACK = {"scope": Scope.CONNTRACK, "absent": 0}
 
 DECLARED: tuple[Field, ...] = (
-    Field("in_port", 32, (OXM_OF, 0), (OXM_OF, 0, "OXM_OF_IN_PORT"), scope=Scope.PIPELINE),
+    Field("in_port", 32, (OXM_OF, 0), (OXM_OF, 0, "OXM_OF_IN_PORT"), scope=Scope.PIPELINE, maskable=False),
     Field("eth_dst", 48, (OXM_OF, 3), (NXM_OF, 1, "NXM_OF_ETH_DST"), MAC, datapath=("eth", "dst")),
     Field("eth_src", 48, (OXM_OF, 4), (NXM_OF, 2, "NXM_OF_ETH_SRC"), MAC, datapath=("eth", "src")),
-    Field("eth_type", 16, (OXM_OF, 5), (NXM_OF, 3, "NXM_OF_ETH_TYPE"), ETHERTYPE, write=Write.NEVER),
+    Field("eth_type", 16, (OXM_OF, 5), (NXM_OF, 3, "NXM_OF_ETH_TYPE"), ETHERTYPE, write=Write.NEVER, maskable=False),
     Field("vlan_vid", 13, (OXM_OF, 6), (OXM_OF, 6, "OXM_OF_VLAN_VID"), write=Write.TAGGED, absent=0),
-    Field("ip_proto", 8, (OXM_OF, 10), (NXM_OF, 6, "NXM_OF_IP_PROTO"), prereqs=_IP_PREREQ, write=Write.NEVER),
+    Field("ip_proto", 8, (OXM_OF, 10), (NXM_OF, 6, "NXM_OF_IP_PROTO"), prereqs=_IP_PREREQ, write=Write.NEVER,
+          maskable=False),
     Field("ipv4_src", 32, (OXM_OF, 11), (NXM_OF, 7, "NXM_OF_IP_SRC"), IPV4, _IPV4_PREREQ, ovs_name="ip_src",
           datapath=("ipv4", "src")),
     Field("ipv4_dst", 32, (OXM_OF, 12), (NXM_OF, 8, "NXM_OF_IP_DST"), IPV4, _IPV4_PREREQ, ovs_name="ip_dst",
@@ -241,23 +243,26 @@ DECLARED: tuple[Field, ...] = (
     Field("udp_src", 16, (OXM_OF, 15), (NXM_OF, 11, "NXM_OF_UDP_SRC"), prereqs=_l4("udp"), datapath=("udp", "src")),
     Field("udp_dst", 16, (OXM_OF, 16), (NXM_OF, 12, "NXM_OF_UDP_DST"), prereqs=_l4("udp"), datapath=("udp", "dst")),
     Field("icmpv4_type", 8, (OXM_OF, 19), (NXM_OF, 13, "NXM_OF_ICMP_TYPE"), prereqs=_l4("icmp", _IPV4_ONLY),
-          ovs_name="icmp_type", datapath=("icmp", "type")),
+          ovs_name="icmp_type", datapath=("icmp", "type"), maskable=False),
     Field("icmpv4_code", 8, (OXM_OF, 20), (NXM_OF, 14, "NXM_OF_ICMP_CODE"), prereqs=_l4("icmp", _IPV4_ONLY),
-          ovs_name="icmp_code", datapath=("icmp", "code")),
-    Field("arp_op", 16, (OXM_OF, 21), (NXM_OF, 15, "NXM_OF_ARP_OP"), prereqs=_ARP_PREREQ, datapath=("arp", "op")),
+          ovs_name="icmp_code", datapath=("icmp", "code"), maskable=False),
+    Field("arp_op", 16, (OXM_OF, 21), (NXM_OF, 15, "NXM_OF_ARP_OP"), prereqs=_ARP_PREREQ, datapath=("arp", "op"),
+          maskable=False),
     Field("arp_spa", 32, (OXM_OF, 22), (NXM_OF, 16, "NXM_OF_ARP_SPA"), IPV4, _ARP_PREREQ, datapath=("arp", "sip")),
     Field("arp_tpa", 32, (OXM_OF, 23), (NXM_OF, 17, "NXM_OF_ARP_TPA"), IPV4, _ARP_PREREQ, datapath=("arp", "tip")),
     Field("arp_sha", 48, (OXM_OF, 24), (NXM_NX, 17, "NXM_NX_ARP_SHA"), MAC, _ARP_PREREQ, datapath=("arp", "sha")),
     Field("arp_tha", 48, (OXM_OF, 25), (NXM_NX, 18, "NXM_NX_ARP_THA"), MAC, _ARP_PREREQ, datapath=("arp", "tha")),
     # OF1.3 has no OXM for the TTL: OVS matches and sets it by its NXM header.
-    Field("nw_ttl", 8, (NXM_NX, 29), (NXM_NX, 29, "NXM_NX_IP_TTL"), prereqs=_IP_PREREQ, datapath=("ipv4", "ttl")),
+    Field("nw_ttl", 8, (NXM_NX, 29), (NXM_NX, 29, "NXM_NX_IP_TTL"), prereqs=_IP_PREREQ, datapath=("ipv4", "ttl"),
+          maskable=False),
     *(Field(f"reg{n}", 32, (NXM_NX, n), (NXM_NX, n, f"NXM_NX_REG{n}"), **_PIPELINE) for n in range(16)),
     # The conntrack fields and conj_id have only NXM headers, so OVS uses those (not OXM experimenter ones).
     Field("ct_state", 32, (NXM_NX, 105), (NXM_NX, 105, "NXM_NX_CT_STATE"), CT_STATE_FLAGS, write=Write.NEVER,
           kept_bits=8, **_CONNTRACK),
-    Field("ct_zone", 16, (NXM_NX, 106), (NXM_NX, 106, "NXM_NX_CT_ZONE"), write=Write.NEVER, **_CONNTRACK),
+    Field("ct_zone", 16, (NXM_NX, 106), (NXM_NX, 106, "NXM_NX_CT_ZONE"), write=Write.NEVER, maskable=False,
+          **_CONNTRACK),
     Field("ct_mark", 32, (NXM_NX, 107), (NXM_NX, 107, "NXM_NX_CT_MARK"), write=Write.CT_EXEC, **_CONNTRACK),
-    Field("conj_id", 32, (NXM_NX, 37), (NXM_NX, 37, "NXM_NX_CONJ_ID"), write=Write.NEVER, **_PIPELINE),
+    Field("conj_id", 32, (NXM_NX, 37), (NXM_NX, 37, "NXM_NX_CONJ_ID"), write=Write.NEVER, **_PIPELINE, maskable=False),
 )
 
 FIELD: dict[str, Field] = {f.name: f for f in DECLARED}

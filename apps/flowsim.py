@@ -375,7 +375,11 @@ class _Pass:
         raise FlowError(reason)
 
     def output(self, port: Port, pkt: Packet) -> None:
-        self.result.outputs.append((port, {name: val for name, val in pkt.items() if name not in _METADATA}))
+        """A frame leaves without its metadata; a packet-in carries the pipeline's fields (registers) along."""
+        if port == CONTROLLER:
+            self.result.outputs.append((port, dict(pkt)))
+        else:
+            self.result.outputs.append((port, {name: val for name, val in pkt.items() if name not in _METADATA}))
 
     def resubmit(self, table: str, pkt: Packet) -> None:
         self.jump(self.here, table, pkt)
@@ -552,8 +556,10 @@ def _check_flow(flow: Flow, pipeline: Mapping[str, Table]) -> None:
         check.continues("goto", flow.goto, strictly_later=True)
     if flow.meter is not None and flow.meter not in METER_NAMES:
         check.fail(f"unknown meter {flow.meter}")
-    for name, _, _ in flow.match:
+    for name, _, mask in flow.match:
         check.readable(name)
+        if mask is not None and not FIELD[name].maskable:
+            check.fail(f"OVS matches {name} exactly only (BAD_MASK)")
     for action in flow.actions:
         if not isinstance(action, Action):
             check.fail(f"unsupported action {action!r}")

@@ -83,6 +83,8 @@ _VOCABULARY: tuple[tuple[re.Pattern[str], Callable[[re.Match[str], _Reading], No
     # A packet whose TTL ran out goes to userspace for the controllers that asked for it: none do.
     (re.compile(r"userspace\(.*controller\(reason=2,dont_send=1,.*\)\)"), lambda found, reading: None),
     (re.compile(r"userspace\(.*controller\(.*\)\)"), lambda found, reading: reading.output(CONTROLLER)),
+    # A meter drops nothing in a trace (it limits rates, not single packets).
+    (re.compile(r"meter\(\d+\)"), lambda found, reading: None),
     (re.compile(r"recirc\(0x[0-9a-f]+\)"), lambda found, reading: reading.resumes.append(dict(reading.frame))),
     (re.compile(r"ct\((?!.*nat).*\)"), lambda found, reading: None),  # conntrack without NAT leaves the frame alone
     (re.compile(r"ct\(.*,nat(?:\((src|dst)=([\d.]+)(?:-[\d.]+)?(?::(\d+)(?:-\d+)?)?\))?\)"), _nat),
