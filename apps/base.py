@@ -9,7 +9,7 @@ from apps.pipeline import PIPELINE, PRIO_MISS
 _SYSTEM = cookie("system", "pipeline")
 
 # Stages a packet passes through untouched when nothing in them applies; the others drop.
-_PASS_THROUGH = {"arp_responder": "egress_acl"}
+_PASS_THROUGH = {"arp_responder": "egress_acl", "router_in": "l2_lookup", "snat": "l2_lookup"}
 _MISSES = tuple(Flow(table.name, PRIO_MISS, (), goto=_PASS_THROUGH.get(table.name), cookie=_SYSTEM)
                 for table in PIPELINE)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
-from apps import base, discovery, isolation, security_groups, topology
+from apps import base, discovery, isolation, routing, security_groups, topology
 from apps.flows import Flow
 from apps.incremental import Engine, FlowConflict, FlowKey
 from apps.index import Index
@@ -30,8 +30,8 @@ from apps.topology import Link, Topology
 
 __all__ = ["Compiler", "FlowConflict", "compile_all"]
 
-DERIVED = {**discovery.DERIVED, **topology.DERIVED, **isolation.DERIVED, **security_groups.DERIVED}
-UNITS = {**base.UNITS, **discovery.UNITS, **isolation.UNITS, **security_groups.UNITS}
+DERIVED = {**discovery.DERIVED, **topology.DERIVED, **isolation.DERIVED, **security_groups.DERIVED, **routing.DERIVED}
+UNITS = {**base.UNITS, **discovery.UNITS, **isolation.UNITS, **security_groups.UNITS, **routing.UNITS}
 
 
 class Compiler:

@@ -72,8 +72,9 @@ class Index:
 
     # --- policy objects ------------------------------------------------------------------------------
     def put_network(self, network_id: str, network: Network | None) -> None:
-        self._engine.set(("network", network_id), network)
+        self._put_indexed("network", network_id, network, _network_entries)
         self._own(cookie("isolation", network_id), f"isolation:network/{network_id}", network is not None)
+        self._own(cookie("routing", network_id), f"routing:network/{network_id}", network is not None)
 
     def put_port(self, port_id: str, port: Port | None) -> None:
         if port is not None and port.port_security_enabled and not port.profile:
@@ -84,6 +85,7 @@ class Index:
                 self._profile(before.profile, before.security_group_ids, after is not None)
         self._own(cookie("isolation", port_id), f"isolation:port/{port_id}", port is not None)
         self._own(cookie("security_groups", port_id), f"security_groups:port/{port_id}", port is not None)
+        self._own(cookie("routing", port_id), f"routing:port/{port_id}", port is not None)
 
     def put_group(self, group_id: str, group: SecurityGroup | None) -> None:
         """A group's own fields; its rules are objects of their own (put_rule)."""
@@ -95,13 +97,16 @@ class Index:
 
     def put_router(self, router_id: str, router: Router | None) -> None:
         self._put_indexed("router", router_id, router, _router_entries)
+        self._own(cookie("routing", router_id), f"routing:router/{router_id}", router is not None)
 
     def put_floating_ip(self, floating_ip_id: str, floating_ip: FloatingIP | None) -> None:
         self._put_indexed("floating_ip", floating_ip_id, floating_ip, _floating_ip_entries)
+        self._own(cookie("routing", floating_ip_id), f"routing:floating_ip/{floating_ip_id}", floating_ip is not None)
 
     def put_mac_binding(self, binding_id: str, binding: MacBinding | None) -> None:
-        """A MAC learned on an external network (id "network_id/ip"; None: expired or its network gone)."""
+        """A next hop the controller resolved; `binding_id` is "network id/ip"."""
         self._put_indexed("mac_binding", binding_id, binding, _mac_binding_entries)
+        self._own(cookie("routing", binding_id), f"routing:mac_binding/{binding_id}", binding is not None)
 
     def put_switch_config(self, dpid: str, config: SwitchConfig | None) -> None:
         pins = None if config is None or config.trunk_ports is None else frozenset(config.trunk_ports)
@@ -178,6 +183,14 @@ class Index:
             self.owners.pop(value, None)
 
 
+def _network_entries(network: Network | None) -> list[tuple[Key, Hashable]]:
+    """The sets a network belongs to: its uplink is bound (LLDP neither leaves nor counts there: it is no trunk)."""
+    if network is None or network.uplink is None:
+        return []
+    dpid, interface = network.uplink
+    return [(("bindings", dpid), interface)]
+
+
 def _port_entries(port: Port | None) -> list[tuple[Key, Hashable]]:
     """The sets a port belongs to."""
     if port is None:
@@ -203,10 +216,15 @@ def _rule_entries(rule: SecurityGroupRule | None) -> list[tuple[Key, Hashable]]:
 
 
 def _router_entries(router: Router | None) -> list[tuple[Key, Hashable]]:
-    """The sets a router belongs to: the router of each network it has an interface on."""
+    """The sets a router belongs to: the router of each network it has an interface on, and the routers whose
+    external gateway is on a network."""
     if router is None:
         return []
-    return [(("network_router", interface.network_id), router.id) for interface in router.interfaces]
+    entries: list[tuple[Key, Hashable]] = [(("network_router", interface.network_id), router.id)
+                                           for interface in router.interfaces]
+    if router.gateway is not None:
+        entries.append((("gateway_routers", router.gateway.network_id), router.id))
+    return entries
 
 
 def _floating_ip_entries(floating_ip: FloatingIP | None) -> list[tuple[Key, Hashable]]:
@@ -218,6 +236,4 @@ def _floating_ip_entries(floating_ip: FloatingIP | None) -> list[tuple[Key, Hash
 
 def _mac_binding_entries(binding: MacBinding | None) -> list[tuple[Key, Hashable]]:
     """The sets a MAC binding belongs to: the bindings of its network."""
-    if binding is None:
-        return []
-    return [(("network_mac_bindings", binding.network_id), binding.id)]
+    return [] if binding is None else [(("network_mac_bindings", binding.network_id), binding.id)]

@@ -45,6 +45,7 @@ from apps.pipeline import (
     REG_IN_PORT,
     REG_NETWORK,
     REG_OUT_PORT,
+    REG_SCOPE,
     REG_SRC_PROFILE,
     REG_SRC_ZONE,
 )
@@ -91,9 +92,18 @@ def _net_switches(read: Read, network_id: str) -> tuple[str, ...]:
     return tuple(dpid for dpid in read(("switches",)) or () if read(("local", network_id, dpid)))
 
 
+def _reach(read: Read, network_id: str) -> tuple[str, ...]:
+    """The switches the network's frames must reach: its own, and those routing adds (apps.routing.anchors: the
+    switches of its router and that router's gateway switch; an external network's uplink and gateway switches)."""
+    return tuple(sorted({*read(("net_switches", network_id)), *read(("anchors", network_id))}))
+
+
 def _flood_links(read: Read, network_id: str) -> frozenset[Link]:
-    """The part of the flood tree that joins the network's switches: leaves without its ports pruned."""
+    """The part of the flood tree that joins the network's switches (and its uplink's): leaves without them pruned."""
     members = set(read(("net_switches", network_id)))
+    uplink = read(("uplink_port", network_id))
+    if uplink is not None:
+        members.add(uplink[0])
     if len(members) < 2:
         return frozenset()
     links = set(read(("flood_tree",)))
@@ -109,9 +119,9 @@ def _flood_links(read: Read, network_id: str) -> frozenset[Link]:
 
 
 def _span(read: Read, network_id: str) -> frozenset[str]:
-    """The switches that carry the network: its own, those on shortest paths between them, and those of
+    """The switches that carry the network: those it reaches, those on shortest paths between them, and those of
     its part of the flood tree."""
-    members = read(("net_switches", network_id))
+    members = read(("reach", network_id))
     span = set(members)
     peers = read(("peers",))
     for dst in members:
@@ -137,7 +147,10 @@ def _flood_flow(read: Read, network_id: str, dpid: str) -> Flow:
                                                                                                  link.b_dpid))
     actions = [action for ofport, key, profile in read(("local", network_id, dpid))
                for action in (*_delivery(ofport, key, profile), Resubmit("ingress_acl"))]
-    actions += _tagged(network.segmentation_id, tuple(tree))
+    actions += tagged(network.segmentation_id, tuple(tree))
+    uplink = read(("uplink_port", network_id))
+    if uplink is not None and uplink[0] == dpid:
+        actions.append(Output(uplink[1]))
     return Flow("l2_lookup", PRIO_LOW,
                 match(**{REG_NETWORK: network.segmentation_id}, eth_dst=(MULTICAST_BIT, MULTICAST_BIT)),
                 tuple(actions), cookie=cookie("isolation", network.id))
@@ -146,7 +159,8 @@ def _flood_flow(read: Read, network_id: str, dpid: str) -> Flow:
 def _network_flows(read: Read, network_id: str) -> dict[str, list[Flow]]:
     """On every switch of its span: tagged frames of the network accepted from trunks, and its flood flow."""
     network: Network = read(("network", network_id))
-    return {dpid: [*_trunk_ingress(network, read(("trunks", dpid))), read(("flood", network_id, dpid))]
+    scope = read(("scope", network_id))
+    return {dpid: [*_trunk_ingress(network, scope, read(("trunks", dpid))), read(("flood", network_id, dpid))]
             for dpid in read(("span", network_id))}
 
 
@@ -160,8 +174,8 @@ def _port_flows(read: Read, port_id: str) -> dict[str, list[Flow]]:
     network: Network = read(("network", port.network_id))
     placed = Placement(port, network, *placement)
     flows: dict[str, list[Flow]] = {}
-    arp = _arp_reply(network, port)
-    for dpid in read(("net_switches", network.id)):
+    arp = arp_reply(network, port.mac_address, port.ip_address, PRIO_DEFAULT, cookie("isolation", port.id))
+    for dpid in read(("reach", network.id)):
         flows.setdefault(dpid, []).append(arp)
     owner = cookie("isolation", port.id)
     dst = match(**{REG_NETWORK: network.segmentation_id}, eth_dst=port.mac_address)
@@ -171,11 +185,11 @@ def _port_flows(read: Read, port_id: str) -> dict[str, list[Flow]]:
         if dpid != placed.dpid and dpid in hops:
             hop = hops[dpid]
             if hop not in toward:
-                toward[hop] = Flow("l2_lookup", PRIO_DEFAULT, dst, _tagged(network.segmentation_id, (hop,)),
+                toward[hop] = Flow("l2_lookup", PRIO_DEFAULT, dst, tagged(network.segmentation_id, (hop,)),
                                    cookie=owner)
             flows.setdefault(dpid, []).append(toward[hop])
     flows.setdefault(placed.dpid, []).extend([
-        *_classify(placed),
+        *_classify(placed, read(("scope", network.id))),
         Flow("l2_lookup", PRIO_DEFAULT, dst, _deliver(placed), "ingress_acl", owner),
         Flow("port_out", PRIO_DEFAULT, match(**{REG_OUT_PORT: placed.ofport}), (Output(placed.ofport),),
              cookie=owner),
@@ -183,13 +197,13 @@ def _port_flows(read: Read, port_id: str) -> dict[str, list[Flow]]:
     return flows
 
 
-def _classify(placed: Placement) -> list[Flow]:
+def _classify(placed: Placement, scope: int) -> list[Flow]:
     """Tag the packet with its port and network; with port security, only from its own MAC/IP. Either way only
     untagged frames: a VM port is never a trunk, and a tag from a VM would ride along into the network."""
     port, ofport = placed.port, placed.ofport
     owner = cookie("isolation", port.id)
     tag = (SetField(REG_IN_PORT, ofport), SetField(REG_NETWORK, placed.network.segmentation_id),
-           SetField(REG_SRC_ZONE, port.key), SetField(REG_SRC_PROFILE, port.profile))
+           SetField(REG_SCOPE, scope), SetField(REG_SRC_ZONE, port.key), SetField(REG_SRC_PROFILE, port.profile))
     untagged = {"in_port": ofport, "vlan_vid": _NO_VLAN}
     if not port.port_security_enabled:
         return [Flow("classify", PRIO_DEFAULT, match(**untagged), tag, "arp_responder", owner)]
@@ -207,16 +221,18 @@ def _classify(placed: Placement) -> list[Flow]:
     ]
 
 
-def _trunk_ingress(network: Network, trunks: list[int]) -> list[Flow]:
-    """A frame tagged with the network's id on an inter-switch link re-enters at L2 lookup."""
+def _trunk_ingress(network: Network, scope: int, trunks: list[int]) -> list[Flow]:
+    """A frame tagged with the network's id on an inter-switch link re-enters after the sender's stages: at
+    router_in (a frame for a router's external leg goes to the router's gateway switch unrouted), which passes the
+    rest on to L2 lookup."""
     seg = network.segmentation_id
     return [Flow("classify", PRIO_HIGH, match(in_port=trunk, vlan_vid=OFPVID_PRESENT | seg),
-                 (PopVlan(), SetField(REG_NETWORK, seg)), "l2_lookup", cookie("isolation", network.id))
-            for trunk in trunks]
+                 (PopVlan(), SetField(REG_NETWORK, seg), SetField(REG_SCOPE, scope)), "router_in",
+                 cookie("isolation", network.id)) for trunk in trunks]
 
 
 @lru_cache(maxsize=1 << 14)
-def _tagged(segment: int, ports: tuple[int, ...]) -> tuple[Action, ...]:
+def tagged(segment: int, ports: tuple[int, ...]) -> tuple[Action, ...]:
     """Tag with the network's segmentation id and out these trunks (built once per network and ports)."""
     if not ports:
         return ()
@@ -233,25 +249,25 @@ def _delivery(ofport: int, key: int, profile: int) -> tuple[SetField, ...]:
     return (SetField(REG_OUT_PORT, ofport), SetField(REG_DST_ZONE, key), SetField(REG_DST_PROFILE, profile))
 
 
-def _arp_reply(network: Network, port: Port) -> Flow:
-    """Answer "who has port.ip" in this network from the switch, as port.mac."""
+def arp_reply(network: Network, mac: str, ip: str, priority: int, owner: int) -> Flow:
+    """Answer "who has ip" in this network from the switch, as mac."""
     return Flow(
-        "arp_responder", PRIO_DEFAULT,
-        match(**{REG_NETWORK: network.segmentation_id}, eth_type=ETH_TYPE_ARP, arp_op=1,
-              arp_tpa=port.ip_address),
-        (Move("eth_src", "eth_dst", 48), set_field("eth_src", port.mac_address), SetField("arp_op", 2),
+        "arp_responder", priority,
+        match(**{REG_NETWORK: network.segmentation_id}, eth_type=ETH_TYPE_ARP, arp_op=1, arp_tpa=ip),
+        (Move("eth_src", "eth_dst", 48), set_field("eth_src", mac), SetField("arp_op", 2),
          Move("arp_sha", "arp_tha", 48), Move("arp_spa", "arp_tpa", 32),
-         set_field("arp_sha", port.mac_address), set_field("arp_spa", port.ip_address), Output(OFPP_IN_PORT)),
-        cookie=cookie("isolation", port.id))
+         set_field("arp_sha", mac), set_field("arp_spa", ip), Output(OFPP_IN_PORT)),
+        cookie=owner)
 
 
 DERIVED = {
     "placement": Derived(1, _placement),      # ("placement", port id)
     "local": Derived(2, _local),              # ("local", network id, dpid)
     "net_switches": Derived(3, _net_switches),
-    "flood_links": Derived(5, _flood_links),
-    "span": Derived(6, _span),
-    "flood": Derived(6, _flood_flow),         # ("flood", network id, dpid)
+    "reach": Derived(7, _reach),
+    "flood_links": Derived(8, _flood_links),
+    "span": Derived(9, _span),
+    "flood": Derived(9, _flood_flow),         # ("flood", network id, dpid)
 }
 UNITS = {
     "isolation.network": Unit("network", _network_flows),

@@ -21,18 +21,46 @@ class Table:
 PIPELINE: tuple[Table, ...] = (
     Table("classify", 0,
           "in_port -> logical port and network (registers); VM ports take untagged frames only; port security "
-          "drops spoofed MAC/IP/ARP; inter-switch frames are untagged into their network; LLDP to the controller",
-          ("arp_responder", "l2_lookup")),
+          "drops spoofed MAC/IP/ARP; inter-switch frames are untagged into their network; LLDP to the controller; "
+          "an uplink's frames enter its external network as an unfiltered port's, its ARP replies to a router "
+          "go to the controller",
+          ("arp_responder", "router_in", "l2_lookup")),
     Table("arp_responder", 10,
           "answers ARP requests for addresses known in the packet's network from the switch",
           ("egress_acl",)),
     Table("egress_acl", 20,
           "security groups, leaving the source port: ARP, own DHCP and unfiltered ports pass, DHCP server "
           "replies from any other port drop; IP goes through conntrack in the source port's zone",
-          ("egress_ct", "l2_lookup")),
+          ("egress_ct", "router_in")),
     Table("egress_ct", 21,
           "after conntrack: replies and related pass, invalid drops, the source port's egress rules "
           "decide the rest (new connections committed, revoked ones marked)",
+          ("router_in",)),
+    Table("router_in", 30,
+          "frames to a router's MAC on one of its networks: the router answers ping to its addresses, a TTL "
+          "about to run out goes to the controller (time-exceeded), the rest is routed; from its external "
+          "network, on its gateway switch, ct(nat) in the router's zone (un-SNAT, established DNAT)",
+          ("dnat_ct", "routing", "l2_lookup")),
+    Table("dnat_ct", 31,
+          "after the router's conntrack: translated and related packets are routed, a new connection to a "
+          "floating IP is committed with its fixed IP as destination (ct(commit, nat(dst))), the rest drops",
+          ("routing",)),
+    Table("routing", 40,
+          "longest prefix in the router (reg8): dec_ttl, eth_src the router's MAC, reg1/reg7 the next "
+          "network, reg9 the next hop; external destinations are routed on the gateway switch only (the "
+          "others pass the frame toward it unchanged)",
+          ("neighbor", "l2_lookup")),
+    Table("neighbor", 45,
+          "(network, next hop) -> eth_dst: ports, and on external networks the MAC bindings the controller "
+          "resolved; an unresolved external next hop goes to the controller (ARP through the uplink)",
+          ("snat", "l2_lookup")),
+    Table("snat", 50,
+          "on a router's gateway switch, what it routes out to its external network: ct(nat) in its zone "
+          "(un-DNAT of floating-IP replies, established SNAT)",
+          ("snat_ct", "l2_lookup")),
+    Table("snat_ct", 51,
+          "new connections leave from their floating IP, else (enable_snat) from the gateway IP with port "
+          "translation; established and related pass, invalid drops",
           ("l2_lookup",)),
     Table("l2_lookup", 60,
           "destination MAC within the network -> local port (registers) or tagged out the next-hop link; "
@@ -66,21 +94,8 @@ class Reserved:
 
 RESERVED: tuple[Reserved, ...] = (
     Reserved("un_nat", 25,
-             "replies of translated connections get back the addresses their peer knows: ct(nat) in the zone that "
-             "translated them (a router's SNAT or DNAT zone, a load balancer's); frames from an external network "
-             "start here. May rewrite ipv4_src/ipv4_dst and L4 ports (back)"),
-    Reserved("dnat", 30,
-             "conntrack lookup with nat in the zone of the load balancer or router owning the destination (a VIP, "
-             "a floating IP): established connections come out translated"),
-    Reserved("dnat_ct", 31,
-             "new connections to a VIP: a select group whose buckets ct(commit, nat(dst=member)); to a floating "
-             "IP: its fixed IP; CT_MARK_NATTED set. May rewrite ipv4_dst and L4 destination ports"),
-    Reserved("routing", 40,
-             "between the networks of a router, on the switch the packet entered: reg1 becomes the next hop's "
-             "network, eth_src the router's MAC there, eth_dst the next hop's; dec_ttl. No conntrack"),
-    Reserved("snat", 50,
-             "on a router's gateway switch, connections leaving by its external network: ct(commit, nat(src=...)) "
-             "in the router's SNAT zone, CT_MARK_NATTED set. May rewrite ipv4_src and L4 source ports"),
+             "replies of a load balancer's connections get back the VIP as their source: ct(nat) in its zone, "
+             "before routing (routers un-NAT in their own stages: router_in and snat)"),
 )
 
 
@@ -96,11 +111,16 @@ REG_SRC_ZONE = "reg3"  # key (= conntrack zone) of the source port
 REG_DST_ZONE = "reg4"  # key (= conntrack zone) of the destination port
 REG_SRC_PROFILE = "reg5"  # profile of the source port: the key of its set of security groups
 REG_DST_PROFILE = "reg6"  # profile of the destination port
+REG_SCOPE = "reg7"     # where the packet's addresses mean what they say: its network's segmentation id, or for
+#                        the networks of a router (whose CIDRs never overlap) ROUTER_SCOPE | the router's key
+REG_ROUTER = "reg8"    # key (= conntrack zone) of the router routing the packet
+REG_NEXTHOP = "reg9"   # IPv4 address of the next hop routing chose (resolved to eth_dst by neighbor)
+ROUTER_SCOPE = 1 << 16  # above every segmentation id (1..4094)
 
 # ct_mark is a set of named bits, each matched and set with its own mask (never the whole mark), so that a
 # stage setting one bit never clears another's. Bits are handed out from bit 0 upwards; 2-31 are free.
 CT_MARK_REVOKED = 1 << 0  # no security-group rule allows the connection any more: its replies stop too
-CT_MARK_NATTED = 1 << 1   # reserved for the NAT stages: the connection was translated in this zone
+CT_MARK_NATTED = 1 << 1   # reserved: the connection was translated in this zone (routers' NAT needs no mark)
 
 # Priorities shared by the stages.
 PRIO_MISS = 0

@@ -11,9 +11,10 @@ stages read and write that bit alone, with its mask: other stages' bits of ct_ma
 A rule with more than one condition (port, remote, protocol/ports) becomes a conjunctive match
 (`conjunction(rule key, k/n)`): one clause flow per port of the group, per remote address and per
 masked port range, shared between rules, so flows grow with ports + rules, not ports x rules.
-Tenants reuse addresses, so a remote address is always matched within its scope (_address_scope):
-a remote group's member address in the member's network, a remote prefix in the network of the port
-that has the rule.
+Tenants reuse addresses, so a remote address is always matched within its scope (REG_SCOPE, apps.routing's
+"scope"): a remote group's member address in the member's network, a remote prefix in the network of the port
+that has the rule -- or, for networks on a router, in all of that router's networks (their CIDRs never overlap,
+and a routed packet keeps its scope).
 
 Units: per switch the rule-independent flows; per port its own part (unfiltered, single-condition rules,
 its clause of each conjunctive rule); per rule its conj_id flow, protocol and prefix clauses on the switches
@@ -47,14 +48,14 @@ from apps.flows import (
     match,
 )
 from apps.incremental import Derived, Read, Share, Unit
-from apps.model import Network, Port, SecurityGroupRule
+from apps.model import Port, SecurityGroupRule
 from apps.pipeline import (
     CT_MARK_REVOKED,
     REG_DST_PROFILE,
     REG_DST_ZONE,
     REG_IN_PORT,
-    REG_NETWORK,
     REG_OUT_PORT,
+    REG_SCOPE,
     REG_SRC_PROFILE,
     REG_SRC_ZONE,
 )
@@ -85,7 +86,7 @@ class _Stage:
 
 
 DHCP_SERVER, DHCP_CLIENT = 67, 68  # UDP ports
-EGRESS = _Stage("egress", "egress_acl", "egress_ct", "l2_lookup", REG_IN_PORT, REG_SRC_ZONE, REG_SRC_PROFILE,
+EGRESS = _Stage("egress", "egress_acl", "egress_ct", "router_in", REG_IN_PORT, REG_SRC_ZONE, REG_SRC_PROFILE,
                 "ipv4_dst", (DHCP_CLIENT, DHCP_SERVER))
 INGRESS = _Stage("ingress", "ingress_acl", "ingress_ct", "port_out", REG_OUT_PORT, REG_DST_ZONE, REG_DST_PROFILE,
                  "ipv4_src", (DHCP_SERVER, DHCP_CLIENT))
@@ -194,21 +195,21 @@ def _unfiltered_flows(read: Read, port_id: str) -> dict[str, list[Flow]]:
 
 
 def _profile_sites(read: Read, profile: int) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    """(dpid, segmentation ids of their networks) of the switches where ports with this profile are up."""
+    """(dpid, address scopes of their networks) of the switches where ports with this profile are up."""
     sites = []
     for dpid in read(("switches",)) or ():
-        segments = set()
+        scopes = set()
         for port_id in read(("profile_switch_ports", profile, dpid)) or ():
             port: Port | None = read(("port", port_id))
             placement = read(("placement", port_id))
             if port is not None and placement is not None:
-                segments.add(read(("network", port.network_id)).segmentation_id)
-        if segments:
-            sites.append((dpid, tuple(sorted(segments))))
+                scopes.add(read(("scope", port.network_id)))
+        if scopes:
+            sites.append((dpid, tuple(sorted(scopes))))
     return tuple(sites)
 
 
-Site = tuple[str, tuple[int, ...], tuple[int, ...]]  # dpid, networks' segmentation ids, profiles there
+Site = tuple[str, tuple[int, ...], tuple[int, ...]]  # dpid, networks' address scopes, profiles there
 
 
 def _rule_sites(read: Read, rule_id: str) -> tuple[Site, ...]:
@@ -217,13 +218,13 @@ def _rule_sites(read: Read, rule_id: str) -> tuple[Site, ...]:
     rule: SecurityGroupRule | None = read(("rule", rule_id))
     if rule is None:  # going: its unit is removed in this same commit
         return ()
-    segments: dict[str, set[int]] = {}
+    scopes: dict[str, set[int]] = {}
     profiles: dict[str, set[int]] = {}
     for profile in read(("group_profiles", rule.security_group_id)) or ():
-        for dpid, profile_segments in read(("profile_sites", profile)):
-            segments.setdefault(dpid, set()).update(profile_segments)
+        for dpid, profile_scopes in read(("profile_sites", profile)):
+            scopes.setdefault(dpid, set()).update(profile_scopes)
             profiles.setdefault(dpid, set()).add(profile)
-    return tuple((dpid, tuple(sorted(segments[dpid])), tuple(sorted(profiles[dpid]))) for dpid in sorted(segments))
+    return tuple((dpid, tuple(sorted(scopes[dpid])), tuple(sorted(profiles[dpid]))) for dpid in sorted(scopes))
 
 
 def _rule_flows(read: Read, rule_id: str) -> dict[str, list[Flow | Share]]:
@@ -248,21 +249,21 @@ def _rule_flows(read: Read, rule_id: str) -> dict[str, list[Flow | Share]]:
     protocol = [Share(stage.ct, PRIO_CLAUSE, m, last, _CLAUSES) for m in shape.protocol or ()]
     hit = Flow(stage.ct, PRIO_CONJ_HIT, _original(stage, conj_id=rule.key), _accept(stage), stage.after,
                cookie("security_groups", rule.id))
-    for dpid, segments, profiles in read(("rule_sites", rule_id)):
+    for dpid, scopes, profiles in read(("rule_sites", rule_id)):
         flows[dpid] = [hit, *protocol, *(Share(stage.ct, PRIO_CLAUSE, match(**{stage.profile_reg: profile}), first,
                                                _CLAUSES) for profile in profiles)]
         if shape.has_remote and rule.remote_group_id is None:  # a prefix, in each network the rule's ports are in
-            flows[dpid] += [Share(stage.ct, PRIO_CLAUSE, _remote(stage, segment, rule.remote_ip_prefix),
+            flows[dpid] += [Share(stage.ct, PRIO_CLAUSE, _remote(stage, scope, rule.remote_ip_prefix),
                                   frozenset({Conjunction(rule.key, 2, shape.clauses)}), _CLAUSES)
-                            for segment in segments]
+                            for scope in scopes]
     return flows
 
 
 def _member_flows(read: Read, port_id: str) -> dict[str, list[Share]]:
     """A port's address as clause 2 of every rule that names one of its groups as remote, wherever that rule is."""
     port: Port = read(("port", port_id))
-    network: Network | None = read(("network", port.network_id))
-    if network is None:
+    scope: int | None = read(("scope", port.network_id))
+    if scope is None:
         return {}
     flows: dict[str, list[Share]] = {}
     for group_id in port.security_group_ids:
@@ -271,22 +272,16 @@ def _member_flows(read: Read, port_id: str) -> dict[str, list[Share]]:
             if rule is None:
                 continue
             shape = _shape(rule)
-            share = Share(shape.stage.ct, PRIO_CLAUSE, _remote(shape.stage, network.segmentation_id, port.ip_address),
+            share = Share(shape.stage.ct, PRIO_CLAUSE, _remote(shape.stage, scope, port.ip_address),
                           frozenset({Conjunction(rule.key, 2, shape.clauses)}), _CLAUSES)
             for dpid, _, _ in read(("rule_sites", rule_id)):
                 flows.setdefault(dpid, []).append(share)
     return flows
 
 
-def _remote(stage: _Stage, segment: int, address: str) -> Match:
-    return match(eth_type=ETH_TYPE_IP, **_address_scope(segment), **{stage.remote_field: address})
-
-
-def _address_scope(segment: int) -> dict[str, int]:
-    """The match that says where an address of `network` means what it says: tenants reuse CIDRs, so today that
-    is the network itself (REG_NETWORK). Routers will widen it to every network a router joins (their CIDRs never
-    overlap), so that a routed packet's source counts in the router's scope: this is the one place to change."""
-    return {REG_NETWORK: segment}
+def _remote(stage: _Stage, scope: int, address: str) -> Match:
+    """An address within its scope: tenants reuse CIDRs."""
+    return match(eth_type=ETH_TYPE_IP, **{REG_SCOPE: scope, stage.remote_field: address})
 
 
 def _protocol_matches(rule: SecurityGroupRule) -> list[Match] | None:
@@ -303,8 +298,8 @@ def _protocol_matches(rule: SecurityGroupRule) -> list[Match] | None:
 
 DERIVED = {
     "group_live": Derived(1, _group_live),
-    "profile_sites": Derived(2, _profile_sites),   # ("profile_sites", profile)
-    "rule_sites": Derived(3, _rule_sites),
+    "profile_sites": Derived(3, _profile_sites),   # ("profile_sites", profile)
+    "rule_sites": Derived(4, _rule_sites),
 }
 UNITS = {
     "sg.switch": Unit("switch", _switch_flows),

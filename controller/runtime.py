@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 from apps.compiler import Compiler
 from apps.discovery import is_candidate, trunk_candidates
 from apps.incremental import FlowKey
-from apps.pipeline import PIPELINE, TABLES
+from apps.pipeline import PIPELINE, REG_NETWORK, REG_NEXTHOP, REG_ROUTER, table_id
 from apps.topology import Link, SwitchPort, Topology
 from controller import icmp, lldp, ofwire
 from controller.channel import Channel
@@ -50,21 +50,16 @@ _TABLE_NAMES = {t.number: t.name for t in PIPELINE}
 _UNBOUND: frozenset[str] = frozenset()
 T = TypeVar("T")
 
-# The registers routers' flows fill before handing a packet to the controller (apps/pipeline.py names them too).
-REG_NETWORK, REG_ROUTER, REG_NEXTHOP = "reg1", "reg8", "reg9"
-# Tables whose packet-ins are for routers, by name; the numbers serve until apps/pipeline.py declares them.
-_ROUTER_TABLES = (("router_in", 30, "time_exceeded"), ("neighbor", 45, "neighbor"), ("classify", 0, "arp_reply"))
+# What a packet-in from each table of apps.routing's asks for.
+_ROUTER_TABLES = {table_id("router_in"): "time_exceeded", table_id("neighbor"): "neighbor",
+                  table_id("classify"): "arp_reply"}
 MAX_QUEUED_PACKET_INS = 256  # packet-ins waiting for the io thread; beyond that they are dropped (and counted)
 TIME_EXCEEDED_RATE = (10.0, 10.0)  # per router: messages a second, burst (besides the switch's meter)
 
 
-def packet_in_kind(table_id: int) -> str | None:
+def packet_in_kind(number: int) -> str | None:
     """What a packet-in from a routers' table asks for: time_exceeded, neighbor or arp_reply (None: not ours)."""
-    for name, number, kind in _ROUTER_TABLES:
-        table = TABLES.get(name)
-        if (table.number if table is not None else number) == table_id:
-            return kind
-    return None
+    return _ROUTER_TABLES.get(number)
 
 
 @dataclass(frozen=True)

@@ -45,9 +45,9 @@ SAMPLES: dict[type[Action], list[tuple[Action, dict]]] = {
     PushVlan: [(PushVlan(), {})],
     PopVlan: [(PopVlan(), TAGGED)],
     Move: [(Move("reg0", "reg1", 16, src_ofs=16), {})],
-    Resubmit: [(Resubmit("l2_lookup"), {})],
+    Resubmit: [(Resubmit("router_in"), {})],
     Ct: [(Ct(zone=3), {"eth_type": ETH_TYPE_IP}),
-         (Ct(commit=True, zone_reg="reg3", set_mark=1, mark_mask=1, table="l2_lookup"), {"eth_type": ETH_TYPE_IP}),
+         (Ct(commit=True, zone_reg="reg3", set_mark=1, mark_mask=1, table="router_in"), {"eth_type": ETH_TYPE_IP}),
          (Ct(zone=3, nat=Nat()), {"eth_type": ETH_TYPE_IP}),
          (Ct(commit=True, zone=3, nat=Nat("src", 0x0A090909, port_min=1024, port_max=2000), set_mark=2,
              mark_mask=2), {"eth_type": ETH_TYPE_IP})],
@@ -151,9 +151,11 @@ def test_each_field_encodes_describes_and_matches_in_flowsim(name):
 # --- stages to come -------------------------------------------------------------------------------------
 
 def test_reserved_stages_keep_the_documented_order_and_collide_with_no_table():
-    """docs/pipeline.md: egress ACL, un-NAT, DNAT / load balancing, routing, SNAT, then L2 and ingress ACL."""
+    """docs/pipeline.md: egress ACL, un-NAT, router entry and DNAT, routing, next hop, SNAT, then L2 and ingress
+    ACL."""
     stages = [*PIPELINE, *RESERVED]
     assert len({stage.number for stage in stages}) == len({stage.name for stage in stages}) == len(stages)
     number = {stage.name: stage.number for stage in stages}
-    order = ["egress_acl", "egress_ct", "un_nat", "dnat", "dnat_ct", "routing", "snat", "l2_lookup", "ingress_acl"]
+    order = ["egress_acl", "egress_ct", "un_nat", "router_in", "dnat_ct", "routing", "neighbor", "snat", "snat_ct",
+             "l2_lookup", "ingress_acl"]
     assert [number[name] for name in order] == sorted(number[name] for name in order)

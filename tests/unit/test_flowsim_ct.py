@@ -142,7 +142,7 @@ def probe_port(zone: int, mark: int) -> int:
 
 def firewall(commits: dict[str, Ct]) -> list[Flow]:
     """Port 1 is zone 1 (in bits 0-15 of its register), port 2 zone 2. egress_acl sends IP through
-    conntrack; egress_ct outputs to a port naming the ct_state, then l2_lookup to one naming ct_zone and
+    conntrack; egress_ct outputs to a port naming the ct_state, then router_in to one naming ct_zone and
     ct_mark, then runs the commit given for that state (if any)."""
     flows = [
         Flow("classify", 1, match(in_port=1), (SetField(REG_SRC_ZONE, 0x7_0001),), goto="arp_responder"),
@@ -151,9 +151,9 @@ def firewall(commits: dict[str, Ct]) -> list[Flow]:
         Flow("egress_acl", 1, match(**IP), (LOOKUP,)),
     ]
     flows += [Flow("egress_ct", 1, match(ct_state=(state, 0xFF), **IP),
-                   (Output(STATE_PORTS[name]), Resubmit("l2_lookup"), *([commits[name]] if name in commits else [])))
+                   (Output(STATE_PORTS[name]), Resubmit("router_in"), *([commits[name]] if name in commits else [])))
               for name, state in STATES.items()]
-    flows += [Flow("l2_lookup", 1, match(ct_zone=zone, ct_mark=mark), (Output(probe_port(zone, mark)),))
+    flows += [Flow("router_in", 1, match(ct_zone=zone, ct_mark=mark), (Output(probe_port(zone, mark)),))
               for zone in ZONES for mark in MARKS]
     return flows
 
@@ -261,10 +261,10 @@ def test_ct_with_a_table_forks_a_tracked_clone_and_the_caller_continues_untracke
         Flow("classify", 1, (), (SetField("reg0", 7),), goto="arp_responder"), TO_EGRESS[1],
         Flow("egress_acl", 1, match(**IP), (Ct(commit=True, zone=5, set_mark=3, table="egress_ct"),
                                             SetField("reg0", 8), set_field("eth_dst", MAC_A),
-                                            Resubmit("l2_lookup"), Output(2))),
+                                            Resubmit("router_in"), Output(2))),
         Flow("egress_ct", 1, match(reg0=7, eth_dst=MAC_B, ct_state=ct_state(CT_TRK | CT_NEW, CT_EST),
                                    ct_zone=5, ct_mark=3, **IP), (Output(3),)),
-        Flow("l2_lookup", 1, match(reg0=8, ct_state=0, ct_zone=0, ct_mark=0), (Output(4),)),
+        Flow("router_in", 1, match(reg0=8, ct_state=0, ct_zone=0, ct_mark=0), (Output(4),)),
     ]
     pkt = FORWARD["udp"]
     result = run(flows, pkt)
@@ -272,7 +272,7 @@ def test_ct_with_a_table_forks_a_tracked_clone_and_the_caller_continues_untracke
     assert result.outputs == [(3, {n: v for n, v in pkt.items() if n != "in_port"}), (4, rewritten),
                               (2, rewritten)]
     assert [table for table, _ in result.path] == ["classify", "arp_responder", "egress_acl", "egress_ct",
-                                                   "l2_lookup"]
+                                                   "router_in"]
 
 
 def test_after_ct_without_a_table_the_pass_sees_the_packet_untracked():
@@ -280,10 +280,10 @@ def test_after_ct_without_a_table_the_pass_sees_the_packet_untracked():
     while a resubmit before it sees the recirculated state."""
     flows = [*TO_EGRESS,
              Flow("egress_acl", 1, match(**IP), (Ct(zone=1, table="egress_ct"),)),
-             Flow("egress_ct", 1, match(**IP), (Resubmit("l2_lookup"), Ct(commit=True, zone=1),
-                                                Resubmit("l2_lookup"))),
-             Flow("l2_lookup", 1, match(ct_state=(CT_TRK | CT_NEW, 0xFF), ct_zone=1), (Output(2),)),
-             Flow("l2_lookup", 1, match(ct_state=0, ct_zone=0), (Output(3),))]
+             Flow("egress_ct", 1, match(**IP), (Resubmit("router_in"), Ct(commit=True, zone=1),
+                                                Resubmit("router_in"))),
+             Flow("router_in", 1, match(ct_state=(CT_TRK | CT_NEW, 0xFF), ct_zone=1), (Output(2),)),
+             Flow("router_in", 1, match(ct_state=0, ct_zone=0), (Output(3),))]
     assert run(flows, FORWARD["udp"]).ports == [2, 3]
 
 

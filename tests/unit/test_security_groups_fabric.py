@@ -10,7 +10,7 @@ import pytest
 
 from apps.compiler import compile_all
 from apps.model import Policy, SecurityGroup, SecurityGroupRule
-from apps.pipeline import REG_NETWORK
+from apps.pipeline import REG_SCOPE
 from tests.unit.fabric_cases import OPEN, TENANT_A, TENANT_B, line_of_three, line_vm, ring_of_three
 from tests.unit.test_security_groups import GROUPS, WEB, Net
 
@@ -90,7 +90,8 @@ def test_removing_a_rule_revokes_a_connection_across_switches_and_only_that_one(
 
 
 def test_no_rule_flow_matches_an_address_without_its_network():
-    """Tenants reuse addresses, so a remote group's or prefix's address means nothing outside its network."""
+    """Tenants reuse addresses, so a remote group's or prefix's address means nothing outside its scope (the
+    network; for networks on a router, the router's)."""
     _, topology = line_of_three()
     ports = tuple(line_vm(tenant, n, groups=groups) for tenant, n, groups in (
         (TENANT_A, 1, ("narrow", "default")), (TENANT_A, 2, ("web",)), (TENANT_B, 2, ("web", "default")),
@@ -100,4 +101,4 @@ def test_no_rule_flow_matches_an_address_without_its_network():
               if flow.table in ("egress_ct", "ingress_ct")}
     addressed = [flow for flow, names in fields.items() if names & {"ipv4_src", "ipv4_dst"}]
     assert addressed
-    assert all(REG_NETWORK in fields[flow] for flow in addressed), addressed
+    assert all(REG_SCOPE in fields[flow] for flow in addressed), addressed
