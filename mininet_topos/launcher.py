@@ -26,7 +26,7 @@ from mininet.node import Host, OVSSwitch, RemoteController
 from . import ovs
 from .reach import wait_until
 from .rest import Api, register
-from .topos import LAYOUTS, Layout, NetdevSwitch, Plan, TenantTopo, plan
+from .topos import LAYOUTS, Layout, NetdevSwitch, Plan, TenantTopo, configure_routing, plan
 
 
 def random_prefix() -> str:
@@ -50,8 +50,8 @@ class Running:
     plan: Plan
 
     def host(self, label: str) -> Host:
-        """The Mininet host of VM `label` ("a1")."""
-        return self.net.get(self.plan.vm(label).host)
+        """The Mininet host of VM `label` ("a1"), or of "upstream" / "outside" (layouts with an external network)."""
+        return self.net.get(self.plan.hosts[label])
 
     def switch(self, label: str) -> OVSSwitch:
         return self.net.get(self.plan.switch(label).name)
@@ -76,10 +76,10 @@ class Running:
 def _switch_side_interfaces(net: Mininet, p: Plan) -> dict[str, str]:
     """Host name -> name of the OVS port its link lands on (Mininet picks the numbers)."""
     found = {}
-    for vm in p.vms:
-        intf = net.get(vm.host).defaultIntf()
+    for name in [vm.host for vm in p.vms] + ([p.external.upstream_host] if p.external else []):
+        intf = net.get(name).defaultIntf()
         link = intf.link
-        found[vm.host] = (link.intf2 if link.intf1 is intf else link.intf1).name
+        found[name] = (link.intf2 if link.intf1 is intf else link.intf1).name
     return found
 
 
@@ -109,6 +109,7 @@ def running(layout: Layout | str, prefix: str, controller: tuple[str, int],
         net.start()
         if not ovs.userspace_tso_active():
             disable_tx_offload(net)
+        configure_routing(net, p)
         run = Running(net, p.bound(_switch_side_interfaces(net, p)))
         if connect_timeout:
             run.wait_connected(connect_timeout)
@@ -125,8 +126,15 @@ def describe(p: Plan) -> str:
     lines = [f"topology {p.layout} (prefix {p.prefix!r})"]
     lines += [f"  switch {s.label:<3} {s.name:<8} dpid {s.dpid}" for s in p.switches]
     lines += [f"  link   {a} - {b}" for a, b in p.links]
-    lines += [f"  vm     {v.label:<3} {v.host:<8} {v.network:<9} {v.ip_with_prefix:<15} {v.mac}  "
-              f"on {v.switch} port {v.interface}" for v in p.vms]
+    lines += [f"  vm     {v.label:<3} {v.host:<8} {v.network:<10} {v.ip_with_prefix:<15} {v.mac}  "
+              f"on {v.switch} port {v.interface}" + (f"  via {v.gateway}" if v.gateway else "") for v in p.vms]
+    ext = p.external
+    if ext is not None:
+        lines += [f"  ext    {ext.network} {ext.cidr}, uplink {ext.uplink_switch} port {ext.uplink_interface} "
+                  f"(dpid {ext.uplink_dpid})",
+                  f"  host   upstream {ext.upstream_host:<8} {ext.upstream_ip} (the external gateway_ip) and "
+                  f"{ext.upstream_outside_ip}, ip_forward on",
+                  f"  host   outside  {ext.outside_host:<8} {ext.outside_ip} via {ext.upstream_outside_ip}"]
     return "\n".join(lines)
 
 

@@ -1,8 +1,13 @@
 """A tiny TCP/UDP probe to run inside Mininet hosts (`python -m mininet_topos.probe ...`).
 
-    serve --tcp PORT --udp PORT [--tag T]     echo server; prints "ready ..." once listening
-    connect tcp|udp HOST PORT [--timeout S]   exit 0 and print the reply when the echo came back
-    stream tcp|udp HOST PORT [--interval S] [--duration S]
+    serve --tcp PORT --udp PORT [--tag T] [--peer]
+                                              echo server; prints "ready ..." once listening; with
+                                              --peer, replies start "from=IP:PORT;" (the source it
+                                              saw: SNAT, floating IPs) and it prints "peer tcp|udp
+                                              IP:PORT" for each connection (UDP: each new source)
+    connect tcp|udp HOST PORT [--timeout S] [--source-port P]
+                                              exit 0 and print the reply when the echo came back
+    stream tcp|udp HOST PORT [--interval S] [--duration S] [--message M] [--source-port P]
                                               one long-lived exchange; prints "flowing" after the
                                               first echo and a JSON summary (sent, received,
                                               longest gap) at the end or on SIGTERM
@@ -23,17 +28,27 @@ import time
 BUF = 65536
 
 
-def _reply(tag: str | None, data: bytes) -> bytes:
+def _reply(tag: str | None, data: bytes, peer: tuple[str, int] | None = None) -> bytes:
+    if peer is not None:
+        data = f"from={peer[0]}:{peer[1]};".encode() + data
     return data if tag is None else tag.encode() + b":" + data
 
 
-def _serve_tcp_conn(conn: socket.socket, tag: str | None) -> None:
+_print_lock = threading.Lock()
+
+
+def _announce(proto: str, peer: tuple[str, int]) -> None:
+    with _print_lock:
+        print(f"peer {proto} {peer[0]}:{peer[1]}", flush=True)
+
+
+def _serve_tcp_conn(conn: socket.socket, tag: str | None, peer: tuple[str, int] | None) -> None:
     with conn:
         while data := conn.recv(BUF):
-            conn.sendall(_reply(tag, data))
+            conn.sendall(_reply(tag, data, peer))
 
 
-def _serve_tcp(port: int, tag: str | None) -> socket.socket:
+def _serve_tcp(port: int, tag: str | None, show_peer: bool = False) -> socket.socket:
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("0.0.0.0", port))
@@ -41,21 +56,28 @@ def _serve_tcp(port: int, tag: str | None) -> socket.socket:
 
     def accept_loop() -> None:
         while True:
-            conn, _ = srv.accept()
-            threading.Thread(target=_serve_tcp_conn, args=(conn, tag), daemon=True).start()
+            conn, peer = srv.accept()
+            if show_peer:
+                _announce("tcp", peer)
+            threading.Thread(target=_serve_tcp_conn, args=(conn, tag, peer if show_peer else None),
+                             daemon=True).start()
 
     threading.Thread(target=accept_loop, daemon=True).start()
     return srv
 
 
-def _serve_udp(port: int, tag: str | None) -> socket.socket:
+def _serve_udp(port: int, tag: str | None, show_peer: bool = False) -> socket.socket:
     srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     srv.bind(("0.0.0.0", port))
+    seen: set[tuple[str, int]] = set()
 
     def loop() -> None:
         while True:
             data, peer = srv.recvfrom(BUF)
-            srv.sendto(_reply(tag, data), peer)
+            if show_peer and peer not in seen:
+                seen.add(peer)
+                _announce("udp", peer)
+            srv.sendto(_reply(tag, data, peer if show_peer else None), peer)
 
     threading.Thread(target=loop, daemon=True).start()
     return srv
@@ -65,8 +87,8 @@ def serve(args: argparse.Namespace) -> int:
     if not (args.tcp or args.udp):
         print("serve: give --tcp and/or --udp", file=sys.stderr)
         return 2
-    sockets = ([_serve_tcp(args.tcp, args.tag)] if args.tcp else []) + \
-              ([_serve_udp(args.udp, args.tag)] if args.udp else [])
+    sockets = ([_serve_tcp(args.tcp, args.tag, args.peer)] if args.tcp else []) + \
+              ([_serve_udp(args.udp, args.tag, args.peer)] if args.udp else [])
     print(f"ready tcp={args.tcp or '-'} udp={args.udp or '-'}", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -106,16 +128,20 @@ def _exchange(sock: socket.socket, proto: str, addr: tuple[str, int], payload: b
                 raise
 
 
-def _open(proto: str, addr: tuple[str, int], timeout: float) -> socket.socket:
+def _open(proto: str, addr: tuple[str, int], timeout: float, source_port: int = 0) -> socket.socket:
+    """A TCP connection (or UDP socket) to `addr`, from `source_port` when given (0: the kernel's pick)."""
     if proto == "tcp":
-        return socket.create_connection(addr, timeout=timeout)
-    return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        return socket.create_connection(addr, timeout=timeout, source_address=("0.0.0.0", source_port))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if source_port:
+        sock.bind(("0.0.0.0", source_port))
+    return sock
 
 
 def connect(args: argparse.Namespace) -> int:
     addr = (args.host, args.port)
     try:
-        with _open(args.proto, addr, args.timeout) as sock:
+        with _open(args.proto, addr, args.timeout, args.source_port) as sock:
             reply = _exchange(sock, args.proto, addr, args.message.encode(), args.timeout)
     except OSError as exc:  # socket timeouts, refusals and resets are all OSError
         print(f"no echo: {exc}", file=sys.stderr)
@@ -136,14 +162,14 @@ def stream(args: argparse.Namespace) -> int:
     last_ok_epoch = 0.0
     longest_gap = 0.0
     try:
-        sock = _open(args.proto, addr, args.timeout)
+        sock = _open(args.proto, addr, args.timeout, args.source_port)
     except OSError as exc:
         sock, errors = None, [f"connect: {exc}"]
     end = started + args.duration if args.duration else float("inf")
     while sock and not stop.is_set() and time.monotonic() < end:
         sent += 1
         try:
-            _exchange(sock, args.proto, addr, f"seq={sent};".encode(), args.timeout)
+            _exchange(sock, args.proto, addr, f"{args.message}:seq={sent};".encode(), args.timeout)
             received += 1
             if received == 1:
                 print("flowing", flush=True)  # lets a caller wait until the path carries data
@@ -171,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tcp", type=int)
     p.add_argument("--udp", type=int)
     p.add_argument("--tag", help="prefix replies with '<tag>:' (which server answered)")
+    p.add_argument("--peer", action="store_true", help="replies start 'from=IP:PORT;'; print each peer")
     p.set_defaults(func=serve)
     for name, func in (("connect", connect), ("stream", stream)):
         p = sub.add_parser(name)
@@ -178,8 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("host")
         p.add_argument("port", type=int)
         p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each echo")
+        p.add_argument("--source-port", type=int, default=0, help="send from this port (0: any)")
+        p.add_argument("--message", default="probe", help="the payload (stream: each one's prefix)")
         p.set_defaults(func=func)
-    sub.choices["connect"].add_argument("--message", default="probe")
     sub.choices["stream"].add_argument("--interval", type=float, default=0.05)
     sub.choices["stream"].add_argument("--duration", type=float, default=0, help="0: until SIGTERM")
     args = parser.parse_args(argv)

@@ -110,7 +110,7 @@ class EchoServer(HostProcess):
     """
 
     def __init__(self, host: Host, tcp: int | None = None, udp: int | None = None,
-                 tag: str | None = None, ready_timeout: float = 10) -> None:
+                 tag: str | None = None, ready_timeout: float = 10, peer: bool = False) -> None:
         self.host = host
         self.argv = [*PROBE, "serve"]
         if tcp:
@@ -119,7 +119,10 @@ class EchoServer(HostProcess):
             self.argv += ["--udp", str(udp)]
         if tag:
             self.argv += ["--tag", tag]
+        if peer:  # replies start "from=IP:PORT;", and each new peer is printed (`peers()`)
+            self.argv += ["--peer"]
         self.ready_timeout = ready_timeout
+        self.seen_peers: list[tuple[str, str, int]] = []
 
     def __enter__(self) -> EchoServer:
         self.spawn(self.host, self.argv)
@@ -129,6 +132,20 @@ class EchoServer(HostProcess):
             raise RuntimeError(f"probe server on {self.host.name} did not start: {line!r}")
         return self
 
+    def peers(self, count: int = 1, timeout: float = 10) -> list[tuple[str, str, int]]:
+        """(proto, address, port) of every peer seen so far (`peer=True`), waiting until there are `count`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            wait = deadline - time.monotonic() if len(self.seen_peers) < count else 0.0
+            line = self.line(wait)   # past `count`, only what is already there
+            if line is None:
+                break
+            if line.startswith("peer "):
+                _, proto, where = line.split()
+                address, _, port = where.rpartition(":")
+                self.seen_peers.append((proto, address, int(port)))
+        return list(self.seen_peers)
+
     def stop(self) -> None:
         self.terminate()
 
@@ -137,11 +154,30 @@ class EchoServer(HostProcess):
 
 
 def connect(h_from: Host, proto: str, ip: str, port: int, timeout: float = 1.0,
-            message: str = "probe") -> str | None:
+            message: str = "probe", source_port: int = 0) -> str | None:
     """The server's reply to one `proto` exchange from `h_from`, or None when none came in time."""
     argv = [*PROBE, "connect", proto, ip, str(port), "--timeout", f"{timeout:g}", "--message", message]
+    if source_port:
+        argv += ["--source-port", str(source_port)]
     code, out = run_in(h_from, argv, timeout=timeout + 10)
     return out.strip() if code == 0 else None
+
+
+def seen_from(reply: str | None) -> tuple[str, int] | None:
+    """(address, port) a `peer=True` server saw a reply's exchange come from, or None (no reply)."""
+    if reply is None:
+        return None
+    marker = reply.find("from=")
+    if marker < 0:
+        raise ValueError(f"reply {reply!r} names no source: serve with peer=True")
+    address, _, port = reply[marker + 5:].split(";", 1)[0].rpartition(":")
+    return address, int(port)
+
+
+def ping_output(h_from: Host, ip: str, count: int = 1, timeout: float = 1.0, ttl: int | None = None) -> str:
+    """ping's whole output (ICMP errors such as "Time to live exceeded" show up there, with their source)."""
+    argv = ["ping", "-n", "-c", str(count), "-W", f"{timeout:g}", "-i", "0.2", *(["-t", str(ttl)] if ttl else []), ip]
+    return run_in(h_from, argv, timeout=count * (timeout + 0.2) + 5)[1]
 
 
 def tcp_ok(h_from: Host, h_to: Host, ip: str, port: int = 5001, timeout: float = 1.0) -> bool:
@@ -162,10 +198,11 @@ class Stream(HostProcess):
     sent, received, longest_gap_s, broken (TCP), errors. Needs an EchoServer at ip:port."""
 
     def __init__(self, host: Host, proto: str, ip: str, port: int, interval: float = 0.05,
-                 timeout: float = 1.0, start_timeout: float = 10) -> None:
+                 timeout: float = 1.0, start_timeout: float = 10, message: str = "probe",
+                 source_port: int = 0) -> None:
         self.host = host
         self.argv = [*PROBE, "stream", proto, ip, str(port), "--interval", f"{interval:g}",
-                     "--timeout", f"{timeout:g}"]
+                     "--timeout", f"{timeout:g}", "--message", message, "--source-port", str(source_port)]
         self.start_timeout = start_timeout
         self.summary: dict[str, Any] | None = None
 

@@ -75,11 +75,17 @@ class Api:
 class Registration:
     networks: dict[str, str] = field(default_factory=dict)   # tenant key -> network id
     ports: dict[str, str] = field(default_factory=dict)      # VM label -> port id
+    external: str | None = None                              # the external network's id, if the plan has one
 
 
 def register(api: Api, plan: Plan) -> Registration:
-    """One network per tenant and one port per VM, bound to the VM's switch interface."""
+    """One network per tenant and one port per VM, bound to the VM's switch interface; with an external network
+    in the plan, that network too (external, gateway_ip = the upstream, uplink = the upstream's switch port)."""
     reg = Registration()
+    if plan.external is not None:
+        ext = plan.external
+        reg.external = api.create("networks", {"name": ext.network, "cidr": ext.cidr, "external": True,
+                                               "gateway_ip": ext.upstream_ip, "uplink": ext.uplink})["id"]
     for net in plan.networks:
         reg.networks[net.tenant] = api.create("networks", {"name": net.name, "cidr": net.cidr})["id"]
     for vm in plan.vms:
@@ -91,3 +97,60 @@ def register(api: Api, plan: Plan) -> Registration:
             "binding": {"dpid": vm.dpid, "interface": vm.interface},
         })["id"]
     return reg
+
+
+# -- routers and floating IPs (API.md: /routers, /routers/{id}/interfaces, /floating-ips) -----------------------
+
+def create_router(api: Api, name: str, external_network_id: str | None = None, enable_snat: bool = True,
+                  ip_address: str | None = None, routes: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """A router, with its external gateway on `external_network_id` when given."""
+    body: dict[str, Any] = {"name": name}
+    if external_network_id is not None:
+        body["external_gateway"] = gateway_body(external_network_id, enable_snat, ip_address)
+    if routes is not None:
+        body["routes"] = routes
+    return api.create("routers", body)
+
+
+def gateway_body(network_id: str, enable_snat: bool = True, ip_address: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"network_id": network_id, "enable_snat": enable_snat}
+    if ip_address is not None:
+        body["ip_address"] = ip_address
+    return body
+
+
+def set_external_gateway(api: Api, router_id: str, network_id: str | None, enable_snat: bool = True,
+                         ip_address: str | None = None) -> dict[str, Any]:
+    """Put the router's gateway on `network_id` (None: take it off)."""
+    gateway = None if network_id is None else gateway_body(network_id, enable_snat, ip_address)
+    return api.patch(f"/routers/{router_id}", {"external_gateway": gateway})
+
+
+def add_router_interface(api: Api, router_id: str, network_id: str) -> dict[str, Any]:
+    """The router joins the network at its gateway_ip; returns the router."""
+    return api.post(f"/routers/{router_id}/interfaces", {"network_id": network_id})
+
+
+def remove_router_interface(api: Api, router_id: str, network_id: str) -> None:
+    api.delete(f"/routers/{router_id}/interfaces/{network_id}")
+
+
+def router_gateway_ip(router: dict[str, Any]) -> str:
+    """The router's address on its external network (where SNAT'd traffic comes from)."""
+    gateway = router.get("external_gateway")
+    if not gateway:
+        raise ValueError(f"router {router.get('id')} has no external gateway")
+    return gateway["ip_address"]
+
+
+def create_floating_ip(api: Api, network_id: str, port_id: str | None = None,
+                       address: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"network_id": network_id, "port_id": port_id}
+    if address is not None:
+        body["floating_ip_address"] = address
+    return api.create("floating-ips", body)
+
+
+def attach_floating_ip(api: Api, floating_ip_id: str, port_id: str | None) -> dict[str, Any]:
+    """Map the floating IP to `port_id` (another port: a move; None: detach)."""
+    return api.patch(f"/floating-ips/{floating_ip_id}", {"port_id": port_id})

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import Any
 
 from mininet.node import OVSSwitch
 from mininet.topo import Topo
@@ -31,6 +32,26 @@ class Tenant:
     network: str      # network name registered through REST
     cidr: str
     first_host: int   # VM n of this tenant gets host address first_host + n
+    routed: bool = False  # VMs get a default route via the network's gateway_ip (the first host)
+
+
+@dataclass(frozen=True)
+class External:
+    """An external network reached through a switch interface (its `uplink`), with hosts that are not ports.
+
+    `upstream` is a Linux router (ip_forward=1) plugged into switch `uplink_switch` at `upstream_ip`, the
+    external network's gateway_ip, with a second leg on `outside_cidr` wired straight (a plain veth, no switch
+    of ours) to `outside`, whose default route is the upstream. The upstream knows the external subnet and its
+    own: never a tenant's, so only SNAT and floating IPs bring tenant traffic back.
+    """
+
+    network: str = "ext"
+    cidr: str = "203.0.113.0/24"
+    upstream_ip: str = "203.0.113.1"
+    uplink_switch: int = 1
+    outside_cidr: str = "198.51.100.0/24"
+    upstream_outside_ip: str = "198.51.100.1"
+    outside_ip: str = "198.51.100.10"
 
 
 @dataclass(frozen=True)
@@ -40,6 +61,7 @@ class Layout:
     links: tuple[tuple[int, int], ...]     # 1-based switch numbers
     vms: tuple[tuple[int, str], ...]       # (switch number, tenant key), in host-number order
     tenants: tuple[Tenant, ...]
+    external: External | None = None
 
 
 # Both tenants use the same CIDR on purpose: overlapping tenant address space must work.
@@ -55,6 +77,17 @@ LAYOUTS: dict[str, Layout] = {
                     tuple((s, t) for s in (1, 2, 3) for t in ("a", "b")), TENANTS),
     "ring": Layout("ring", 3, ((1, 2), (2, 3), (3, 1)),
                    tuple((s, t) for s in (1, 2, 3) for t in ("a", "b")), TENANTS),
+    # Routers: tenant A has three networks (a and c for one router, d left off it), tenant B reuses A's
+    # 10.0.0.0/24; s1 carries the external network's uplink (the SNAT switch), VMs sit on all three switches
+    # so that east-west and SNAT traffic crosses switches. Every VM routes by default via its gateway_ip.
+    "external": Layout(
+        "external", 3, ((1, 2), (2, 3)),
+        ((2, "a"), (3, "a"), (1, "a"), (3, "c"), (2, "c"), (2, "d"), (3, "b"), (2, "b")),
+        (Tenant("a", "tenant-a", "10.0.0.0/24", 10, routed=True),
+         Tenant("b", "tenant-b", "10.0.0.0/24", 20, routed=True),
+         Tenant("c", "tenant-a-2", "10.0.1.0/24", 10, routed=True),
+         Tenant("d", "tenant-a-3", "10.0.2.0/24", 10, routed=True)),
+        External()),
 }
 
 
@@ -77,6 +110,7 @@ class VmPlan:
     ip: str
     prefixlen: int
     interface: str | None = None   # the switch-side OVS port; known once Mininet built the link
+    gateway: str | None = None     # default route (routed tenants: the network's gateway_ip)
 
     @property
     def ip_with_prefix(self) -> str:
@@ -88,6 +122,32 @@ class NetworkPlan:
     tenant: str
     name: str
     cidr: str
+    gateway_ip: str | None = None   # None: the controller's default (the first host)
+
+
+@dataclass(frozen=True)
+class ExternalPlan:
+    """The external network, its uplink and the two hosts beyond it (labels "upstream" and "outside")."""
+
+    network: str
+    cidr: str
+    prefixlen: int
+    upstream_ip: str                # the external network's gateway_ip
+    uplink_switch: str              # switch label
+    uplink_dpid: str
+    upstream_host: str              # prefixed Mininet host names
+    outside_host: str
+    outside_cidr: str
+    upstream_outside_ip: str
+    outside_ip: str
+    uplink_interface: str | None = None   # the switch-side OVS port of the upstream's link; known once built
+
+    @property
+    def uplink(self) -> dict[str, str]:
+        """The REST `uplink` of the external network."""
+        if self.uplink_interface is None:
+            raise ValueError("plan not bound to a built network (no uplink interface)")
+        return {"dpid": self.uplink_dpid, "interface": self.uplink_interface}
 
 
 @dataclass(frozen=True)
@@ -98,6 +158,7 @@ class Plan:
     links: tuple[tuple[str, str], ...]   # switch labels
     networks: tuple[NetworkPlan, ...]
     vms: tuple[VmPlan, ...]
+    external: ExternalPlan | None = None
 
     def vm(self, label: str) -> VmPlan:
         return next(v for v in self.vms if v.label == label)
@@ -112,9 +173,21 @@ class Plan:
     def bridges(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.switches)
 
+    @property
+    def hosts(self) -> dict[str, str]:
+        """Label -> Mininet host name, VMs and the external network's hosts ("upstream", "outside")."""
+        found = {v.label: v.host for v in self.vms}
+        if self.external:
+            found.update(upstream=self.external.upstream_host, outside=self.external.outside_host)
+        return found
+
     def bound(self, interfaces: dict[str, str]) -> Plan:
-        """The plan with each VM's switch-side interface filled in (host name -> interface name)."""
-        return replace(self, vms=tuple(replace(v, interface=interfaces[v.host]) for v in self.vms))
+        """The plan with each VM's (and the uplink's) switch-side interface filled in (host name -> interface)."""
+        external = self.external
+        if external is not None:
+            external = replace(external, uplink_interface=interfaces[external.upstream_host])
+        return replace(self, vms=tuple(replace(v, interface=interfaces[v.host]) for v in self.vms),
+                       external=external)
 
 
 def dpid_for(prefix: str, number: int) -> str:
@@ -143,12 +216,24 @@ def plan(layout: Layout | str, prefix: str = "") -> Plan:
             switch=f"s{switch_number}", dpid=switches[switch_number - 1].dpid,
             mac=f"fa:16:3e:00:{tenant_index:02x}:{n:02x}",
             ip=str(net.network_address + tenant.first_host + n), prefixlen=net.prefixlen,
+            gateway=str(net.network_address + 1) if tenant.routed else None,
         ))
+    external = None
+    if layout.external:
+        ext = layout.external
+        external = ExternalPlan(
+            network=ext.network, cidr=ext.cidr, prefixlen=ipaddress.ip_network(ext.cidr).prefixlen,
+            upstream_ip=ext.upstream_ip, uplink_switch=f"s{ext.uplink_switch}",
+            uplink_dpid=switches[ext.uplink_switch - 1].dpid,
+            upstream_host=f"{prefix}up", outside_host=f"{prefix}out", outside_cidr=ext.outside_cidr,
+            upstream_outside_ip=ext.upstream_outside_ip, outside_ip=ext.outside_ip)
     return Plan(
         layout=layout.name, prefix=prefix, switches=switches,
         links=tuple((f"s{a}", f"s{b}") for a, b in layout.links),
-        networks=tuple(NetworkPlan(t.key, t.network, t.cidr) for t in layout.tenants),
-        vms=tuple(vms),
+        networks=tuple(NetworkPlan(t.key, t.network, t.cidr,
+                                   str(ipaddress.ip_network(t.cidr).network_address + 1) if t.routed else None)
+                       for t in layout.tenants),
+        vms=tuple(vms), external=external,
     )
 
 
@@ -164,3 +249,33 @@ class TenantTopo(Topo):
         for vm in plan.vms:
             self.addHost(vm.host, ip=vm.ip_with_prefix, mac=vm.mac)
             self.addLink(vm.host, names[vm.switch])
+        ext = plan.external
+        if ext is not None:
+            outside_len = ipaddress.ip_network(ext.outside_cidr).prefixlen
+            # The uplink first, so that it is the upstream's default interface (frames sent "from upstream").
+            self.addHost(ext.upstream_host, ip=f"{ext.upstream_ip}/{ext.prefixlen}")
+            self.addLink(ext.upstream_host, names[ext.uplink_switch])
+            self.addHost(ext.outside_host, ip=f"{ext.outside_ip}/{outside_len}")
+            self.addLink(ext.outside_host, ext.upstream_host,
+                         params2={"ip": f"{ext.upstream_outside_ip}/{outside_len}"})
+
+
+def configure_routing(net: Any, p: Plan) -> None:
+    """Default routes of routed VMs; the upstream forwards (its own namespace only) and `outside` routes via it.
+
+    Everything happens inside the hosts' namespaces: the root namespace gets no address and no route.
+    """
+    for vm in p.vms:
+        if vm.gateway:
+            _check(net.get(vm.host), "ip", "route", "replace", "default", "via", vm.gateway)
+    ext = p.external
+    if ext is not None:
+        upstream, outside = net.get(ext.upstream_host), net.get(ext.outside_host)
+        _check(upstream, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        _check(outside, "ip", "route", "replace", "default", "via", ext.upstream_outside_ip)
+
+
+def _check(host: Any, *argv: str) -> None:
+    out = host.cmd(*argv, "; echo rc=$?").strip()
+    if not out.endswith("rc=0"):
+        raise RuntimeError(f"{host.name}: {' '.join(argv)}: {out}")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from routers_fixtures import external  # noqa: F401  # the `external` topology fixture (routers, NAT)
 
 from mininet_topos.control import ControllerError, ControllerProcess, free_port, log_tail
 from mininet_topos.launcher import Running, random_prefix, running

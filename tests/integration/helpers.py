@@ -13,20 +13,36 @@ from mininet_topos.reach import (
     capture_frame,
     connect,
     ping,
+    ping_output,
     run_in,
+    seen_from,
     send_frame,
     send_raw,
     tcp_ok,
     udp_ok,
     wait_until,
 )
-from mininet_topos.rest import Api, ApiError, Registration, register
+from mininet_topos.rest import (
+    Api,
+    ApiError,
+    Registration,
+    add_router_interface,
+    attach_floating_ip,
+    create_floating_ip,
+    create_router,
+    register,
+    remove_router_interface,
+    router_gateway_ip,
+    set_external_gateway,
+)
 from mininet_topos.topos import LAYOUTS, Layout, Plan, Tenant, VmPlan, plan
 
 __all__ = [
     "LAYOUTS", "Api", "ApiError", "ControllerProcess", "EchoServer", "Layout", "Plan", "Registration",
-    "Running", "Sniffer", "Stream", "Tenant", "VmPlan", "capture_frame", "connect", "free_port", "log_tail",
-    "ping", "plan", "random_prefix", "readdress", "register", "run_in", "send_frame", "send_raw", "tcp_ok", "udp_ok",
+    "Running", "Sniffer", "Stream", "Tenant", "VmPlan", "add_router_interface", "attach_floating_ip",
+    "capture_frame", "connect", "create_floating_ip", "create_router", "free_port", "log_tail",
+    "ping", "ping_output", "plan", "random_prefix", "readdress", "register", "remove_router_interface",
+    "router_gateway_ip", "run_in", "seen_from", "send_frame", "send_raw", "set_external_gateway", "tcp_ok", "udp_ok",
     "wait_until",
 ]
 

@@ -80,6 +80,10 @@ def test_topology_builds_netdev_secure_of13(bare_net_factory, name: str) -> None
         per_bridge[vm.switch] += 1
         intf = run.host(vm.label).defaultIntf()
         assert (intf.MAC(), intf.IP()) == (vm.mac, vm.ip)
+    if run.plan.external:  # the upstream host's link is the external network's uplink
+        assert ovs.vsctl("port-to-br", run.plan.external.uplink_interface) == \
+            run.plan.switch(run.plan.external.uplink_switch).name
+        per_bridge[run.plan.external.uplink_switch] += 1
     for s in run.plan.switches:
         assert len(ovs.vsctl("list-ports", s.name).split()) == per_bridge[s.label]
 
