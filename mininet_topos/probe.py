@@ -11,6 +11,13 @@
                                               one long-lived exchange; prints "flowing" after the
                                               first echo and a JSON summary (sent, received,
                                               longest gap) at the end or on SIGTERM
+    burst tcp HOST PORT --count N [--timeout S]
+                                              N short connections one after another (connect, one
+                                              echo, close); prints JSON: ok, failed, seconds
+    first udp HOST PORT [--interval S] [--timeout S]
+                                              prints "sending" once it starts, then sends a datagram
+                                              every `interval` s until the first echo comes back and
+                                              prints "first EPOCH" (the wall-clock time it arrived)
 
 Plain sockets only, so it starts fast and behaves the same in every namespace.
 """
@@ -189,6 +196,50 @@ def stream(args: argparse.Namespace) -> int:
     return 0 if sent and received == sent else 1
 
 
+def burst(args: argparse.Namespace) -> int:
+    """`count` short TCP connections in a row: how many connections per second a path sets up."""
+    ok = failed = 0
+    errors: list[str] = []
+    started = time.perf_counter()
+    for i in range(args.count):
+        payload = f"{args.message}-{i}".encode()
+        try:
+            with socket.create_connection((args.host, args.port), timeout=args.timeout) as sock:
+                _exchange(sock, "tcp", (args.host, args.port), payload, args.timeout)
+            ok += 1
+        except OSError as exc:
+            failed += 1
+            if len(errors) < 5:
+                errors.append(f"connection {i}: {exc}")
+    seconds = time.perf_counter() - started
+    print(json.dumps({"ok": ok, "failed": failed, "seconds": round(seconds, 4), "errors": errors}), flush=True)
+    return 0 if failed == 0 else 1
+
+
+def first(args: argparse.Namespace) -> int:
+    """Send a datagram every `interval` s until one is echoed; print when (epoch seconds)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(args.interval)
+    addr = (args.host, args.port)
+    print("sending", flush=True)
+    deadline = time.monotonic() + args.timeout
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
+        try:
+            sock.sendto(f"{args.message}-{n}".encode(), addr)
+            sock.recvfrom(BUF)
+        except TimeoutError:
+            continue
+        except OSError:  # no ARP answer yet (EHOSTUNREACH), an ICMP error reported on the socket: keep trying
+            time.sleep(args.interval)
+            continue
+        print(f"first {time.time():.6f} after {n} datagrams", flush=True)
+        return 0
+    print(f"no echo within {args.timeout:g} s ({n} datagrams)", flush=True)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mininet_topos.probe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -208,6 +259,22 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--source-port", type=int, default=0, help="send from this port (0: any)")
         p.add_argument("--message", default="probe", help="the payload (stream: each one's prefix)")
         p.set_defaults(func=func)
+    p = sub.add_parser("burst")
+    p.add_argument("proto", choices=("tcp",))
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("--count", type=int, default=1000)
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds per connection")
+    p.add_argument("--message", default="burst")
+    p.set_defaults(func=burst)
+    p = sub.add_parser("first")
+    p.add_argument("proto", choices=("udp",))
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("--interval", type=float, default=0.002)
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--message", default="first")
+    p.set_defaults(func=first)
     sub.choices["stream"].add_argument("--interval", type=float, default=0.05)
     sub.choices["stream"].add_argument("--duration", type=float, default=0, help="0: until SIGTERM")
     args = parser.parse_args(argv)
