@@ -78,8 +78,13 @@ def shut_within(env: ExternalEnv, src: str, ip: str, port: int = PORT, within: f
 
 
 def pings_within(env: ExternalEnv, src: str, ip: str, within: float = CONVERGE) -> bool:
-    wait_until(lambda: ping(env.host(src), ip, timeout=1), within, f"ping {src} -> {ip}")
-    return True
+    try:
+        wait_until(lambda: ping(env.host(src), ip, timeout=1), within, f"ping {src} -> {ip}")
+    except TimeoutError as exc:
+        failure = str(exc)
+    else:
+        return True
+    pytest.fail(failure, pytrace=False)
 
 
 def source_of(reply: str) -> str:
