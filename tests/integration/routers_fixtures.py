@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -30,7 +30,9 @@ from helpers import (
     attach_floating_ip,
     create_floating_ip,
     create_router,
+    readdress,
     register,
+    run_in,
     wait_until,
 )
 
@@ -95,6 +97,16 @@ class ExternalEnv:
     def attach(self, floating_ip: dict[str, Any], label: str | None) -> dict[str, Any]:
         """Map `floating_ip` to VM `label`'s port (another one: a move; None: detach)."""
         return attach_floating_ip(self.api, floating_ip["id"], self.port(label) if label else None)
+
+    def readdress(self, label: str, ip: str) -> None:
+        """VM `label` takes address `ip` (in its host and its port) and keeps its default route via its gateway
+        (replacing an address drops the routes that relied on it)."""
+        readdress(self.api, self.run, self.reg, label, ip)
+        vm = self.run.plan.vm(label)
+        code, out = run_in(self.host(label), ["ip", "route", "replace", "default", "via", str(vm.gateway)], 5)
+        assert code == 0, out
+        self.run.plan = replace(self.run.plan, vms=tuple(replace(v, ip=ip) if v.label == label else v
+                                                          for v in self.run.plan.vms))
 
     def restart(self, sig: int = signal.SIGTERM) -> None:
         """Restart the controller (same ports and DB) and wait until every switch is connected again."""

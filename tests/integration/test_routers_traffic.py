@@ -28,7 +28,6 @@ from helpers import (
     connect,
     ping,
     ping_output,
-    readdress,
     remove_router_interface,
     router_gateway_ip,
     run_in,
@@ -193,7 +192,7 @@ def test_networks_off_the_router_stay_isolated_even_with_the_same_cidr(external:
     env = external
     env.router("r", ("a", "c"))
     # b1 takes a2's address: a packet the router sends into 10.0.0.0/24 must reach a2, never b1.
-    readdress(env.api, env.run, env.reg, "b1", env.ip("a2"))
+    env.readdress("b1", env.ip("a2"))
     c1 = env.ip("c1")
     with EchoServer(env.host("a2"), tcp=PORT, tag="a2"), EchoServer(env.host("b1"), tcp=PORT, tag="b1"), \
             EchoServer(env.host("c1"), tcp=PORT), EchoServer(env.host("d1"), tcp=PORT), \
@@ -265,7 +264,7 @@ def test_overlapping_tenants_reach_outside_at_once_each_from_its_gateway(externa
     gw_a = router_gateway_ip(env.router("ra", ("a",)))
     gw_b = router_gateway_ip(env.router("rb", ("b",)))
     assert gw_a != gw_b
-    readdress(env.api, env.run, env.reg, "b1", env.ip("a1"))   # 10.0.0.11 in both tenants
+    env.readdress("b1", env.ip("a1"))   # 10.0.0.11 in both tenants
     outside = env.ip("outside")
     with EchoServer(env.host("outside"), tcp=PORT, udp=PORT, peer=True), \
             EchoServer(env.host("a2"), tcp=PORT), EchoServer(env.host("b2"), tcp=PORT):
