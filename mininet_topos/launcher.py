@@ -148,7 +148,8 @@ def raise_on_sigterm() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mininet_topos",
                                      description="Build a tenant topology against an SDN controller.")
-    parser.add_argument("topology", choices=sorted(LAYOUTS))
+    parser.add_argument("topology", nargs="?", choices=sorted(LAYOUTS))
+    parser.add_argument("--topo", choices=sorted(LAYOUTS), help="the same as the positional TOPOLOGY")
     parser.add_argument("--controller", default="127.0.0.1:6653", help="OpenFlow HOST:PORT")
     parser.add_argument("--api", default="http://127.0.0.1:8080/v1", help="REST base URL")
     parser.add_argument("--token", help="API bearer token")
@@ -160,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds to wait for the switches to connect (0: do not wait)")
     parser.add_argument("-v", "--verbose", action="store_true", help="Mininet info logging")
     args = parser.parse_args(argv)
+    if bool(args.topology) == bool(args.topo):
+        parser.error("give the topology once: TOPOLOGY or --topo TOPOLOGY")
+    args.topology = args.topology or args.topo
     setLogLevel("info" if args.verbose else "warning")
     raise_on_sigterm()
     prefix = random_prefix() if args.prefix is None else args.prefix

@@ -157,6 +157,10 @@ def test_cleanup_on_exit_and_on_exception() -> None:
     with pytest.raises(ZeroDivisionError), running("ring", prefix, NOWHERE, connect_timeout=None):
         1 / 0  # noqa: B018  # any exception inside the block
     assert leftovers(prefix) == []
+    with pytest.raises(ZeroDivisionError), running("external", prefix, NOWHERE, connect_timeout=None) as run:
+        assert run.host("outside").defaultIntf().name.startswith(prefix)  # the upstream-outside veth
+        1 / 0  # noqa: B018
+    assert leftovers(prefix) == []
 
 
 def test_refuses_to_take_over_an_existing_bridge() -> None:
