@@ -5,7 +5,7 @@ from __future__ import annotations
 from apps.compiler import DERIVED, UNITS, Compiler
 from apps.incremental import Engine
 from apps.index import Index
-from apps.model import FloatingIP, MacBinding, Policy, Router, RouterGateway, RouterInterface, StaticRoute
+from apps.model import FloatingIP, MacBinding, Network, Policy, Router, RouterGateway, RouterInterface, StaticRoute
 from apps.topology import Topology
 
 ROUTER = Router("r1", "r", "fa:16:3f:00:00:07", 7,
@@ -71,15 +71,25 @@ def test_the_compiler_takes_mac_bindings_whole_or_one_by_one() -> None:
     compiler.put("mac_binding", binding.id, None)
     compiler.commit()
     assert compiler._engine.get(("network_mac_bindings", "ext")) is None
-    assert compiler.gateway("r1") is None  # no routing compiler has placed a gateway
+    assert compiler.gateway("r1") is None  # no such router
 
 
 def test_the_compiler_takes_routers_and_floating_ips_whole_or_one_by_one() -> None:
     compiler = Compiler()
     compiler.load(Policy(routers=(ROUTER,), floating_ips=(FLOATING_IP,)), Topology((), ()))
-    assert compiler.commit() == {}  # no flows of their own yet
+    assert compiler.commit() == {}  # no switches to put flows on
     assert compiler.zone("router", "r1") == 7 and compiler.zone("floating_ip", "f1") is None
     compiler.put("router", "r1", None)
     compiler.put("floating_ip", "f1", None)
     compiler.commit()
     assert compiler.zone("router", "r1") is None
+
+
+def test_an_uplink_is_bound_so_lldp_never_counts_it_as_a_trunk() -> None:
+    """Hosts behind an uplink are not switches of ours: the interface is no trunk candidate while the network has it."""
+    engine, networks = index()
+    uplinked = Network("ext", "ext", "203.0.113.0/24", "203.0.113.1", 99, external=True, uplink=("s1", "s1-eth9"))
+    networks.put_network("ext", uplinked)
+    assert networks.bound == {"s1": {"s1-eth9"}} and engine.get(("bindings", "s1")) == {"s1-eth9"}
+    networks.put_network("ext", Network("ext", "ext", "203.0.113.0/24", "203.0.113.1", 99, external=True))
+    assert networks.bound == {} and engine.get(("bindings", "s1")) is None
