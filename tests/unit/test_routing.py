@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from apps.compiler import compile_all
+from apps.compiler import Compiler, compile_all
 from apps.flows import ETH_TYPE_ARP, ETH_TYPE_IP, IP_PROTO, ip_to_int, mac_to_int
 from apps.flowsim import CONTROLLER, Conntrack, SwitchTables, packet, run_fabric
 from apps.model import (
@@ -227,3 +227,40 @@ def test_security_groups_see_routed_packets_in_the_routers_scope():
         == [(S2, 1)]
     assert deliveries(fab, S3, from_vm(PORT["n1-b"], ROUTER.mac, "10.2.0.5", **ssh)) == []
     assert deliveries(fab, S1, from_vm(PORT["n1-a"], ROUTER.mac, "10.2.0.5", tcp_dst=80)) == []
+
+
+def test_a_router_without_a_gateway_routes_east_west_and_drops_the_rest():
+    fab = tables(policy(routers=(dataclasses.replace(ROUTER, gateway=None),), floating_ips=()))
+    (dpid, port, _), = deliveries(fab, S1, from_vm(PORT["n1-a"], ROUTER.mac, "10.2.0.5"))
+    assert (dpid, port) == (S2, 1)
+    assert deliveries(fab, S3, from_vm(PORT["n1-b"], ROUTER.mac, OUTSIDE)) == []
+    assert deliveries(fab, S1, from_uplink(OUTSIDE, "203.0.113.10")) == []
+
+
+def test_incremental_router_changes_equal_a_full_compile():
+    """Each step as the store's journal would hand it over: the flows equal a compile from scratch."""
+    bare = dataclasses.replace(ROUTER, gateway=None, interfaces=ROUTER.interfaces[:1])
+    moved_port = dataclasses.replace(PORT["n2-b"], dpid=S1, interface="s1-eth4")
+    steps = [
+        ("router", ROUTER.id, bare), ("router", ROUTER.id, dataclasses.replace(bare, interfaces=ROUTER.interfaces)),
+        ("router", ROUTER.id, ROUTER), ("floating_ip", FLOATING.id, FLOATING),
+        ("mac_binding", BINDING.id, BINDING),
+        ("floating_ip", FLOATING.id, dataclasses.replace(FLOATING, port_id="n2-b")),
+        ("port", "n2-b", moved_port),
+        ("router", ROUTER.id, dataclasses.replace(ROUTER, routes=(StaticRoute("192.0.2.0/24", "203.0.113.2"),))),
+        ("floating_ip", FLOATING.id, dataclasses.replace(FLOATING, port_id=None)),
+        ("mac_binding", BINDING.id, None), ("floating_ip", FLOATING.id, None), ("router", ROUTER.id, None),
+    ]
+    state = {"router": {}, "floating_ip": {}, "mac_binding": {}, "port": dict(PORT)}
+    compiler = Compiler()
+    compiler.load(policy(routers=(), floating_ips=(), mac_bindings=()), TOPOLOGY)
+    compiler.commit()
+    for kind, object_id, value in steps:
+        state[kind][object_id] = value
+        compiler.put(kind, object_id, value)
+        compiler.commit()
+        now = policy(ports=tuple(state["port"].values()),
+                     **{f"{kind}s": tuple(v for v in state[kind].values() if v is not None)
+                        for kind in ("router", "floating_ip", "mac_binding")})
+        full = compile_all(now, TOPOLOGY)
+        assert {dpid: dict(compiler.table(dpid)) for dpid in full} == full, (kind, object_id, value)
