@@ -1,16 +1,16 @@
-"""`make demo`: tenant isolation across three hypervisors, shown in plain lines.
+"""`make demo`: tenant isolation, then routing, SNAT and a floating IP, shown in plain lines.
 
-Starts its own sdn-controller (temporary state dir, free ports), builds the `three` topology
-(s1 - s2 - s3, one VM of tenant A and one of tenant B on each), registers both tenants by REST
-(both on 10.0.0.0/24), then checks ping, TCP and UDP: within a tenant across switches they must
-work, between tenants they must not. Exits non-zero when any expectation fails. `--keep` opens the
-Mininet CLI afterwards; everything it created is removed on the way out.
-
-`--topo external` (`make demo ARGS='--topo external'`) builds the `external` topology instead (tenant A's
-networks a and c and a third, d; tenant B's b on A's 10.0.0.0/24; an external network whose uplink on s1 leads
-to an `upstream` Linux router and an `outside` host beyond it), shows the same isolation, then a routing part,
+Starts its own sdn-controller (temporary state dir, free ports), builds the `external` topology (s1 - s2 - s3;
+tenant A's networks a and c and a third, d; tenant B's b on A's 10.0.0.0/24; an external network whose uplink on
+s1 leads to an `upstream` Linux router and an `outside` host beyond it), registers everything by REST, then
+checks ping, TCP and UDP: within a tenant across switches they must work, between tenants they must not. Then,
 all by REST: a router joining a and c with its gateway on the external network, east-west traffic through it,
-SNAT to the outside host (which tells the source it saw) and a floating IP reached from outside.
+SNAT to the outside host (which tells the source it saw) and a floating IP reached from outside; the networks
+not on the router stay cut off. Exits non-zero when any expectation fails. `--keep` opens the Mininet CLI
+afterwards; everything it created is removed on the way out.
+
+`--topo three` (`make demo ARGS='--topo three'`) builds the smaller `three` topology (one VM of tenant A and one
+of tenant B on each of s1 - s2 - s3) and shows isolation only.
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", action="store_true", help="leave it running with the Mininet CLI")
     parser.add_argument("--prefix", help="switch/host name prefix (default: random, 3 characters)")
-    parser.add_argument("--topo", choices=sorted(PAIRS), default="three",
+    parser.add_argument("--topo", choices=sorted(PAIRS), default="external",
                         help="three: isolation only; external: isolation, then routers, SNAT, a floating IP")
     parser.add_argument("--converge", type=float, default=15,
                         help="seconds a same-tenant path may take to come up (link discovery)")
