@@ -89,7 +89,7 @@ def _frame(args: argparse.Namespace):
         ether /= Dot1Q(vlan=args.vlan)
     if args.arp_op:
         return ether / ARP(op=args.arp_op, hwsrc=args.arp_sha or args.eth_src, psrc=args.arp_spa,
-                           pdst=args.arp_tpa, hwdst="00:00:00:00:00:00") / Raw(args.marker.encode())
+                           pdst=args.arp_tpa, hwdst=args.arp_tha) / Raw(args.marker.encode())
     if args.dhcp:
         payload = BOOTP(op=2, sname=args.marker.encode()) / DHCP(
             options=[("message-type", args.dhcp), ("server_id", args.ip_src), "end"])
@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     send.add_argument("--arp-spa")
     send.add_argument("--arp-tpa")
     send.add_argument("--arp-sha")
+    send.add_argument("--arp-tha", default="00:00:00:00:00:00")
     send.add_argument("--marker", required=True)
     send.add_argument("--count", type=int, default=3)
     capture = sub.add_parser("capture")
