@@ -64,8 +64,9 @@ PIPELINE: tuple[Table, ...] = (
           ("l2_lookup",)),
     Table("l2_lookup", 60,
           "destination MAC within the network -> local port (registers) or tagged out the next-hop link; "
-          "broadcast/multicast -> each local port of the network through ingress_acl, and the flood tree",
-          ("ingress_acl",)),
+          "broadcast/multicast -> each local port of the network through ingress_acl, and the flood tree; on a "
+          "router's gateway switch, IP another router sent to its MAC on the external network re-enters router_in",
+          ("ingress_acl", "router_in")),
     Table("ingress_acl", 70,
           "security groups, entering the destination port: ARP, own DHCP and unfiltered ports pass; "
           "IP goes through conntrack in the destination port's zone",

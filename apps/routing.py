@@ -43,6 +43,7 @@ from apps.flows import (
     Match,
     Move,
     Output,
+    Resubmit,
     SetField,
     controller,
     cookie,
@@ -90,6 +91,10 @@ REPLY_TTL = 64
 _TTL_OUT = (0, 1)  # nw_ttl values that dec_ttl would run out (OVS matches nw_ttl exactly only)
 _ROUTED = ct_state(CT_TRK | CT_EST, CT_INV), ct_state(CT_TRK | CT_REL, CT_INV)
 _NEW = ct_state(CT_TRK | CT_NEW, CT_INV)
+# A routed packet may leave by the port it came in by (a frame passed to the gateway switch over a trunk, routed
+# back over it): OVS skips an output to the input port, so routing forgets it, as OVN does. OVS takes in_port 0
+# only as a load of its low 16 bits (the whole OXM field refuses 0: BAD_SET_ARGUMENT); ports are below 2^16.
+_ANY_PORT = SetField("in_port", 0, 0xFFFF)
 
 
 # --- derived values ----------------------------------------------------------------------------------------
@@ -246,7 +251,22 @@ def _router_flows(read: Read, router_id: str) -> dict[str, list[Flow]]:
                  (controller(),), cookie=owner, meter="neighbor"))
     for dpid in read(("reach", external.id)):
         flows.setdefault(dpid, []).append(arp_reply(external, router.mac, gateway_ip, PRIO_ROUTER_ARP, owner))
+    # Other routers on the external network reach its gateway IP through it (hairpin): on their gateway switches
+    # the address is a next hop at its MAC, and on its own gateway switch a frame another router sent to its MAC
+    # re-enters router_in. Its own traffic to its own addresses is no hairpin it makes: that drops.
+    here += [Flow("l2_lookup", PRIO_DEFAULT + 1, match(**{REG_NETWORK: segment, REG_ROUTER: router.key},
+                                                       eth_dst=router.mac), cookie=owner),
+             Flow("l2_lookup", PRIO_DEFAULT, match(**{REG_NETWORK: segment}, eth_dst=router.mac,
+                                                   eth_type=ETH_TYPE_IP), (Resubmit("router_in"),), cookie=owner)]
+    _on_gateways(read, flows, external, _neighbor(external, gateway_ip, router.mac, PRIO_PORT_NEIGHBOR, owner))
     return flows
+
+
+def _on_gateways(read: Read, flows: dict[str, list[Flow]], external: Network, flow: Flow) -> None:
+    """Add `flow` on the gateway switch of every router on the external network."""
+    for dpid in {read(("gateway", router_id)) for router_id in read(("gateway_routers", external.id)) or ()}:
+        if dpid is not None:
+            flows.setdefault(dpid, []).append(flow)
 
 
 def _floating_ip_flows(read: Read, floating_ip_id: str) -> dict[str, list[Flow]]:
@@ -273,6 +293,8 @@ def _floating_ip_flows(read: Read, floating_ip_id: str) -> dict[str, list[Flow]]
         Flow("snat_ct", PRIO_FLOATING, _in_router(router, ct_state=_NEW, ipv4_src=port.ip_address),
              (Ct(commit=True, zone=router.key, nat=Nat("src", address), table="l2_lookup"),), cookie=owner),
     ])
+    _on_gateways(read, flows, external, _neighbor(external, floating_ip.address, router.mac, PRIO_PORT_NEIGHBOR,
+                                                  owner))
     return flows
 
 
@@ -365,7 +387,7 @@ def _route(router: Router, network: Network, destination: str, nexthop: str | No
                         else SetField(REG_NEXTHOP, ip_to_int(nexthop)))
     return Flow("routing", _route_priority(destination), _destination(router, destination),
                 (DecTtl(), set_field("eth_src", router.mac), SetField(REG_NETWORK, network.segmentation_id),
-                 SetField(REG_SCOPE, scope), next_hop), "neighbor", owner)
+                 SetField(REG_SCOPE, scope), next_hop, _ANY_PORT), "neighbor", owner)
 
 
 def _static_routes(router: Router, networks: list[Network], external: Network | None

@@ -12,9 +12,11 @@ from apps.flowsim import CONTROLLER
 from tests.unit.fabric_cases import S1, S2, S3
 from tests.unit.test_routing import (
     FLOATING,
+    OTHER_ROUTER,
     OUTSIDE,
     PORT,
     ROUTER,
+    THEIR_FLOATING,
     TOPOLOGY,
     UPLINK,
     from_uplink,
@@ -62,3 +64,10 @@ def test_a_floating_ip_is_dnated_on_the_gateway_switch_and_the_rest_of_the_outsi
 def test_a_network_not_on_the_router_gets_nothing_from_it(routed):
     assert routed.fate(S1, from_vm(PORT["n3-a"], ROUTER.mac, "10.2.0.5")) == []
     assert routed.fate(S1, from_vm(PORT["n3-a"], ROUTER.mac, "10.1.0.1", "icmp")) == []
+
+
+def test_hairpin_to_another_routers_floating_ip_re_enters_on_the_shared_gateway_switch(make_bridge):
+    fabric = install(make_bridge, policy(routers=(ROUTER, OTHER_ROUTER), floating_ips=(FLOATING, THEIR_FLOATING)),
+                     TOPOLOGY, {S1: "rth1", S2: "rth2", S3: "rth3"})
+    (port, there), = fabric.fate(S1, from_vm(PORT["n1-a"], ROUTER.mac, THEIR_FLOATING.address, tcp_src=1024))
+    assert port == 2 and there["ipv4_src"] == ip_to_int("203.0.113.10") and there["ipv4_dst"] == ip_to_int("10.1.0.6")

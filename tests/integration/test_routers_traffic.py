@@ -286,6 +286,11 @@ def test_overlapping_tenants_reach_outside_at_once_each_from_its_gateway(externa
         assert all(not s["broken"] and s["received"] == s["sent"] for s in summaries), summaries
         # Tenants stay apart: a1 does not reach b2's 10.0.0.22 nor b1 a2's 10.0.0.12.
         assert shut(env, "a1", env.ip("b2")) and shut(env, "b1", env.ip("a2"))
+    # Hairpin through the external network: a1 reaches b2 by b2's floating IP, arriving from ra's gateway IP.
+    address = env.floating_ip("b2")["floating_ip_address"]
+    with EchoServer(env.host("b2"), tcp=OTHER, tag="b2", peer=True):
+        reply = reply_within(env, "a1", address, OTHER)
+        assert reply.startswith("b2:") and source_of(reply) == gw_a, reply
 
 
 # -- floating IPs -----------------------------------------------------------------------------------------
@@ -326,6 +331,44 @@ def test_floating_ip_both_directions_then_detach_and_move(external: ExternalEnv)
         env.api.delete(f"/floating-ips/{fip['id']}")
         assert shut_within(env, "outside", address)
         assert source_of(reply_within(env, "a2", outside)) == gateway
+
+
+# -- the outside as an attacker ---------------------------------------------------------------------------
+
+def test_the_outside_cannot_poison_bindings_spoof_inside_sources_or_reach_fixed_addresses(external: ExternalEnv
+                                                                                           ) -> None:
+    """From the uplink: unsolicited ARP replies to the router (for an address nobody asked for, and for one outside
+    the external network) bind nothing; a frame to a floating IP claiming a source inside the router, and one
+    sent straight to a fixed address, never reach the VM; the same frame from an outside source does (control)."""
+    env, ext = external, external.run.plan.external
+    assert ext is not None
+    router = env.router("r", ("a",))
+    address = env.floating_ip("a1")["floating_ip_address"]
+    up, vm = env.host("upstream"), env.run.plan.vm("a1")
+    with EchoServer(env.host("outside"), tcp=PORT, peer=True):
+        reply_within(env, "a1", env.ip("outside"))  # the control: resolved through the uplink and bound
+    bound = {b["ip_address"]: b["mac_address"] for b in env.api.get(f"/routers/{router['id']}")["mac_bindings"]}
+    assert bound == {ext.upstream_ip: up.defaultIntf().MAC()}, bound
+
+    refused = _metric(env, "sdn_arp_refused_total")
+    for claimed in ("203.0.113.77", env.ip("outside")):
+        send_frame(up, f"poison-{claimed}", eth_src="02:66:66:66:66:66", eth_dst=router["mac_address"], arp_op=2,
+                   arp_spa=claimed, arp_sha="02:66:66:66:66:66", arp_tpa=router_gateway_ip(router),
+                   arp_tha=router["mac_address"])
+    wait_until(lambda: _metric(env, "sdn_arp_refused_total") >= refused + 2, CONVERGE, "the forged replies refused")
+    after = {b["ip_address"]: b["mac_address"] for b in env.api.get(f"/routers/{router['id']}")["mac_bindings"]}
+    assert after == bound, after
+
+    mac = up.defaultIntf().MAC()
+    with Sniffer(env.host("a1"), "spoofed-inside", "to-fixed", "legit") as at_a1:
+        send_frame(up, "spoofed-inside", eth_src=mac, eth_dst=router["mac_address"], ip_src=env.ip("a2"),
+                   ip_dst=address, udp_dport=PORT)
+        send_frame(up, "to-fixed", eth_src=mac, eth_dst=router["mac_address"], ip_src=ext.upstream_ip,
+                   ip_dst=vm.ip, udp_dport=PORT)
+        send_frame(up, "legit", eth_src=mac, eth_dst=router["mac_address"], ip_src=ext.upstream_ip,
+                   ip_dst=address, udp_dport=PORT)
+        assert at_a1.wait_for("legit", timeout=10), "the floating IP's frame never reached a1: proves nothing"
+    assert not at_a1.seen & {"spoofed-inside", "to-fixed"}, at_a1.seen
 
 
 # -- taking things away -----------------------------------------------------------------------------------

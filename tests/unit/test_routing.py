@@ -33,6 +33,10 @@ EXT = Network("ext", "ext", "203.0.113.0/24", "203.0.113.1", 99, external=True, 
 ROUTER = Router("r1", "r1", "fa:16:3f:00:01:f4", 500,
                 (RouterInterface(N1.id, "10.1.0.1"), RouterInterface(N2.id, "10.2.0.1")),
                 RouterGateway(EXT.id, "203.0.113.10"))
+# A second router, on the other tenant's N3 (N1's CIDR), with its gateway on the same external network.
+OTHER_ROUTER = Router("r2", "r2", "fa:16:3f:00:02:00", 600, (RouterInterface(N3.id, "10.1.0.1"),),
+                      RouterGateway(EXT.id, "203.0.113.11"))
+THEIR_FLOATING = FloatingIP("fip2", EXT.id, "203.0.113.21", "n3-a")
 UPSTREAM_MAC = "02:ee:00:00:00:01"
 BINDING = MacBinding(EXT.id, "203.0.113.1", UPSTREAM_MAC)
 FLOATING = FloatingIP("fip1", EXT.id, "203.0.113.20", "n2-a")
@@ -264,3 +268,31 @@ def test_incremental_router_changes_equal_a_full_compile():
                         for kind in ("router", "floating_ip", "mac_binding")})
         full = compile_all(now, TOPOLOGY)
         assert {dpid: dict(compiler.table(dpid)) for dpid in full} == full, (kind, object_id, value)
+
+
+def test_hairpin_between_two_routers_on_one_external_network():
+    """n1-a (behind the router) opens a connection to the floating IP of n3-a, behind a second router with the same
+    CIDR: it arrives from the first router's gateway IP, and the reply comes back from the floating IP. A router's
+    own traffic to its own floating IP is no hairpin it makes: it drops."""
+    other, theirs = OTHER_ROUTER, THEIR_FLOATING
+    fab = tables(policy(routers=(ROUTER, other), floating_ips=(FLOATING, theirs)))
+    conntrack = Conntrack()
+    (dpid, port, there), = deliveries(fab, S1, from_vm(PORT["n1-a"], ROUTER.mac, theirs.address), conntrack)
+    assert (dpid, port) == (S1, 2)
+    assert there["ipv4_src"] == ip_to_int("203.0.113.10") and there["ipv4_dst"] == ip_to_int("10.1.0.6")
+    assert there["nw_ttl"] == 62 and there["eth_src"] == mac_to_int(other.mac)
+    back = from_vm(PORT["n3-a"], other.mac, "203.0.113.10", tcp_src=80, tcp_dst=there["tcp_src"])
+    (dpid, port, home), = deliveries(fab, S1, back, conntrack)
+    assert (dpid, port) == (S1, 1)
+    assert home["ipv4_src"] == ip_to_int(theirs.address) and home["ipv4_dst"] == ip_to_int("10.1.0.5")
+    assert deliveries(fab, S3, from_vm(PORT["n1-b"], ROUTER.mac, FLOATING.address), conntrack) == []
+
+
+def test_a_frame_routed_back_over_the_trunk_it_came_by_leaves_by_it():
+    """From s3 to the floating IP of a VM on s3 behind the other router: to the gateway switch s1 and back over the
+    same link (OVS skips an output to the input port: routing forgets the input port)."""
+    theirs_on_s3 = dataclasses.replace(PORT["n3-a"], dpid=S3, interface="s3-eth4")
+    fab = tables(policy(ports=(*(p for p in PORTS if p.id != "n3-a"), theirs_on_s3),
+                        routers=(ROUTER, OTHER_ROUTER), floating_ips=(FLOATING, THEIR_FLOATING)))
+    (dpid, port, there), = deliveries(fab, S3, from_vm(PORT["n1-b"], ROUTER.mac, THEIR_FLOATING.address))
+    assert (dpid, port) == (S3, 4) and there["ipv4_dst"] == ip_to_int(theirs_on_s3.ip_address)
