@@ -40,6 +40,7 @@ from apps.pipeline import table_id
 
 if TYPE_CHECKING:
     from apps.flows import Flow
+    from apps.groups import Bucket, Group
 
 OFPP_IN_PORT = 0xFFFFFFF8
 OFPP_CONTROLLER = 0xFFFFFFFD
@@ -86,6 +87,9 @@ class FlowCheck(Protocol):
     def continues(self, kind: str, table: str, strictly_later: bool) -> None:
         """The pipeline declares `table` as a next table of the flow's."""
 
+    def group(self, group_id: int) -> Group:
+        """The switch's group `group_id` (fails when it has none)."""
+
 
 class Simulation(Protocol):
     """One pass of a packet through a switch's tables, as apps.flowsim runs it."""
@@ -109,6 +113,9 @@ class Simulation(Protocol):
     def stop(self) -> NoReturn:
         """The running flow's remaining actions and goto are skipped (OVS: "stop processing for current
         table"); outputs already made stay, and a resubmit's caller carries on."""
+
+    def select(self, group_id: int, pkt: Packet) -> Bucket | None:
+        """The bucket of the switch's group `group_id` that `pkt` gets (None: no live bucket)."""
 
 
 ACTIONS: list[type[Action]] = []
@@ -616,3 +623,40 @@ class Conjunction(Action):
     def simulate(self, pkt: Packet, sim: Simulation) -> None:
         """Nothing: the classifier resolves clause flows (apps.flowsim's lookup), they never run."""
 
+
+
+# --- groups ------------------------------------------------------------------------------------------------
+
+_OFPAT_GROUP = 22
+
+
+@dataclass(frozen=True)
+class GroupAction(Action):
+    """Hand the packet to one bucket of select group `group_id` (apps.groups); the bucket acts on a copy, as
+    OVS rolls the packet back after a bucket, and its actions count as the calling flow's."""
+
+    group_id: int
+
+    WIRE = ((_OFPAT_GROUP,),)
+
+    def encode(self) -> bytes:
+        return struct.pack("!HHI", _OFPAT_GROUP, 8, self.group_id)
+
+    @staticmethod
+    def describe(raw: bytes, text: ActionText) -> str:
+        return f"group:{int.from_bytes(raw[4:8], 'big')}"
+
+    def check(self, flow: FlowCheck) -> None:
+        """OVS refuses a flow naming a group the switch lacks; each bucket's actions must suit the flow."""
+        tagged = flow.tagged
+        for bucket in flow.group(self.group_id).buckets:
+            for action in bucket.actions:
+                action.check(flow)
+            flow.tagged = tagged
+
+    def simulate(self, pkt: Packet, sim: Simulation) -> None:
+        bucket = sim.select(self.group_id, pkt)
+        if bucket is not None:
+            copy = dict(pkt)
+            for action in bucket.actions:
+                action.simulate(copy, sim)

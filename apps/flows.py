@@ -20,6 +20,7 @@ from apps.actions import (
     Conjunction,
     Ct,
     DecTtl,
+    GroupAction,
     Move,
     Nat,
     Output,
@@ -56,9 +57,9 @@ from apps.fields import (
 __all__ = [
     "CT_DNAT", "CT_EST", "CT_INV", "CT_NEW", "CT_REL", "CT_RPL", "CT_SNAT", "CT_TRK", "ETH_TYPE_ARP", "ETH_TYPE_IP",
     "ETH_TYPE_LLDP", "FIELDS", "IP_PROTO", "MULTICAST_BIT", "OFPP_CONTROLLER", "OFPP_IN_PORT", "OFPVID_PRESENT",
-    "Action", "Conjunction", "Ct", "DecTtl", "Move", "Nat", "Output", "PopVlan", "PushVlan", "Resubmit", "SetField",
-    "Match", "MatchItem", "FieldValue", "Flow", "APP_CODES", "int_to_mac", "ip_to_int", "mac_to_int", "ct_state",
-    "match", "set_field", "controller", "cookie",
+    "Action", "Conjunction", "Ct", "DecTtl", "GroupAction", "Move", "Nat", "Output", "PopVlan", "PushVlan", "Resubmit",
+    "SetField", "Match", "MatchItem", "FieldValue", "Flow", "APP_CODES", "int_to_mac", "ip_to_int", "mac_to_int",
+    "ct_state", "match", "set_field", "controller", "cookie",
 ]
 
 _ORDER = {name: i for i, name in enumerate(FIELDS)}

@@ -26,6 +26,9 @@ through a netdev bridge and reading flow counters):
   any ct the calling pass continues with the packet untracked (its conntrack fields cleared). A commit
   with a mark mask sets only those bits of the connection's ct_mark.
 - conjunctive matches: conjunction(id, k/n) clause flows, and the second lookup with conj_id = id.
+- select groups: a bucket chosen from a hash of the packet's connection (apps.groups.bucket_for: a stand-in for
+  the datapath's hash, spread over the buckets by weight exactly as OVS's dp_hash table), its actions run on a
+  copy of the packet.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from apps.fields import (
     read,
 )
 from apps.flows import Flow, Match, set_field
+from apps.groups import Bucket, Group, bucket_for
 from apps.pipeline import METERS, PIPELINE, Table
 from apps.topology import Topology
 
@@ -131,17 +135,25 @@ class _Shape:
 class SwitchTables:
     """One switch's flows, checked and indexed once; reuse it across many packets.
 
-    `pipeline` declares the tables (apps.pipeline by default; tests of loops declare their own).
+    `pipeline` declares the tables (apps.pipeline by default; tests of loops declare their own); `groups` are
+    the switch's select groups, which its flows' GroupActions name.
     """
 
-    def __init__(self, flows: Iterable[Flow], pipeline: Iterable[Table] = PIPELINE) -> None:
+    def __init__(self, flows: Iterable[Flow], pipeline: Iterable[Table] = PIPELINE, groups: Iterable[Group] = ()) \
+            -> None:
         self.pipeline = {table.name: table for table in pipeline}
+        self.groups: dict[int, Group] = {}
+        for group in groups:
+            problem = group.problem()
+            if problem is not None or group.group_id in self.groups:
+                raise FlowError(f"{problem or 'two groups with one id'}: {group}")
+            self.groups[group.group_id] = group
         self.first_table = min(self.pipeline.values(), key=lambda table: table.number).name
         shapes: dict[tuple[str, int], dict[tuple[str, ...], _Shape]] = {}
         keys: set[tuple[str, int, Match]] = set()
         clauses: dict[tuple[str, int], set[tuple[int, int, int]]] = {}  # (table, id) -> (priority, n, k)
         for flow in flows:
-            _check_flow(flow, self.pipeline)
+            _check_flow(flow, self.pipeline, self.groups)
             if flow.key in keys:
                 raise FlowError(f"two flows with key {flow.key}")
             keys.add(flow.key)
@@ -395,20 +407,27 @@ class _Pass:
         """The userspace datapath runs a recirculated clone at once, so its outputs come first."""
         _Pass(self.tables, self.conntrack, self.dpid, self.result).run_table(table, pkt)
 
+    def select(self, group_id: int, pkt: Packet) -> Bucket | None:
+        return bucket_for(self.tables.groups[group_id], pkt)
 
-def run(flows: SwitchTables | Iterable[Flow], pkt: Packet, conntrack: Conntrack | None = None) -> Result:
-    """Send `pkt` (which must carry in_port) through one switch's pipeline.
+
+def run(flows: SwitchTables | Iterable[Flow], pkt: Packet, conntrack: Conntrack | None = None,
+        groups: Iterable[Group] = ()) -> Result:
+    """Send `pkt` (which must carry in_port) through one switch's pipeline (with `groups` unless given
+    SwitchTables, which have their own).
 
     Pass a Conntrack to keep connections between packets; by default each call starts with none.
     """
-    return _run(_indexed(flows), pkt, Conntrack() if conntrack is None else conntrack, "")
+    return _run(_indexed(flows, groups), pkt, Conntrack() if conntrack is None else conntrack, "")
 
 
 def run_fabric(flows_by_dpid: Mapping[str, SwitchTables | Iterable[Flow]], topology: Topology, dpid: str,
-               pkt: Packet, conntrack: Conntrack | None = None) -> list[Delivery]:
+               pkt: Packet, conntrack: Conntrack | None = None,
+               groups_by_dpid: Mapping[str, Iterable[Group]] | None = None) -> list[Delivery]:
     """Follow `pkt`, entering switch `dpid`, across the topology's links to every port it leaves by.
 
-    Pass a Conntrack to keep connections between packets; by default each call starts with none.
+    Pass a Conntrack to keep connections between packets; by default each call starts with none. Switches
+    given as flows have the groups of `groups_by_dpid`.
     """
     conntrack = Conntrack() if conntrack is None else conntrack
     peers = {}
@@ -429,7 +448,7 @@ def run_fabric(flows_by_dpid: Mapping[str, SwitchTables | Iterable[Flow]], topol
         if here not in tables:
             if here not in flows_by_dpid:
                 raise ValueError(f"no flows given for switch {here}")
-            tables[here] = _indexed(flows_by_dpid[here])
+            tables[here] = _indexed(flows_by_dpid[here], (groups_by_dpid or {}).get(here, ()))
         for port, frame in _run(tables[here], arriving, conntrack, here).outputs:
             peer = peers.get((here, port))
             if peer is None:
@@ -451,8 +470,8 @@ def _run(tables: SwitchTables, pkt: Packet, conntrack: Conntrack, dpid: str) -> 
     return result
 
 
-def _indexed(flows: SwitchTables | Iterable[Flow]) -> SwitchTables:
-    return flows if isinstance(flows, SwitchTables) else SwitchTables(flows)
+def _indexed(flows: SwitchTables | Iterable[Flow], groups: Iterable[Group] = ()) -> SwitchTables:
+    return flows if isinstance(flows, SwitchTables) else SwitchTables(flows, groups=groups)
 
 
 def _is_clause(flow: Flow) -> bool:
@@ -507,6 +526,7 @@ class _FlowCheck:
 
     flow: Flow
     pipeline: Mapping[str, Table]
+    groups: Mapping[int, Group]
     exact: dict[str, int]
     tagged: bool
 
@@ -544,14 +564,19 @@ class _FlowCheck:
         if target not in here.next or there is None or (strictly_later and there.number <= here.number):
             self.fail(f"{kind} {target} is not a declared next table of {self.flow.table}")
 
+    def group(self, group_id: int) -> Group:
+        if group_id not in self.groups:
+            self.fail(f"group {group_id} is not one of the switch's")
+        return self.groups[group_id]
 
-def _check_flow(flow: Flow, pipeline: Mapping[str, Table]) -> None:
+
+def _check_flow(flow: Flow, pipeline: Mapping[str, Table], groups: Mapping[int, Group]) -> None:
     """Refuse what OVS refuses at flow-mod time, and table changes the pipeline does not declare."""
     if flow.table not in pipeline:
         raise FlowError(f"unknown table {flow.table}: {flow}")
     tagged = any(name == "vlan_vid" and val & OFPVID_PRESENT and (mask is None or mask & OFPVID_PRESENT)
                  for name, val, mask in flow.match)
-    check = _FlowCheck(flow, pipeline, {name: val for name, val, mask in flow.match if mask is None}, tagged)
+    check = _FlowCheck(flow, pipeline, groups, {name: val for name, val, mask in flow.match if mask is None}, tagged)
     if flow.goto is not None:
         check.continues("goto", flow.goto, strictly_later=True)
     if flow.meter is not None and flow.meter not in METER_NAMES:

@@ -20,6 +20,7 @@ from apps.flows import (
     Ct,
     DecTtl,
     Flow,
+    GroupAction,
     Move,
     Nat,
     Output,
@@ -32,6 +33,7 @@ from apps.flows import (
     set_field,
 )
 from apps.flowsim import SwitchTables, packet, run
+from apps.groups import Bucket, Group
 from apps.pipeline import PIPELINE, RESERVED
 from controller import ofwire
 
@@ -53,7 +55,11 @@ SAMPLES: dict[type[Action], list[tuple[Action, dict]]] = {
              mark_mask=2), {"eth_type": ETH_TYPE_IP})],
     DecTtl: [(DecTtl(), {"eth_type": ETH_TYPE_IP})],
     Conjunction: [(Conjunction(9, 1, 2), {})],
+    GroupAction: [(GroupAction(4), {"eth_type": ETH_TYPE_IP})],
 }
+# The switch's groups in the samples' flows: a bucket that NATs and one that outputs.
+GROUPS = [Group(4, (Bucket(0, 1, (Ct(commit=True, zone=3, nat=Nat("dst", 0x0A090909, port_min=80)),)),
+                    Bucket(1, 1, (Output(2),))))]
 SAMPLE_LIST = [(action, fields) for samples in SAMPLES.values() for action, fields in samples]
 NAMES = {table.number: table.name for table in PIPELINE}
 
@@ -108,7 +114,7 @@ def test_each_action_is_checked_and_simulated(action, fields):
     pkt = packet(in_port=1, eth_src="0a:00:00:00:00:01", **IP,
                  **({"vlan_vid": OFPVID_PRESENT | 5} if fields == TAGGED else {}))
     first_hit = flows[-1] if isinstance(action, Conjunction) else flow  # a clause flow never runs itself
-    assert run(SwitchTables(flows), pkt).path[0] == ("classify", first_hit)
+    assert run(SwitchTables(flows, groups=GROUPS), pkt).path[0] == ("classify", first_hit)
 
 
 # --- fields ---------------------------------------------------------------------------------------------
