@@ -647,7 +647,8 @@ class GroupAction(Action):
         return f"group:{int.from_bytes(raw[4:8], 'big')}"
 
     def check(self, flow: FlowCheck) -> None:
-        """OVS refuses a flow naming a group the switch lacks; each bucket's actions must suit the flow."""
+        """OVS refuses a flow naming a group the switch lacks. It checks bucket actions against no flow at all (a
+        ct on a non-IP packet fails only in the datapath); here they must suit each calling flow as its own would."""
         tagged = flow.tagged
         for bucket in flow.group(self.group_id).buckets:
             for action in bucket.actions:

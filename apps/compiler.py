@@ -2,7 +2,7 @@
 
 `Compiler` holds the desired flow table of every switch and updates it per changed object:
 `load()` everything once (start-up, resync), then `put_*()` the objects the store says changed and
-`set_topology()`, and `commit()` returns per switch the flow keys that changed. `compile_all()` is
+`set_topology()`, and `commit()` returns per switch the keys of the flows (and groups) that changed. `compile_all()` is
 the one-off full compile that tests and benchmarks use; it runs the very same units.
 """
 
@@ -13,7 +13,8 @@ from collections.abc import Mapping
 
 from apps import base, discovery, isolation, routing, security_groups, topology
 from apps.flows import Flow
-from apps.incremental import Engine, FlowConflict, FlowKey
+from apps.groups import Group
+from apps.incremental import ChangeKey, Engine, FlowConflict, FlowKey
 from apps.index import Index
 from apps.model import (
     FloatingIP,
@@ -55,8 +56,9 @@ class Compiler:
     def set_topology(self, topology: Topology) -> None:
         self._index.set_topology(topology)
 
-    def commit(self) -> dict[str, set[FlowKey]]:
-        """Recompile what the changes since the last commit touch; per switch, the keys that changed."""
+    def commit(self) -> dict[str, set[ChangeKey]]:
+        """Recompile what the changes since the last commit touch; per switch, the keys that changed: flow keys,
+        and ("group", group_id) for groups."""
         return self._engine.commit()
 
     # --- results -----------------------------------------------------------------------------------
@@ -66,6 +68,10 @@ class Compiler:
 
     def table(self, dpid: str) -> Mapping[FlowKey, Flow]:
         return self._engine.table(dpid)
+
+    def groups(self, dpid: str) -> Mapping[int, Group]:
+        """The switch's desired select groups by group id."""
+        return self._engine.groups(dpid)
 
     @property
     def recompiled(self) -> Counter[str]:

@@ -67,7 +67,7 @@ class Group:
             return f"bucket ids must be distinct and below 0xffffff00: {ids}"
         if not all(0 <= bucket.weight <= 0xFFFF for bucket in self.buckets):
             return "bucket weights must fit 16 bits"
-        if self.buckets and not slots(self):
+        if any(bucket.weight for bucket in self.buckets) and not slots(self):
             return f"weights {[bucket.weight for bucket in self.buckets]} need more than {MAX_HASH_VALUES} hash values"
         return None
 

@@ -18,6 +18,10 @@ desired flow table, and `commit()` returns per switch the keys of the flows that
 is the very same code run on every unit, so incremental and full compiles cannot disagree unless a node
 reads something without going through its Reader.
 
+Units may also return apps.groups Groups: the engine keeps each switch's groups by id (`groups(dpid)`), two
+units wanting different groups under one id conflict as flows do, and `commit()` reports a changed group by
+its key ("group", group_id) among the switch's flow keys.
+
 Clause flows of conjunctive matches are shared: several units (rules, ports, members) contribute
 `Share`s of the same (table, priority, match), and the flow carries the union of their conjunctions.
 """
@@ -33,9 +37,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from apps.flows import Conjunction, Flow, Match
+from apps.groups import Group, GroupKey, is_group_key
 
 Key = tuple
 FlowKey = tuple[str, int, Match]
+ChangeKey = FlowKey | GroupKey  # what commit() reports per switch
 UNIT_LEVEL = 1000
 _MISSING = object()
 
@@ -54,10 +60,11 @@ class Derived:
 
 @dataclass(frozen=True)
 class Unit:
-    """Flows of one object: `compute(read, *args) -> {dpid: [Flow | Share]}`, one per input key of `anchor`."""
+    """Flows of one object: `compute(read, *args) -> {dpid: [Flow | Share | Group]}`, one per input key of
+    `anchor`."""
 
     anchor: str
-    compute: Callable[..., Mapping[str, Iterable[Flow | Share]]]
+    compute: Callable[..., Mapping[str, Iterable[Flow | Share | Group]]]
 
 
 @dataclass(frozen=True)
@@ -82,10 +89,10 @@ def _conj_order(conjunction: Conjunction) -> tuple[int, int]:
     return (conjunction.id, conjunction.clause)
 
 
-Parts = dict[Key, "Flow | Share"]  # everything units contribute under one flow key of one switch, by unit
+Parts = dict[Key, "Flow | Share | Group"]  # everything units contribute under one key of one switch, by unit
 
 
-def _render(key: FlowKey, parts: Parts) -> Flow | None:
+def _render(key: ChangeKey, parts: Parts) -> Flow | Group | None:
     """The flow of one key: its units' one flow (equal if several), or the union of their clause shares."""
     if len(parts) == 1:  # by far the most common: one unit's own flow
         part = next(iter(parts.values()))
@@ -182,9 +189,10 @@ class Engine:
         self._values: dict[Key, Any] = {}                # inputs and computed derived values
         self._deps: dict[Key, frozenset[Key]] = {}       # derived and unit nodes -> what they read
         self._dependents: dict[Key, set[Key]] = {}       # node -> derived and unit nodes that read it
-        self._contributions: dict[Key, dict[str, dict[FlowKey, Flow | Share]]] = {}  # unit -> dpid -> key -> part
-        self._entries: dict[str, dict[FlowKey, Parts]] = {}
+        self._contributions: dict[Key, dict[str, dict[ChangeKey, Flow | Share | Group]]] = {}  # unit, dpid, key
+        self._entries: dict[str, dict[ChangeKey, Parts]] = {}
         self._tables: dict[str, dict[FlowKey, Flow]] = {}
+        self._groups: dict[str, dict[int, Group]] = {}
         self._before: dict[Key, Any] = {}  # inputs set since the last commit -> their value then
         self.recomputed: Counter[str] = Counter()  # kind -> recomputations by the last commit (tests, metrics)
 
@@ -215,11 +223,15 @@ class Engine:
     def table(self, dpid: str) -> Mapping[FlowKey, Flow]:
         return self._tables.get(dpid, {})
 
+    def groups(self, dpid: str) -> Mapping[int, Group]:
+        """The desired groups of a switch by group id, as of the last commit()."""
+        return self._groups.get(dpid, {})
+
     # --- propagation --------------------------------------------------------------------------------
-    def commit(self) -> dict[str, set[FlowKey]]:
+    def commit(self) -> dict[str, set[ChangeKey]]:
         """Bring every node up to date with the inputs set since the last commit.
 
-        Returns per switch the keys whose desired flow was added, changed or removed.
+        Returns per switch the keys whose desired flow or group was added, changed or removed.
 
         Python's cycle collector is paused meanwhile, and what the commit made is then frozen out of its
         reach: a compile allocates hundreds of thousands of objects with no cycles among them, and the
@@ -235,9 +247,9 @@ class Engine:
             if paused:
                 gc.enable()
 
-    def _commit(self) -> dict[str, set[FlowKey]]:
+    def _commit(self) -> dict[str, set[ChangeKey]]:
         self.recomputed = Counter()
-        delta: dict[str, set[FlowKey]] = {}
+        delta: dict[str, set[ChangeKey]] = {}
         queue: list[tuple[int, int, Key]] = []
         queued: set[Key] = set()
         counter = 0
@@ -256,7 +268,7 @@ class Engine:
                 push(dependent)
             for unit_name in self._anchored.get(key[0], ()):
                 push((unit_name, *key[1:]))
-        touched: dict[str, set[FlowKey]] = {}  # keys whose parts changed: rendered once, at the end
+        touched: dict[str, set[ChangeKey]] = {}  # keys whose parts changed: rendered once, at the end
         while queue:
             _, _, node = heapq.heappop(queue)
             queued.discard(node)
@@ -276,13 +288,24 @@ class Engine:
                 flow = (parts.render(key) if parts.__class__ is _Clause else _render(key, parts)) if parts else None
                 if flow is None:
                     entries.pop(key, None)
-                if table.get(key) != flow:
+                if is_group_key(key):
+                    self._put_group(dpid, key, flow, delta)
+                elif table.get(key) != flow:
                     delta.setdefault(dpid, set()).add(key)
                     if flow is None:
                         del table[key]
                     else:
                         table[key] = flow
         return delta
+
+    def _put_group(self, dpid: str, key: GroupKey, group: Group | None, delta: dict[str, set[ChangeKey]]) -> None:
+        groups = self._groups.setdefault(dpid, {})
+        if groups.get(key[1]) != group:
+            delta.setdefault(dpid, set()).add(key)
+            if group is None:
+                del groups[key[1]]
+            else:
+                groups[key[1]] = group
 
     def _level(self, node: Key) -> int:
         return self._levels.get(node[0], 0)
@@ -331,7 +354,7 @@ class Engine:
             self._track(key, frozenset())
             del self._deps[key]
 
-    def _update_unit(self, unit: Key, touched: dict[str, set[FlowKey]]) -> None:
+    def _update_unit(self, unit: Key, touched: dict[str, set[ChangeKey]]) -> None:
         anchor = (self._units[unit[0]].anchor, *unit[1:])
         if anchor in self._values:
             produced = self._compute(unit)
@@ -369,7 +392,7 @@ class Engine:
                 _place(entries, key, unit, None)
 
 
-def _place(entries: dict[FlowKey, Parts], key: FlowKey, unit: Key, part: Flow | Share | None) -> None:
+def _place(entries: dict[ChangeKey, Parts], key: ChangeKey, unit: Key, part: Flow | Share | Group | None) -> None:
     """Put a unit's part under a key (None: take it away); a key with shares keeps its conjunctions sorted."""
     parts = entries.get(key)
     if parts is None:
@@ -384,10 +407,10 @@ def _place(entries: dict[FlowKey, Parts], key: FlowKey, unit: Key, part: Flow | 
         parts[unit] = part
 
 
-def _by_key(unit: Key, parts: Iterable[Flow | Share]) -> dict[FlowKey, Flow | Share]:
-    """A unit's parts on one switch by flow key: its shares of one clause merge, equal flows are one."""
+def _by_key(unit: Key, parts: Iterable[Flow | Share | Group]) -> dict[ChangeKey, Flow | Share | Group]:
+    """A unit's parts on one switch by key: its shares of one clause merge, equal flows (groups) are one."""
     parts = list(parts)
-    merged: dict[FlowKey, Flow | Share] = {part.key: part for part in parts}
+    merged: dict[ChangeKey, Flow | Share | Group] = {part.key: part for part in parts}
     if len(merged) == len(parts):  # no two under one key: nothing to merge
         return merged
     merged = {}
