@@ -54,7 +54,7 @@ class NullSwitch:
             if kind == ofwire.OFPT_BARRIER_REQUEST:
                 self.channel.on_barrier_reply(xid)
             elif kind == ofwire.OFPT_MULTIPART_REQUEST:
-                self.channel.on_flow_stats(xid, b"", more=False)
+                self.channel.on_multipart_reply(xid, b"", more=False)
             pos += length
 
 

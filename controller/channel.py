@@ -1,7 +1,7 @@
 """One switch's OpenFlow channel as seen by the programmer: raw bytes out, replies matched by xid.
 
 os-ken owns the TCP connection and parses what the switch sends; its event handlers hand us the
-replies (barrier, error, flow stats) and we wake whichever thread waits for that xid. Waiting
+replies (barrier, error, flow stats, group descriptions) and we wake whichever thread waits for that xid. Waiting
 happens only in worker and REST threads, never in os-ken's event thread (it delivers the replies).
 """
 
@@ -92,13 +92,21 @@ class Channel:
 
     def dump_flows(self, timeout: float) -> list[ofwire.InstalledFlow]:
         """Every flow in every table, read back through a lean parser."""
+        return ofwire.parse_flow_stats(self._multipart(ofwire.flow_stats_request, "flow", timeout))
+
+    def dump_groups(self, timeout: float) -> list[ofwire.InstalledGroup]:
+        """Every group, read back through a lean parser."""
+        return ofwire.parse_group_desc(self._multipart(ofwire.group_desc_request, "group", timeout))
+
+    def _multipart(self, request: Callable[[int], bytes], what: str, timeout: float) -> bytes:
+        """The joined bodies of a multipart reply."""
         xid = self.next_xid()
         waiter = self._register(_Waiter({xid}, xid))
-        self._send(ofwire.flow_stats_request(xid))
+        self._send(request(xid))
         self._wait(waiter, timeout)
         if waiter.errors:
-            raise ChannelClosed(f"flow dump refused: {waiter.errors}")
-        return ofwire.parse_flow_stats(b"".join(waiter.bodies))
+            raise ChannelClosed(f"{what} dump refused: {waiter.errors}")
+        return b"".join(waiter.bodies)
 
     def send(self, message: bytes) -> None:
         self._send(message)
@@ -107,7 +115,7 @@ class Channel:
     def on_barrier_reply(self, xid: int) -> None:
         self._finish(self._waiting_for(xid))
 
-    def on_flow_stats(self, xid: int, body: bytes, more: bool) -> None:
+    def on_multipart_reply(self, xid: int, body: bytes, more: bool) -> None:
         waiter = self._waiting_for(xid)
         if waiter is not None:
             waiter.bodies.append(body)

@@ -111,12 +111,13 @@ class SdnApp(app_manager.OSKenApp):
         else:
             self.logger.warning("switch error before connect: %s", text)
 
-    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
-    def _flow_stats(self, ev) -> None:
+    @set_ev_cls([ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPGroupDescStatsReply], MAIN_DISPATCHER)
+    def _multipart(self, ev) -> None:
+        """Raw bodies (ofwire.install_lean_flow_stats_parser), parsed by the thread that asked."""
         msg = ev.msg
         channel = self._channel(msg.datapath)
         if channel is not None:
-            channel.on_flow_stats(msg.xid, msg.body, bool(msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE))
+            channel.on_multipart_reply(msg.xid, msg.body, bool(msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev) -> None:

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from apps.actions import DESCRIBERS, NX_VENDOR_ID, OFPAT_EXPERIMENTER, OFPP_CONTROLLER, Action, ActionText, Output
 from apps.fields import DECLARED, Match, canonical_tlv
+from apps.groups import Group
 from apps.pipeline import Meter, meter_id, table_id
 
 MatchBytes = bytes
@@ -34,17 +35,24 @@ OFPT_ECHO_REPLY = 3
 OFPT_EXPERIMENTER = 4
 OFPT_PACKET_OUT = 13
 OFPT_FLOW_MOD = 14
+OFPT_GROUP_MOD = 15
 OFPT_MULTIPART_REQUEST = 18
 OFPT_MULTIPART_REPLY = 19
 OFPT_BARRIER_REQUEST = 20
 OFPT_BARRIER_REPLY = 21
 OFPT_METER_MOD = 29
 OFPMP_FLOW = 1
+OFPMP_GROUP_DESC = 7
 OFPMPF_REPLY_MORE = 1
 
 OFPFC_ADD = 0
 OFPFC_MODIFY_STRICT = 2
 OFPFC_DELETE_STRICT = 4
+
+OFPGC_ADD = 0
+OFPGC_MODIFY = 1
+OFPGC_DELETE = 2
+OFPGT_SELECT = 1
 
 OFPP_ANY = 0xFFFFFFFF
 OFPG_ANY = 0xFFFFFFFF
@@ -163,6 +171,17 @@ def encode_instructions(actions: tuple[Action, ...], goto: str | None, meter: st
     return b"".join(parts)
 
 
+@lru_cache(maxsize=1 << 12)
+def encode_buckets(group: Group) -> bytes:
+    """A select group's buckets as OVS returns them in OF1.3: in bucket_id order (OF1.3 has no bucket ids: OVS
+    numbers them by position), watch port and group ANY (select groups watch nothing)."""
+    parts = []
+    for bucket in group.ordered:
+        actions = b"".join([_encode_action(action) for action in bucket.actions])
+        parts.append(_BUCKET.pack(16 + len(actions), bucket.weight, OFPP_ANY, OFPG_ANY) + actions)
+    return b"".join(parts)
+
+
 # --- messages ----------------------------------------------------------------------------------
 
 _HEADER = struct.Struct("!BBHI")
@@ -170,6 +189,9 @@ _FLOW_MOD = struct.Struct("!BBHIQQBBHHHIIIH2xHH")  # header .. flags, pad, then 
 _BUNDLE_CTRL = struct.Struct("!BBHIIIIHH")
 _BUNDLE_ADD = struct.Struct("!BBHIIII2xH")
 _XID = struct.Struct("!I")
+_BUCKET = struct.Struct("!HHII4x")
+_GROUP_MOD = struct.Struct("!BBHIHBxI")
+_GROUP_DESC = struct.Struct("!HBxI")
 
 
 def flow_mod(xid: int, command: int, table_id: int, priority: int, match: MatchBytes,
@@ -182,6 +204,12 @@ def flow_mod(xid: int, command: int, table_id: int, priority: int, match: MatchB
                        cookie, 0, table_id, command, 0, 0, priority, OFP_NO_BUFFER, OFPP_ANY, OFPG_ANY,
                        0, 1, match_len),
         match, bytes(pad), instructions))
+
+
+def group_mod(xid: int, command: int, group_id: int, buckets: bytes = b"") -> bytes:
+    """OFPT_GROUP_MOD of a select group: ADD and MODIFY carry the whole group (encode_buckets), DELETE none."""
+    return _GROUP_MOD.pack(OFP_VERSION, OFPT_GROUP_MOD, 16 + len(buckets), xid, command, OFPGT_SELECT,
+                           group_id) + buckets
 
 
 def _bundle_control(xid: int, bundle_id: int, ctrl_type: int, flags: int) -> bytes:
@@ -233,6 +261,11 @@ def flow_stats_request(xid: int, table_id: int = OFPTT_ALL, cookie: int = 0, coo
                        table_id, OFPP_ANY, OFPG_ANY, cookie, cookie_mask, 1, 4)
 
 
+def group_desc_request(xid: int) -> bytes:
+    """OFPMP_GROUP_DESC: every group (OF1.3 cannot ask for one)."""
+    return struct.pack("!BBHIHH4x", OFP_VERSION, OFPT_MULTIPART_REQUEST, 16, xid, OFPMP_GROUP_DESC, 0)
+
+
 def packet_out(xid: int, out_port: int, data: bytes, in_port: int = OFPP_CONTROLLER) -> bytes:
     """OFPT_PACKET_OUT of `data` with a single output action."""
     output = Output(out_port).encode()
@@ -250,6 +283,12 @@ _ERROR_CODES = {
                         "BAD_COMMAND", "BAD_FLAGS"),
     "BAD_MATCH": ("BAD_TYPE", "BAD_LEN", "BAD_TAG", "BAD_DL_ADDR_MASK", "BAD_NW_ADDR_MASK", "BAD_WILDCARDS",
                   "BAD_FIELD", "BAD_VALUE", "BAD_MASK", "BAD_PREREQ", "DUP_FIELD", "EPERM"),
+    "GROUP_MOD_FAILED": ("GROUP_EXISTS", "INVALID_GROUP", "WEIGHT_UNSUPPORTED", "OUT_OF_GROUPS", "OUT_OF_BUCKETS",
+                         "CHAINING_UNSUPPORTED", "WATCH_UNSUPPORTED", "LOOP", "UNKNOWN_GROUP", "CHAINED_GROUP",
+                         "BAD_TYPE", "BAD_COMMAND", "BAD_BUCKET", "BAD_WATCH", "EPERM"),
+    "BAD_ACTION": ("BAD_TYPE", "BAD_LEN", "BAD_EXPERIMENTER", "BAD_EXP_TYPE", "BAD_OUT_PORT", "BAD_ARGUMENT",
+                   "EPERM", "TOO_MANY", "BAD_QUEUE", "BAD_OUT_GROUP", "MATCH_INCONSISTENT", "UNSUPPORTED_ORDER",
+                   "BAD_TAG", "BAD_SET_TYPE", "BAD_SET_LEN", "BAD_SET_ARGUMENT"),
     "METER_MOD_FAILED": ("UNKNOWN", "METER_EXISTS", "INVALID_METER", "UNKNOWN_METER", "BAD_COMMAND", "BAD_FLAGS",
                          "BAD_RATE", "BAD_BURST", "BAD_BAND", "BAD_BAND_VALUE", "OUT_OF_METERS", "OUT_OF_BANDS"),
 }
@@ -304,16 +343,33 @@ def parse_flow_stats(body: bytes) -> list[InstalledFlow]:
     return flows
 
 
+class InstalledGroup(NamedTuple):
+    group_id: int
+    type: int
+    buckets: bytes  # comparable with encode_buckets()
+
+
+def parse_group_desc(body: bytes) -> list[InstalledGroup]:
+    """The groups in a group-desc multipart reply body (after the multipart header; parts may be joined)."""
+    groups, pos = [], 0
+    while pos < len(body):
+        length, group_type, group_id = _GROUP_DESC.unpack_from(body, pos)
+        groups.append(InstalledGroup(group_id, group_type, body[pos + 8:pos + length]))
+        pos += length
+    return groups
+
+
 def install_lean_flow_stats_parser() -> None:
-    """Make os-ken deliver flow-stats replies with `msg.body` = the raw body bytes (idempotent).
+    """Make os-ken deliver flow-stats and group-desc replies with `msg.body` = the raw body bytes (idempotent).
 
     Why: os-ken builds OFPMatch and instruction objects for every flow (~50 µs each: 2.5–4 s for a
     50k-flow dump) only for us to re-encode them; parse_flow_stats reads the bytes in a few µs.
     How: os-ken 4.2.2's OF1.3 OFPMultipartReply.parser, registered for OFPT_MULTIPART_REPLY, parses
     each body entry itself and never calls OFPFlowStatsReply.parser_stats_body, so patching that
     hook would change nothing. We replace the registered parser with one that handles OFPMP_FLOW
-    (header fields as os-ken sets them, event class unchanged: EventOFPFlowStatsReply) and hands
-    every other multipart type to the original.
+    and OFPMP_GROUP_DESC (header fields as os-ken sets them, event classes unchanged:
+    EventOFPFlowStatsReply, EventOFPGroupDescStatsReply) and hands every other multipart type to
+    the original.
     """
     from os_ken.ofproto import ofproto_v1_3_parser as parser
 
@@ -321,12 +377,13 @@ def install_lean_flow_stats_parser() -> None:
     if getattr(original, "lean_flow_stats", False):
         return
 
+    lean = {OFPMP_FLOW: parser.OFPFlowStatsReply, OFPMP_GROUP_DESC: parser.OFPGroupDescStatsReply}
+
     def multipart_reply_parser(datapath, version, msg_type, msg_len, xid, buf):
         stats_type, flags = struct.unpack_from("!HH", buf, 8)
-        if stats_type != OFPMP_FLOW:
+        if stats_type not in lean:
             return original(datapath, version, msg_type, msg_len, xid, buf)
-        msg = parser.MsgBase.parser.__func__(parser.OFPFlowStatsReply, datapath, version, msg_type,
-                                             msg_len, xid, buf)
+        msg = parser.MsgBase.parser.__func__(lean[stats_type], datapath, version, msg_type, msg_len, xid, buf)
         msg.type = stats_type
         msg.flags = flags
         msg.body = bytes(buf[16:msg_len])
@@ -379,6 +436,15 @@ def _split(data: bytes):
             return
         yield data[pos:pos + length]
         pos += length
+
+
+def describe_buckets(buckets: bytes, table_names: dict[int, str]) -> list[str]:
+    """Each bucket as ovs-ofctl writes it in OF1.3 ("weight:2,actions=ct(...)")."""
+    described = []
+    for bucket in _split(buckets):
+        weight = int.from_bytes(bucket[2:4], "big")
+        described.append(f"weight:{weight},actions={','.join(_describe_actions(bucket[16:], table_names))}")
+    return described
 
 
 def describe_instructions(instr_bytes: bytes, table_names: dict[int, str]) -> list[str]:

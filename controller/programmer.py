@@ -1,10 +1,15 @@
-"""The one place flows reach a switch: diff desired against installed, send one atomic bundle.
+"""The one place flows and groups reach a switch: diff desired against installed, send one atomic bundle.
 
 Installed state is read back from the switch when a channel is new (connect, reconnect, our own
 restart) and then tracked from our own successful commits. Then a sync is told which flow keys
 changed since the last one and encodes and compares only those: a change costs what it changes.
 Unchanged flows are never deleted and re-added: that keeps their counters and leaves no window
 without them.
+
+Select groups go in the same bundle (OVS 3.1 takes group-mods in ONF bundles, applied in order): added or
+modified groups before the flows, which may name them (OVS refuses a flow naming a missing group), deleted
+groups after them (OVS would delete the flows still naming a group with it). A changed group is one
+OFPGC_MODIFY of the whole group: established connections keep their NAT in conntrack, whatever bucket.
 """
 
 from __future__ import annotations
@@ -15,22 +20,24 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from apps.flows import Flow
-from apps.incremental import FlowKey
+from apps.groups import Group, GroupKey, is_group_key
+from apps.incremental import ChangeKey, FlowKey
 from apps.pipeline import METERS, table_id
 from controller import ofwire
 from controller.channel import Batch, Channel
 
 WireKey = tuple[int, int, bytes]  # (table id, priority, canonical match bytes)
 WireValue = tuple[int, bytes]     # (cookie, instructions bytes)
+GroupValue = tuple[int, bytes]    # (group type, buckets bytes)
 
 
 @dataclass(frozen=True)
 class FlowRefusal:
-    """One flow-mod of a bundle that the switch refused, and the switch's reason."""
+    """One flow-mod or group-mod of a bundle that the switch refused, and the switch's reason."""
 
     command: int
-    key: WireKey
-    flow: Flow | None  # the desired flow (None for a delete)
+    key: WireKey | GroupKey
+    flow: Flow | Group | None  # the desired flow or group (None for a delete)
     error: str
 
 
@@ -50,10 +57,11 @@ class SyncResult:
     added: int = 0
     modified: int = 0
     deleted: int = 0
+    groups: int = 0  # group-mods of any kind
 
     @property
     def changes(self) -> int:
-        return self.added + self.modified + self.deleted
+        return self.added + self.modified + self.deleted + self.groups
 
 
 def wire(flow: Flow) -> tuple[WireKey, WireValue]:
@@ -70,12 +78,24 @@ class _Bundle:
         self.batch: Batch | None = None
         self.id = 0
         self.mods: list[tuple[int, WireKey, WireValue]] = []
-        self._flows: dict[int, tuple[int, WireKey, Flow | None]] = {}  # add xid -> what it carried
+        self.group_mods: list[tuple[int, int, GroupValue]] = []  # (command, group id, value)
+        self._flows: dict[int, tuple[int, WireKey | GroupKey, Flow | Group | None]] = {}  # add xid -> its content
 
-    def put(self, command: int, key: WireKey, value: WireValue, flow: Flow | None = None) -> None:
+    def _open(self) -> Batch:
         if self.batch is None:
             self.batch = self.channel.batch()
             self.id = self.batch.add(lambda xid: ofwire.bundle_open(xid, xid, ofwire.BUNDLE_FLAGS))
+        return self.batch
+
+    def put_group(self, command: int, group_id: int, value: GroupValue, group: Group | None = None) -> None:
+        batch, bundle_id = self._open(), self.id
+        self.group_mods.append((command, group_id, value))
+        xid = batch.add(lambda xid: ofwire.bundle_add(xid, bundle_id, ofwire.BUNDLE_FLAGS,
+                                                      ofwire.group_mod(xid, command, group_id, value[1])))
+        self._flows[xid] = (command, ("group", group_id), group)
+
+    def put(self, command: int, key: WireKey, value: WireValue, flow: Flow | None = None) -> None:
+        self._open()
         self.mods.append((command, key, value))
         (table, priority, match), (cookie, instructions) = key, value
         bundle_id = self.id
@@ -111,10 +131,11 @@ class _Bundle:
 class Programmer:
     def __init__(self, timeout: float = 30.0) -> None:
         self.timeout = timeout
-        self._installed: dict[str, tuple[Channel, dict[WireKey, WireValue]]] = {}
+        self._installed: dict[str, tuple[Channel, dict[WireKey, WireValue], dict[int, GroupValue]]] = {}
         self._lock = threading.Lock()
         self._metered: dict[str, Channel] = {}  # dpid -> the channel that installed the meters
-        self.stats = {"flow_mods": 0, "bundles": 0, "bundle_failures": 0, "readbacks": 0, "readback_seconds": 0.0}
+        self.stats = {"flow_mods": 0, "group_mods": 0, "bundles": 0, "bundle_failures": 0, "readbacks": 0,
+                      "readback_seconds": 0.0}
 
     def forget(self, dpid: str) -> None:
         """Drop what we believe is installed on `dpid` (it will be read back on next sync)."""
@@ -133,28 +154,38 @@ class Programmer:
             self._installed.clear()
 
     def installed(self, channel: Channel) -> dict[WireKey, WireValue]:
-        """What the switch holds: cached for this channel, else read back from the switch."""
+        """The flows the switch holds: cached for this channel, else read back from the switch."""
+        return self._have(channel)[0]
+
+    def installed_groups(self, channel: Channel) -> dict[int, GroupValue]:
+        """The groups the switch holds by group id, like installed()."""
+        return self._have(channel)[1]
+
+    def _have(self, channel: Channel) -> tuple[dict[WireKey, WireValue], dict[int, GroupValue]]:
         with self._lock:
             cached = self._installed.get(channel.dpid)
         if cached is not None and cached[0] is channel:
-            return cached[1]
+            return cached[1], cached[2]
         started = time.perf_counter()
         have = {(f.table_id, f.priority, f.match): (f.cookie, f.instructions)
                 for f in channel.dump_flows(self.timeout)}
+        groups = {g.group_id: (g.type, g.buckets) for g in channel.dump_groups(self.timeout)}
         self.stats["readbacks"] += 1
         self.stats["readback_seconds"] += time.perf_counter() - started
         with self._lock:
-            self._installed[channel.dpid] = (channel, have)
-        return have
+            self._installed[channel.dpid] = (channel, have, groups)
+        return have, groups
 
-    def sync(self, channel: Channel, desired: Mapping[FlowKey, Flow], changed: Iterable[FlowKey] | None = None) \
-            -> SyncResult:
-        """Make the switch hold exactly `desired`, atomically; raise ProgrammingError if it refuses.
+    def sync(self, channel: Channel, desired: Mapping[FlowKey, Flow], changed: Iterable[ChangeKey] | None = None,
+             groups: Mapping[int, Group] | None = None) -> SyncResult:
+        """Make the switch hold exactly `desired` flows and `groups` (by group id), atomically; raise
+        ProgrammingError if it refuses.
 
-        With `changed` (the flow keys that may differ since the last successful sync on this channel),
-        only those flows are encoded and compared; without it, or when the channel is new and its
-        flows have to be read back, every flow is.
+        With `changed` (the flow keys, and ("group", id) keys, that may differ since the last successful sync on
+        this channel), only those are encoded and compared; without it, or when the channel is new and what it
+        holds has to be read back, everything is.
         """
+        groups = {} if groups is None else groups
         with self._lock:
             cached = self._installed.get(channel.dpid)
         with self._lock:
@@ -163,13 +194,18 @@ class Programmer:
             self._install_meters(channel)
         bundle = _Bundle(channel)
         if changed is None or cached is None or cached[0] is not channel:
-            have = self.installed(channel)
+            have, have_groups = self._have(channel)
+            dropped = self._put_groups(bundle, have_groups, groups, groups.keys() | have_groups.keys())
             wanted = {self._put(bundle, have, flow) for flow in desired.values()}
             for key in have.keys() - wanted:
                 bundle.put(ofwire.OFPFC_DELETE_STRICT, key, (0, b""))
         else:
-            have = cached[1]
+            have, have_groups = cached[1], cached[2]
+            changed = list(changed)
+            dropped = self._put_groups(bundle, have_groups, groups, [key[1] for key in changed if is_group_key(key)])
             for key in changed:
+                if is_group_key(key):
+                    continue
                 flow = desired.get(key)
                 if flow is not None:
                     self._put(bundle, have, flow)
@@ -177,9 +213,12 @@ class Programmer:
                 wire_key = (table_id(key[0]), key[1], ofwire.encode_match(key[2]))
                 if wire_key in have:
                     bundle.put(ofwire.OFPFC_DELETE_STRICT, wire_key, (0, b""))
-        if not bundle.mods:
+        for group_id in dropped:
+            bundle.put_group(ofwire.OFPGC_DELETE, group_id, (ofwire.OFPGT_SELECT, b""))
+        if not bundle.mods and not bundle.group_mods:
             return SyncResult()
         self.stats["flow_mods"] += len(bundle.mods)
+        self.stats["group_mods"] += len(bundle.group_mods)
         self.stats["bundles"] += 1
         try:
             bundle.commit(self.timeout)
@@ -197,8 +236,31 @@ class Programmer:
                 del have[key]
             else:
                 have[key] = value
+        for command, group_id, group_value in bundle.group_mods:
+            if command == ofwire.OFPGC_DELETE:
+                del have_groups[group_id]
+            else:
+                have_groups[group_id] = group_value
         return SyncResult(counts[ofwire.OFPFC_ADD], counts[ofwire.OFPFC_MODIFY_STRICT],
-                          counts[ofwire.OFPFC_DELETE_STRICT])
+                          counts[ofwire.OFPFC_DELETE_STRICT], len(bundle.group_mods))
+
+    @staticmethod
+    def _put_groups(bundle: _Bundle, have: dict[int, GroupValue], groups: Mapping[int, Group],
+                    group_ids: Iterable[int]) -> list[int]:
+        """Add or modify the groups among `group_ids` that differ (first in the bundle: flows may name them);
+        the ids of those the switch holds and should not, to delete after the flows."""
+        dropped = []
+        for group_id in group_ids:
+            group = groups.get(group_id)
+            if group is None:
+                if group_id in have:
+                    dropped.append(group_id)
+                continue
+            value = (ofwire.OFPGT_SELECT, ofwire.encode_buckets(group))
+            if have.get(group_id) != value:
+                bundle.put_group(ofwire.OFPGC_MODIFY if group_id in have else ofwire.OFPGC_ADD, group_id, value,
+                                 group)
+        return dropped
 
     def _install_meters(self, channel: Channel) -> None:
         """Every declared meter, before the first bundle that may use one: ADD, then MODIFY those the switch

@@ -34,7 +34,8 @@ from typing import Any, TypeVar
 
 from apps.compiler import Compiler
 from apps.discovery import is_candidate, trunk_candidates
-from apps.incremental import FlowKey
+from apps.groups import Group
+from apps.incremental import ChangeKey
 from apps.pipeline import PIPELINE, REG_NETWORK, REG_NEXTHOP, REG_ROUTER, table_id
 from apps.topology import Link, SwitchPort, Topology
 from controller import icmp, lldp, ofwire
@@ -68,7 +69,7 @@ class ConvergeReport:
     failures: dict[str, str] = field(default_factory=dict)  # dpid -> reason
     changed: frozenset[str] = frozenset()  # switches whose desired flows differ from the previous pass's
     refusals: dict[str, tuple[FlowRefusal, ...]] = field(default_factory=dict)
-    delta: dict[str, set[FlowKey]] = field(default_factory=dict)  # per switch, the keys this pass changed
+    delta: dict[str, set[ChangeKey]] = field(default_factory=dict)  # per switch, the keys this pass changed
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ class Runtime:
         self._ready = threading.Event()
         self._expected = {sw.dpid for sw in known}
         self._hold_until = time.monotonic() + hold_down
-        self._pending: dict[str, set[FlowKey]] = {}  # per connected switch: keys changed since its last sync
+        self._pending: dict[str, set[ChangeKey]] = {}  # per connected switch: keys changed since its last sync
         self._last_changes: set[tuple[str, str]] = set()  # the policy objects the last pass read
         self._flushed: dict[str, Channel] = {}  # the channel of each switch that flushed every freed zone
         self._freed: set[int] = set()  # zones of the ports and routers the last pass deleted
@@ -406,15 +407,18 @@ class Runtime:
         if due:
             # Switches in parallel: each waits for its own barrier. One alone is synced right here.
             futures = {c.dpid: self._sync_pool.submit(self.programmer.sync, c, self.compiler.table(c.dpid),
-                                                      self._pending[c.dpid]) if len(due) > 1 else
-                       _done(self.programmer.sync, c, self.compiler.table(c.dpid), self._pending[c.dpid])
+                                                      self._pending[c.dpid], self.compiler.groups(c.dpid))
+                       if len(due) > 1 else
+                       _done(self.programmer.sync, c, self.compiler.table(c.dpid), self._pending[c.dpid],
+                             self.compiler.groups(c.dpid))
                        for c in due}
             for dpid, future in futures.items():
                 try:
                     result = future.result()
                     self._pending[dpid] = set()
                     if result.changes:
-                        LOG.info("switch %s: +%d ~%d -%d flows", dpid, result.added, result.modified, result.deleted)
+                        LOG.info("switch %s: +%d ~%d -%d flows, %d group-mods", dpid, result.added, result.modified,
+                                 result.deleted, result.groups)
                 except Exception as exc:  # one failing switch must not stop the others
                     failures[dpid] = str(exc) or type(exc).__name__
                     if isinstance(exc, ProgrammingError):
@@ -463,8 +467,12 @@ class Runtime:
                 if refusal.flow is not None and refusal.flow.key in report.delta.get(dpid, ())]
 
     def _describe(self, dpid: str, refusal: FlowRefusal) -> RefusedFlow:
+        """A refused group shows as table "group" matching its group id."""
         flow = refusal.flow
         assert flow is not None
+        if isinstance(flow, Group):
+            return RefusedFlow(dpid, "group", 0, {"group_id": flow.group_id}, self.compiler.owner(flow.cookie),
+                               refusal.error)
         return RefusedFlow(dpid, flow.table, flow.priority, ofwire.describe_match(ofwire.encode_match(flow.match)),
                            self.compiler.owner(flow.cookie), refusal.error)
 

@@ -1,7 +1,7 @@
 """Real netdev bridges, and the real Channel driven over a plain socket instead of os-ken.
 
 `Connection` plays the part of controller/ofapp.py: a reader thread hands barrier replies, errors
-and flow-stats bodies to the Channel exactly as os-ken's event handlers do, so the Programmer and
+and multipart bodies to the Channel exactly as os-ken's event handlers do, so the Programmer and
 Channel under test are the production ones, and only the transport differs.
 """
 
@@ -63,8 +63,9 @@ class Connection:
             self.channel.on_error(message.xid, ofwire.describe_error(error_type, code))
         elif message.type == ofwire.OFPT_MULTIPART_REPLY:
             multipart_type, flags = struct.unpack_from("!HH", message.data, 8)
-            if multipart_type == ofwire.OFPMP_FLOW:
-                self.channel.on_flow_stats(message.xid, message.data[16:], bool(flags & ofwire.OFPMPF_REPLY_MORE))
+            if multipart_type in (ofwire.OFPMP_FLOW, ofwire.OFPMP_GROUP_DESC):
+                self.channel.on_multipart_reply(message.xid, message.data[16:],
+                                                bool(flags & ofwire.OFPMPF_REPLY_MORE))
 
 
 class Bridge:

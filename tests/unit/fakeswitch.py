@@ -1,8 +1,8 @@
 """An OpenFlow switch in memory, behind the production Channel, for tests of the runtime without OVS.
 
-It speaks exactly the messages the controller sends (bundles of flow-mods, barriers, flow-stats
-requests, packet-outs, conntrack zone flushes) and answers the way OVS 3.1 does: adds refused at
-add time (`refuse_add`) or at commit time (`table_limit`, OVS's full table) both leave the
+It speaks exactly the messages the controller sends (bundles of flow-mods and group-mods, barriers,
+flow-stats and group-desc requests, packet-outs, conntrack zone flushes) and answers the way OVS 3.1
+does: adds refused at add time (`refuse_add`) or at commit time (`table_limit`, OVS's full table) both leave the
 bundle unapplied; barriers can be held back (`hold`) to model a slow switch. What a real switch
 does with packets is the bridge and Mininet tests' business, not this one's.
 """
@@ -30,6 +30,7 @@ class FakeSwitch:
         self.ports = ports
         self.channel = Channel(dpid, self.receive)
         self.flows: dict[WireKey, tuple[int, bytes]] = {}  # (table, priority, match) -> (cookie, instructions)
+        self.groups: dict[int, bytes] = {}  # group id -> buckets (select groups only)
         self.refuse_add: Callable[[int, int, bytes], str | None] = lambda table, priority, match: None
         self.table_limit: dict[int, int] = {}
         self.packet_outs: list[tuple[int, bytes]] = []
@@ -55,7 +56,8 @@ class FakeSwitch:
         if kind == ofwire.OFPT_BARRIER_REQUEST:
             threading.Thread(target=self._barrier_reply, args=(xid,), daemon=True).start()
         elif kind == ofwire.OFPT_MULTIPART_REQUEST:
-            self.channel.on_flow_stats(xid, self._flow_stats(), more=False)
+            groups = struct.unpack_from("!H", msg, 8)[0] == ofwire.OFPMP_GROUP_DESC
+            self.channel.on_multipart_reply(xid, self._group_desc() if groups else self._flow_stats(), more=False)
         elif kind == _OFPT_PACKET_OUT:
             out_port = struct.unpack_from("!I", msg, 28)[0]
             self.packet_outs.append((out_port, msg[40:]))
@@ -89,6 +91,11 @@ class FakeSwitch:
                 self._bundle = []
 
     def _bundle_add(self, xid: int, flow_mod: bytes) -> None:
+        if flow_mod[1] == ofwire.OFPT_GROUP_MOD:  # a group-mod: keyed by ("group", id), valued by its buckets
+            command, group_id = struct.unpack_from("!H2xI", flow_mod, 8)
+            with self._lock:
+                self._bundle.append((xid, command, ("group", group_id), (0, flow_mod[16:])))
+            return
         fields = _FLOW_MOD.unpack_from(flow_mod)
         cookie, table, command, priority, match_len = fields[4], fields[6], fields[7], fields[10], fields[-1]
         match = flow_mod[52:48 + match_len]
@@ -102,8 +109,14 @@ class FakeSwitch:
 
     def _commit(self, xid: int) -> None:
         """Apply the bundle all at once, or not at all (a full table blames the add that overflowed)."""
-        flows = dict(self.flows)
+        flows, groups = dict(self.flows), dict(self.groups)
         for add_xid, command, key, value in self._bundle:
+            if key[0] == "group":
+                if command == ofwire.OFPGC_DELETE:
+                    groups.pop(key[1], None)
+                else:
+                    groups[key[1]] = value[1]
+                continue
             if command == ofwire.OFPFC_DELETE_STRICT:
                 flows.pop(key, None)
                 continue
@@ -115,9 +128,13 @@ class FakeSwitch:
                 self._bundle = []
                 return
         if not self._bundle_errors:
-            self.flows = flows
+            self.flows, self.groups = flows, groups
             self.bundles_committed += 1
         self._bundle = []
+
+    def _group_desc(self) -> bytes:
+        return b"".join(struct.pack("!HBxI", 8 + len(buckets), ofwire.OFPGT_SELECT, group_id) + buckets
+                        for group_id, buckets in sorted(self.groups.items()))
 
     def _flow_stats(self) -> bytes:
         entries = []
