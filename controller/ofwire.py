@@ -440,10 +440,12 @@ def _split(data: bytes):
 
 def describe_buckets(buckets: bytes, table_names: dict[int, str]) -> list[str]:
     """Each bucket as ovs-ofctl writes it in OF1.3 ("weight:2,actions=ct(...)")."""
-    described = []
-    for bucket in _split(buckets):
-        weight = int.from_bytes(bucket[2:4], "big")
-        described.append(f"weight:{weight},actions={','.join(_describe_actions(bucket[16:], table_names))}")
+    described, pos = [], 0
+    while pos + 16 <= len(buckets):
+        length, weight = struct.unpack_from("!HH", buckets, pos)
+        actions = _describe_actions(buckets[pos + 16:pos + length], table_names)
+        described.append(f"weight:{weight},actions={','.join(actions)}")
+        pos += max(length, 16)
     return described
 
 

@@ -9,7 +9,8 @@ recirc(...), whose pass is traced separately. What is per field -- the header an
 set(header(key=...)), the field's name in OVS flow syntax -- is declared with the field
 (apps.fields.Field.datapath and .ovs_name); the datapath's own vocabulary is _VOCABULARY below. A datapath
 action that NAT, groups, meters or dec_ttl bring (ct(nat(...)), hash, meter, a set of a new field) is a row
-there or a field's `datapath` (ct(nat), set(ipv4(ttl)) and dec_ttl's exhausted-TTL upcall are). An action
+there or a field's `datapath` (ct(nat), set(ipv4(ttl)), dec_ttl's exhausted-TTL upcall and a select group's
+hash(...),recirc(...) are). An action
 this parser does not know fails the test: ignoring it could turn a wrong fate into a passing one.
 """
 
@@ -86,6 +87,8 @@ _VOCABULARY: tuple[tuple[re.Pattern[str], Callable[[re.Match[str], _Reading], No
     # A meter drops nothing in a trace (it limits rates, not single packets).
     (re.compile(r"meter\(\d+\)"), lambda found, reading: None),
     (re.compile(r"recirc\(0x[0-9a-f]+\)"), lambda found, reading: reading.resumes.append(dict(reading.frame))),
+    # A select group (dp_hash): the hash of the 5-tuple, then a recirculation where the bucket runs.
+    (re.compile(r"hash\(sym_l4\(0\)\)"), lambda found, reading: None),
     (re.compile(r"ct\((?!.*nat).*\)"), lambda found, reading: None),  # conntrack without NAT leaves the frame alone
     (re.compile(r"ct\(.*,nat(?:\((src|dst)=([\d.]+)(?:-[\d.]+)?(?::(\d+)(?:-\d+)?)?\))?\)"), _nat),
 )
@@ -106,8 +109,8 @@ def datapath_outputs(passes: list[str], frame: Packet, dp_ports: dict[int, int])
     """(OpenFlow port, frame as sent) for each output of a trace's "Datapath actions:" lines.
 
     `passes` holds one line per datapath pass in the order traced: the packet's own, then one per
-    recirculation (ct with a table) in the order they were emitted, each resuming with the frame as
-    it was at its recirc(). Edits apply in order; OVS emits only the net change before each output.
+    recirculation (ct with a table, a select group's hash) in the order they were emitted, each resuming
+    with the frame as it was at its recirc(). Edits apply in order; OVS emits only the net change before each output.
     """
     reading = _Reading(passes, dp_ports, resumes=deque([dict(frame)]))
     for actions in passes:

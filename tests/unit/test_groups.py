@@ -3,6 +3,7 @@ as OVS's dp_hash table does, and GroupAction is checked in the context of the fl
 
 from __future__ import annotations
 
+import struct
 from collections import Counter
 
 import pytest
@@ -24,6 +25,7 @@ from apps.flows import (
 from apps.flowsim import Conntrack, FlowError, SwitchTables, packet, run
 from apps.groups import Bucket, Group, bucket_for, slots
 from apps.incremental import Engine, FlowConflict, Unit
+from controller import ofwire
 
 IP = {"eth_type": ETH_TYPE_IP}
 VIP = "10.0.0.100"
@@ -146,3 +148,20 @@ def test_a_group_action_names_a_group_of_the_switch_and_its_buckets_suit_the_cal
 def test_groups_ovs_would_refuse_or_hash_otherwise_are_refused(group, problem):
     with pytest.raises(FlowError, match=problem):
         SwitchTables([], groups=[group])
+
+
+# --- wire -------------------------------------------------------------------------------------------------
+
+def test_group_mod_and_group_desc_round_trip():
+    """What the switch reads back (tests/bridge/test_groups.py checks these bytes against OVS) parses into the
+    buckets we encode, in bucket_id order."""
+    group = Group(5, (backend(2, 2), backend(1, 1)))
+    buckets = ofwire.encode_buckets(group)
+    assert buckets == ofwire.encode_buckets(Group(5, (backend(1, 1), backend(2, 2))))
+    message = ofwire.group_mod(9, ofwire.OFPGC_ADD, 5, buckets)
+    assert struct.unpack_from("!BBHIHBxI", message) == (4, ofwire.OFPT_GROUP_MOD, len(message), 9, 0,
+                                                        ofwire.OFPGT_SELECT, 5)
+    body = struct.pack("!HBxI", 8 + len(buckets), ofwire.OFPGT_SELECT, 5) + buckets
+    assert ofwire.parse_group_desc(body * 2) == [ofwire.InstalledGroup(5, ofwire.OFPGT_SELECT, buckets)] * 2
+    assert [text.split(",actions=")[0] for text in ofwire.describe_buckets(buckets, {})] == ["weight:1", "weight:2"]
+    assert ofwire.describe_instructions(ofwire.encode_instructions((GroupAction(5),), None), {}) == ["group:5"]

@@ -416,12 +416,17 @@ def test_lean_flow_stats_parser_gives_os_ken_raw_bodies(monkeypatch):
                         parser._MSG_PARSERS[ofwire.OFPT_MULTIPART_REPLY])
     ofwire.install_lean_flow_stats_parser()
     ofwire.install_lean_flow_stats_parser()
-    for body in (b"", flow_stats_entry(60, 100, OVS_ORDER_OXM, b"", 7)):
+    group_desc = struct.pack("!HBxI", 24, ofwire.OFPGT_SELECT, 5) + struct.pack("!HHII4x", 16, 1, ofwire.OFPP_ANY,
+                                                                                 ofwire.OFPG_ANY)
+    flow = flow_stats_entry(60, 100, OVS_ORDER_OXM, b"", 7)
+    for kind, cls, body in ((ofp.OFPMP_FLOW, parser.OFPFlowStatsReply, b""),
+                            (ofp.OFPMP_FLOW, parser.OFPFlowStatsReply, flow),
+                            (ofp.OFPMP_GROUP_DESC, parser.OFPGroupDescStatsReply, group_desc)):
         reply = struct.pack("!BBHIHH4x", 4, ofwire.OFPT_MULTIPART_REPLY, 16 + len(body), 9,
-                            ofp.OFPMP_FLOW, ofwire.OFPMPF_REPLY_MORE) + body
+                            kind, ofwire.OFPMPF_REPLY_MORE) + body
         msg = ofproto_parser.msg(None, 4, ofwire.OFPT_MULTIPART_REPLY, len(reply), 9, reply)
-        assert type(msg) is parser.OFPFlowStatsReply
-        assert (msg.body, msg.flags, msg.xid, msg.type) == (body, ofwire.OFPMPF_REPLY_MORE, 9, ofp.OFPMP_FLOW)
+        assert type(msg) is cls
+        assert (msg.body, msg.flags, msg.xid, msg.type) == (body, ofwire.OFPMPF_REPLY_MORE, 9, kind)
 
 
 # --- speed (CPU time, so a busy machine does not make it flaky) ------------------------------------
