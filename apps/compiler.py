@@ -18,6 +18,8 @@ from apps.incremental import ChangeKey, Engine, FlowConflict, FlowKey
 from apps.index import Index
 from apps.model import (
     FloatingIP,
+    LbMember,
+    LoadBalancer,
     MacBinding,
     Network,
     Policy,
@@ -45,12 +47,14 @@ class Compiler:
         self._index.load(policy, topology)
 
     def put(self, kind: str, object_id: str, value: Network | Port | SecurityGroup | SecurityGroupRule | SwitchConfig
-            | Router | FloatingIP | MacBinding | None) -> None:
+            | Router | FloatingIP | MacBinding | LoadBalancer | LbMember | None) -> None:
         """One policy object as it is now (None: deleted); `kind` is network, port, group, rule, switch, router,
-        floating_ip or mac_binding (id "network_id/ip")."""
+        floating_ip, mac_binding (id "network_id/ip"), load_balancer (its members are ignored: each comes as an
+        lb_member) or lb_member."""
         {"network": self._index.put_network, "port": self._index.put_port, "group": self._index.put_group,
          "rule": self._index.put_rule, "switch": self._index.put_switch_config, "router": self._index.put_router,
          "floating_ip": self._index.put_floating_ip, "mac_binding": self._index.put_mac_binding,
+         "load_balancer": self._index.put_load_balancer, "lb_member": self._index.put_lb_member,
          }[kind](object_id, value)
 
     def set_topology(self, topology: Topology) -> None:
@@ -87,11 +91,11 @@ class Compiler:
         return self._engine.get(("usable_links",))
 
     def zone(self, kind: str, object_id: str) -> int | None:
-        """The conntrack zone (key) of a port or router as the compiler last got it; None for other kinds and
-        objects it does not have."""
-        if kind not in ("port", "router"):
+        """The conntrack zone (key) of a port, router or load balancer as the compiler last got it; None for other
+        kinds and objects it does not have."""
+        if kind not in ("port", "router", "load_balancer"):
             return None
-        owner: Port | Router | None = self._engine.get((kind, object_id))
+        owner: Port | Router | LoadBalancer | None = self._engine.get((kind, object_id))
         return None if owner is None else owner.key
 
     def gateway(self, router_id: str) -> str | None:

@@ -132,7 +132,7 @@ class Flow:
 
 
 # Cookie layout: the top 8 bits name the app, the low 56 bits hash the owning object's id.
-APP_CODES = {"system": 1, "isolation": 2, "security_groups": 3, "routing": 4}
+APP_CODES = {"system": 1, "isolation": 2, "security_groups": 3, "routing": 4, "load_balancing": 5}
 
 
 def cookie(app: str, obj_id: str) -> int:

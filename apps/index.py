@@ -8,8 +8,10 @@ of a group and those that name it as their remote, the profiles (sets of groups 
 ports on each switch, the interfaces bound on a switch, the router on a network (("network_router", network_id):
 the routers with an interface on it, one at most once a change is complete) and the floating IP of a port
 (("port_floating_ip", port_id), likewise), and the MAC bindings learned on a network
-(("network_mac_bindings", network_id): the ids, "network_id/ip", of its ("mac_binding", id) inputs). It also
-names the owner of every cookie the compilers can produce.
+(("network_mac_bindings", network_id): the ids, "network_id/ip", of its ("mac_binding", id) inputs), and for load
+balancers, which come in as ("load_balancer", id) without their members and ("lb_member", id) each, the members of a
+balancer (("lb_members", load_balancer_id)) and the balancers on a network (("network_load_balancers", network_id)).
+It also names the owner of every cookie the compilers can produce.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from apps.flows import cookie
 from apps.incremental import Engine, Key
 from apps.model import (
     FloatingIP,
+    LbMember,
+    LoadBalancer,
     MacBinding,
     Network,
     Policy,
@@ -68,6 +72,11 @@ class Index:
             self.put_floating_ip(floating_ip.id, floating_ip)
         for binding in policy.mac_bindings:
             self.put_mac_binding(binding.id, binding)
+        for balancer in policy.load_balancers:
+            self.put_load_balancer(balancer.id, balancer)
+        for balancer in policy.load_balancers:
+            for member in balancer.members:
+                self.put_lb_member(member.id, member)
         self.set_topology(topology)
 
     # --- policy objects ------------------------------------------------------------------------------
@@ -107,6 +116,17 @@ class Index:
         """A next hop the controller resolved; `binding_id` is "network id/ip"."""
         self._put_indexed("mac_binding", binding_id, binding, _mac_binding_entries)
         self._own(cookie("routing", binding_id), f"routing:mac_binding/{binding_id}", binding is not None)
+
+    def put_load_balancer(self, load_balancer_id: str, balancer: LoadBalancer | None) -> None:
+        """A balancer's own fields; its members are objects of their own (put_lb_member)."""
+        value = None if balancer is None else dataclasses.replace(balancer, members=())
+        self._put_indexed("load_balancer", load_balancer_id, value, _load_balancer_entries)
+        self._own(cookie("load_balancing", load_balancer_id), f"load_balancing:load_balancer/{load_balancer_id}",
+                  balancer is not None)
+
+    def put_lb_member(self, member_id: str, member: LbMember | None) -> None:
+        self._put_indexed("lb_member", member_id, member, _lb_member_entries)
+        self._own(cookie("load_balancing", member_id), f"load_balancing:member/{member_id}", member is not None)
 
     def put_switch_config(self, dpid: str, config: SwitchConfig | None) -> None:
         pins = None if config is None or config.trunk_ports is None else frozenset(config.trunk_ports)
@@ -237,3 +257,13 @@ def _floating_ip_entries(floating_ip: FloatingIP | None) -> list[tuple[Key, Hash
 def _mac_binding_entries(binding: MacBinding | None) -> list[tuple[Key, Hashable]]:
     """The sets a MAC binding belongs to: the bindings of its network."""
     return [] if binding is None else [(("network_mac_bindings", binding.network_id), binding.id)]
+
+
+def _load_balancer_entries(balancer: LoadBalancer | None) -> list[tuple[Key, Hashable]]:
+    """The sets a load balancer belongs to: the balancers of its network."""
+    return [] if balancer is None else [(("network_load_balancers", balancer.network_id), balancer.id)]
+
+
+def _lb_member_entries(member: LbMember | None) -> list[tuple[Key, Hashable]]:
+    """The sets a member belongs to: the members of its balancer."""
+    return [] if member is None else [(("lb_members", member.load_balancer_id), member.id)]

@@ -136,6 +136,59 @@ class MacBinding:
 
 
 @dataclass(frozen=True)
+class HealthMonitor:
+    """How a load balancer probes its members: a `type` ("tcp" | "udp") probe every `interval_s` seconds, each
+    given `timeout_s` to answer; `max_retries` failures in a row take a member OFFLINE, one success brings it back."""
+
+    type: str
+    interval_s: float
+    timeout_s: float
+    max_retries: int
+
+
+@dataclass(frozen=True)
+class LbMember:
+    """A backend of load balancer `load_balancer_id`: `ip_address:port` (the fixed address of a port on the VIP's
+    network or on one a router joins to it), chosen in proportion to `weight` (1..256).
+
+    `status`: NO_MONITOR (the balancer has no health monitor), ONLINE or OFFLINE (as its monitor last found it; a new
+    member starts ONLINE), or DRAINING (`admin_state_up` false: no new connections, existing ones stay). `key` is
+    store-assigned, unique among all members (1..2**31) and stable for the member's life: its select-group bucket id.
+    """
+
+    id: str
+    load_balancer_id: str
+    ip_address: str
+    port: int
+    weight: int = 1
+    admin_state_up: bool = True
+    status: str = "NO_MONITOR"
+    key: int = 0
+
+
+@dataclass(frozen=True)
+class LoadBalancer:
+    """New connections to `vip_address:port` (`protocol` "tcp" | "udp") on network `network_id` spread over the
+    members by `algorithm` ("source_ip_hash" | "hash", the latter of the 5-tuple).
+
+    `key` is store-assigned from the allocator of port and router keys (1..65535): the balancer's conntrack zone and
+    its group id. `mac` is made from it (fa:16:3f:01:..), never a router's: the VIP answers ARP with it.
+    """
+
+    id: str
+    name: str
+    network_id: str
+    vip_address: str
+    protocol: str
+    port: int
+    algorithm: str = "source_ip_hash"
+    key: int = 0
+    mac: str = ""
+    health_monitor: HealthMonitor | None = None
+    members: tuple[LbMember, ...] = ()
+
+
+@dataclass(frozen=True)
 class SwitchConfig:
     """What an operator declared about a switch.
 
@@ -158,6 +211,7 @@ class Policy:
     routers: tuple[Router, ...] = ()
     floating_ips: tuple[FloatingIP, ...] = ()
     mac_bindings: tuple[MacBinding, ...] = ()
+    load_balancers: tuple[LoadBalancer, ...] = ()
 
 
 def profile_key(group_ids: Iterable[str], keys: dict[tuple[str, ...], int]) -> int:
