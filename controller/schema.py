@@ -9,6 +9,7 @@ can store (UTF-8 encodable, no NUL).
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,6 +24,11 @@ DEFAULT_GROUP = "default"
 DIRECTIONS = ("ingress", "egress")
 PROTOCOLS = ("tcp", "udp", "icmp")
 PORTED_PROTOCOLS = ("tcp", "udp")
+LB_PROTOCOLS = ("tcp", "udp")
+LB_ALGORITHMS = ("source_ip_hash", "hash")
+MONITOR_TYPES = ("tcp", "udp")
+MEMBER_WEIGHTS = range(1, 257)
+MONITOR_RETRIES = range(1, 11)
 
 
 class _Missing:
@@ -423,4 +429,73 @@ FLOATING_IP_FIELDS: tuple[Field, ...] = (
           "free.", mutable=False, check=_ipv4, schema={"format": "ipv4"}),
     Field("port_id", "string", "The port the address maps to 1:1 (its network has a router with a gateway on this "
           "external network); null: none.", nullable=True, default=None),
+)
+
+
+def _lowercase_one_of(*choices: str) -> Callable[[str], str]:
+    check = _one_of(*choices)
+    return lambda value: check(value.lower())
+
+
+def _in_range(numbers: range) -> Callable[[int], int]:
+    def check(value: int) -> int:
+        if value not in numbers:
+            raise ValueError(f"must be between {numbers[0]} and {numbers[-1]}")
+        return value
+
+    return check
+
+
+def _seconds(value: float) -> float:
+    """A positive, finite number of seconds (JSON as Python reads it also has Infinity and NaN)."""
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a number of seconds greater than 0")
+    return float(value)
+
+
+def _range_schema(numbers: range) -> dict[str, int]:
+    return {"minimum": numbers[0], "maximum": numbers[-1]}
+
+
+_SECONDS_SCHEMA = {"minimum": 0, "exclusiveMinimum": True}
+
+HEALTH_MONITOR_FIELDS: tuple[Field, ...] = (
+    Field("type", "string", "How members are probed: a TCP connection, or a UDP datagram that must draw no ICMP "
+          "port-unreachable.", required=True, check=_lowercase_one_of(*MONITOR_TYPES),
+          schema={"enum": list(MONITOR_TYPES)}),
+    Field("interval_s", "number", "Seconds between two probes of a member.", required=True, check=_seconds,
+          schema=_SECONDS_SCHEMA),
+    Field("timeout_s", "number", "Seconds a probe waits for its answer; at most interval_s.", required=True,
+          check=_seconds, schema=_SECONDS_SCHEMA),
+    Field("max_retries", "integer", "Failed probes in a row that take a member OFFLINE (one success brings it "
+          "back ONLINE).", required=True, check=_in_range(MONITOR_RETRIES), schema=_range_schema(MONITOR_RETRIES)),
+)
+
+LB_MEMBER_FIELDS: tuple[Field, ...] = (
+    Field("ip_address", "string", "The fixed address of a port on the VIP's network or on a network a router joins "
+          "to it.", required=True, mutable=False, check=_ipv4, schema={"format": "ipv4"}),
+    Field("port", "integer", "The member's tcp/udp port; one member per address and port in a balancer.",
+          required=True, mutable=False, check=_transport_port, schema=_TRANSPORT_PORT_SCHEMA),
+    Field("weight", "integer", "Its share of new connections, relative to the other members'.", default=1,
+          check=_in_range(MEMBER_WEIGHTS), schema=_range_schema(MEMBER_WEIGHTS)),
+    Field("admin_state_up", "boolean", "false: DRAINING, no new connections (existing ones stay).", default=True),
+)
+
+LOAD_BALANCER_FIELDS: tuple[Field, ...] = (
+    _NAME,
+    Field("network_id", "string", "The (not external) network of the VIP.", required=True, mutable=False),
+    Field("vip_address", "string", "Inside the network's cidr, used by nothing else (ports, the gateway, other "
+          "VIPs); default: the lowest free.", mutable=False, check=_ipv4, schema={"format": "ipv4"}),
+    Field("protocol", "string", "tcp or udp.", required=True, mutable=False, check=_lowercase_one_of(*LB_PROTOCOLS),
+          schema={"enum": list(LB_PROTOCOLS)}),
+    Field("port", "integer", "The VIP's tcp/udp port.", required=True, mutable=False, check=_transport_port,
+          schema=_TRANSPORT_PORT_SCHEMA),
+    Field("algorithm", "string", "source_ip_hash: a client sticks to a member; hash: of the 5-tuple, so each "
+          "connection is placed on its own.", default=LB_ALGORITHMS[0], check=_one_of(*LB_ALGORITHMS),
+          schema={"enum": list(LB_ALGORITHMS)}),
+    Field("members", "array", "The backends, created with the balancer; later ones through "
+          "/load-balancers/{id}/members.", default=[], mutable=False, fields=LB_MEMBER_FIELDS),
+    Field("health_monitor", "object", "Probes the members: a member that fails max_retries probes in a row gets no "
+          "new connections until it answers again; null: none (members are NO_MONITOR).", nullable=True,
+          default=None, fields=HEALTH_MONITOR_FIELDS),
 )

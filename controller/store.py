@@ -1,5 +1,5 @@
-"""The policy store: networks, ports, security groups, routers and floating IPs in SQL (SQLite by default),
-validated on the way in, and the MAC bindings the controller learns on external networks.
+"""The policy store: networks, ports, security groups, routers, floating IPs and load balancers in SQL (SQLite by
+default), validated on the way in, and the MAC bindings the controller learns on external networks.
 
 Every public method is one transaction and either fully applies or raises `ApiError` having
 changed nothing. Request bodies are validated by the declarations in `controller.schema`; the
@@ -57,11 +57,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from apps.model import (
     FloatingIP,
+    HealthMonitor,
+    LbMember,
+    LoadBalancer,
     MacBinding,
     Network,
     Policy,
@@ -79,6 +82,8 @@ from controller.errors import ApiError
 from controller.schema import (
     DEFAULT_GROUP,
     FLOATING_IP_FIELDS,
+    LB_MEMBER_FIELDS,
+    LOAD_BALANCER_FIELDS,
     NAME_MAX,
     NETWORK_FIELDS,
     PORT_FIELDS,
@@ -94,10 +99,13 @@ from controller.schema import (
 )
 
 LOG = logging.getLogger(__name__)
-ZONES = range(1, 65536)  # conntrack zones: the keys of ports and routers
+ZONES = range(1, 65536)  # conntrack zones: the keys of ports, routers and load balancers
+MEMBER_KEYS = range(1, 2**31 + 1)  # select-group bucket ids
 RULE_KEYS = range(1, 2**31 + 1)  # OpenFlow conjunction ids
 PROFILE_KEYS = range(1, 2**32)  # a 32-bit register; 0 means none
 ROUTER_MAC_PREFIX = "fa:16:3f"  # then the router's key: unique among routers, and not Neutron's fa:16:3e for ports
+LOAD_BALANCER_MAC_PREFIX = "fa:16:3f:01"  # then the balancer's key: zones < 2**16 make every router's fa:16:3f:00
+MEMBER_HEALTH = ("ONLINE", "OFFLINE")  # what a health monitor finds
 
 
 class StoreError(Exception):
@@ -199,6 +207,51 @@ class _FloatingIPRow(_Base):
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
+class _LoadBalancerRow(_Base):
+    """A load balancer and its health monitor (the monitor_* columns, all null without one); its members are rows of
+    their own. `key` is its zone (_ZoneRow), `mac_address` made from it."""
+
+    __tablename__ = "load_balancers"
+    __table_args__ = (UniqueConstraint("network_id", "vip_address"),)
+    noun: ClassVar[str] = "load balancer"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX))
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
+    vip_address: Mapped[str] = mapped_column(String(15))
+    protocol: Mapped[str] = mapped_column(String(3))
+    port: Mapped[int]
+    algorithm: Mapped[str] = mapped_column(String(16))
+    key: Mapped[int] = mapped_column(unique=True)
+    mac_address: Mapped[str] = mapped_column(String(17), unique=True)
+    monitor_type: Mapped[str | None] = mapped_column(String(3))
+    monitor_interval_s: Mapped[float | None]
+    monitor_timeout_s: Mapped[float | None]
+    monitor_max_retries: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class _LbMemberRow(_Base):
+    """A member of a load balancer (gone with it): the address and port of port `port_id`, which cannot go or change
+    its address while it is a member. `health` is what the monitor last found (ONLINE or OFFLINE; a new member starts
+    ONLINE); its status (_member_status) also depends on admin_state_up and on whether the balancer has a monitor, and
+    `status_changed_at` is when that status last changed. `key` is unique among members and never changes."""
+
+    __tablename__ = "lb_members"
+    __table_args__ = (UniqueConstraint("load_balancer_id", "ip_address", "port"),)
+    noun: ClassVar[str] = "member"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    load_balancer_id: Mapped[str] = mapped_column(ForeignKey("load_balancers.id", ondelete="CASCADE"), index=True)
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id"), index=True)
+    ip_address: Mapped[str] = mapped_column(String(15))
+    port: Mapped[int]
+    weight: Mapped[int]
+    admin_state_up: Mapped[bool]
+    health: Mapped[str] = mapped_column(String(8), default="ONLINE")
+    key: Mapped[int] = mapped_column(unique=True)
+    status_changed_at: Mapped[datetime] = mapped_column(default=_now)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
 class _MacBindingRow(_Base):
     """A host's MAC on an external network, learned by ARP through its uplink (not a port): kept while it keeps
     answering (`updated_at`: when it last did), gone with its network."""
@@ -257,18 +310,18 @@ class _CounterRow(_Base):
 
 
 class _ZoneRow(_Base):
-    """A conntrack zone and its owner: ports and routers (later load balancers) take their keys from this one
-    allocator, so that no two of them ever share a zone. The owner keeps a copy as its `key`."""
+    """A conntrack zone and its owner: ports, routers and load balancers take their keys from this one allocator, so
+    that no two of them ever share a zone. The owner keeps a copy as its `key`."""
 
     __tablename__ = "zones"
     __table_args__ = (UniqueConstraint("owner_kind", "owner_id"),)
     zone: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    owner_kind: Mapped[str] = mapped_column(String(16))  # "port" or "router"
+    owner_kind: Mapped[str] = mapped_column(String(16))  # "port", "router" or "load_balancer"
     owner_id: Mapped[str] = mapped_column(String(36))
 
 
 class _FreedZoneRow(_Base):
-    """Zones of deleted ports and routers: flushed on every switch, not reused soon."""
+    """Zones of deleted ports, routers and load balancers: flushed on every switch, not reused soon."""
 
     __tablename__ = "freed_zones"
     zone: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
@@ -627,6 +680,9 @@ class Store:
         values = parse_body(PORT_FIELDS, body, partial=True)
         with self._transaction() as session:
             row = _get(session, _PortRow, port_id)
+            if values.get("ip_address", row.ip_address) != row.ip_address and (
+                    members := _port_members(session, row.id)):
+                raise _in_use("ip_address: cannot change: the port is in use by", members, "ip_address")
             binding = values.pop("binding", {"dpid": row.dpid, "interface": row.interface})
             new_group_ids = values.pop("security_group_ids", None)
             for name, value in values.items():
@@ -651,6 +707,9 @@ class Store:
     def delete_port(self, port_id: str) -> None:
         with self._transaction() as session:
             row = _get(session, _PortRow, port_id)
+            members = _port_members(session, row.id)
+            if members:  # Neutron/Octavia leave a dangling member; here a member always has its port
+                raise _in_use(f"port {port_id} is in use by", members)
             for floating_ip in session.scalars(select(_FloatingIPRow).where(_FloatingIPRow.port_id == row.id)):
                 floating_ip.port_id = None  # Neutron: the floating IP stays, mapped to nothing
                 _journal(session, "floating_ip", floating_ip.id)
@@ -660,7 +719,7 @@ class Store:
             _journal(session, "port", row.id)
 
     def freed_zones(self) -> frozenset[int]:
-        """Conntrack zones of deleted ports and routers that nothing holds again yet."""
+        """Conntrack zones of deleted ports, routers and load balancers that nothing holds again yet."""
         with self._transaction(write=False) as session:
             return frozenset(session.scalars(select(_FreedZoneRow.zone)))
 
@@ -883,6 +942,10 @@ class Store:
                                         f"{network_id} through it")
             session.delete(interface)
             _check_routes_kept(session, row, "network_id")
+            stranded = _stranded_members(session, network_id)
+            if stranded:
+                raise _in_use(f"network_id: cannot detach network {network_id}: the VIP would no longer reach",
+                              stranded, "network_id")
             _journal(session, "router", row.id)
 
     # -- floating IPs ---------------------------------------------------------------------------
@@ -930,6 +993,144 @@ class Store:
             row = _get(session, _FloatingIPRow, floating_ip_id)
             session.delete(row)
             _journal(session, "floating_ip", row.id)
+
+    # -- load balancers ---------------------------------------------------------------------------
+
+    def create_load_balancer(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A balancer with its members (each checked as add_lb_member does, and named members[i] when refused)."""
+        values = parse_body(LOAD_BALANCER_FIELDS, body)
+        _check_monitor(values["health_monitor"], "health_monitor")
+        with self._transaction() as session:
+            network = _get(session, _NetworkRow, values["network_id"], field="network_id")
+            if network.external:
+                raise ApiError.invalid("network_id", f"network {network.id} is external: a load balancer's VIP is on "
+                                       "a tenant network (give it a floating IP to reach it from outside)")
+            row = _LoadBalancerRow(id=str(uuid.uuid4()), name=values["name"], network_id=network.id,
+                                   protocol=values["protocol"], port=values["port"], algorithm=values["algorithm"])
+            if "vip_address" in values:
+                _check_address(session, network, values["vip_address"], "vip_address")
+                row.vip_address = values["vip_address"]
+            else:
+                row.vip_address = _free_address(session, network, "vip_address")
+            row.key = _take_zone(session, "load_balancer", row.id)
+            row.mac_address = _load_balancer_mac(row.key)
+            port = session.scalar(select(_PortRow.id).where(_PortRow.network_id == network.id,
+                                                            _PortRow.mac_address == row.mac_address))
+            if port is not None:
+                raise ApiError.conflict("network_id", f"port {port} on network {network.id} has the MAC "
+                                        f"{row.mac_address} the load balancer would take")
+            _set_monitor(row, values["health_monitor"])
+            session.add(row)
+            session.flush()
+            _journal(session, "load_balancer", row.id)
+            for i, member in enumerate(values["members"]):
+                _add_member(session, row, member, f"members[{i}].")
+            return _load_balancer_dict(session, row)
+
+    def list_load_balancers(self, network_id: str | None = None) -> list[dict[str, Any]]:
+        query = _ordered(_LoadBalancerRow)
+        if network_id is not None:
+            query = query.where(_LoadBalancerRow.network_id == network_id)
+        with self._transaction(write=False) as session:
+            rows = session.scalars(query).all()
+            members = _member_rows(session, [row.id for row in rows] if network_id is not None else None)
+            return [_load_balancer_dict(session, row, members[row.id]) for row in rows]
+
+    def get_load_balancer(self, load_balancer_id: str) -> dict[str, Any]:
+        with self._transaction(write=False) as session:
+            return _load_balancer_dict(session, _get(session, _LoadBalancerRow, load_balancer_id))
+
+    def update_load_balancer(self, load_balancer_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Name, algorithm and health monitor (set, replaced, or removed with null). A balancer that gains a monitor
+        has its members start ONLINE; one that loses it has them NO_MONITOR (DRAINING members stay DRAINING)."""
+        values = parse_body(LOAD_BALANCER_FIELDS, body, partial=True)
+        if "health_monitor" in values:
+            _check_monitor(values["health_monitor"], "health_monitor")
+        with self._transaction() as session:
+            row = _get(session, _LoadBalancerRow, load_balancer_id)
+            members = _member_rows(session, [row.id])[row.id]
+            before = {member.id: _member_status(member, row) for member in members}
+            row.name = values.get("name", row.name)
+            row.algorithm = values.get("algorithm", row.algorithm)
+            if "health_monitor" in values:
+                if row.monitor_type is None:
+                    for member in members:
+                        member.health = "ONLINE"
+                _set_monitor(row, values["health_monitor"])
+            _journal(session, "load_balancer", row.id)
+            for member in members:
+                if _member_status(member, row) != before[member.id]:
+                    member.status_changed_at = _now()
+                    _journal(session, "lb_member", member.id)
+            return _load_balancer_dict(session, row, members)
+
+    def delete_load_balancer(self, load_balancer_id: str) -> None:
+        """The balancer and its members; its zone is freed."""
+        with self._transaction() as session:
+            row = _get(session, _LoadBalancerRow, load_balancer_id)
+            for member in _member_rows(session, [row.id])[row.id]:
+                session.delete(member)
+                _journal(session, "lb_member", member.id)
+            session.flush()
+            _free_zone(session, row.key)
+            session.delete(row)
+            _journal(session, "load_balancer", row.id)
+
+    def add_lb_member(self, load_balancer_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        values = parse_body(LB_MEMBER_FIELDS, body)
+        with self._transaction() as session:
+            balancer = _get(session, _LoadBalancerRow, load_balancer_id)
+            return _member_dict(_add_member(session, balancer, values, ""), balancer)
+
+    def list_lb_members(self, load_balancer_id: str) -> list[dict[str, Any]]:
+        with self._transaction(write=False) as session:
+            balancer = _get(session, _LoadBalancerRow, load_balancer_id)
+            return [_member_dict(member, balancer) for member in _member_rows(session, [balancer.id])[balancer.id]]
+
+    def get_lb_member(self, load_balancer_id: str, member_id: str) -> dict[str, Any]:
+        with self._transaction(write=False) as session:
+            balancer, member = _balancer_member(session, load_balancer_id, member_id)
+            return _member_dict(member, balancer)
+
+    def update_lb_member(self, load_balancer_id: str, member_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Weight and admin_state_up: false drains the member (DRAINING), true makes it eligible again (ONLINE with a
+        monitor, until a probe fails; NO_MONITOR without)."""
+        values = parse_body(LB_MEMBER_FIELDS, body, partial=True)
+        with self._transaction() as session:
+            balancer, member = _balancer_member(session, load_balancer_id, member_id)
+            before = _member_status(member, balancer)
+            member.weight = values.get("weight", member.weight)
+            if values.get("admin_state_up", member.admin_state_up) != member.admin_state_up:
+                member.admin_state_up = values["admin_state_up"]
+                member.health = "ONLINE"
+            if _member_status(member, balancer) != before:
+                member.status_changed_at = _now()
+            _journal(session, "lb_member", member.id)
+            return _member_dict(member, balancer)
+
+    def delete_lb_member(self, load_balancer_id: str, member_id: str) -> None:
+        with self._transaction() as session:
+            _, member = _balancer_member(session, load_balancer_id, member_id)
+            session.delete(member)
+            _journal(session, "lb_member", member.id)
+
+    def set_member_status(self, member_id: str, status: str, at: float) -> bool:
+        """What the health checker found of a member at `at` (seconds since the epoch): ONLINE or OFFLINE (else a
+        400). Returns whether its status changed, which is then journaled with `status_changed_at` = `at`; False, with
+        nothing written, when it did not, when the member is gone, or when it is not monitored (its balancer has no
+        monitor, or it is DRAINING: it starts ONLINE again when re-enabled)."""
+        if status not in MEMBER_HEALTH:
+            raise ApiError.invalid("status", f"must be one of {', '.join(MEMBER_HEALTH)}")
+        with self._transaction() as session:
+            member = session.get(_LbMemberRow, member_id)
+            if member is None:
+                return False
+            balancer = session.get_one(_LoadBalancerRow, member.load_balancer_id)
+            if _member_status(member, balancer) not in MEMBER_HEALTH or member.health == status:
+                return False
+            member.health, member.status_changed_at = status, datetime.fromtimestamp(at, UTC)
+            _journal(session, "lb_member", member.id)
+            return True
 
     # -- MAC bindings (learned by the controller, not through REST) -------------------------------
 
@@ -981,13 +1182,14 @@ class Store:
     # -- what the compilers read ---------------------------------------------------------------
 
     def snapshot(self) -> Policy:
-        """The whole policy (networks, ports, security groups, switch configs, routers, floating IPs) as one
-        consistent, immutable snapshot."""
+        """The whole policy (networks, ports, security groups, switch configs, routers, floating IPs, MAC bindings,
+        load balancers with their members) as one consistent, immutable snapshot."""
         with self._transaction(write=False) as session:
             return Policy(networks=tuple(_networks(session)), ports=tuple(_ports(session)),
                           security_groups=tuple(_groups(session)), switches=tuple(_switch_configs(session)),
                           routers=tuple(_routers(session)), floating_ips=tuple(_floating_ips(session)),
-                          mac_bindings=tuple(_mac_bindings(session)))
+                          mac_bindings=tuple(_mac_bindings(session)),
+                          load_balancers=tuple(_load_balancers(session)))
 
     def revision(self) -> int:
         """The latest revision of the change journal (0: nothing ever changed)."""
@@ -1017,7 +1219,8 @@ class Store:
                    "group": (_groups, _SecurityGroupRow.id), "rule": (_rules, _SecurityGroupRuleRow.id),
                    "switch": (_switch_configs, _SwitchConfigRow.dpid), "router": (_routers, _RouterRow.id),
                    "floating_ip": (_floating_ips, _FloatingIPRow.id),
-                   "mac_binding": (_mac_bindings, _MacBindingRow.network_id + "/" + _MacBindingRow.ip_address)}
+                   "mac_binding": (_mac_bindings, _MacBindingRow.network_id + "/" + _MacBindingRow.ip_address),
+                   "load_balancer": (_load_balancers, _LoadBalancerRow.id), "lb_member": (_lb_members, _LbMemberRow.id)}
         found: dict[tuple[str, str], Any] = dict.fromkeys(changed)
         with self._transaction(write=False) as session:
             for kind, wanted in ids.items():
@@ -1384,7 +1587,7 @@ def _router_mac(key: int) -> str:
 
 def _address_holders(network_id: str) -> Subquery:
     """(address, kind, id) of everything holding an address on a network besides its gateway: its ports, the
-    routers whose external gateway is on it, its floating IPs."""
+    routers whose external gateway is on it, its floating IPs, its load balancers' VIPs."""
     return union_all(
         select(_PortRow.ip_address.label("address"), literal("port").label("kind"), _PortRow.id.label("id"))
         .where(_PortRow.network_id == network_id),
@@ -1392,6 +1595,8 @@ def _address_holders(network_id: str) -> Subquery:
         .where(_RouterRow.gateway_network_id == network_id),
         select(_FloatingIPRow.address, literal(_FloatingIPRow.noun), _FloatingIPRow.id)
         .where(_FloatingIPRow.network_id == network_id),
+        select(_LoadBalancerRow.vip_address, literal(_LoadBalancerRow.noun), _LoadBalancerRow.id)
+        .where(_LoadBalancerRow.network_id == network_id),
     ).subquery()
 
 
@@ -1474,6 +1679,9 @@ def _check_external_change(session: Session, network: _NetworkRow, external: boo
             _RouterInterfaceRow.network_id == network.id))
         if router is not None:
             raise ApiError.conflict("external", f"router {router} has an interface on network {network.id}")
+        balancer = session.scalar(select(_LoadBalancerRow.id).where(_LoadBalancerRow.network_id == network.id))
+        if balancer is not None:
+            raise ApiError.conflict("external", f"load balancer {balancer} has its VIP on network {network.id}")
 
 
 def _routers_on(network_id: str) -> Any:
@@ -1639,6 +1847,9 @@ def _check_port(session: Session, network: _NetworkRow, port: _PortRow) -> None:
          f"{port.mac_address} is already used by port"),
         ("mac_address", routers_here.where(_RouterRow.mac_address == port.mac_address),
          f"{port.mac_address} is the MAC of router"),
+        ("mac_address", select(_LoadBalancerRow.id).where(_LoadBalancerRow.network_id == network.id,
+                                                          _LoadBalancerRow.mac_address == port.mac_address),
+         f"{port.mac_address} is the MAC of load balancer"),
         ("binding", others.where(_PortRow.dpid == port.dpid, _PortRow.interface == port.interface),
          f"{binding} is already used by port"),
         ("binding", _uplink_holder(port.dpid, port.interface), f"{binding} is the uplink of network"),
@@ -1797,3 +2008,176 @@ def _add_rule(session: Session, values: dict[str, Any]) -> _SecurityGroupRuleRow
     session.flush()
     _journal(session, "rule", row.id)
     return row
+
+
+# ---------------------------------------------------------------------------------------------
+# Load balancers.
+
+
+def _load_balancer_mac(key: int) -> str:
+    """The MAC of the load balancer with that key: never a router's (theirs are fa:16:3f:00:.. for keys < 2**16)."""
+    return f"{LOAD_BALANCER_MAC_PREFIX}:{key >> 8 & 0xFF:02x}:{key & 0xFF:02x}"
+
+
+def _check_monitor(monitor: dict[str, Any] | None, field: str) -> None:
+    """A probe cannot wait longer than the interval between probes (Octavia: delay >= timeout)."""
+    if monitor is not None and monitor["timeout_s"] > monitor["interval_s"]:
+        raise ApiError.invalid(f"{field}.timeout_s", f"{monitor['timeout_s']:g} is longer than interval_s "
+                               f"{monitor['interval_s']:g}")
+
+
+def _set_monitor(row: _LoadBalancerRow, monitor: dict[str, Any] | None) -> None:
+    monitor = monitor or {}
+    row.monitor_type, row.monitor_interval_s = monitor.get("type"), monitor.get("interval_s")
+    row.monitor_timeout_s, row.monitor_max_retries = monitor.get("timeout_s"), monitor.get("max_retries")
+
+
+def _monitor(row: _LoadBalancerRow) -> HealthMonitor | None:
+    if row.monitor_type is None:
+        return None
+    return HealthMonitor(row.monitor_type, row.monitor_interval_s, row.monitor_timeout_s, row.monitor_max_retries)
+
+
+def _member_status(member: _LbMemberRow, balancer: _LoadBalancerRow) -> str:
+    """DRAINING when disabled, else NO_MONITOR without a monitor, else what the monitor last found."""
+    if not member.admin_state_up:
+        return "DRAINING"
+    return "NO_MONITOR" if balancer.monitor_type is None else member.health
+
+
+def _reachable_networks(session: Session, network_id: str) -> list[str]:
+    """The networks a VIP on `network_id` reaches: its own and those a router joins to it (by their interfaces)."""
+    mine = aliased(_RouterInterfaceRow)
+    return [network_id, *session.scalars(
+        select(_RouterInterfaceRow.network_id).join(mine, mine.router_id == _RouterInterfaceRow.router_id)
+        .where(mine.network_id == network_id, _RouterInterfaceRow.network_id != network_id))]
+
+
+def _add_member(session: Session, balancer: _LoadBalancerRow, values: dict[str, Any], prefix: str) -> _LbMemberRow:
+    """A new member, checked (fields named after `prefix`: "members[i]." or ""): 400 unless its address is a port's
+    on a network the VIP reaches, 409 when the balancer has a member at that address and port already."""
+    address, number = values["ip_address"], values["port"]
+    port = session.scalar(select(_PortRow.id).where(
+        _PortRow.ip_address == address, _PortRow.network_id.in_(_reachable_networks(session, balancer.network_id))))
+    if port is None:
+        raise ApiError.invalid(f"{prefix}ip_address", f"{address} is a member address no port has on a network the "
+                               f"VIP can reach (network {balancer.network_id} and those a router joins to it)")
+    same = session.scalar(select(_LbMemberRow.id).where(
+        _LbMemberRow.load_balancer_id == balancer.id, _LbMemberRow.ip_address == address, _LbMemberRow.port == number))
+    if same is not None:
+        raise ApiError.conflict(prefix.rstrip(".") or "ip_address",
+                                f"{address}:{number} is already member {same} of load balancer {balancer.id}")
+    key = _next_key(session, "lb_member_key", _LbMemberRow.key, MEMBER_KEYS, "key")
+    member = _LbMemberRow(id=str(uuid.uuid4()), load_balancer_id=balancer.id, port_id=port, ip_address=address,
+                          port=number, weight=values["weight"], admin_state_up=values["admin_state_up"],
+                          health="ONLINE", key=key, status_changed_at=_now(), created_at=_now())
+    session.add(member)
+    session.flush()
+    _journal(session, "lb_member", member.id)
+    return member
+
+
+def _balancer_member(session: Session, load_balancer_id: str, member_id: str) -> tuple[_LoadBalancerRow, _LbMemberRow]:
+    """A balancer and one of its members (404 for an unknown balancer, or a member that is not one of its own)."""
+    balancer = _get(session, _LoadBalancerRow, load_balancer_id)
+    member = session.get(_LbMemberRow, member_id)
+    if member is None or member.load_balancer_id != balancer.id:
+        raise ApiError.not_found(f"member of load balancer {load_balancer_id}", member_id)
+    return balancer, member
+
+
+def _member_rows(session: Session, load_balancer_ids: list[str] | None = None) -> defaultdict[str, list[_LbMemberRow]]:
+    """Balancer id -> its members in the order they were made (their keys'); of every balancer by default."""
+    query = select(_LbMemberRow).order_by(_LbMemberRow.key)
+    if load_balancer_ids is not None:
+        query = query.where(_LbMemberRow.load_balancer_id.in_(load_balancer_ids))
+    members: defaultdict[str, list[_LbMemberRow]] = defaultdict(list)
+    for member in session.scalars(query):
+        members[member.load_balancer_id].append(member)
+    return members
+
+
+def _port_members(session: Session, port_id: str) -> list[tuple[str, str]]:
+    """(kind, description) of the members that are the port, for _in_use."""
+    return [("load balancer member", f"member {member} of load balancer {balancer}")
+            for member, balancer in session.execute(
+                select(_LbMemberRow.id, _LbMemberRow.load_balancer_id).where(_LbMemberRow.port_id == port_id)
+                .order_by(_LbMemberRow.key))]
+
+
+def _stranded_members(session: Session, network_id: str) -> list[tuple[str, str]]:
+    """(kind, description) of the members on another network than their VIP's, one of them `network_id`, that no
+    router joins to it any longer."""
+    vip_side, member_side = aliased(_RouterInterfaceRow), aliased(_RouterInterfaceRow)
+    joined = exists().where(vip_side.network_id == _LoadBalancerRow.network_id,
+                            member_side.network_id == _PortRow.network_id, member_side.router_id == vip_side.router_id)
+    rows = session.execute(
+        select(_LbMemberRow.id, _LbMemberRow.load_balancer_id)
+        .join(_LoadBalancerRow, _LoadBalancerRow.id == _LbMemberRow.load_balancer_id)
+        .join(_PortRow, _PortRow.id == _LbMemberRow.port_id)
+        .where(_PortRow.network_id != _LoadBalancerRow.network_id,
+               or_(_PortRow.network_id == network_id, _LoadBalancerRow.network_id == network_id), ~joined)
+        .order_by(_LbMemberRow.key))
+    return [("load balancer member", f"member {member} of load balancer {balancer}") for member, balancer in rows]
+
+
+def _lb_member(member: _LbMemberRow, balancer: _LoadBalancerRow) -> LbMember:
+    return LbMember(member.id, member.load_balancer_id, member.ip_address, member.port, member.weight,
+                    member.admin_state_up, _member_status(member, balancer), member.key)
+
+
+def _load_balancers(session: Session, *where: Any) -> Iterator[LoadBalancer]:
+    rows = session.scalars(_ordered(_LoadBalancerRow).where(*where)).all()
+    members = _member_rows(session, [row.id for row in rows] if where else None)
+    for row in rows:
+        yield LoadBalancer(row.id, row.name, row.network_id, row.vip_address, row.protocol, row.port, row.algorithm,
+                           row.key, row.mac_address, _monitor(row),
+                           tuple(_lb_member(member, row) for member in members[row.id]))
+
+
+def _lb_members(session: Session, *where: Any) -> Iterator[LbMember]:
+    rows = session.scalars(select(_LbMemberRow).order_by(_LbMemberRow.key).where(*where)).all()
+    balancers = {row.id: row for row in session.scalars(select(_LoadBalancerRow).where(
+        _LoadBalancerRow.id.in_({member.load_balancer_id for member in rows})))}
+    for member in rows:
+        yield _lb_member(member, balancers[member.load_balancer_id])
+
+
+def _member_dict(member: _LbMemberRow, balancer: _LoadBalancerRow) -> dict[str, Any]:
+    """The REST view of a member: the model without its key, plus its port and when its status last changed."""
+    return {
+        "id": member.id,
+        "load_balancer_id": member.load_balancer_id,
+        "ip_address": member.ip_address,
+        "port": member.port,
+        "weight": member.weight,
+        "admin_state_up": member.admin_state_up,
+        "status": _member_status(member, balancer),
+        "status_changed_at": _timestamp(member.status_changed_at),
+        "port_id": member.port_id,
+    }
+
+
+def _load_balancer_dict(session: Session, row: _LoadBalancerRow, members: list[_LbMemberRow] | None = None
+                        ) -> dict[str, Any]:
+    """The REST view: the model without its key, its MAC as mac_address, each member as _member_dict shows it."""
+    if members is None:
+        members = _member_rows(session, [row.id])[row.id]
+    monitor = _monitor(row)
+    return {
+        "id": row.id,
+        "name": row.name,
+        "network_id": row.network_id,
+        "vip_address": row.vip_address,
+        "protocol": row.protocol,
+        "port": row.port,
+        "algorithm": row.algorithm,
+        "members": [_member_dict(member, row) for member in members],
+        "health_monitor": None if monitor is None else asdict(monitor),
+        "mac_address": row.mac_address,
+    }
+
+
+def _timestamp(moment: datetime) -> str:
+    """A stored time as ISO 8601 in UTC, to the second."""
+    return datetime.fromtimestamp(_epoch(moment), UTC).isoformat(timespec="seconds")
