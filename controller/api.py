@@ -27,6 +27,8 @@ from werkzeug.exceptions import HTTPException
 from controller.errors import ApiError, ChangeRefused, NotConfirmed, error_body
 from controller.schema import (
     FLOATING_IP_FIELDS,
+    LB_MEMBER_FIELDS,
+    LOAD_BALANCER_FIELDS,
     MISSING,
     NETWORK_FIELDS,
     PORT_FIELDS,
@@ -129,6 +131,9 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("floating_ip", "floating_ips", FLOATING_IP_FIELDS, filters=("network_id", "port_id"),
              outputs=(("fixed_ip_address", {"type": "string", "format": "ipv4", "nullable": True}),
                       ("router_id", {"type": "string", "nullable": True}))),
+    Resource("load_balancer", "load_balancers", LOAD_BALANCER_FIELDS, filters=("network_id",),
+             outputs=(("members", "LbMember[]"),
+                      ("mac_address", {"type": "string", "description": "the MAC the VIP answers ARP with"}))),
 )
 
 
@@ -180,6 +185,17 @@ ROUTES: tuple[Route, ...] = (
           request="RouterInterfaceCreate"),
     Route("DELETE", "/routers/{id}/interfaces/{network_id}", "remove_router_interface",
           "Detach a network from a router", status=204),
+    Route("POST", "/load-balancers/{id}/members", "add_lb_member", "Add a member to a load balancer", status=201,
+          response="LbMember", request="LbMemberCreate"),
+    Route("GET", "/load-balancers/{id}/members", "list_lb_members", "A load balancer's members",
+          response="LbMember[]"),
+    Route("GET", "/load-balancers/{id}/members/{member_id}", "show_lb_member", "One member of a load balancer",
+          response="LbMember"),
+    Route("PATCH", "/load-balancers/{id}/members/{member_id}", "update_lb_member",
+          "Change a member's weight or admin_state_up (false: DRAINING)", response="LbMember",
+          request="LbMemberUpdate"),
+    Route("DELETE", "/load-balancers/{id}/members/{member_id}", "delete_lb_member",
+          "Remove a member from a load balancer", status=204),
     *(route for res in RESOURCES for route in _crud_routes(res)),
 )
 
@@ -305,6 +321,28 @@ class _Handlers:
     def remove_router_interface(self, id: str, network_id: str) -> Response:
         self._apply(lambda: self._store.remove_router_interface(id, network_id),
                     f"the interface of router {id} on network {network_id} was removed")
+        return Response(status=204)
+
+    def add_lb_member(self, id: str) -> tuple[Response, int, dict[str, str]]:
+        body = _json_body()
+        member = self._apply(lambda: self._store.add_lb_member(id, body),
+                             lambda member: f"member {member['id']} was added to load balancer {id}")
+        return jsonify(member), 201, {"Location": f"{PREFIX}/load-balancers/{id}/members/{member['id']}"}
+
+    def list_lb_members(self, id: str) -> Response:
+        return jsonify(self._store.list_lb_members(id))
+
+    def show_lb_member(self, id: str, member_id: str) -> Response:
+        return jsonify(self._store.get_lb_member(id, member_id))
+
+    def update_lb_member(self, id: str, member_id: str) -> Response:
+        body = _json_body()
+        return jsonify(self._apply(lambda: self._store.update_lb_member(id, member_id, body),
+                                   f"member {member_id} of load balancer {id} was updated"))
+
+    def delete_lb_member(self, id: str, member_id: str) -> Response:
+        self._apply(lambda: self._store.delete_lb_member(id, member_id),
+                    f"member {member_id} of load balancer {id} was removed")
         return Response(status=204)
 
     def _switch(self, dpid: str) -> dict[str, Any]:
@@ -491,6 +529,24 @@ _FIXED_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
+def _member_schema() -> dict[str, Any]:
+    """A member as shown: its fields, and what the store adds (its id, balancer, status and port)."""
+    shown = _fields_schema(LB_MEMBER_FIELDS, LB_MEMBER_FIELDS)
+    read_only = {
+        "id": {"type": "string", "format": "uuid"},
+        "load_balancer_id": {"type": "string"},
+        "status": {"type": "string", "enum": ["ONLINE", "OFFLINE", "NO_MONITOR", "DRAINING"],
+                   "description": "NO_MONITOR: its balancer has no health monitor; ONLINE/OFFLINE: as the monitor "
+                   "last found it (a new or re-enabled member starts ONLINE); DRAINING: admin_state_up is false"},
+        "status_changed_at": {"type": "string", "format": "date-time"},
+        "port_id": {"type": "string", "description": "the port whose fixed address the member is"},
+    }
+    shown["properties"] = {"id": read_only.pop("id") | {"readOnly": True}, **shown["properties"],
+                           **{name: {**schema, "readOnly": True} for name, schema in read_only.items()}}
+    shown["required"] = list(shown["properties"])
+    return shown
+
+
 def _field_schema(spec: Field) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": spec.type, "description": spec.description, **spec.schema}
     if spec.nullable:
@@ -518,10 +574,12 @@ def _fields_schema(fields: tuple[Field, ...], required: tuple[Field, ...] | list
 def _resource_schemas(res: Resource) -> dict[str, dict[str, Any]]:
     """<Name> (what GET returns), <Name>Create and <Name>Update (what POST and PATCH accept, if served)."""
     shown = _fields_schema(res.fields, res.fields)
+    given = {spec.name for spec in res.fields}  # an output named like a field shows it otherwise than it is given
     shown["properties"] = {
         "id": {"type": "string", "format": "uuid", "readOnly": True},
         **shown["properties"],
-        **{name: {**(schema if isinstance(schema, dict) else _ref(schema)), "readOnly": True}
+        **{name: {**(schema if isinstance(schema, dict) else _ref(schema)), **({} if name in given else
+                                                                                {"readOnly": True})}
            for name, schema in res.outputs},
         "status": {"type": "string", "readOnly": True},
     }
@@ -572,7 +630,10 @@ def openapi_document(version: str = VERSION) -> dict[str, Any]:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
     schemas = {**_FIXED_SCHEMAS, "SwitchUpdate": _fields_schema(SWITCH_FIELDS, []),
                "SecurityGroupRules": _fields_schema(SECURITY_GROUP_RULES_FIELDS, SECURITY_GROUP_RULES_FIELDS),
-               "RouterInterfaceCreate": _fields_schema(ROUTER_INTERFACE_FIELDS, ROUTER_INTERFACE_FIELDS)}
+               "RouterInterfaceCreate": _fields_schema(ROUTER_INTERFACE_FIELDS, ROUTER_INTERFACE_FIELDS),
+               "LbMember": _member_schema(),
+               "LbMemberCreate": _fields_schema(LB_MEMBER_FIELDS, [spec for spec in LB_MEMBER_FIELDS if spec.required]),
+               "LbMemberUpdate": _fields_schema(tuple(spec for spec in LB_MEMBER_FIELDS if spec.mutable), [])}
     for res in RESOURCES:
         schemas.update(_resource_schemas(res))
     return {

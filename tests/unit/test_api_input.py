@@ -32,15 +32,20 @@ def stored(client: FlaskClient) -> dict[str, Any]:
 
 @pytest.fixture
 def ids(client: FlaskClient) -> dict[str, str]:
-    """A network, a port on it, a security group, an external network, a router and a floating IP to refer to."""
+    """A network, a port on it, a security group, an external network, a router, a floating IP and a load balancer
+    with the port as its member to refer to."""
     network = make_network(client)
     port = make_port(client, network["id"])
     group = client.post("/v1/security-groups", json={"name": "web"}).json
     external = make_network(client, cidr="203.0.113.0/24", external=True)
     router = client.post("/v1/routers", json={"name": "r"}).json
     floating_ip = client.post("/v1/floating-ips", json={"network_id": external["id"]}).json
+    balancer = client.post("/v1/load-balancers", json={
+        "network_id": network["id"], "protocol": "tcp", "port": 80,
+        "members": [{"ip_address": port["ip_address"], "port": 80}]}).json
     return {"network": network["id"], "port": port["id"], "group": group["id"], "external": external["id"],
-            "router": router["id"], "floating_ip": floating_ip["id"]}
+            "router": router["id"], "floating_ip": floating_ip["id"], "load_balancer": balancer["id"],
+            "member": balancer["members"][0]["id"]}
 
 
 def port_body(network_id: str, **fields: Any) -> dict[str, Any]:
@@ -131,6 +136,7 @@ JUNK_STRINGS = (SURROGATE, "\udfff", f"x{NUL}y", NUL, "", " ", "é", "😀" * 30
                 "-1", f"10.0.0.0/24{NUL}", "%00", "../../etc/passwd", "fa:16:3e:00:00:01", "default",
                 "\ud83d\ude00")  # the last: a surrogate pair, so one valid character once it is JSON
 JUNK_INTEGERS = (0, -1, 1, 4094, 4095, 65535, 65536, -(2**63), 2**63, 2**64 + 1, 10**100, -(10**100))
+JUNK_NUMBERS = (*JUNK_INTEGERS, 0.5, -1.5, 1e-300, float("inf"), float("-inf"), float("nan"))
 JUNK_OTHER = (1.5, -0.0, 1e308, True, False, None, [], {}, [[[SURROGATE]]], {"a": {"b": [NUL]}})
 
 
@@ -171,6 +177,8 @@ def junk(rng: random.Random, spec: dict[str, Any]) -> Any:
         return rng.choice((*JUNK_STRINGS, random_text(rng)))
     if kind == "integer":
         return rng.choice(JUNK_INTEGERS)
+    if kind == "number":
+        return rng.choice(JUNK_NUMBERS)
     if kind == "boolean":
         return rng.choice((True, False))
     if kind == "array":
@@ -196,6 +204,10 @@ def valid_bodies(ids: dict[str, str]) -> dict[str, dict[str, Any]]:
                    "routes": [{"destination": "192.168.0.0/16", "nexthop": "203.0.113.1"}]},
         "RouterInterface": {"network_id": ids["network"]},
         "FloatingIp": {"network_id": ids["external"], "port_id": None},
+        "LoadBalancer": {"name": "lb", "network_id": ids["network"], "protocol": "udp", "port": 53, "algorithm": "hash",
+                         "members": [{"ip_address": "10.0.0.5", "port": 53, "weight": 2, "admin_state_up": False}],
+                         "health_monitor": {"type": "udp", "interval_s": 3, "timeout_s": 1.5, "max_retries": 2}},
+        "LbMember": {"ip_address": "10.0.0.5", "port": 81, "weight": 2, "admin_state_up": True},
     }
 
 
@@ -218,7 +230,8 @@ def test_typed_junk_never_fails_the_server_and_a_rejection_changes_nothing(
     bodies = valid_bodies(ids)
     item_ids = {"Network": ids["network"], "Port": ids["port"], "SecurityGroup": ids["group"], "Switch": DPID,
                 "SecurityGroupRules": ids["group"], "Router": ids["router"], "RouterInterface": ids["router"],
-                "FloatingIp": ids["floating_ip"]}
+                "FloatingIp": ids["floating_ip"], "LoadBalancer": ids["load_balancer"],
+                "LbMember": ids["load_balancer"]}
     rng = random.Random(SEED)
     before = stored(client)
     outcomes: Counter[int] = Counter()
@@ -227,7 +240,7 @@ def test_typed_junk_never_fails_the_server_and_a_rejection_changes_nothing(
         base = {key: value for key, value in bodies[resource].items() if key in schema["properties"]}
         field, spec = rng.choice(leaves(schema))
         body = with_junk(base, field, junk(rng, spec))
-        url = "/v1" + re.sub(r"{(id|dpid)}", item_ids.get(resource, ""), path)
+        url = "/v1" + re.sub(r"{(id|dpid)}", item_ids.get(resource, ""), path).replace("{member_id}", ids["member"])
         response = client.open(url, method=method, json=body)
         outcomes[response.status_code] += 1
         assert response.status_code < 500, (method, path, body, response.get_data(as_text=True)[:500])
