@@ -23,6 +23,8 @@ from controller.config import read_token_file
 DEFAULT_URL = "http://127.0.0.1:8080"
 DIRECTIONS = ("ingress", "egress")
 PROTOCOLS = ("tcp", "udp", "icmp")
+LB_PROTOCOLS = ("tcp", "udp")
+LB_ALGORITHMS = ("source_ip_hash", "hash")
 TIMEOUT_S = 60.0  # a mutation waits for every switch to confirm its flows
 
 POSITIONAL, REQUIRED, OPTIONAL = "positional", "required", "optional"
@@ -34,6 +36,20 @@ def _route(text: str) -> dict[str, str]:
     if not comma or "," in nexthop:
         raise argparse.ArgumentTypeError(f"{text!r} is not DESTINATION,NEXTHOP (such as 192.168.0.0/16,10.0.0.254)")
     return {"destination": destination.strip(), "nexthop": nexthop.strip()}
+
+
+def _member(text: str) -> dict[str, Any]:
+    """IP:PORT[:WEIGHT] as a load balancer member, for argparse (the API checks the values)."""
+    parts = text.split(":")
+    try:
+        if len(parts) not in (2, 3):
+            raise ValueError
+        member: dict[str, Any] = {"ip_address": parts[0].strip(), "port": int(parts[1])}
+        if len(parts) == 3:
+            member["weight"] = int(parts[2])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not IP:PORT[:WEIGHT] (such as 10.0.0.11:8080:2)") from None
+    return member
 
 
 class _Null:
@@ -144,6 +160,14 @@ def crud(
 
 
 _DPID = _path_arg("dpid", "datapath id, 16 hex digits")
+_BALANCER = _path_arg("id", "load balancer id")
+_MEMBER = _path_arg("member_id", "member id")
+_MEMBER_COLUMNS = ("id", "ip_address", "port", "weight", "admin_state_up", "status", "status_changed_at")
+_MEMBER_CHANGES = (
+    *Opt("weight", type=int, metavar="N", help="its share of new connections, 1-256 (default 1)").params("body"),
+    *Opt("admin_state_up", type=bool, help="--no-admin-state-up drains it: no new connections (DRAINING)"
+         ).params("body"),
+)
 _ROUTER = _path_arg("id", "router id")
 _INTERFACE_NETWORK = Opt("network_id", flag="--network", metavar="ID", help="network id")
 
@@ -270,6 +294,48 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
         columns=("id", "floating_ip_address", "network_id", "port_id", "fixed_ip_address", "router_id", "status"),
         filters=(Opt("network_id", flag="--network", metavar="ID", help="only those on this network"),
                  Opt("port_id", flag="--port", metavar="ID", help="only the one of this port")),
+    ),
+    "load-balancer": crud(
+        "load balancer", "load-balancers",
+        (
+            Opt("name", create=POSITIONAL),
+            Opt("network_id", flag="--network", create=REQUIRED, update=False, metavar="ID",
+                help="the network of the VIP"),
+            Opt("vip_address", flag="--vip", update=False, metavar="IP", help="default: the lowest free address"),
+            Opt("protocol", create=REQUIRED, update=False, choices=LB_PROTOCOLS),
+            Opt("port", type=int, create=REQUIRED, update=False, metavar="N", help="the VIP's port"),
+            Opt("algorithm", choices=LB_ALGORITHMS, help="default: source_ip_hash"),
+            Opt("members", flag="--member", type=list, item=_member, update=False, metavar="IP:PORT[:WEIGHT]",
+                help="a member, repeatable (later ones: sdnctl lb-member add)"),
+            Opt("health_monitor.type", flag="--monitor", choices=LB_PROTOCOLS,
+                help="probe the members (give the other --monitor-* flags too)"),
+            Opt("health_monitor.interval_s", flag="--monitor-interval", type=float, metavar="SECONDS",
+                help="between two probes of a member"),
+            Opt("health_monitor.timeout_s", flag="--monitor-timeout", type=float, metavar="SECONDS",
+                help="a probe's wait for its answer, at most the interval"),
+            Opt("health_monitor.max_retries", flag="--monitor-retries", type=int, metavar="N",
+                help="failed probes in a row that take a member OFFLINE, 1-10"),
+            Opt("health_monitor", flag="--no-health-monitor", type=None, help="remove its health monitor"),
+        ),
+        columns=("id", "name", "network_id", "vip_address", "protocol", "port", "algorithm", "status"),
+        filters=(Opt("network_id", flag="--network", metavar="ID", help="only those on this network"),),
+    ),
+    "lb-member": (
+        Command("add", "POST", "/load-balancers/{id}/members", "add a member to a load balancer", (
+            _BALANCER,
+            *Opt("ip_address", flag="--ip", metavar="IP", help="the address of a port on a network the VIP reaches"
+                 ).params("body", REQUIRED),
+            *Opt("port", type=int, metavar="N").params("body", REQUIRED),
+            *_MEMBER_CHANGES,
+        ), _MEMBER_COLUMNS),
+        Command("list", "GET", "/load-balancers/{id}/members", "list a load balancer's members", (_BALANCER,),
+                _MEMBER_COLUMNS),
+        Command("show", "GET", "/load-balancers/{id}/members/{member_id}", "show a member", (_BALANCER, _MEMBER),
+                _MEMBER_COLUMNS),
+        Command("update", "PATCH", "/load-balancers/{id}/members/{member_id}", "change a member's weight or drain it",
+                (_BALANCER, _MEMBER, *_MEMBER_CHANGES), _MEMBER_COLUMNS),
+        Command("remove", "DELETE", "/load-balancers/{id}/members/{member_id}", "remove a member",
+                (_BALANCER, _MEMBER)),
     ),
     "switch": (
         Command("list", "GET", "/switches", "list switches", columns=("dpid", "connected")),

@@ -411,3 +411,57 @@ def test_floating_ip_lifecycle(sdnctl: Run, store: Store) -> None:
     assert run_json(sdnctl, "floating-ip", "show", made["id"])["port_id"] == port["id"]
     assert sdnctl("floating-ip", "delete", made["id"]) == (0, "", "")
     assert store.list_floating_ips() == []
+
+
+def lb_ports(store: Store) -> tuple[dict, list[dict]]:
+    net = store.create_network({"cidr": "10.0.0.0/24"})
+    ports = [store.create_port({"network_id": net["id"], "mac_address": f"fa:16:3e:00:00:0{n}",
+                                "ip_address": f"10.0.0.1{n}", "binding": {"dpid": DPID, "interface": f"s1-eth{n}"}})
+             for n in (1, 2)]
+    return net, ports
+
+
+def test_load_balancer_lifecycle(sdnctl: Run, store: Store) -> None:
+    net, _ = lb_ports(store)
+    made = run_json(sdnctl, "load-balancer", "create", "web", "--network", net["id"], "--vip", "10.0.0.100",
+                    "--protocol", "tcp", "--port", "80", "--member", "10.0.0.11:8080", "--member", "10.0.0.12:8080:3",
+                    "--monitor", "tcp", "--monitor-interval", "2", "--monitor-timeout", "0.5", "--monitor-retries", "3")
+    assert [(m["ip_address"], m["port"], m["weight"], m["status"]) for m in made["members"]] == [
+        ("10.0.0.11", 8080, 1, "ONLINE"), ("10.0.0.12", 8080, 3, "ONLINE")]
+    assert made["health_monitor"] == {"type": "tcp", "interval_s": 2.0, "timeout_s": 0.5, "max_retries": 3}
+    code, out, _ = sdnctl("load-balancer", "list", "--network", net["id"])
+    assert out.split("\n")[0].split() == ["id", "name", "network_id", "vip_address", "protocol", "port", "algorithm",
+                                          "status"]
+    assert table(out) == [[made["id"], "web", net["id"], "10.0.0.100", "tcp", "80", "source_ip_hash", "ACTIVE"]]
+    changed = run_json(sdnctl, "load-balancer", "update", made["id"], "--name", "www", "--algorithm", "hash",
+                       "--no-health-monitor")
+    assert (changed["name"], changed["algorithm"], changed["health_monitor"]) == ("www", "hash", None)
+    assert run_json(sdnctl, "load-balancer", "show", made["id"]) == changed
+    assert sdnctl("load-balancer", "delete", made["id"]) == (0, "", "")
+    assert store.list_load_balancers() == []
+
+
+def test_lb_member_commands(sdnctl: Run, store: Store) -> None:
+    net, ports = lb_ports(store)
+    made = store.create_load_balancer({"network_id": net["id"], "protocol": "udp", "port": 53})
+    added = run_json(sdnctl, "lb-member", "add", made["id"], "--ip", "10.0.0.11", "--port", "5353", "--weight", "4")
+    assert (added["port"], added["weight"], added["status"], added["port_id"]) == (5353, 4, "NO_MONITOR",
+                                                                                    ports[0]["id"])
+    code, out, _ = sdnctl("lb-member", "list", made["id"])
+    assert table(out)[0][:6] == [added["id"], "10.0.0.11", "5353", "4", "true", "NO_MONITOR"]
+    drained = run_json(sdnctl, "lb-member", "update", made["id"], added["id"], "--no-admin-state-up", "--weight", "9")
+    assert (drained["admin_state_up"], drained["weight"], drained["status"]) == (False, 9, "DRAINING")
+    assert run_json(sdnctl, "lb-member", "show", made["id"], added["id"]) == drained
+    code, _, err = sdnctl("lb-member", "add", made["id"], "--ip", "10.0.0.99", "--port", "53")
+    assert code == 1 and "no port has on a network the VIP can reach" in err
+    code, _, err = sdnctl("port", "delete", ports[0]["id"])
+    assert code == 1 and err.startswith("Error 409:") and made["id"] in err
+    for argv in (["lb-member", "add", made["id"], "--ip", "10.0.0.12"],  # --port is required
+                 ["load-balancer", "create", "x", "--network", net["id"], "--protocol", "udp", "--port", "53",
+                  "--member", "10.0.0.12"],  # not IP:PORT[:WEIGHT]
+                 ["load-balancer", "update", made["id"], "--port", "54"]):  # never changes
+        with pytest.raises(SystemExit) as usage:
+            sdnctl(*argv)
+        assert usage.value.code == 2
+    assert sdnctl("lb-member", "remove", made["id"], added["id"])[:2] == (0, "")  # (stderr has the usages above)
+    assert store.list_lb_members(made["id"]) == []
