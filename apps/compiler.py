@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
-from apps import base, discovery, isolation, routing, security_groups, topology
+from apps import base, discovery, isolation, load_balancing, routing, security_groups, topology
 from apps.flows import Flow
 from apps.groups import Group
 from apps.incremental import ChangeKey, Engine, FlowConflict, FlowKey
@@ -33,8 +33,10 @@ from apps.topology import Link, Topology
 
 __all__ = ["Compiler", "FlowConflict", "compile_all"]
 
-DERIVED = {**discovery.DERIVED, **topology.DERIVED, **isolation.DERIVED, **security_groups.DERIVED, **routing.DERIVED}
-UNITS = {**base.UNITS, **discovery.UNITS, **isolation.UNITS, **security_groups.UNITS, **routing.UNITS}
+DERIVED = {**discovery.DERIVED, **topology.DERIVED, **isolation.DERIVED, **security_groups.DERIVED, **routing.DERIVED,
+           **load_balancing.DERIVED}
+UNITS = {**base.UNITS, **discovery.UNITS, **isolation.UNITS, **security_groups.UNITS, **routing.UNITS,
+         **load_balancing.UNITS}
 
 
 class Compiler:

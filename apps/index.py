@@ -3,7 +3,8 @@
 Objects come in one at a time (`put_*`, from the store's change journal) or all at once (`load`).
 Besides the objects themselves (("port", id), ("network", id), ("group", id), ("rule", id),
 ("router", id), ("floating_ip", id), ("switch", dpid), ...), the index keeps sets that let a unit find what it
-needs without scanning everything: the ports of a network bound to a switch, the members of a group, the rules
+needs without scanning everything: the ports of a network bound to a switch, the port holding an address on a
+network (("address", network_id, ip)), the members of a group, the rules
 of a group and those that name it as their remote, the profiles (sets of groups that ports have) with their
 ports on each switch, the interfaces bound on a switch, the router on a network (("network_router", network_id):
 the routers with an interface on it, one at most once a change is complete) and the floating IP of a port
@@ -216,6 +217,7 @@ def _port_entries(port: Port | None) -> list[tuple[Key, Hashable]]:
     if port is None:
         return []
     entries: list[tuple[Key, Hashable]] = [(("group_ports", group_id), port.id) for group_id in port.security_group_ids]
+    entries.append((("address", port.network_id, port.ip_address), port.id))
     if port.dpid:
         entries.append((("net_switch_ports", port.network_id, port.dpid), port.id))
         if port.port_security_enabled:

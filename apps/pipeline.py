@@ -1,8 +1,8 @@
 """The OpenFlow pipeline, declared once: every other module names tables and registers from here.
 
-Numbers leave gaps for the stages later features insert, and RESERVED names the numbers the stateful
-stages to come will take, in the order docs/pipeline.md sets out, so that adding a stage never renumbers
-the others. The bits of ct_mark are declared here too. docs/pipeline.md explains each stage.
+Numbers leave gaps for the stages later features insert, in the order docs/pipeline.md sets out, so that
+adding a stage never renumbers the others. The bits of ct_mark are declared here too. docs/pipeline.md
+explains each stage.
 """
 
 from __future__ import annotations
@@ -40,11 +40,23 @@ PIPELINE: tuple[Table, ...] = (
           "frames to a router's MAC on one of its networks: the router answers ping to its addresses, a TTL "
           "about to run out goes to the controller (time-exceeded), the rest is routed; from its external "
           "network, on its gateway switch, ct(nat) in the router's zone (un-SNAT, established DNAT)",
-          ("dnat_ct", "routing", "l2_lookup")),
+          ("dnat_ct", "lb_ct", "lb_unnat", "routing", "l2_lookup")),
     Table("dnat_ct", 31,
           "after the router's conntrack: translated and related packets are routed, a new connection to a "
           "floating IP is committed with its fixed IP as destination (ct(commit, nat(dst))), the rest drops",
           ("routing",)),
+    Table("lb_ct", 32,
+          "after a load balancer's conntrack (its zone): a new connection to its VIP goes to its select group, "
+          "whose bucket commits it translated to one member (ct(commit, nat(dst=member))); established ones, "
+          "already translated, go on",
+          ("lb_out",)),
+    Table("lb_out", 33,
+          "a translated connection to the member: on the VIP's network by next hop, else through the router",
+          ("neighbor", "routing")),
+    Table("lb_unnat", 34,
+          "after a member's reply passed its balancer's zone (the VIP back as its source where this switch "
+          "translated the connection): routed if the member sent it to its router, else on to L2",
+          ("routing", "l2_lookup")),
     Table("routing", 40,
           "longest prefix in the router (reg8): dec_ttl, eth_src the router's MAC, reg1/reg7 the next "
           "network, reg9 the next hop; external destinations are routed on the gateway switch only (the "
@@ -81,23 +93,6 @@ PIPELINE: tuple[Table, ...] = (
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in PIPELINE}
-
-
-@dataclass(frozen=True)
-class Reserved:
-    """A stage to come: its number is kept, but it has no table and no flows until it moves into PIPELINE
-    (goto_table may skip numbers, so the pipeline needs no placeholder tables)."""
-
-    name: str
-    number: int
-    purpose: str  # what it will do, in which conntrack zone, and what it may rewrite
-
-
-RESERVED: tuple[Reserved, ...] = (
-    Reserved("un_nat", 25,
-             "replies of a load balancer's connections get back the VIP as their source: ct(nat) in its zone, "
-             "before routing (routers un-NAT in their own stages: router_in and snat)"),
-)
 
 
 def table_id(name: str) -> int:
@@ -147,6 +142,7 @@ METERS: tuple[Meter, ...] = (
     Meter("ttl_exceeded", 1, 100, 100,
           "packets whose TTL ran out in a router, to the controller for ICMP time-exceeded"),
     Meter("neighbor", 2, 100, 100, "next hops to resolve and ARP replies from uplinks, to the controller"),
+    Meter("health", 3, 1000, 1000, "load-balancer members' answers to the controller's health probes"),
 )
 _METER_IDS = {meter.name: meter.id for meter in METERS}
 

@@ -299,13 +299,17 @@ def _floating_ip_flows(read: Read, floating_ip_id: str) -> dict[str, list[Flow]]
 
 
 def _port_flows(read: Read, port_id: str) -> dict[str, list[Flow]]:
-    """A port as a next hop, wherever a router may route to its network."""
+    """A port as a next hop, wherever a router may route to its network, or a load balancer on its network may
+    send a connection to it (apps.load_balancing)."""
     port: Port = read(("port", port_id))
     network: Network | None = read(("network", port.network_id))
     if network is None or read(("placement", port_id)) is None:
         return {}
     flow = _neighbor(network, port.ip_address, port.mac_address, PRIO_PORT_NEIGHBOR, cookie("routing", port.id))
-    return {dpid: [flow] for dpid in read(("anchors", network.id))}
+    switches = set(read(("anchors", network.id)))
+    if read(("network_load_balancers", network.id)):
+        switches.update(read(("net_switches", network.id)))
+    return {dpid: [flow] for dpid in sorted(switches)}
 
 
 def _mac_binding_flows(read: Read, binding_id: str) -> dict[str, list[Flow]]:

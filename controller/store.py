@@ -2055,18 +2055,22 @@ def _reachable_networks(session: Session, network_id: str) -> list[str]:
 
 def _add_member(session: Session, balancer: _LoadBalancerRow, values: dict[str, Any], prefix: str) -> _LbMemberRow:
     """A new member, checked (fields named after `prefix`: "members[i]." or ""): 400 unless its address is a port's
-    on a network the VIP reaches, 409 when the balancer has a member at that address and port already."""
+    on a network the VIP reaches, 409 when a balancer of its protocol has a member at that address and port already."""
     address, number = values["ip_address"], values["port"]
     port = session.scalar(select(_PortRow.id).where(
         _PortRow.ip_address == address, _PortRow.network_id.in_(_reachable_networks(session, balancer.network_id))))
     if port is None:
         raise ApiError.invalid(f"{prefix}ip_address", f"{address} is a member address no port has on a network the "
                                f"VIP can reach (network {balancer.network_id} and those a router joins to it)")
-    same = session.scalar(select(_LbMemberRow.id).where(
-        _LbMemberRow.load_balancer_id == balancer.id, _LbMemberRow.ip_address == address, _LbMemberRow.port == number))
+    # One backend address:port serves one balancer per protocol: its replies are given back their VIP in that
+    # balancer's zone, which nothing in a reply tells apart from another's (apps.load_balancing).
+    same = session.execute(select(_LbMemberRow.id, _LbMemberRow.load_balancer_id)
+                           .join(_LoadBalancerRow, _LoadBalancerRow.id == _LbMemberRow.load_balancer_id).where(
+        _LbMemberRow.ip_address == address, _LbMemberRow.port == number,
+        _LoadBalancerRow.protocol == balancer.protocol)).first()
     if same is not None:
         raise ApiError.conflict(prefix.rstrip(".") or "ip_address",
-                                f"{address}:{number} is already member {same} of load balancer {balancer.id}")
+                                f"{address}:{number} is already member {same[0]} of load balancer {same[1]}")
     key = _next_key(session, "lb_member_key", _LbMemberRow.key, MEMBER_KEYS, "key")
     member = _LbMemberRow(id=str(uuid.uuid4()), load_balancer_id=balancer.id, port_id=port, ip_address=address,
                           port=number, weight=values["weight"], admin_state_up=values["admin_state_up"],

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 from datapath import Outputs, datapath_outputs
 
-from apps.compiler import compile_all
+from apps.compiler import Compiler
 from apps.fields import FIELD, IPV4, MAC, Scope
 from apps.flows import (
     ETH_TYPE_ARP,
@@ -103,15 +103,19 @@ class Fabric:
 
 
 def install(make_bridge, policy: Policy, topology: Topology, names: dict[str, str]) -> Fabric:
-    desired = compile_all(policy, topology)
+    compiler = Compiler()
+    compiler.load(policy, topology)
+    compiler.commit()
     programmer = Programmer(timeout=5.0)
+    tables = {}
     for switch in topology.switches:
+        desired, groups = dict(compiler.table(switch.dpid)), dict(compiler.groups(switch.dpid))
         bridge = make_bridge(names[switch.dpid], len(switch.ports))
-        result = programmer.sync(bridge.connect(switch.dpid).channel, desired[switch.dpid])
-        assert result.added == len(desired[switch.dpid])
+        result = programmer.sync(bridge.connect(switch.dpid).channel, desired, groups=groups)
+        assert (result.added, result.groups) == (len(desired), len(groups))
         bridge.disconnect()  # fail_mode=secure: the flows stay
-    return Fabric(topology, names, {dpid: SwitchTables(flows.values()) for dpid, flows in desired.items()},
-                  {dpid: datapath_ports(name) for dpid, name in names.items()})
+        tables[switch.dpid] = SwitchTables(desired.values(), groups=groups.values())
+    return Fabric(topology, names, tables, {dpid: datapath_ports(name) for dpid, name in names.items()})
 
 
 @pytest.fixture(scope="module")

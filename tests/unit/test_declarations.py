@@ -34,7 +34,7 @@ from apps.flows import (
 )
 from apps.flowsim import SwitchTables, packet, run
 from apps.groups import Bucket, Group
-from apps.pipeline import PIPELINE, RESERVED
+from apps.pipeline import PIPELINE
 from controller import ofwire
 
 IP = {"eth_type": ETH_TYPE_IP, "ipv4_src": "10.0.0.1", "ipv4_dst": "10.0.0.2", "ip_proto": 17, "udp_src": 1,
@@ -156,12 +156,12 @@ def test_each_field_encodes_describes_and_matches_in_flowsim(name):
 
 # --- stages to come -------------------------------------------------------------------------------------
 
-def test_reserved_stages_keep_the_documented_order_and_collide_with_no_table():
-    """docs/pipeline.md: egress ACL, un-NAT, router entry and DNAT, routing, next hop, SNAT, then L2 and ingress
-    ACL."""
-    stages = [*PIPELINE, *RESERVED]
+def test_stateful_stages_keep_the_documented_order_and_numbers_are_unique():
+    """docs/pipeline.md: egress ACL, router entry with DNAT and load balancing, routing, next hop, SNAT, then L2
+    and ingress ACL."""
+    stages = list(PIPELINE)
     assert len({stage.number for stage in stages}) == len({stage.name for stage in stages}) == len(stages)
     number = {stage.name: stage.number for stage in stages}
-    order = ["egress_acl", "egress_ct", "un_nat", "router_in", "dnat_ct", "routing", "neighbor", "snat", "snat_ct",
-             "l2_lookup", "ingress_acl"]
+    order = ["egress_acl", "egress_ct", "router_in", "dnat_ct", "lb_ct", "lb_out", "lb_unnat", "routing", "neighbor",
+             "snat", "snat_ct", "l2_lookup", "ingress_acl"]
     assert [number[name] for name in order] == sorted(number[name] for name in order)

@@ -94,7 +94,7 @@ def test_balancer_keys_are_zones_no_port_or_router_has(store: Store, net: dict, 
 
 def test_member_keys_are_unique_among_all_members_and_stay(store: Store, net: dict, ports: list[dict]) -> None:
     one = store.create_load_balancer(balancer(net, member(ports[0]), member(ports[1])))
-    two = store.create_load_balancer(balancer(net, member(ports[0])))
+    two = store.create_load_balancer(balancer(net, member(ports[0], 8081)))
     keys = {m.id: m.key for lb in store.snapshot().load_balancers for m in lb.members}
     assert sorted(keys.values()) == [1, 2, 3]
     store.delete_lb_member(one["id"], one["members"][0]["id"])
@@ -102,6 +102,14 @@ def test_member_keys_are_unique_among_all_members_and_stay(store: Store, net: di
     third = store.add_lb_member(one["id"], member(ports[2]))
     after = {m.id: m.key for lb in store.snapshot().load_balancers for m in lb.members}
     assert after == {one["members"][1]["id"]: 2, two["members"][0]["id"]: 3, third["id"]: 4}
+
+
+def test_a_backend_serves_one_balancer_per_protocol(store: Store, net: dict, ports: list[dict]) -> None:
+    """Its replies get their VIP back in its balancer's zone, and nothing in a reply tells two balancers apart."""
+    one = store.create_load_balancer(balancer(net, member(ports[0])))
+    error = rejected(409, store.create_load_balancer, balancer(net, member(ports[0])))
+    assert one["id"] in str(error.body())
+    store.create_load_balancer(balancer(net, member(ports[0]), protocol="udp"))  # another protocol: fine
 
 
 def test_the_model_of_a_load_balancer(store: Store, net: dict, ports: list[dict]) -> None:

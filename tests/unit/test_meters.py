@@ -9,19 +9,17 @@ import pytest
 
 from apps.flows import Flow, controller, match
 from apps.flowsim import FlowError, SwitchTables, packet, run
-from apps.pipeline import METERS, Meter, meter_id
+from apps.pipeline import METERS, meter_id
 from controller import ofwire
 from controller.programmer import wire
 
 LIMITED = Flow("classify", 1, match(in_port=1), (controller(),), meter="neighbor")
 
 
-def test_declared_meters_and_their_ids():
-    assert METERS == (
-        Meter("ttl_exceeded", 1, 100, 100, "packets whose TTL ran out in a router, to the controller for ICMP "
-                                           "time-exceeded"),
-        Meter("neighbor", 2, 100, 100, "next hops to resolve and ARP replies from uplinks, to the controller"))
-    assert [meter_id(meter.name) for meter in METERS] == [1, 2]
+def test_declared_meters_have_unique_names_and_ids_found_by_name():
+    assert len({m.name for m in METERS}) == len({m.id for m in METERS}) == len(METERS)
+    assert all(meter_id(meter.name) == meter.id and meter.rate_pps > 0 and meter.burst > 0 for meter in METERS)
+    assert {"ttl_exceeded", "neighbor", "health"} <= {meter.name for meter in METERS}
 
 
 def test_a_meter_is_an_instruction_before_apply_actions_and_not_part_of_the_key():

@@ -1,0 +1,193 @@
+"""L4 load balancers, distributed: the switch where a new connection to a VIP enters picks its member.
+
+A VIP answers ARP with its balancer's MAC. A connection to VIP:port goes through conntrack in the balancer's
+own zone (its key) where it enters: a new one is handed to the balancer's select group, whose bucket for each
+member that may take connections (admin up, and ONLINE or without a monitor) commits it with the member as its
+destination (ct(commit, nat(dst=member:port))); established ones come out of ct(nat) translated. So a
+connection stays on its member whatever the group becomes, and changing members or weights moves nothing
+established. The translated packet then goes to the member as any other: straight to its port on the VIP's
+network, or through the router the VIP's network shares with the member's.
+
+A member's replies go through the balancer's zone again, wherever they pass a switch of the balancer (the
+member's, and the client's): ct(nat) gives them back the VIP as their source on the switch that translated the
+connection (where the zone has the entry; elsewhere the lookup changes nothing). Clients reach a VIP from its
+network, or from another network of a router the VIP's network is on. Security groups apply as to any other
+traffic: the client's egress rules see the VIP, the member's ingress rules see the client.
+
+Both algorithms use OVS's default select hash for now: OVS takes a group's selection method (hash of the source
+address) only in OpenFlow 1.5 group-mods, and the channel speaks 1.3 (apps.groups). That hash is symmetric over
+addresses and, for TCP only, ports: TCP connections spread over members, a UDP client keeps to one.
+"""
+
+from __future__ import annotations
+
+from apps.actions import GroupAction, Nat
+from apps.flows import (
+    CT_DNAT,
+    CT_INV,
+    CT_NEW,
+    CT_REL,
+    CT_RPL,
+    CT_TRK,
+    ETH_TYPE_IP,
+    IP_PROTO,
+    Ct,
+    Flow,
+    Move,
+    SetField,
+    controller,
+    cookie,
+    ct_state,
+    ip_to_int,
+    match,
+)
+from apps.groups import Bucket, Group
+from apps.incremental import Derived, Read, Unit
+from apps.isolation import arp_reply
+from apps.model import LbMember, LoadBalancer, Network, Port, Router
+from apps.pipeline import PRIO_DEFAULT, PRIO_LOW, REG_NETWORK, REG_NEXTHOP, REG_ROUTER, REG_SCOPE
+
+PRIO_VIP = 200          # router_in: to a VIP (below the router's TTL check and its own echo replies)
+PRIO_MEMBER_REPLY = 260  # router_in: from a member's service port, through the balancer's zone first
+PRIO_PROBE_ANSWER = 1001  # classify: above everything a VM port sends (port security, 100)
+PROBE_PORTS = (0xF000, 0xFFC0)  # the controller's health probes leave the VIP from ports 61440-61503
+ICMP_UNREACHABLE = 3
+PRIO_VIP_ARP = PRIO_DEFAULT + 2
+SELECTABLE = ("ONLINE", "NO_MONITOR")
+_L4_DST = {"tcp": "tcp_dst", "udp": "udp_dst"}
+_L4_SRC = {"tcp": "tcp_src", "udp": "udp_src"}
+
+
+def _members(read: Read, lb_id: str) -> tuple[LbMember, ...]:
+    """The balancer's members, by key."""
+    members = (read(("lb_member", member_id)) for member_id in read(("lb_members", lb_id)) or ())
+    return tuple(sorted((m for m in members if m is not None), key=lambda m: m.key))
+
+
+def _member_port(read: Read, member_id: str) -> Port | None:
+    """The port that holds a member's address, on the balancer's network or one sharing its router."""
+    member: LbMember | None = read(("lb_member", member_id))
+    balancer: LoadBalancer | None = read(("load_balancer", member.load_balancer_id)) if member else None
+    if balancer is None:
+        return None
+    networks = [balancer.network_id]
+    router_id = read(("router_of", balancer.network_id))
+    router: Router | None = read(("router", router_id)) if router_id else None
+    if router is not None:
+        networks += [i.network_id for i in router.interfaces if i.network_id != balancer.network_id]
+    for network_id in networks:
+        for port_id in sorted(read(("address", network_id, member.ip_address)) or ()):
+            return read(("port", port_id))
+    return None
+
+
+def _lb_flows(read: Read, lb_id: str) -> dict[str, list[Flow | Group]]:
+    """A balancer's VIP: ARP, the way in (from its network, and through its network's router), conntrack, and its
+    select group of the members that may take new connections."""
+    balancer: LoadBalancer = read(("load_balancer", lb_id))
+    network: Network | None = read(("network", balancer.network_id))
+    if network is None:
+        return {}
+    owner = cookie("load_balancing", balancer.id)
+    zone = balancer.key
+    to_vip = {"eth_type": ETH_TYPE_IP, "ip_proto": IP_PROTO[balancer.protocol], "ipv4_dst": balancer.vip_address,
+              _L4_DST[balancer.protocol]: balancer.port}
+    enter = Ct(zone=zone, nat=Nat(), table="lb_ct")
+    flows: list[Flow | Group] = [
+        arp_reply(network, balancer.mac, balancer.vip_address, PRIO_VIP_ARP, owner),
+        Flow("router_in", PRIO_VIP, match(**{REG_NETWORK: network.segmentation_id}, eth_dst=balancer.mac, **to_vip),
+             (enter,), cookie=owner),
+        # A connection's NAT applies to its later packets whatever their state (a retransmitted SYN is still new):
+        # translated ones go on, only untranslated new ones reach the group.
+        Flow("lb_ct", PRIO_DEFAULT, match(eth_type=ETH_TYPE_IP, ct_state=ct_state(CT_TRK | CT_NEW, CT_INV | CT_DNAT),
+                                          ct_zone=zone), (GroupAction(zone),), cookie=owner),
+        *(Flow("lb_ct", PRIO_DEFAULT, match(eth_type=ETH_TYPE_IP, ct_state=state, ct_zone=zone), goto="lb_out",
+               cookie=owner)
+          for state in (ct_state(CT_TRK | CT_DNAT, CT_RPL | CT_INV), ct_state(CT_TRK | CT_REL, CT_RPL | CT_INV))),
+        Group(zone, tuple(Bucket(m.key, m.weight, (Ct(commit=True, zone=zone, nat=_to_member(m), table="lb_out"),))
+                          for m in _members(read, lb_id) if m.admin_state_up and m.status in SELECTABLE),
+              cookie=owner),
+    ]
+    # After the zone: replies (with the VIP back as their source, where this switch translated them) go on; one a
+    # member sent to its router is routed. Connections from the router's other networks enter by its MAC.
+    flows.append(Flow("lb_unnat", PRIO_LOW, match(eth_type=ETH_TYPE_IP, ct_zone=zone), goto="l2_lookup",
+                      cookie=owner))
+    router_id = read(("router_of", network.id))
+    router: Router | None = read(("router", router_id)) if router_id else None
+    if router is not None:
+        for interface in router.interfaces:
+            other: Network | None = read(("network", interface.network_id))
+            if other is None:
+                continue
+            segment = {REG_NETWORK: other.segmentation_id}
+            flows += [Flow("router_in", PRIO_VIP, match(**segment, eth_dst=router.mac, **to_vip),
+                           (SetField(REG_ROUTER, router.key), enter), cookie=owner),
+                      Flow("lb_unnat", PRIO_DEFAULT, match(eth_type=ETH_TYPE_IP, ct_zone=zone, eth_dst=router.mac,
+                                                           **segment),
+                           (SetField(REG_ROUTER, router.key),), "routing", owner)]
+        flows.append(Flow("lb_out", PRIO_LOW, match(eth_type=ETH_TYPE_IP, ct_zone=zone, **{REG_ROUTER: router.key}),
+                          goto="routing", cookie=owner))
+    return {dpid: list(flows) for dpid in read(("reach", network.id))}
+
+
+def _member_flows(read: Read, member_id: str) -> dict[str, list[Flow]]:
+    """A member: the way to it once translated (its port's address is a next hop: apps.routing), its replies through
+    the zone, and its answers to health probes."""
+    member: LbMember = read(("lb_member", member_id))
+    balancer: LoadBalancer | None = read(("load_balancer", member.load_balancer_id))
+    port = read(("member_port", member_id))
+    if balancer is None or port is None:
+        return {}
+    network: Network | None = read(("network", balancer.network_id))
+    home: Network | None = read(("network", port.network_id))
+    scope = read(("scope", port.network_id))
+    if network is None or home is None or scope is None:
+        return {}
+    owner = cookie("load_balancing", member.id)
+    zone = balancer.key
+    at_member = {"eth_type": ETH_TYPE_IP, "ct_zone": zone, "ipv4_dst": member.ip_address,
+                 "ip_proto": IP_PROTO[balancer.protocol], _L4_DST[balancer.protocol]: member.port}
+    if home.id == network.id:  # on the VIP's network: straight to it, unless the client came through the router
+        out = Flow("lb_out", PRIO_DEFAULT, match(**at_member, **{REG_ROUTER: 0}),
+                   (Move("ipv4_dst", REG_NEXTHOP, 32),), "neighbor", owner)
+    else:  # on another network of the VIP's network's router
+        router_id = read(("router_of", network.id))
+        router: Router | None = read(("router", router_id)) if router_id else None
+        if router is None:
+            return {}
+        out = Flow("lb_out", PRIO_DEFAULT, match(**at_member), (SetField(REG_ROUTER, router.key),), "routing", owner)
+    reply = Flow("router_in", PRIO_MEMBER_REPLY,
+                 match(eth_type=ETH_TYPE_IP, ip_proto=IP_PROTO[balancer.protocol], ipv4_src=member.ip_address,
+                       **{REG_SCOPE: scope, _L4_SRC[balancer.protocol]: member.port}),
+                 (Ct(zone=zone, nat=Nat(), table="lb_unnat"),), cookie=owner)
+    flows: dict[str, list[Flow]] = {dpid: [out, reply] for dpid in read(("reach", network.id))}
+    placement = read(("placement", port.id))
+    monitor = balancer.health_monitor
+    if monitor is not None and placement is not None:
+        flows.setdefault(placement[0], []).append(_probe_answers(balancer, member, placement[1], owner))
+    return flows
+
+
+def _probe_answers(balancer: LoadBalancer, member: LbMember, ofport: int, owner: int) -> Flow:
+    """What a member answers the controller's health probe (sent from the VIP, apps.load_balancing.PROBE_PORTS) goes
+    to the controller, never on: a TCP answer from the service port, or an ICMP error (a UDP port unreachable)."""
+    answer = {"in_port": ofport, "eth_type": ETH_TYPE_IP, "ipv4_src": member.ip_address,
+              "ipv4_dst": balancer.vip_address}
+    if balancer.health_monitor.type == "tcp":
+        answer |= {"ip_proto": IP_PROTO["tcp"], "tcp_src": member.port, "tcp_dst": PROBE_PORTS}
+    else:
+        answer |= {"ip_proto": IP_PROTO["icmp"], "icmpv4_type": ICMP_UNREACHABLE}
+    return Flow("classify", PRIO_PROBE_ANSWER, match(**answer), (controller(),), cookie=owner, meter="health")
+
+
+def _to_member(member: LbMember) -> Nat:
+    return Nat("dst", ip_to_int(member.ip_address), port_min=member.port, port_max=member.port)
+
+
+DERIVED = {
+    "member_port": Derived(2, _member_port),  # ("member_port", member id) -> Port | None
+}
+UNITS = {
+    "lb.load_balancer": Unit("load_balancer", _lb_flows),
+    "lb.member": Unit("lb_member", _member_flows),
+}

@@ -1,0 +1,126 @@
+"""Load balancers, asserted as packet fates through the flow-table simulator: a VIP reached from its network and
+through its router, members chosen by weight and kept for a connection's life, replies from the VIP."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+import pytest
+
+from apps.compiler import Compiler
+from apps.flows import ETH_TYPE_ARP, ip_to_int, mac_to_int
+from apps.flowsim import Conntrack, SwitchTables, packet, run_fabric
+from apps.model import LbMember, LoadBalancer
+from tests.unit.fabric_cases import S1, S2, S3
+from tests.unit.test_routing import PORT, ROUTER, TOPOLOGY, from_vm, policy
+
+VIP = "10.1.0.100"
+BALANCER = LoadBalancer("lb1", "web", "n1", VIP, "tcp", 80, "hash", key=700, mac="fa:16:3f:01:02:bc")
+MEMBERS = (LbMember("m1", "lb1", "10.1.0.7", 8080, weight=1, key=1),   # n1-b on s3, the VIP's network
+           LbMember("m2", "lb1", "10.2.0.5", 8080, weight=3, key=2))   # n2-a on s2, through the router
+
+
+def fabric(*members: LbMember) -> tuple[dict[str, SwitchTables], dict[str, tuple]]:
+    compiler = Compiler()
+    compiler.load(policy(load_balancers=(dataclasses.replace(BALANCER, members=members),)), TOPOLOGY)
+    compiler.commit()
+    groups = {dpid: tuple(compiler.groups(dpid).values()) for dpid in (S1, S2, S3)}
+    return ({dpid: SwitchTables(compiler.table(dpid).values(), groups=groups[dpid]) for dpid in (S1, S2, S3)},
+            groups)
+
+
+@pytest.fixture(scope="module")
+def balanced():
+    return fabric(*MEMBERS)
+
+
+def deliver(fab, dpid: str, pkt: dict, conntrack: Conntrack) -> list:
+    tables, groups = fab
+    return [(d.dpid, d.port, d.packet) for d in run_fabric(tables, TOPOLOGY, dpid, pkt, conntrack, groups)]
+
+
+def to_vip(client: str, sport: int, dst_mac: str = BALANCER.mac) -> dict:
+    return from_vm(PORT[client], dst_mac, VIP, tcp_src=sport, tcp_dst=80)
+
+
+def test_the_vip_answers_arp_with_the_balancers_mac(balanced):
+    vm = PORT["n1-a"]
+    arp = packet(in_port=1, eth_src=vm.mac_address, eth_dst="ff:ff:ff:ff:ff:ff", eth_type=ETH_TYPE_ARP, arp_op=1,
+                 arp_spa=vm.ip_address, arp_sha=vm.mac_address, arp_tpa=VIP, arp_tha="00:00:00:00:00:00")
+    (dpid, port, reply), = deliver(balanced, S1, arp, Conntrack())
+    assert (dpid, port, reply["arp_sha"]) == (S1, 1, mac_to_int(BALANCER.mac))
+
+
+def test_connections_spread_by_weight_and_each_reply_comes_from_the_vip(balanced):
+    conntrack = Conntrack()
+    landed: Counter[str] = Counter()
+    for sport in range(20000, 20300):
+        (dpid, port, frame), = deliver(balanced, S1, to_vip("n1-a", sport), conntrack)
+        member = {(S3, 1): "m1", (S2, 1): "m2"}[(dpid, port)]
+        landed[member] += 1
+        assert frame["tcp_dst"] == 8080 and frame["ipv4_src"] == ip_to_int("10.1.0.5")
+        if sport % 50 == 0:  # the member answers: the client sees the VIP
+            server = PORT["n1-b" if member == "m1" else "n2-a"]
+            gateway = None if member == "m1" else ROUTER.mac
+            reply = from_vm(server, gateway or PORT["n1-a"].mac_address, "10.1.0.5", tcp_src=8080, tcp_dst=sport)
+            (dpid, port, back), = deliver(balanced, S3 if member == "m1" else S2, reply, conntrack)
+            assert (dpid, port) == (S1, 1)
+            assert back["ipv4_src"] == ip_to_int(VIP) and back["tcp_src"] == 80
+    assert 50 <= landed["m1"] <= 100 and 200 <= landed["m2"] <= 250, landed  # 1:3 of 300
+
+
+def test_a_connection_stays_on_its_member_while_others_come_go_and_reweigh(balanced):
+    """Even a retransmitted first packet: its translation is in conntrack, the group is not asked again."""
+    conntrack = Conntrack()
+    (dpid, port, _), = deliver(balanced, S1, to_vip("n1-a", 30000), conntrack)
+    mine = {(S3, 1): MEMBERS[0], (S2, 1): MEMBERS[1]}[(dpid, port)]
+    other = MEMBERS[1] if mine is MEMBERS[0] else MEMBERS[0]
+    third = LbMember("m3", "lb1", "10.1.0.5", 8080, weight=9, key=3)  # n1-a itself
+    for members in ((mine,), (mine, dataclasses.replace(other, weight=200)), (mine, other, third)):
+        again, = deliver(fabric(*members), S1, to_vip("n1-a", 30000), conntrack)
+        assert again[:2] == (dpid, port), members
+    assert deliver(fabric(other), S1, to_vip("n1-a", 30000), conntrack) == []  # its member gone: cut
+
+
+def test_offline_and_draining_members_get_no_new_connections():
+    fab = fabric(dataclasses.replace(MEMBERS[0], status="OFFLINE"),
+                 dataclasses.replace(MEMBERS[1], admin_state_up=False, status="DRAINING"))
+    assert deliver(fab, S1, to_vip("n1-a", 40000), Conntrack()) == []
+    fab = fabric(dataclasses.replace(MEMBERS[0], status="OFFLINE"), MEMBERS[1])
+    assert {d[:2] for sport in range(40000, 40020) for d in deliver(fab, S1, to_vip("n1-a", sport), Conntrack())} \
+        == {(S2, 1)}
+
+
+def test_a_client_on_another_network_of_the_router_reaches_the_vip(balanced):
+    conntrack = Conntrack()
+    seen = {deliver(balanced, S3, to_vip("n2-b", sport, ROUTER.mac), conntrack)[0][:2] for sport in range(50000, 50030)}
+    assert seen == {(S3, 1), (S2, 1)}
+
+
+def test_other_ports_and_other_tenants_get_nothing_from_the_vip(balanced):
+    assert deliver(balanced, S1, from_vm(PORT["n1-a"], BALANCER.mac, VIP, tcp_dst=81), Conntrack()) == []
+    assert deliver(balanced, S1, from_vm(PORT["n3-a"], BALANCER.mac, VIP), Conntrack()) == []
+
+
+def test_two_balancers_share_a_member_host_on_a_network_without_a_router():
+    """The same host at another service port (one address:port serves one balancer: the store says so)."""
+    second = LoadBalancer("lb2", "api", "n1", "10.1.0.101", "tcp", 80, "hash", key=701, mac="fa:16:3f:01:02:bd",
+                          members=(LbMember("m9", "lb2", "10.1.0.7", 8081, key=9),))
+    compiler = Compiler()
+    compiler.load(policy(routers=(), floating_ips=(), mac_bindings=(),
+                         load_balancers=(dataclasses.replace(BALANCER, members=(MEMBERS[0],)), second)), TOPOLOGY)
+    compiler.commit()
+    groups = {dpid: tuple(compiler.groups(dpid).values()) for dpid in (S1, S2, S3)}
+    fab = ({dpid: SwitchTables(compiler.table(dpid).values(), groups=groups[dpid]) for dpid in (S1, S2, S3)}, groups)
+    for vip in (VIP, "10.1.0.101"):
+        (dpid, port, frame), = deliver(fab, S1, from_vm(PORT["n1-a"], BALANCER.mac if vip == VIP else second.mac, vip,
+                                                          tcp_dst=80), Conntrack())
+        assert (dpid, port) == (S3, 1) and frame["ipv4_dst"] == ip_to_int("10.1.0.7")
+
+
+def test_one_host_as_two_members_at_two_ports():
+    both = (LbMember("m1", "lb1", "10.1.0.7", 8080, key=1), LbMember("m4", "lb1", "10.1.0.7", 8081, key=4))
+    fab = fabric(*both)
+    ports = {deliver(fab, S1, to_vip("n1-a", sport), Conntrack())[0][2]["tcp_dst"] for sport in range(21000, 21040)}
+    assert ports == {8080, 8081}
