@@ -51,7 +51,7 @@ class Unavailable(RuntimeError):
     """A path the bench needs does not carry traffic (e.g. no routing flows yet)."""
 
 
-def _open_group(api: Api, reg: Registration) -> None:
+def open_group(api: Api, reg: Registration) -> None:
     """Every VM port in one group letting any TCP, UDP and ICMP in: the bench measures paths, not rules."""
     group = api.create("security-groups", {"name": "bench-open"})["id"]
     for protocol in ("tcp", "udp", "icmp"):
@@ -61,7 +61,7 @@ def _open_group(api: Api, reg: Registration) -> None:
         api.patch(f"/ports/{port}", {"security_group_ids": [group]})
 
 
-def _require(run: Running, src: str, ip: str, what: str, proto: str = "tcp") -> None:
+def require(run: Running, src: str, ip: str, what: str, proto: str = "tcp") -> None:
     """`src` gets a TCP echo from `ip` (an EchoServer must be there) within CONVERGE s, else Unavailable."""
     try:
         wait_until(lambda: connect(run.host(src), proto, ip, ECHO, timeout=1) is not None, CONVERGE, what)
@@ -149,7 +149,7 @@ def bench(args: argparse.Namespace) -> tuple[list[tuple[str, str, str]], dict[st
         api = Api(ctl.api)
         reg = register(api, run.plan)
         assert reg.external is not None
-        _open_group(api, reg)
+        open_group(api, reg)
         wait_until(lambda: sum(len(s["links"]) for s in api.get("/switches")) == 2 * len(run.plan.links), 15,
                    "LLDP to find every link")
         router = create_router(api, "bench", reg.external)
@@ -165,15 +165,15 @@ def bench(args: argparse.Namespace) -> tuple[list[tuple[str, str, str]], dict[st
         for server in servers:
             server.__enter__()
         try:
-            _require(run, "a1", ip["a2"], "baseline: one network, s2 -> s3")
-            _require(run, "a1", ip["a3"], "baseline: one network, s2 -> s1")
+            require(run, "a1", ip["a2"], "baseline: one network, s2 -> s3")
+            require(run, "a1", ip["a3"], "baseline: one network, s2 -> s1")
             checks = {"routed": ("a1", ip["c1"], "east-west through the router"),
                       "snat": ("a2", ip["upstream"], f"SNAT through {gateway}"),   # a1 has the floating IP
                       "fip": ("upstream", fip, f"floating IP {fip} -> a1")}
             working = set()
             for name, (src, dst, what) in checks.items():
                 try:
-                    _require(run, src, dst, what)
+                    require(run, src, dst, what)
                     working.add(name)
                 except Unavailable as exc:
                     problems.append(str(exc))

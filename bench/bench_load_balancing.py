@@ -1,0 +1,83 @@
+"""Load-balancer benchmarks on the `external` topology, each against a baseline measured in the same run.
+
+- iperf3 TCP from a1 (s2) through a VIP whose one member is a2 (s3) against a1 straight to a2 (rounds take both
+  paths in turn; the ratio is the median over rounds);
+- short TCP connections (connect, one echo, close) from a1 through a VIP over a2 and a3 against a1 straight to a2,
+  connections per second.
+
+    .venv/bin/python -m bench.bench_load_balancing [--seconds 3] [--runs 3] [--connections 1000] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.bench_routing import ECHO, Unavailable, bench_connections, bench_throughput, open_group, ratio, require
+from bench.common import IPERF_PORT, print_table, write_json
+from mininet_topos.control import ControllerProcess
+from mininet_topos.launcher import raise_on_sigterm, random_prefix, running
+from mininet_topos.reach import EchoServer, wait_until
+from mininet_topos.rest import Api, register
+
+STREAM_VIP, ECHO_VIP = "10.0.0.100", "10.0.0.101"
+
+
+def bench(args: argparse.Namespace) -> tuple[list[tuple[str, str, str]], dict]:
+    rows: list[tuple[str, str, str]] = []
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as state, ControllerProcess(Path(state), log_level="warning") as ctl, \
+            running("external", random_prefix(), ctl.of_address) as run:
+        api = Api(ctl.api)
+        reg = register(api, run.plan)
+        open_group(api, reg)
+        wait_until(lambda: sum(len(s["links"]) for s in api.get("/switches")) == 2 * len(run.plan.links), 15,
+                   "LLDP to find every link")
+        ip = {v.label: v.ip for v in run.plan.vms}
+        for vip, port, members in ((STREAM_VIP, IPERF_PORT, ("a2",)), (ECHO_VIP, ECHO, ("a2", "a3"))):
+            api.create("load-balancers", {"name": f"bench-{port}", "network_id": reg.networks["a"],
+                                          "vip_address": vip, "protocol": "tcp", "port": port, "algorithm": "hash",
+                                          "members": [{"ip_address": ip[m], "port": port} for m in members]})
+        with EchoServer(run.host("a2"), tcp=ECHO), EchoServer(run.host("a3"), tcp=ECHO):
+            require(run, "a1", ECHO_VIP, "the VIP over a2 and a3")
+            direct, balanced = "a1 -> a2 (s2 -> s3)", "a1 -> VIP -> a2 (s2 -> s3)"
+            tput = bench_throughput(run, {direct: ("a1", "a2", ip["a2"]), balanced: ("a1", "a2", STREAM_VIP)},
+                                    args.seconds, args.runs)
+            results["iperf3"] = tput
+            rows += [(f"iperf3 TCP: {direct}", f"{tput[direct]['bps'] / 1e9:.2f} Gbit/s", "baseline"),
+                     (f"iperf3 TCP: {balanced}", f"{tput[balanced]['bps'] / 1e9:.2f} Gbit/s",
+                      f"{ratio(tput, balanced, direct):.2f}x straight to the member")]
+            plain = bench_connections(run, "a1", ip["a2"], args.connections)
+            through = bench_connections(run, "a1", ECHO_VIP, args.connections)
+            results["connections"] = {"direct": plain, "vip": through}
+            rows += [(f"{args.connections:,} short TCP connections a1 -> a2", f"{plain['per_s']:,.0f}/s", "baseline"),
+                     (f"{args.connections:,} short TCP connections a1 -> VIP (a2, a3)", f"{through['per_s']:,.0f}/s",
+                      f"{through['per_s'] / plain['per_s']:.2f}x straight to a member")]
+    return rows, results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="each iperf3 run")
+    parser.add_argument("--runs", type=int, default=3, help="rounds over both paths")
+    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+    raise_on_sigterm()
+    started = time.monotonic()
+    try:
+        rows, results = bench(args)
+    except (Unavailable, TimeoutError) as exc:
+        print(f"bench_load_balancing: {exc}", file=sys.stderr)
+        return 1
+    print_table(("measurement", "figure", "against the same run's baseline"), rows)
+    print(f"took {time.monotonic() - started:.0f} s")
+    write_json(args.json, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
