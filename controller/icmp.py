@@ -50,8 +50,9 @@ def checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def _payload(frame: bytes) -> tuple[bytes, bytes, int, bytes]:
-    """(eth_dst, eth_src, ethertype, what follows) of an Ethernet frame, past one 802.1Q tag if it has one."""
+def ethernet_payload(frame: bytes) -> tuple[bytes, bytes, int, bytes]:
+    """(eth_dst, eth_src, ethertype, what follows) of an Ethernet frame, past one 802.1Q tag if it has one; raises
+    NotAnswered when it is shorter than an Ethernet header."""
     if len(frame) < _ETH.size:
         raise NotAnswered("shorter than an Ethernet header")
     dst, src, ethertype = _ETH.unpack_from(frame)
@@ -77,7 +78,7 @@ class Arp:
 def parse_arp(frame: bytes) -> Arp | None:
     """The ARP packet in `frame`; None when it holds none (or not one for IPv4 over Ethernet)."""
     try:
-        dst, src, ethertype, rest = _payload(frame)
+        dst, src, ethertype, rest = ethernet_payload(frame)
     except NotAnswered:
         return None
     if ethertype != ETH_TYPE_ARP or len(rest) < _ARP.size:
@@ -111,7 +112,7 @@ def time_exceeded(frame: bytes, router_mac: str, router_ip: str, ident: int = 0)
     """The ICMP time-exceeded (TTL exceeded in transit) a router at `router_mac`/`router_ip` sends back to the
     sender of `frame`: to the frame's eth_src and ipv4 src, TTL 64, with the original IP header and the first 8
     bytes of its payload. Raises NotAnswered when none may be sent (see the module's docstring)."""
-    eth_dst, eth_src, ethertype, packet = _payload(frame)
+    eth_dst, eth_src, ethertype, packet = ethernet_payload(frame)
     if ethertype != ETH_TYPE_IPV4:
         raise NotAnswered(f"not IPv4 (ethertype 0x{ethertype:04x})")
     if eth_src[0] & 1:
