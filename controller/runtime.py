@@ -17,6 +17,11 @@ under one lock. Who runs passes, and on which thread:
   reply from an uplink) are rate limited and queued on the event thread, and answered on the io
   thread: ICMP time-exceeded, ARP requests, MAC bindings stored (controller/neighbors.py decides,
   controller/icmp.py makes the frames).
+- Load balancers' health checks (controller/health.py decides and makes the frames): the `health` thread has the
+  io thread send the probes that are due (packet-outs out of each member's port) and expire the unanswered ones;
+  members' answers (IPv4 packet-ins from classify, where ARP replies from uplinks come too) are queued like the
+  routers' and handled on the io thread; status changes go to the store (set_member_status), whose journal brings
+  them to the compiler. The checker's members are rebuilt from a store snapshot after a change that touches them.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from apps.groups import Group
 from apps.incremental import ChangeKey
 from apps.pipeline import PIPELINE, REG_NETWORK, REG_NEXTHOP, REG_ROUTER, table_id
 from apps.topology import Link, SwitchPort, Topology
-from controller import icmp, lldp, ofwire
+from controller import health, icmp, lldp, ofwire
 from controller.channel import Channel
 from controller.errors import ChangeRefused, NotConfirmed, RefusedFlow
 from controller.fabric import End, Fabric
@@ -58,9 +63,22 @@ MAX_QUEUED_PACKET_INS = 256  # packet-ins waiting for the io thread; beyond that
 TIME_EXCEEDED_RATE = (10.0, 10.0)  # per router: messages a second, burst (besides the switch's meter)
 
 
-def packet_in_kind(number: int) -> str | None:
-    """What a packet-in from a routers' table asks for: time_exceeded, neighbor or arp_reply (None: not ours)."""
-    return _ROUTER_TABLES.get(number)
+_HEALTH_KINDS = frozenset({"load_balancer", "lb_member"})  # changes that always rebuild the health checker's members
+_MEMBER_PORT_KINDS = frozenset({"port", "network", "router"})  # and those that do when there are balancers
+
+
+def packet_in_kind(number: int, frame: bytes | None = None) -> str | None:
+    """What a packet-in from a routers' table asks for: time_exceeded, neighbor or arp_reply (None: not ours); with
+    the `frame`, an IPv4 one from classify is a member's answer to a health probe (probe_answer)."""
+    kind = _ROUTER_TABLES.get(number)
+    if kind == "arp_reply" and frame is not None and len(frame) >= 14:
+        try:
+            ethertype = icmp.ethernet_payload(frame)[2]
+        except icmp.NotAnswered:
+            return kind
+        if ethertype == icmp.ETH_TYPE_IPV4:
+            return "probe_answer"
+    return kind
 
 
 @dataclass(frozen=True)
@@ -85,7 +103,8 @@ class SwitchFailure:
 class Runtime:
     def __init__(self, store: Store, *, lldp_interval: float = 1.0, hold_down: float = 5.0,
                  timeout: float = 30.0, backoff: tuple[float, float] = (1.0, 30.0), neighbor_refresh: float = 60.0,
-                 arp_interval: float = 1.0, clock: Callable[[], float] = time.time) -> None:
+                 arp_interval: float = 1.0, clock: Callable[[], float] = time.time,
+                 health_rate: tuple[float, float] = health.PROBE_RATE) -> None:
         self.store = store
         self.lldp_interval = lldp_interval
         self.neighbor_refresh = neighbor_refresh  # re-ARP a binding this often; forget it after 3 unanswered
@@ -95,6 +114,11 @@ class Runtime:
         self._neighbors = Neighbors(request_interval=arp_interval, refresh_interval=neighbor_refresh,
                                     pending_for=max(5.0, 5 * arp_interval))  # the io thread's alone
         self._time_exceeded_limits = TokenBuckets(*TIME_EXCEEDED_RATE)  # the event thread's alone
+        self._health = health.HealthChecker(rate=health_rate)  # the io thread's alone (but for metrics)
+        self._health_wanted = 1  # bumped by passes whose changes touch balancers' members; the io thread rebuilds
+        self._health_built = 0   # the checker's members when it differs from what it built last
+        self._health_touched = False  # the pass being made touched them (the pass thread's)
+        self._has_balancers = True  # as of the last rebuild: port, network and router changes matter too
         self._refusal_logs = TokenBuckets(1.0, 5.0)  # the io thread's alone
         self._queued_lock = threading.Lock()
         self._queued = 0  # packet-ins handed to the io thread and not handled yet
@@ -134,6 +158,7 @@ class Runtime:
         threading.Thread(target=self._worker, name="converge", daemon=True).start()
         threading.Thread(target=self._discovery, name="lldp", daemon=True).start()
         threading.Thread(target=self._neighbor_loop, name="neighbors", daemon=True).start()
+        threading.Thread(target=self._health_loop, name="health", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -151,6 +176,7 @@ class Runtime:
         with self._pass_lock:
             report = self._pass()
             self._flush_zones()
+            self._health_note()
             return report
 
     def apply(self, change: Callable[[], T], timeout: float = 15.0) -> T:
@@ -182,8 +208,10 @@ class Runtime:
                 self._put_objects(self._last_changes)
                 self._freed.clear()  # no port or router went after all
                 self._pass()
+                self._health_note()
                 raise ChangeRefused(refused)
             self._flush_zones()
+            self._health_note()
         unconfirmed = {dpid: reason for dpid, reason in report.failures.items() if dpid in report.changed}
         if unconfirmed:
             raise NotConfirmed(result, unconfirmed)
@@ -243,7 +271,7 @@ class Runtime:
     def packet_in(self, dpid: str, table_id: int, fields: dict[str, Any], data: bytes) -> None:
         """A packet a routers' flow handed the controller (`fields`: the packet-in's match: in_port and the
         non-zero registers). Rate limited and queued here; answered on the io thread."""
-        kind = packet_in_kind(table_id)
+        kind = packet_in_kind(table_id, data)
         self.router_stats[f'packet_ins_total{{kind="{kind or "other"}"}}'] += 1
         if kind is None:
             return
@@ -255,7 +283,8 @@ class Runtime:
                 self.router_stats["packet_ins_dropped_total"] += 1
                 return
             self._queued += 1
-        handle = {"time_exceeded": self._time_exceeded, "neighbor": self._resolve, "arp_reply": self._arp_reply}[kind]
+        handle = {"time_exceeded": self._time_exceeded, "neighbor": self._resolve, "arp_reply": self._arp_reply,
+                  "probe_answer": self._probe_answer}[kind]
         self._background(lambda: self._packet_in_job(handle, dpid, fields, data))
 
     def router_gateway(self, router_id: str) -> str | None:
@@ -334,6 +363,12 @@ class Runtime:
         values.update({f'sdn_thread_errors_total{{thread="{name}"}}': n for name, n in self.thread_errors.items()})
         values.update({f"sdn_{name}": n for name, n in list(self.router_stats.items())})
         values["sdn_mac_bindings"] = self._binding_count
+        values.update({f"sdn_lb_{name}": n for name, n in list(self._health.counters.items())})
+        statuses = self._health.statuses()
+        for status in ("ONLINE", "OFFLINE", "DRAINING", "NO_MONITOR"):
+            values[f'sdn_lb_members{{status="{status}"}}'] = sum(s.status == status for s in statuses)
+        values.update({f'sdn_lb_member_status{{load_balancer="{s.load_balancer_id}",member="{s.member_id}",'
+                       f'status="{s.status}"}}': 1 for s in statuses})
         return values
 
     # --- passes ---------------------------------------------------------------------------------
@@ -355,12 +390,15 @@ class Runtime:
         self._flushed.clear()  # deletions it did not see: every switch flushes every freed zone again
         self.programmer.forget_all()
         self._refresh_views()
+        self._health_touched = True
 
     def _put_objects(self, changed: set[tuple[str, str]]) -> None:
         for (kind, object_id), value in self.store.objects(changed).items():
             if value is None and (zone := self.compiler.zone(kind, object_id)) is not None:
                 self._freed.add(zone)
             self.compiler.put(kind, object_id, value)
+            if kind in _HEALTH_KINDS or (self._has_balancers and kind in _MEMBER_PORT_KINDS):
+                self._health_touched = True
             if kind == "network":
                 self._directory.put_network(object_id, value)
             elif kind == "router":
@@ -578,8 +616,19 @@ class Runtime:
             errors = self._guarded("neighbors", self._neighbor_round_on_io, errors)
 
     def _neighbor_round_on_io(self) -> None:
+        self._on_io(self._neighbor_round)
+
+    def _health_loop(self) -> None:
+        """As often as the shortest monitor interval needs (controller.health.HealthChecker.period), the io thread
+        sends the probes that are due and expires those unanswered."""
+        errors = 0
+        while not self._stop.wait(self._health.period()):
+            errors = self._guarded("health", lambda: self._on_io(self._health_round), errors)
+
+    def _on_io(self, work: Callable[[], object]) -> None:
+        """Run `work` on the io thread and wait for it (its exception raised here)."""
         try:
-            job = self._io.submit(self._neighbor_round)
+            job = self._io.submit(work)
         except RuntimeError:  # shut down: the process is stopping
             return
         job.result()
@@ -725,6 +774,66 @@ class Runtime:
             legs = self._directory.gateway_legs(network_id)
             if legs:
                 self._send_arp_request(legs[0], address)
+
+    # --- load balancers' health checks (on the io thread but for _health_note) -------------------------
+    def _health_note(self) -> None:
+        """After a pass (and the commit or rollback of its change): if it touched balancers' members, the io thread
+        rebuilds the checker's members from the store (now that the store holds what the pass compiled)."""
+        if self._health_touched:
+            self._health_touched = False
+            self._health_wanted += 1
+
+    def _health_round(self) -> None:
+        """Rebuild the members if a pass asked for it, send the probes that are due (out of each member's port, one
+        packet-out batch per switch), and store what expired probes decided."""
+        now = self._clock()
+        wanted = self._health_wanted
+        if wanted != self._health_built:
+            policy = self.store.snapshot()
+            found, statuses = health.targets(policy)
+            self._health.update(found, statuses, now)
+            self._has_balancers = bool(policy.load_balancers)
+            self._health_built = wanted
+        decided = self._health.due(now)
+        batches: dict[str, list[bytes]] = {}
+        for probe in decided.probes:
+            dpid, interface = probe.target.binding
+            channel, switch = self.fabric.channel(dpid), self.fabric.switch(dpid)
+            if channel is None:  # the switch is away: no news of the member, either way
+                self._health.cancel(probe)
+                continue
+            ofport = switch.ofport(interface) if switch is not None else None
+            if ofport is None:  # its interface is gone: the probe goes unanswered, a failure
+                continue
+            batches.setdefault(dpid, []).append(ofwire.packet_out(channel.next_xid(), ofport, probe.frame))
+        for dpid, messages in batches.items():
+            channel = self.fabric.channel(dpid)
+            if channel is not None:
+                channel.send(b"".join(messages))
+        self._store_health(decided.changes, now)
+
+    def _probe_answer(self, dpid: str, fields: dict[str, Any], data: bytes) -> None:
+        """A member's answer to a probe (its flow sent it from its port): a success or a failure; a SYN-ACK is
+        answered with an RST out of the same port."""
+        now = self._clock()
+        switch = self.fabric.switch(dpid)
+        in_port = fields.get("in_port")
+        interface = next((p.name for p in switch.ports if p.ofport == in_port), None) if switch else None
+        answered = self._health.answer(dpid, interface, data, now)
+        channel = self.fabric.channel(dpid)
+        if answered.replies and channel is not None and in_port is not None:
+            channel.send(b"".join(ofwire.packet_out(channel.next_xid(), in_port, frame)
+                                  for frame in answered.replies))
+        self._store_health(answered.changes, now)
+
+    def _store_health(self, changes: tuple[health.Change, ...], now: float) -> None:
+        stored = False
+        for change in changes:
+            if self.store.set_member_status(change.member_id, change.status, now):
+                LOG.info("load-balancer member %s is %s", change.member_id, change.status)
+                stored = True
+        if stored:
+            self.request()
 
     # --- discovery ------------------------------------------------------------------------------
     def _check_link(self, sender: End, receiver: End) -> None:
