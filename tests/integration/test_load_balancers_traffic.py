@@ -13,6 +13,7 @@ from collections import Counter
 from contextlib import ExitStack
 
 import pytest
+import requests
 from helpers import EchoServer, Stream, connect, run_in, wait_until
 from routers_fixtures import ExternalEnv
 
@@ -34,6 +35,12 @@ def landed(env: ExternalEnv, count: int) -> Counter[str]:
     return found
 
 
+def metric(env: ExternalEnv, name: str) -> float:
+    text = requests.get(env.controller.api.removesuffix("/v1") + "/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
 def status(env: ExternalEnv, lb: dict, member_id: str) -> str:
     return env.api.get(f"/load-balancers/{lb['id']}/members/{member_id}")["status"]
 
@@ -49,7 +56,9 @@ def test_health_decides_which_members_get_new_connections(external: ExternalEnv)
             "members": [{"ip_address": env.ip(label), "port": PORT} for label in ("a2", "a3")]})
         a2, a3 = (m["id"] for m in lb["members"])
         wait_until(lambda: connect(env.host("a1"), "tcp", VIP, PORT, timeout=1) is not None, 10, "the VIP to answer")
-        time.sleep(2 * MONITOR["interval_s"])  # probes answered: both stay ONLINE
+        probes = metric(env, "sdn_lb_probes_total")
+        wait_until(lambda: metric(env, "sdn_lb_probes_total") >= probes + 4, 4 * MONITOR["interval_s"] + SLACK,
+                   "two rounds of probes")  # answered: both stay ONLINE
         assert (status(env, lb, a2), status(env, lb, a3)) == ("ONLINE", "ONLINE")
         spread = landed(env, 60)
         assert spread["a2"] >= 5 and spread["a3"] >= 5 and spread[None] == 0, spread
@@ -61,7 +70,7 @@ def test_health_decides_which_members_get_new_connections(external: ExternalEnv)
         took = time.monotonic() - killed
         assert took <= DEADLINE + SLACK, f"a3 went OFFLINE {took:.1f} s after its server died"
         assert status(env, lb, a2) == "ONLINE"
-        time.sleep(0.5)  # the pass the status change asked for
+        wait_until(lambda: landed(env, 5) == Counter({"a2": 5}), SLACK, "the flows to follow a3's status")
         only = landed(env, 30)
         assert only == Counter({"a2": 30}), only
 
@@ -72,12 +81,14 @@ def test_health_decides_which_members_get_new_connections(external: ExternalEnv)
             wait_until(lambda: status(env, lb, a3) == "ONLINE", MONITOR["interval_s"] + MONITOR["timeout_s"] + SLACK,
                        "a3 to come back ONLINE")
             print(f"OFFLINE after {took:.1f} s; ONLINE again after {time.monotonic() - back:.1f} s")
-            time.sleep(0.5)
+            wait_until(lambda: landed(env, 10)["a3"] > 0, SLACK, "the flows to take a3 back")
             again = landed(env, 40)
             assert again["a3"] >= 3 and again["a2"] >= 3 and again[None] == 0, again
             env.api.delete(f"/load-balancers/{lb['id']}/members/{a3}")
             added = env.api.post(f"/load-balancers/{lb['id']}/members", {"ip_address": env.ip("a3"), "port": PORT})
-            time.sleep(2 * MONITOR["interval_s"])
+            probes = metric(env, "sdn_lb_probes_total")
+            wait_until(lambda: metric(env, "sdn_lb_probes_total") >= probes + 4, 4 * MONITOR["interval_s"] + SLACK,
+                       "two rounds of probes")
             assert status(env, lb, added["id"]) == "ONLINE"
             summary = stream.stop()
         assert not summary.get("broken") and summary["received"] >= 0.9 * summary["sent"], summary
