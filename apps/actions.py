@@ -16,6 +16,7 @@ translation: tests/bridge/datapath.py reads those.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -355,6 +356,56 @@ class Move(Action):
         if old is None:
             raise ValueError(f"move writes part of {self.dst}, which the packet lacks: {pkt}")
         pkt[self.dst] = (old & ~(bits << self.dst_ofs)) | (((src >> self.src_ofs) & bits) << self.dst_ofs)
+
+
+# --- multipath --------------------------------------------------------------------------------------------
+
+_NXAST_MULTIPATH = 10
+_NX_HASH_FIELDS_NW_SRC = 4
+_NX_MP_ALG_HRW = 2
+
+
+@dataclass(frozen=True)
+class Multipath(Action):
+    """Hash the source address into one of `n_links` (0..n_links-1), highest random weight (OVS multipath
+    with fields nw_src, algorithm hrw), and write it to register `dst`: the same source always gets the same link,
+    and a link added or removed moves only the sources that pick it."""
+
+    n_links: int
+    dst: str
+
+    WIRE = (nx_key(_NXAST_MULTIPATH),)
+
+    def encode(self) -> bytes:
+        n_bits = FIELD[self.dst].bits
+        return struct.pack("!HHIHHHHHHIHHI", OFPAT_EXPERIMENTER, 32, NX_VENDOR_ID, _NXAST_MULTIPATH,
+                           _NX_HASH_FIELDS_NW_SRC, 0, 0, _NX_MP_ALG_HRW, self.n_links - 1, 0, 0, n_bits - 1,
+                           FIELD[self.dst].nxm_header)
+
+    @staticmethod
+    def describe(raw: bytes, text: ActionText) -> str:
+        fields, basis, _, algorithm, max_link, arg, _, ofs_nbits, dst = struct.unpack_from("!HHHHHIHHI", raw, 10)
+        names = {_NX_HASH_FIELDS_NW_SRC: "nw_src"}
+        algorithms = {_NX_MP_ALG_HRW: "hrw"}
+        return (f"multipath({names.get(fields, fields)},{basis},{algorithms.get(algorithm, algorithm)},"
+                f"{max_link + 1},{arg},{subfield_text(dst, ofs_nbits >> 6, (ofs_nbits & 0x3F) + 1)})")
+
+    def check(self, flow: FlowCheck) -> None:
+        if self.dst not in REGISTERS:
+            flow.fail("multipath writes a register")
+        if not 1 <= self.n_links <= 1 << 16:
+            flow.fail(f"multipath over {self.n_links} links")
+        flow.readable("ipv4_src")
+        flow.writable(self.dst, None, None)
+
+    def simulate(self, pkt: Packet, sim: Simulation) -> None:
+        """A stand-in for OVS's hash (flowsim cannot reproduce it): stable per source, HRW over the links."""
+        source = read(pkt, "ipv4_src") or 0
+        pkt[self.dst] = max(range(self.n_links), key=lambda link: _hrw(source, link))
+
+
+def _hrw(source: int, link: int) -> int:
+    return int.from_bytes(hashlib.blake2b(struct.pack("!II", source, link), digest_size=4).digest(), "big")
 
 
 # --- resubmit ----------------------------------------------------------------------------------------------

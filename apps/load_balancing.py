@@ -14,14 +14,16 @@ connection (where the zone has the entry; elsewhere the lookup changes nothing).
 network, or from another network of a router the VIP's network is on. Security groups apply as to any other
 traffic: the client's egress rules see the VIP, the member's ingress rules see the client.
 
-Both algorithms use OVS's default select hash for now: OVS takes a group's selection method (hash of the source
-address) only in OpenFlow 1.5 group-mods, and the channel speaks 1.3 (apps.groups). That hash is symmetric over
-addresses and, for TCP only, ports: TCP connections spread over members, a UDP client keeps to one.
+`hash` uses the select group: OVS's dp_hash, symmetric over addresses and, for TCP only, ports (so a UDP client
+keeps to one member). `source_ip_hash` cannot: OVS takes a group's selection method only in OpenFlow 1.5 group-mods,
+and the channel speaks 1.3 (apps.groups); it hashes the source address with multipath over weighted slots.
 """
 
 from __future__ import annotations
 
-from apps.actions import GroupAction, Nat
+import math
+
+from apps.actions import GroupAction, Multipath, Nat
 from apps.flows import (
     CT_DNAT,
     CT_INV,
@@ -45,7 +47,7 @@ from apps.groups import Bucket, Group
 from apps.incremental import Derived, Read, Unit
 from apps.isolation import arp_reply
 from apps.model import LbMember, LoadBalancer, Network, Port, Router
-from apps.pipeline import PRIO_DEFAULT, PRIO_LOW, REG_NETWORK, REG_NEXTHOP, REG_ROUTER, REG_SCOPE
+from apps.pipeline import PRIO_DEFAULT, PRIO_LOW, REG_NETWORK, REG_NEXTHOP, REG_ROUTER, REG_SCOPE, REG_SLOT
 
 PRIO_VIP = 200          # router_in: to a VIP (below the router's TTL check and its own echo replies)
 PRIO_MEMBER_REPLY = 260  # router_in: from a member's service port, through the balancer's zone first
@@ -54,6 +56,7 @@ PROBE_PORTS = (0xF000, 0xFFC0)  # the controller's health probes leave the VIP f
 ICMP_UNREACHABLE = 3
 PRIO_VIP_ARP = PRIO_DEFAULT + 2
 SELECTABLE = ("ONLINE", "NO_MONITOR")
+MAX_SLOTS = 256  # source_ip_hash: flows per balancer and switch at most (weights are scaled down beyond)
 _L4_DST = {"tcp": "tcp_dst", "udp": "udp_dst"}
 _L4_SRC = {"tcp": "tcp_src", "udp": "udp_src"}
 
@@ -98,15 +101,12 @@ def _lb_flows(read: Read, lb_id: str) -> dict[str, list[Flow | Group]]:
         Flow("router_in", PRIO_VIP, match(**{REG_NETWORK: network.segmentation_id}, eth_dst=balancer.mac, **to_vip),
              (enter,), cookie=owner),
         # A connection's NAT applies to its later packets whatever their state (a retransmitted SYN is still new):
-        # translated ones go on, only untranslated new ones reach the group.
-        Flow("lb_ct", PRIO_DEFAULT, match(eth_type=ETH_TYPE_IP, ct_state=ct_state(CT_TRK | CT_NEW, CT_INV | CT_DNAT),
-                                          ct_zone=zone), (GroupAction(zone),), cookie=owner),
+        # translated ones go on, only untranslated new ones are given a member.
         *(Flow("lb_ct", PRIO_DEFAULT, match(eth_type=ETH_TYPE_IP, ct_state=state, ct_zone=zone), goto="lb_out",
                cookie=owner)
           for state in (ct_state(CT_TRK | CT_DNAT, CT_RPL | CT_INV), ct_state(CT_TRK | CT_REL, CT_RPL | CT_INV))),
-        Group(zone, tuple(Bucket(m.key, m.weight, (Ct(commit=True, zone=zone, nat=_to_member(m), table="lb_out"),))
-                          for m in _members(read, lb_id) if m.admin_state_up and m.status in SELECTABLE),
-              cookie=owner),
+        *_choice(balancer, [m for m in _members(read, lb_id) if m.admin_state_up and m.status in SELECTABLE],
+                 owner),
     ]
     # After the zone: replies (with the VIP back as their source, where this switch translated them) go on; one a
     # member sent to its router is routed. Connections from the router's other networks enter by its MAC.
@@ -178,6 +178,33 @@ def _probe_answers(balancer: LoadBalancer, member: LbMember, ofport: int, owner:
     else:
         answer |= {"ip_proto": IP_PROTO["icmp"], "icmpv4_type": ICMP_UNREACHABLE}
     return Flow("classify", PRIO_PROBE_ANSWER, match(**answer), (controller(),), cookie=owner, meter="health")
+
+
+def _choice(balancer: LoadBalancer, members: list[LbMember], owner: int) -> list[Flow | Group]:
+    """How a new connection gets its member. `hash`: the select group (a hash of the connection). `source_ip_hash`:
+    multipath of the source address over slots, one per unit of weight (weights divided by their gcd, then scaled
+    to at most MAX_SLOTS), each slot's flow committing to its member; a source keeps its member while the members
+    stay, and a change moves only the sources of the slots it touches."""
+    zone = balancer.key
+    new = match(eth_type=ETH_TYPE_IP, ct_state=ct_state(CT_TRK | CT_NEW, CT_INV | CT_DNAT), ct_zone=zone)
+
+    def commit(member: LbMember) -> Ct:
+        return Ct(commit=True, zone=zone, nat=_to_member(member), table="lb_out")
+
+    if balancer.algorithm == "hash" or not members:
+        return [Flow("lb_ct", PRIO_DEFAULT, new, (GroupAction(zone),), cookie=owner),
+                Group(zone, tuple(Bucket(m.key, m.weight, (commit(m),)) for m in members), cookie=owner)]
+    slots = [member for member in members for _ in range(_slots(member.weight, members))]
+    return [Flow("lb_ct", PRIO_DEFAULT, new, (Multipath(len(slots), REG_SLOT),), "lb_pick", owner),
+            *(Flow("lb_pick", PRIO_DEFAULT, match(eth_type=ETH_TYPE_IP, ct_zone=zone, **{REG_SLOT: slot}),
+                   (commit(member),), cookie=owner) for slot, member in enumerate(slots))]
+
+
+def _slots(weight: int, members: list[LbMember]) -> int:
+    """A member's slots: its weight over the gcd of all weights, scaled down (to at least 1) past MAX_SLOTS."""
+    divisor = math.gcd(*(m.weight for m in members))
+    total = sum(m.weight for m in members) // divisor
+    return max(1, weight // divisor * MAX_SLOTS // total) if total > MAX_SLOTS else weight // divisor
 
 
 def _to_member(member: LbMember) -> Nat:

@@ -47,13 +47,16 @@ PIPELINE: tuple[Table, ...] = (
           ("routing",)),
     Table("lb_ct", 32,
           "after a load balancer's conntrack (its zone): a new connection to its VIP goes to its select group, "
-          "whose bucket commits it translated to one member (ct(commit, nat(dst=member))); established ones, "
-          "already translated, go on",
+          "whose bucket commits it translated to one member (ct(commit, nat(dst=member))), or with source_ip_hash "
+          "to the member of its source's slot (multipath into reg10); established ones, already translated, go on",
+          ("lb_pick", "lb_out")),
+    Table("lb_pick", 33,
+          "source_ip_hash: the slot (reg10, one per unit of weight) -> ct(commit, nat(dst=its member))",
           ("lb_out",)),
-    Table("lb_out", 33,
+    Table("lb_out", 34,
           "a translated connection to the member: on the VIP's network by next hop, else through the router",
           ("neighbor", "routing")),
-    Table("lb_unnat", 34,
+    Table("lb_unnat", 35,
           "after a member's reply passed its balancer's zone (the VIP back as its source where this switch "
           "translated the connection): routed if the member sent it to its router, else on to L2",
           ("routing", "l2_lookup")),
@@ -111,6 +114,7 @@ REG_SCOPE = "reg7"     # where the packet's addresses mean what they say: its ne
 #                        the networks of a router (whose CIDRs never overlap) ROUTER_SCOPE | the router's key
 REG_ROUTER = "reg8"    # key (= conntrack zone) of the router routing the packet
 REG_NEXTHOP = "reg9"   # IPv4 address of the next hop routing chose (resolved to eth_dst by neighbor)
+REG_SLOT = "reg10"     # a load balancer's slot for the packet's source (source_ip_hash)
 ROUTER_SCOPE = 1 << 16  # above every segmentation id (1..4094)
 
 # ct_mark is a set of named bits, each matched and set with its own mask (never the whole mark), so that a

@@ -16,6 +16,7 @@ import time
 import pytest
 from ofclient import OFClient, errors_of
 
+from apps.actions import Multipath
 from apps.flows import (
     CT_EST,
     CT_INV,
@@ -203,6 +204,7 @@ def every_kind_of_flow() -> list[Flow]:
         flow("classify", 120, {"in_port": 1, "eth_type": ETH_TYPE_IP, "ip_proto": 6},
              [set_field("reg2", 2), Resubmit("ingress_acl")]),
         *CONJUNCTIONS,
+        flow("lb_ct", 100, {"eth_type": ETH_TYPE_IP}, [Multipath(12, "reg10")], goto="lb_pick"),
     ]
     # A move out of every field, and into every writable one, with each field's prerequisites.
     for priority, name in enumerate(FIELDS, start=200):
@@ -229,6 +231,7 @@ def test_every_field_and_action_reads_back_byte_identical(client):
     assert "CONTROLLER:65535" in dump
     assert "ct(commit,zone=NXM_NX_REG4[0..15],exec(set_field:0x1->ct_mark))" in dump
     assert "conjunction(7,1/3),conjunction(8,1/2)" in dump
+    assert "multipath(nw_src,0,hrw,12,0,NXM_NX_REG10[])" in dump
 
 
 # ct_mark matched and set by bits (a mask), never whole: OF1.3's set_field has no mask, so these are

@@ -19,11 +19,12 @@ SERVICE, BACKEND = 5001, 5002  # both allowed in by the fixture's `routed` group
 CONVERGE = 10.0
 
 
-def balancer(env: ExternalEnv, vip: str = VIP, backend: int = BACKEND, protocol: str = "tcp") -> dict:
+def balancer(env: ExternalEnv, vip: str = VIP, backend: int = BACKEND, protocol: str = "tcp",
+             algorithm: str = "hash") -> dict:
     """A balancer on network a at `vip`:SERVICE over a2 and a3 (weights 1 and 2) at `backend`."""
     return env.api.post("/load-balancers", {
         "name": "web", "network_id": env.network("a"), "vip_address": vip, "protocol": protocol, "port": SERVICE,
-        "algorithm": "hash", "members": [{"ip_address": env.ip("a2"), "port": backend},
+        "algorithm": algorithm, "members": [{"ip_address": env.ip("a2"), "port": backend},
                                          {"ip_address": env.ip("a3"), "port": backend, "weight": 2}]})
 
 
@@ -43,14 +44,19 @@ def test_connections_spread_over_members_and_come_back_from_the_vip(external: Ex
     env = external
     balancer(env)
     udp_vip = balancer(env, "10.0.0.101", BACKEND, "udp")["vip_address"]
+    sticky = balancer(env, "10.0.0.103", BACKEND + 1, algorithm="source_ip_hash")["vip_address"]
     with EchoServer(env.host("a2"), tcp=BACKEND, udp=BACKEND, tag="a2", peer=True), \
-            EchoServer(env.host("a3"), tcp=BACKEND, udp=BACKEND, tag="a3", peer=True):
+            EchoServer(env.host("a3"), tcp=BACKEND, udp=BACKEND, tag="a3", peer=True), \
+            EchoServer(env.host("a2"), tcp=BACKEND + 1, tag="a2", peer=True), \
+            EchoServer(env.host("a3"), tcp=BACKEND + 1, tag="a3", peer=True):
         wait_until(lambda: connect(env.host("a1"), "tcp", VIP, SERVICE, timeout=1) is not None, CONVERGE,
                    "the VIP answering a1")
         answered = spread(env, "a1", "tcp", 30)
         assert set(answered) == {"a2", "a3"}, answered  # weights 1:2; 30 tries miss one with p < 1e-5
         # OVS's select hash takes L4 ports of TCP only: a UDP client keeps to one member (by addresses).
         assert len(spread(env, "a1", "udp", 10, udp_vip)) == 1
+        # source_ip_hash: every connection of one client on one member
+        assert len(spread(env, "a1", "tcp", 20, sticky)) == 1
         # Another tenant's host with the same addresses has no VIP: its ARP for it goes unanswered.
         assert connect(env.host("b1"), "tcp", VIP, SERVICE, timeout=1) is None
 

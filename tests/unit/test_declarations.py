@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from apps.actions import ACTIONS, DESCRIBERS, NX_VENDOR_ID, OFPAT_EXPERIMENTER, Action, WireKey
+from apps.actions import ACTIONS, DESCRIBERS, NX_VENDOR_ID, OFPAT_EXPERIMENTER, Action, Multipath, WireKey
 from apps.fields import BY_NXM, BY_OXM, DECLARED, FIELD, IPV4, MAC, Scope
 from apps.flows import (
     ETH_TYPE_IP,
@@ -55,6 +55,7 @@ SAMPLES: dict[type[Action], list[tuple[Action, dict]]] = {
              mark_mask=2), {"eth_type": ETH_TYPE_IP})],
     DecTtl: [(DecTtl(), {"eth_type": ETH_TYPE_IP})],
     Conjunction: [(Conjunction(9, 1, 2), {})],
+    Multipath: [(Multipath(4, "reg10"), {"eth_type": ETH_TYPE_IP})],
     GroupAction: [(GroupAction(4), {"eth_type": ETH_TYPE_IP})],
 }
 # The switch's groups in the samples' flows: a bucket that NATs and one that outputs.

@@ -124,3 +124,24 @@ def test_one_host_as_two_members_at_two_ports():
     fab = fabric(*both)
     ports = {deliver(fab, S1, to_vip("n1-a", sport), Conntrack())[0][2]["tcp_dst"] for sport in range(21000, 21040)}
     assert ports == {8080, 8081}
+
+
+def test_source_ip_hash_keeps_a_client_on_one_member_and_spreads_clients_by_weight():
+    """n1-a without port security stands for 300 clients (sources 10.1.1-2.x): each keeps one member whatever its
+    source port, and they spread 1:3 like the weights."""
+    by_source = dataclasses.replace(BALANCER, algorithm="source_ip_hash", members=MEMBERS)
+    open_client = dataclasses.replace(PORT["n1-a"], port_security_enabled=False, security_group_ids=(), profile=0)
+    compiler = Compiler()
+    compiler.load(policy(ports=tuple(open_client if p.id == "n1-a" else p for p in PORT.values()),
+                         load_balancers=(by_source,)), TOPOLOGY)
+    compiler.commit()
+    assert not compiler.groups(S1)  # weighted slots, not a group
+    fab = ({dpid: SwitchTables(compiler.table(dpid).values()) for dpid in (S1, S2, S3)}, {})
+    landed: Counter[tuple[str, int]] = Counter()
+    for n in range(300):
+        source = ip_to_int(f"10.1.{n // 250 + 1}.{n % 250 + 1}")
+        members = {deliver(fab, S1, {**to_vip("n1-a", sport), "ipv4_src": source}, Conntrack())[0][:2]
+                   for sport in (23000, 23001, 23002)}
+        assert len(members) == 1, (n, members)
+        landed.update(members)
+    assert 50 <= landed[(S3, 1)] <= 100 and 200 <= landed[(S2, 1)] <= 250, landed  # m1 weight 1, m2 weight 3
