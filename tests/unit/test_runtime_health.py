@@ -44,7 +44,7 @@ class Setup:
             for n, dpid, iface in ((1, S1, "s1-eth1"), (2, S1, "s1-eth2"), (3, S2, "s2-eth1"))]
         self.lb = apply(lambda: store.create_load_balancer({
             "name": "web", "network_id": self.net["id"], "vip_address": VIP, "protocol": "tcp", "port": 80,
-            "health_monitor": MONITOR,
+            "algorithm": "hash", "health_monitor": MONITOR,  # a select group, whose buckets the test watches
             "members": [{"ip_address": "10.0.0.12", "port": 8080}, {"ip_address": "10.0.0.13", "port": 8080}]}))
         self.a2, self.a3 = (m["id"] for m in self.lb["members"])
         io_done(self.runtime)
