@@ -3,7 +3,12 @@
 - iperf3 TCP from a1 (s2) through a VIP whose one member is a2 (s3) against a1 straight to a2 (rounds take both
   paths in turn; the ratio is the median over rounds);
 - short TCP connections (connect, one echo, close) from a1 through a VIP over a2 and a3 against a1 straight to a2,
-  connections per second.
+  connections per second;
+- failover: a health-monitored balancer (tcp, interval 1 s, timeout 1 s, 2 retries: the promise is 3 s) over a2 and
+  a3; a3's server is killed `--trials` times: seconds until its member shows OFFLINE, and until it is ONLINE again
+  once its server is back (medians);
+- probe cost: the controller's CPU seconds per wall second with 100 monitored members (a2 at 100 ports, interval
+  1 s) against the same controller with the monitor removed.
 
     .venv/bin/python -m bench.bench_load_balancing [--seconds 3] [--runs 3] [--connections 1000] [--json FILE]
 """
@@ -11,6 +16,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import sys
 import tempfile
 import time
@@ -19,9 +26,9 @@ from pathlib import Path
 from bench.bench_routing import ECHO, Unavailable, bench_connections, bench_throughput, open_group, ratio, require
 from bench.common import IPERF_PORT, print_table, write_json
 from mininet_topos.control import ControllerProcess
-from mininet_topos.launcher import raise_on_sigterm, random_prefix, running
+from mininet_topos.launcher import Running, raise_on_sigterm, random_prefix, running
 from mininet_topos.reach import EchoServer, wait_until
-from mininet_topos.rest import Api, register
+from mininet_topos.rest import Api, Registration, register
 
 STREAM_VIP, ECHO_VIP = "10.0.0.100", "10.0.0.101"
 
@@ -56,7 +63,73 @@ def bench(args: argparse.Namespace) -> tuple[list[tuple[str, str, str]], dict]:
             rows += [(f"{args.connections:,} short TCP connections a1 -> a2", f"{plain['per_s']:,.0f}/s", "baseline"),
                      (f"{args.connections:,} short TCP connections a1 -> VIP (a2, a3)", f"{through['per_s']:,.0f}/s",
                       f"{through['per_s'] / plain['per_s']:.2f}x straight to a member")]
+        results["failover"] = failover(api, run, reg, ip, args.trials)
+        down, up = (statistics.median(results["failover"][key]) for key in ("offline_s", "online_s"))
+        rows.append((f"member killed -> OFFLINE / back -> ONLINE (median of {args.trials})",
+                     f"{down:.2f} s / {up:.2f} s", f"{down / BOUND:.2f}x the monitor's bound ({BOUND:g} s)"))
+        results["probe_cpu"] = probe_cost(api, ctl, reg, ip)
+        cost = results["probe_cpu"]
+        rows.append(("controller CPU with 100 monitored members (interval 1 s)", f"{cost['monitored']:.3f} s/s",
+                     f"{cost['monitored'] - cost['idle']:+.3f} s/s against no monitor ({cost['idle']:.3f})"))
     return rows, results
+
+
+MONITOR = {"type": "tcp", "interval_s": 1, "timeout_s": 1, "max_retries": 2}
+BOUND = MONITOR["interval_s"] * MONITOR["max_retries"] + MONITOR["timeout_s"]
+
+
+def failover(api: Api, run: Running, reg: Registration, ip: dict[str, str], trials: int) -> dict:
+    lb = api.create("load-balancers", {
+        "name": "failover", "network_id": reg.networks["a"], "vip_address": "10.0.0.102", "protocol": "tcp",
+        "port": ECHO + 1, "algorithm": "hash", "health_monitor": MONITOR,
+        "members": [{"ip_address": ip[m], "port": ECHO + 1} for m in ("a2", "a3")]})
+    member = lb["members"][1]["id"]
+
+    def status() -> str:
+        return api.get(f"/load-balancers/{lb['id']}/members/{member}")["status"]
+
+    offline, online = [], []
+    with EchoServer(run.host("a2"), tcp=ECHO + 1):
+        for _ in range(trials):
+            server = EchoServer(run.host("a3"), tcp=ECHO + 1)
+            server.__enter__()
+            wait_until(lambda: status() == "ONLINE", 10, "a3 ONLINE")
+            killed = time.monotonic()
+            server.stop()
+            wait_until(lambda: status() == "OFFLINE", 30, "a3 OFFLINE")
+            offline.append(time.monotonic() - killed)
+            with EchoServer(run.host("a3"), tcp=ECHO + 1):
+                back = time.monotonic()
+                wait_until(lambda: status() == "ONLINE", 30, "a3 ONLINE again")
+                online.append(time.monotonic() - back)
+    api.delete(f"/load-balancers/{lb['id']}")
+    return {"offline_s": offline, "online_s": online, "bound_s": BOUND}
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def probe_cost(api: Api, ctl: ControllerProcess, reg: Registration, ip: dict[str, str], seconds: float = 20.0) -> dict:
+    """CPU seconds per second of the controller, with 100 monitored members and after removing the monitor."""
+    lb = api.create("load-balancers", {
+        "name": "many", "network_id": reg.networks["a"], "vip_address": "10.0.0.104", "protocol": "tcp", "port": 7000,
+        "algorithm": "hash", "health_monitor": MONITOR,
+        "members": [{"ip_address": ip["a2"], "port": 6001 + n} for n in range(100)]})
+    pid = ctl.pid
+    assert pid is not None
+
+    def rate() -> float:
+        start, began = _cpu_seconds(pid), time.monotonic()
+        time.sleep(seconds)  # a measuring window, not a wait for a condition
+        return (_cpu_seconds(pid) - start) / (time.monotonic() - began)
+
+    monitored = rate()
+    api.patch(f"/load-balancers/{lb['id']}", {"health_monitor": None})
+    idle = rate()
+    api.delete(f"/load-balancers/{lb['id']}")
+    return {"monitored": monitored, "idle": idle, "members": 100, "window_s": seconds}
 
 
 def main() -> int:
@@ -64,6 +137,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="each iperf3 run")
     parser.add_argument("--runs", type=int, default=3, help="rounds over both paths")
     parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--trials", type=int, default=5, help="failovers to take the median of")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     raise_on_sigterm()
