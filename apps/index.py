@@ -83,8 +83,8 @@ class Index:
     # --- policy objects ------------------------------------------------------------------------------
     def put_network(self, network_id: str, network: Network | None) -> None:
         self._put_indexed("network", network_id, network, _network_entries)
-        self._own(cookie("isolation", network_id), f"isolation:network/{network_id}", network is not None)
-        self._own(cookie("routing", network_id), f"routing:network/{network_id}", network is not None)
+        self._owns("isolation", "network", network_id, network is not None)
+        self._owns("routing", "network", network_id, network is not None)
 
     def put_port(self, port_id: str, port: Port | None) -> None:
         if port is not None and port.port_security_enabled and not port.profile:
@@ -93,9 +93,9 @@ class Index:
         for before, after in ((old, None), (port, port)):
             if before is not None and before.port_security_enabled:
                 self._profile(before.profile, before.security_group_ids, after is not None)
-        self._own(cookie("isolation", port_id), f"isolation:port/{port_id}", port is not None)
-        self._own(cookie("security_groups", port_id), f"security_groups:port/{port_id}", port is not None)
-        self._own(cookie("routing", port_id), f"routing:port/{port_id}", port is not None)
+        self._owns("isolation", "port", port_id, port is not None)
+        self._owns("security_groups", "port", port_id, port is not None)
+        self._owns("routing", "port", port_id, port is not None)
 
     def put_group(self, group_id: str, group: SecurityGroup | None) -> None:
         """A group's own fields; its rules are objects of their own (put_rule)."""
@@ -103,31 +103,30 @@ class Index:
 
     def put_rule(self, rule_id: str, rule: SecurityGroupRule | None) -> None:
         self._put_indexed("rule", rule_id, rule, _rule_entries)
-        self._own(cookie("security_groups", rule_id), f"security_groups:rule/{rule_id}", rule is not None)
+        self._owns("security_groups", "rule", rule_id, rule is not None)
 
     def put_router(self, router_id: str, router: Router | None) -> None:
         self._put_indexed("router", router_id, router, _router_entries)
-        self._own(cookie("routing", router_id), f"routing:router/{router_id}", router is not None)
+        self._owns("routing", "router", router_id, router is not None)
 
     def put_floating_ip(self, floating_ip_id: str, floating_ip: FloatingIP | None) -> None:
         self._put_indexed("floating_ip", floating_ip_id, floating_ip, _floating_ip_entries)
-        self._own(cookie("routing", floating_ip_id), f"routing:floating_ip/{floating_ip_id}", floating_ip is not None)
+        self._owns("routing", "floating_ip", floating_ip_id, floating_ip is not None)
 
     def put_mac_binding(self, binding_id: str, binding: MacBinding | None) -> None:
         """A next hop the controller resolved; `binding_id` is "network id/ip"."""
         self._put_indexed("mac_binding", binding_id, binding, _mac_binding_entries)
-        self._own(cookie("routing", binding_id), f"routing:mac_binding/{binding_id}", binding is not None)
+        self._owns("routing", "mac_binding", binding_id, binding is not None)
 
     def put_load_balancer(self, load_balancer_id: str, balancer: LoadBalancer | None) -> None:
         """A balancer's own fields; its members are objects of their own (put_lb_member)."""
         value = None if balancer is None else dataclasses.replace(balancer, members=())
         self._put_indexed("load_balancer", load_balancer_id, value, _load_balancer_entries)
-        self._own(cookie("load_balancing", load_balancer_id), f"load_balancing:load_balancer/{load_balancer_id}",
-                  balancer is not None)
+        self._owns("load_balancing", "load_balancer", load_balancer_id, balancer is not None)
 
     def put_lb_member(self, member_id: str, member: LbMember | None) -> None:
         self._put_indexed("lb_member", member_id, member, _lb_member_entries)
-        self._own(cookie("load_balancing", member_id), f"load_balancing:member/{member_id}", member is not None)
+        self._owns("load_balancing", "member", member_id, member is not None)
 
     def put_switch_config(self, dpid: str, config: SwitchConfig | None) -> None:
         pins = None if config is None or config.trunk_ports is None else frozenset(config.trunk_ports)
@@ -196,6 +195,10 @@ class Index:
                 self.bound[key[1]] = members  # type: ignore[assignment]
             else:
                 self.bound.pop(key[1], None)
+
+    def _owns(self, app: str, kind: str, object_id: str, present: bool) -> None:
+        """The object owns (or no longer owns) its flows of `app`: cookie(app, id), named "app:kind/id"."""
+        self._own(cookie(app, object_id), f"{app}:{kind}/{object_id}", present)
 
     def _own(self, value: int, name: str, present: bool) -> None:
         if present:
