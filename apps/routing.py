@@ -155,17 +155,22 @@ def _router_switches(read: Read, router_id: str) -> tuple[str, ...]:
     return tuple(sorted(switches))
 
 
+def _gateways(read: Read, network_id: str) -> tuple[str, ...]:
+    """The gateway switches of the routers whose external gateway is on the network."""
+    switches = {read(("gateway", router_id)) for router_id in read(("gateway_routers", network_id)) or ()}
+    return tuple(sorted(dpid for dpid in switches if dpid is not None))
+
+
 def _anchors(read: Read, network_id: str) -> tuple[str, ...]:
     """Switches a network must reach besides its ports' (apps.isolation's reach): its router's, or for an
     external network its uplink's and the gateway switches of the routers on it."""
     router_id = read(("router_of", network_id))
     if router_id is not None:
         return read(("router_switches", router_id))
-    switches = {read(("gateway", rid)) for rid in read(("gateway_routers", network_id)) or ()}
+    switches = set(read(("gateways", network_id)))
     uplink = read(("uplink_port", network_id))
     if uplink is not None:
         switches.add(uplink[0])
-    switches.discard(None)
     return tuple(sorted(switches))
 
 
@@ -264,9 +269,8 @@ def _router_flows(read: Read, router_id: str) -> dict[str, list[Flow]]:
 
 def _on_gateways(read: Read, flows: dict[str, list[Flow]], external: Network, flow: Flow) -> None:
     """Add `flow` on the gateway switch of every router on the external network."""
-    for dpid in {read(("gateway", router_id)) for router_id in read(("gateway_routers", external.id)) or ()}:
-        if dpid is not None:
-            flows.setdefault(dpid, []).append(flow)
+    for dpid in read(("gateways", external.id)):
+        flows.setdefault(dpid, []).append(flow)
 
 
 def _floating_ip_flows(read: Read, floating_ip_id: str) -> dict[str, list[Flow]]:
@@ -319,8 +323,7 @@ def _mac_binding_flows(read: Read, binding_id: str) -> dict[str, list[Flow]]:
     if network is None:
         return {}
     flow = _neighbor(network, binding.ip_address, binding.mac_address, PRIO_BINDING, cookie("routing", binding_id))
-    gateways = {read(("gateway", router_id)) for router_id in read(("gateway_routers", network.id)) or ()}
-    return {dpid: [flow] for dpid in gateways if dpid is not None}
+    return {dpid: [flow] for dpid in read(("gateways", network.id))}
 
 
 def _uplink_flows(read: Read, network_id: str) -> dict[str, list[Flow]]:
@@ -430,6 +433,7 @@ DERIVED = {
     "uplink_port": Derived(1, _uplink_port),     # ("uplink_port", network id) -> (dpid, ofport) | None
     "gateway": Derived(4, _gateway),             # ("gateway", router id) -> dpid | None
     "router_switches": Derived(5, _router_switches),
+    "gateways": Derived(5, _gateways),           # ("gateways", network id): of the routers with their gateway on it
     "anchors": Derived(6, _anchors),             # ("anchors", network id)
 }
 UNITS = {
