@@ -11,7 +11,7 @@ import pytest
 from apps.compiler import Compiler
 from apps.flows import ETH_TYPE_ARP, ip_to_int, mac_to_int
 from apps.flowsim import Conntrack, SwitchTables, packet, run_fabric
-from apps.model import LbMember, LoadBalancer
+from apps.model import LbMember, LoadBalancer, Policy
 from tests.unit.fabric_cases import S1, S2, S3
 from tests.unit.test_routing import PORT, ROUTER, TOPOLOGY, from_vm, policy
 
@@ -21,13 +21,21 @@ MEMBERS = (LbMember("m1", "lb1", "10.1.0.7", 8080, weight=1, key=1),   # n1-b on
            LbMember("m2", "lb1", "10.2.0.5", 8080, weight=3, key=2))   # n2-a on s2, through the router
 
 
-def fabric(*members: LbMember) -> tuple[dict[str, SwitchTables], dict[str, tuple]]:
+Fabric = tuple[dict[str, SwitchTables], dict[str, tuple]]
+
+
+def compiled(pol: Policy) -> Fabric:
+    """Each switch's tables and select groups, compiled from `pol`."""
     compiler = Compiler()
-    compiler.load(policy(load_balancers=(dataclasses.replace(BALANCER, members=members),)), TOPOLOGY)
+    compiler.load(pol, TOPOLOGY)
     compiler.commit()
     groups = {dpid: tuple(compiler.groups(dpid).values()) for dpid in (S1, S2, S3)}
     return ({dpid: SwitchTables(compiler.table(dpid).values(), groups=groups[dpid]) for dpid in (S1, S2, S3)},
             groups)
+
+
+def fabric(*members: LbMember) -> Fabric:
+    return compiled(policy(load_balancers=(dataclasses.replace(BALANCER, members=members),)))
 
 
 @pytest.fixture(scope="module")
@@ -107,12 +115,8 @@ def test_two_balancers_share_a_member_host_on_a_network_without_a_router():
     """The same host at another service port (one address:port serves one balancer: the store says so)."""
     second = LoadBalancer("lb2", "api", "n1", "10.1.0.101", "tcp", 80, "hash", key=701, mac="fa:16:3f:01:02:bd",
                           members=(LbMember("m9", "lb2", "10.1.0.7", 8081, key=9),))
-    compiler = Compiler()
-    compiler.load(policy(routers=(), floating_ips=(), mac_bindings=(),
-                         load_balancers=(dataclasses.replace(BALANCER, members=(MEMBERS[0],)), second)), TOPOLOGY)
-    compiler.commit()
-    groups = {dpid: tuple(compiler.groups(dpid).values()) for dpid in (S1, S2, S3)}
-    fab = ({dpid: SwitchTables(compiler.table(dpid).values(), groups=groups[dpid]) for dpid in (S1, S2, S3)}, groups)
+    fab = compiled(policy(routers=(), floating_ips=(), mac_bindings=(),
+                          load_balancers=(dataclasses.replace(BALANCER, members=(MEMBERS[0],)), second)))
     for vip in (VIP, "10.1.0.101"):
         (dpid, port, frame), = deliver(fab, S1, from_vm(PORT["n1-a"], BALANCER.mac if vip == VIP else second.mac, vip,
                                                           tcp_dst=80), Conntrack())
@@ -131,12 +135,9 @@ def test_source_ip_hash_keeps_a_client_on_one_member_and_spreads_clients_by_weig
     source port, and they spread 1:3 like the weights."""
     by_source = dataclasses.replace(BALANCER, algorithm="source_ip_hash", members=MEMBERS)
     open_client = dataclasses.replace(PORT["n1-a"], port_security_enabled=False, security_group_ids=(), profile=0)
-    compiler = Compiler()
-    compiler.load(policy(ports=tuple(open_client if p.id == "n1-a" else p for p in PORT.values()),
-                         load_balancers=(by_source,)), TOPOLOGY)
-    compiler.commit()
-    assert not compiler.groups(S1)  # weighted slots, not a group
-    fab = ({dpid: SwitchTables(compiler.table(dpid).values()) for dpid in (S1, S2, S3)}, {})
+    fab = compiled(policy(ports=tuple(open_client if p.id == "n1-a" else p for p in PORT.values()),
+                          load_balancers=(by_source,)))
+    assert not fab[1][S1]  # weighted slots, not a group
     landed: Counter[tuple[str, int]] = Counter()
     for n in range(300):
         source = ip_to_int(f"10.1.{n // 250 + 1}.{n % 250 + 1}")
