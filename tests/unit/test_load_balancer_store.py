@@ -3,26 +3,16 @@ member status rules, cascades and what they journal."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from apps.model import HealthMonitor, LbMember, LoadBalancer
 from controller.store import Store
+from tests.unit.test_router_store import zones
 from tests.unit.test_store import fields_of, port_body, rejected
 
 MONITOR = {"type": "tcp", "interval_s": 5, "timeout_s": 2, "max_retries": 3}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path}/sdn.db")
-
-
-def zones(path: Path) -> list[tuple[int, str, str]]:
-    with sqlite3.connect(path) as db:
-        return db.execute("SELECT zone, owner_kind, owner_id FROM zones ORDER BY zone").fetchall()
 
 
 def balancer(network: dict, *members: dict, **fields: object) -> dict:

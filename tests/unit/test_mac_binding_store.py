@@ -6,19 +6,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from apps.model import MacBinding
 from controller.store import Store
 from tests.unit.test_store import rejected
 
 GATEWAY = "203.0.113.1"
 MAC = "02:00:00:00:00:01"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path}/sdn.db")
 
 
 def external(store: Store, cidr: str = "203.0.113.0/24") -> str:

@@ -13,11 +13,6 @@ from controller.store import Store
 from tests.unit.test_store import DPID, fields_of, port_body, rejected
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path}/sdn.db")
-
-
 def zones(path: Path) -> list[tuple[int, str, str]]:
     with sqlite3.connect(path) as db:
         return db.execute("SELECT zone, owner_kind, owner_id FROM zones ORDER BY zone").fetchall()

@@ -4,9 +4,6 @@ there the select group; rates, draining members, metrics. The clock is the test'
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import ARP, Ether
 
@@ -19,11 +16,6 @@ from tests.unit.test_runtime_routers import Clock
 CLASSIFY = 0
 VIP = "10.0.0.100"
 MONITOR = {"type": "tcp", "interval_s": 1, "timeout_s": 0.5, "max_retries": 2}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path}/sdn.db")
 
 
 class Setup:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP
@@ -33,11 +32,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path}/sdn.db")
 
 
 class Setup:
