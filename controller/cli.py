@@ -3,6 +3,10 @@
 Commands are data. A CRUD resource is one `crud(...)` call naming its fields as `Opt`s; its
 create/list/show/update/delete commands, their flags and the requests they send derive from
 that, so a resource (network, port, security-group, router, ...) is a declaration in RESOURCES.
+
+Wherever an id is asked for, a unique name works too (as in openstackclient): the client tries the text
+as an id, else lists the kind and picks the one item named so; an ambiguous name is an error listing
+the candidates. List filters the API lacks (`--name`, `port list --security-group`, ...) are applied here.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from string import Formatter
 from typing import Any
 from urllib.parse import quote
 
@@ -63,15 +68,68 @@ NULL = _Null()
 
 
 @dataclass(frozen=True)
+class Kind:
+    """A kind of object the API gives ids to, and what names one besides its id."""
+
+    label: str  # "security group": in messages, help and (upper-cased) metavars
+    path: str  # its collection, relative to /v1; "{id}" in it is the parent's id (a balancer's members)
+    columns: tuple[str, ...]  # its table, also of the candidates of an ambiguous name
+    names: tuple[str, ...] = ("{name}",)  # what else names an item, formatted from its fields
+    naming: str = "name"  # those, in words
+
+    @property
+    def plural(self) -> str:
+        return self.label + "s"
+
+    @property
+    def metavar(self) -> str:
+        return self.label.upper().replace(" ", "_")
+
+    @property
+    def given_as(self) -> str:
+        """How it may be given, for help texts."""
+        return f"{self.naming} or id" if self.names else "id"
+
+    def names_of(self, item: dict[str, Any]) -> set[str]:
+        """What names the item: each template whose fields it has (an empty or null name names nothing)."""
+        return {template.format_map(item) for template in self.names
+                if all(item.get(key) not in (None, "") for _, key, _, _ in Formatter().parse(template) if key)}
+
+
+NETWORK = Kind("network", "/networks", ("id", "name", "cidr", "gateway_ip", "segmentation_id", "external", "status"))
+PORT = Kind("port", "/ports", ("id", "name", "network_id", "mac_address", "ip_address", "binding.dpid",
+                               "binding.interface", "status"))
+SECURITY_GROUP = Kind("security group", "/security-groups", ("id", "name", "description", "status"))
+SECURITY_GROUP_RULE = Kind(
+    "security group rule", "/security-group-rules",
+    ("id", "security_group_id", "direction", "protocol", "port_range_min", "port_range_max", "remote_ip_prefix",
+     "remote_group_id"),
+    names=(),
+)
+ROUTER = Kind("router", "/routers", ("id", "name", "mac_address", "external_gateway.network_id",
+                                     "external_gateway.ip_address", "status"))
+FLOATING_IP = Kind("floating IP", "/floating-ips", ("id", "floating_ip_address", "network_id", "port_id",
+                                                    "fixed_ip_address", "router_id", "status"),
+                   names=("{floating_ip_address}",), naming="address")
+LOAD_BALANCER = Kind("load balancer", "/load-balancers", ("id", "name", "network_id", "vip_address", "protocol",
+                                                          "port", "algorithm", "status"))
+MEMBER = Kind("member", "/load-balancers/{id}/members", ("id", "ip_address", "port", "weight", "admin_state_up",
+                                                        "status", "status_changed_at"),
+              names=("{ip_address}:{port}", "{ip_address}"), naming="address:port, address")
+
+
+@dataclass(frozen=True)
 class Param:
     """One command-line argument and where its value goes: a path placeholder, the body, the query."""
 
     dest: str
-    to: str  # "path" | "body" | "query"
+    # "path" | "body" | "query", or "match": keep the listed items whose dotted field `key` is (or holds) the value
+    to: str
     key: str  # placeholder name, dotted body field ("binding.dpid") or query parameter
     flags: tuple[str, ...]
     kwargs: dict[str, Any] = field(default_factory=dict)
     exclusive: str | None = None  # params sharing this name exclude each other
+    ref: Kind | None = None  # the value names an object of this kind: sent as its id
 
     def add_to(self, parser: argparse._ActionsContainer) -> None:
         if self.flags[0].startswith("-"):
@@ -107,14 +165,16 @@ class Opt:
     metavar: str | None = None  # default: the last part of key, upper-cased
     choices: tuple[str, ...] | None = None
     exclusive: str | None = None  # options sharing this name exclude each other
+    ref: Kind | None = None  # the value names an object of this kind (its name works as well as its id)
 
     def params(self, to: str, mode: str = OPTIONAL) -> tuple[Param, ...]:
         dest = "field_" + self.key.replace(".", "_")  # never clashes with --url, --output, ...
         leaf = self.key.rsplit(".", 1)[-1]
-        metavar = self.metavar or leaf.upper()
+        metavar = self.metavar or (self.ref.metavar if self.ref else leaf.upper())
+        help = f"{self.help} ({self.ref.given_as})" if self.ref and self.help else self.help
         if mode == POSITIONAL:
-            return (Param(dest, to, self.key, (dest,), {"metavar": metavar, "help": self.help}),)
-        kwargs: dict[str, Any] = {"help": self.help, "default": None}
+            return (Param(dest, to, self.key, (dest,), {"metavar": metavar, "help": help}, ref=self.ref),)
+        kwargs: dict[str, Any] = {"help": help, "default": None}
         flag = self.flag or "--" + leaf.replace("_", "-")
         if self.type is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -124,52 +184,62 @@ class Opt:
             kwargs.update(action="append", metavar=metavar, type=self.item)
             empty = {"action": "store_const", "const": [], "default": None, "help": f"send {leaf} as an empty list"}
             return (
-                Param(dest, to, self.key, (flag,), kwargs, exclusive=self.key),
+                Param(dest, to, self.key, (flag,), kwargs, exclusive=self.key, ref=self.ref),
                 Param(dest, to, self.key, (f"--no-{flag[2:]}s",), empty, exclusive=self.key),
             )
         else:
             kwargs.update(type=self.type, required=mode == REQUIRED, choices=self.choices)
             if not self.choices:  # argparse shows the choices themselves
                 kwargs["metavar"] = metavar
-        return (Param(dest, to, self.key, (flag,), kwargs, exclusive=self.exclusive),)
+        return (Param(dest, to, self.key, (flag,), kwargs, exclusive=self.exclusive, ref=self.ref),)
 
 
 def _path_arg(name: str, help: str) -> Param:
     return Param(name, "path", name, (name,), {"metavar": name.upper(), "help": help})
 
 
-def crud(
-    singular: str, plural: str, opts: tuple[Opt, ...], columns: tuple[str, ...], filters: tuple[Opt, ...] = ()
-) -> tuple[Command, ...]:
-    """create/list/show/update/delete of /<plural>, flags derived from the resource's fields.
+def _ident(kind: Kind, name: str = "id") -> Param:
+    """The path argument naming one object of the kind."""
+    return Param(name, "path", name, (name,), {"metavar": kind.metavar, "help": f"the {kind.label} ({kind.given_as})"},
+                 ref=kind)
 
-    There is no update command when no field may be updated.
+
+def crud(
+    kind: Kind, opts: tuple[Opt, ...], filters: tuple[Opt, ...] = (), matches: tuple[Opt, ...] = ()
+) -> tuple[Command, ...]:
+    """create/list/show/update/delete of the kind's collection, flags derived from its fields.
+
+    `filters` are the list's query parameters, `matches` the filters sdnctl applies to what it lists (with
+    `--name` for a kind with names). There is no update command when no field may be updated.
     """
-    item, ident = f"/{plural}/{{id}}", _path_arg("id", f"{singular} id")
+    item, ident = f"{kind.path}/{{id}}", _ident(kind)
+    if "{name}" in kind.names:
+        matches = (Opt("name", help="only those with this name"), *matches)
     updatable = tuple(param for opt in opts if opt.update for param in opt.params("body"))
     commands = (
-        Command("create", "POST", f"/{plural}", f"create a {singular}",
-                tuple(param for opt in opts for param in opt.params("body", opt.create)), columns),
-        Command("list", "GET", f"/{plural}", f"list {plural}",
-                tuple(param for opt in filters for param in opt.params("query")), columns),
-        Command("show", "GET", item, f"show a {singular}", (ident,), columns),
-        Command("update", "PATCH", item, f"change a {singular}", (ident, *updatable), columns),
-        Command("delete", "DELETE", item, f"delete a {singular}", (ident,)),
+        Command("create", "POST", kind.path, f"create a {kind.label}",
+                tuple(param for opt in opts for param in opt.params("body", opt.create)), kind.columns),
+        Command("list", "GET", kind.path, f"list {kind.plural}",
+                (*(param for opt in filters for param in opt.params("query")),
+                 *(param for opt in matches for param in opt.params("match"))), kind.columns),
+        Command("show", "GET", item, f"show a {kind.label}", (ident,), kind.columns),
+        Command("update", "PATCH", item, f"change a {kind.label}", (ident, *updatable), kind.columns),
+        Command("delete", "DELETE", item, f"delete a {kind.label}", (ident,)),
     )
     return tuple(command for command in commands if command.name != "update" or updatable)
 
 
 _DPID = _path_arg("dpid", "datapath id, 16 hex digits")
-_BALANCER = _path_arg("id", "load balancer id")
-_MEMBER = _path_arg("member_id", "member id")
-_MEMBER_COLUMNS = ("id", "ip_address", "port", "weight", "admin_state_up", "status", "status_changed_at")
+_BALANCER = _ident(LOAD_BALANCER)
+_MEMBER = _ident(MEMBER, "member_id")
 _MEMBER_CHANGES = (
     *Opt("weight", type=int, metavar="N", help="its share of new connections, 1-256 (default 1)").params("body"),
     *Opt("admin_state_up", type=bool, help="--no-admin-state-up drains it: no new connections (DRAINING)"
          ).params("body"),
 )
-_ROUTER = _path_arg("id", "router id")
-_INTERFACE_NETWORK = Opt("network_id", flag="--network", metavar="ID", help="network id")
+_MEMBER_STATUSES = ("ONLINE", "OFFLINE", "NO_MONITOR", "DRAINING")
+_ROUTER = _ident(ROUTER)
+_INTERFACE_NETWORK = Opt("network_id", flag="--network", ref=NETWORK, help="the network")
 
 
 def _json_list(path: str) -> list[Any]:
@@ -196,7 +266,7 @@ _TRUNKS = (
 
 RESOURCES: dict[str, tuple[Command, ...]] = {
     "network": crud(
-        "network", "networks",
+        NETWORK,
         (
             Opt("name", create=POSITIONAL),
             Opt("cidr", create=REQUIRED, help="IPv4 subnet such as 10.0.0.0/24"),
@@ -208,31 +278,30 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
             Opt("uplink.interface", flag="--uplink-interface", help="that interface (OVS port name)"),
             Opt("uplink", flag="--no-uplink", type=None, help="remove the uplink"),
         ),
-        columns=("id", "name", "cidr", "gateway_ip", "segmentation_id", "external", "status"),
+        matches=(Opt("external", type=bool, help="only external networks (--no-external: only the others)"),),
     ),
     "port": crud(
-        "port", "ports",
+        PORT,
         (
-            Opt("network_id", flag="--network", create=REQUIRED, update=False, help="network id"),
+            Opt("network_id", flag="--network", create=REQUIRED, update=False, ref=NETWORK, help="its network"),
             Opt("mac_address", flag="--mac", create=REQUIRED),
             Opt("ip_address", flag="--ip", create=REQUIRED),
             Opt("binding.dpid", create=REQUIRED, help="switch datapath id, 16 hex digits"),
             Opt("binding.interface", create=REQUIRED, help="OVS port name on that switch"),
             Opt("name"),
             Opt("port_security_enabled", flag="--port-security", type=bool, help="anti-spoofing, default on"),
-            Opt("security_group_ids", flag="--security-group", type=list, metavar="ID",
-                help="security group id, repeatable, in order (default: the `default` group)"),
+            Opt("security_group_ids", flag="--security-group", type=list, ref=SECURITY_GROUP,
+                help="a security group, repeatable, in order; without any, the `default` group"),
         ),
-        columns=("id", "name", "network_id", "mac_address", "ip_address", "binding.dpid", "binding.interface",
-                 "status"),
-        filters=(Opt("network_id", flag="--network", help="only ports of this network"),),
+        filters=(Opt("network_id", flag="--network", ref=NETWORK, help="only ports of this network"),),
+        matches=(Opt("security_group_ids", flag="--security-group", ref=SECURITY_GROUP,
+                     help="only ports in this security group"),),
     ),
     "security-group": (
-        *crud("security group", "security-groups", (Opt("name", create=POSITIONAL), Opt("description")),
-              columns=("id", "name", "description", "status")),
+        *crud(SECURITY_GROUP, (Opt("name", create=POSITIONAL), Opt("description"))),
         Command("set-rules", "PUT", "/security-groups/{id}/rules",
                 "replace a group's rules with those of a JSON file, in one change", (
-                    _path_arg("id", "security group id"),
+                    _ident(SECURITY_GROUP),
                     Param("field_rules", "body", "rules", ("--file",),
                           {"type": _json_list, "required": True, "metavar": "FILE",
                            "help": "a JSON list of rules as security-group-rule create takes them, without the "
@@ -240,9 +309,9 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
                 )),
     ),
     "security-group-rule": crud(
-        "security group rule", "security-group-rules",
+        SECURITY_GROUP_RULE,
         (
-            Opt("security_group_id", flag="--group", create=REQUIRED, update=False, metavar="ID",
+            Opt("security_group_id", flag="--group", create=REQUIRED, update=False, ref=SECURITY_GROUP,
                 help="the security group the rule belongs to"),
             Opt("direction", create=REQUIRED, update=False, choices=DIRECTIONS),
             Opt("protocol", update=False, choices=PROTOCOLS, help="default: any"),
@@ -252,19 +321,21 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
                 help="tcp/udp destination ports up to N (alone: just N)"),
             Opt("remote_ip_prefix", update=False, metavar="CIDR", exclusive="remote",
                 help="peer addresses (default: anywhere)"),
-            Opt("remote_group_id", flag="--remote-group", update=False, metavar="ID", exclusive="remote",
+            Opt("remote_group_id", flag="--remote-group", update=False, ref=SECURITY_GROUP, exclusive="remote",
                 help="peers: the ports of this security group"),
         ),
-        columns=("id", "security_group_id", "direction", "protocol", "port_range_min", "port_range_max",
-                 "remote_ip_prefix", "remote_group_id"),
-        filters=(Opt("security_group_id", flag="--group", metavar="ID", help="only rules of this group"),),
+        filters=(Opt("security_group_id", flag="--group", ref=SECURITY_GROUP, help="only rules of this group"),),
+        matches=(Opt("direction", choices=DIRECTIONS, help="only rules of this direction"),
+                 Opt("protocol", choices=PROTOCOLS, help="only rules of this protocol"),
+                 Opt("remote_group_id", flag="--remote-group", ref=SECURITY_GROUP,
+                     help="only rules whose peers are this group's ports")),
     ),
     "router": (
         *crud(
-            "router", "routers",
+            ROUTER,
             (
                 Opt("name", create=POSITIONAL),
-                Opt("external_gateway.network_id", flag="--external-network", metavar="ID",
+                Opt("external_gateway.network_id", flag="--external-network", ref=NETWORK,
                     help="the external network of its gateway"),
                 Opt("external_gateway.enable_snat", flag="--snat", type=bool,
                     help="attached networks reach the external network from the gateway's address (default on)"),
@@ -274,8 +345,8 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
                 Opt("routes", flag="--route", type=list, item=_route, metavar="DESTINATION,NEXTHOP",
                     help="a static route, repeatable; replaces all routes (--no-routes: none)"),
             ),
-            columns=("id", "name", "mac_address", "external_gateway.network_id", "external_gateway.ip_address",
-                     "status"),
+            matches=(Opt("external_gateway.network_id", flag="--external-network", ref=NETWORK,
+                         help="only routers with their gateway on this network"),),
         ),
         Command("add-interface", "POST", "/routers/{id}/interfaces", "attach a network (it takes its gateway_ip)",
                 (_ROUTER, *_INTERFACE_NETWORK.params("body", REQUIRED))),
@@ -283,23 +354,23 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
                 (_ROUTER, *_INTERFACE_NETWORK.params("path", REQUIRED))),
     ),
     "floating-ip": crud(
-        "floating IP", "floating-ips",
+        FLOATING_IP,
         (
-            Opt("network_id", flag="--network", create=REQUIRED, update=False, metavar="ID",
+            Opt("network_id", flag="--network", create=REQUIRED, update=False, ref=NETWORK,
                 help="the external network it is on"),
             Opt("floating_ip_address", flag="--address", update=False, metavar="IP", help="default: the lowest free"),
-            Opt("port_id", flag="--port", metavar="ID", exclusive="port", help="the port it maps to"),
+            Opt("port_id", flag="--port", exclusive="port", ref=PORT, help="the port it maps to"),
             Opt("port_id", flag="--no-port", type=None, exclusive="port", help="map it to no port"),
         ),
-        columns=("id", "floating_ip_address", "network_id", "port_id", "fixed_ip_address", "router_id", "status"),
-        filters=(Opt("network_id", flag="--network", metavar="ID", help="only those on this network"),
-                 Opt("port_id", flag="--port", metavar="ID", help="only the one of this port")),
+        filters=(Opt("network_id", flag="--network", ref=NETWORK, help="only those on this network"),
+                 Opt("port_id", flag="--port", ref=PORT, help="only the one of this port")),
+        matches=(Opt("router_id", flag="--router", ref=ROUTER, help="only those this router translates"),),
     ),
     "load-balancer": crud(
-        "load balancer", "load-balancers",
+        LOAD_BALANCER,
         (
             Opt("name", create=POSITIONAL),
-            Opt("network_id", flag="--network", create=REQUIRED, update=False, metavar="ID",
+            Opt("network_id", flag="--network", create=REQUIRED, update=False, ref=NETWORK,
                 help="the network of the VIP"),
             Opt("vip_address", flag="--vip", update=False, metavar="IP", help="default: the lowest free address"),
             Opt("protocol", create=REQUIRED, update=False, choices=LB_PROTOCOLS),
@@ -317,25 +388,23 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
                 help="failed probes in a row that take a member OFFLINE, 1-10"),
             Opt("health_monitor", flag="--no-health-monitor", type=None, help="remove its health monitor"),
         ),
-        columns=("id", "name", "network_id", "vip_address", "protocol", "port", "algorithm", "status"),
-        filters=(Opt("network_id", flag="--network", metavar="ID", help="only those on this network"),),
+        filters=(Opt("network_id", flag="--network", ref=NETWORK, help="only those on this network"),),
     ),
     "lb-member": (
-        Command("add", "POST", "/load-balancers/{id}/members", "add a member to a load balancer", (
+        Command("add", "POST", MEMBER.path, "add a member to a load balancer", (
             _BALANCER,
             *Opt("ip_address", flag="--ip", metavar="IP", help="the address of a port on a network the VIP reaches"
                  ).params("body", REQUIRED),
             *Opt("port", type=int, metavar="N").params("body", REQUIRED),
             *_MEMBER_CHANGES,
-        ), _MEMBER_COLUMNS),
-        Command("list", "GET", "/load-balancers/{id}/members", "list a load balancer's members", (_BALANCER,),
-                _MEMBER_COLUMNS),
-        Command("show", "GET", "/load-balancers/{id}/members/{member_id}", "show a member", (_BALANCER, _MEMBER),
-                _MEMBER_COLUMNS),
-        Command("update", "PATCH", "/load-balancers/{id}/members/{member_id}", "change a member's weight or drain it",
-                (_BALANCER, _MEMBER, *_MEMBER_CHANGES), _MEMBER_COLUMNS),
-        Command("remove", "DELETE", "/load-balancers/{id}/members/{member_id}", "remove a member",
-                (_BALANCER, _MEMBER)),
+        ), MEMBER.columns),
+        Command("list", "GET", MEMBER.path, "list a load balancer's members",
+                (_BALANCER, *Opt("status", choices=_MEMBER_STATUSES, help="only members in this status"
+                                 ).params("match")), MEMBER.columns),
+        Command("show", "GET", f"{MEMBER.path}/{{member_id}}", "show a member", (_BALANCER, _MEMBER), MEMBER.columns),
+        Command("update", "PATCH", f"{MEMBER.path}/{{member_id}}", "change a member's weight or drain it",
+                (_BALANCER, _MEMBER, *_MEMBER_CHANGES), MEMBER.columns),
+        Command("remove", "DELETE", f"{MEMBER.path}/{{member_id}}", "remove a member", (_BALANCER, _MEMBER)),
     ),
     "switch": (
         Command("list", "GET", "/switches", "list switches", columns=("dpid", "connected")),
@@ -431,34 +500,88 @@ def _token(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | N
 
 
 def call(url: str, token: str | None, command: Command, values: dict[str, Any]) -> Any:
-    """Send the command's request; the decoded JSON answer, None for an empty one."""
-    path, body, query = command.path, {}, {}
+    """Send the command's request (names resolved to ids first); the decoded JSON answer, None for an empty one."""
+    client = Client(url, token)
+    path, body, query, matches, filled = command.path, {}, {}, [], {}
+    firsts: dict[str, Param] = {}  # params sharing a dest (--port, --no-port) hold one value: send it once
     for param in command.params:
+        firsts.setdefault(param.dest, param)
+    for param in firsts.values():
         value = values.get(param.dest)
         if value is None:
             continue
+        if param.ref:
+            value = client.resolve(param.ref, value, filled)
         if param.to == "path":
-            path = path.replace(f"{{{param.key}}}", quote(str(value), safe=""))
+            filled[param.key] = quote(str(value), safe="")
+            path = path.replace(f"{{{param.key}}}", filled[param.key])
         elif param.to == "query":
             query[param.key] = value
+        elif param.to == "match":
+            matches.append((param.key, value))
         else:
             _put(body, param, value)
-    base = url.rstrip("/")
-    base = base if base.endswith("/v1") else base + "/v1"
-    try:
-        response = requests.request(
-            command.method,
-            base + path,
-            json=body if command.method in ("POST", "PATCH", "PUT") else None,
-            params=query,
-            headers={"Authorization": f"Bearer {token}"} if token else {},
-            timeout=TIMEOUT_S,
-        )
-    except requests.RequestException as exc:
-        raise CliError(f"sdnctl: cannot reach {base}: {exc}") from None
-    if response.status_code >= 400:
-        raise CliError(_error_text(response))
-    return response.json() if response.content else None
+    data = client.request(command.method, path, body if command.method in ("POST", "PATCH", "PUT") else None, query)
+    return [item for item in data if all(_holds(_lookup(item, key), value) for key, value in matches)] \
+        if matches else data
+
+
+class Client:
+    """Requests to one API, with its token."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        base = url.rstrip("/")
+        self.base = base if base.endswith("/v1") else base + "/v1"
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def send(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> requests.Response:
+        try:
+            return requests.request(method, self.base + path, json=body, params=query, headers=self.headers,
+                                    timeout=TIMEOUT_S)
+        except requests.RequestException as exc:
+            raise CliError(f"sdnctl: cannot reach {self.base}: {exc}") from None
+
+    def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
+        """The decoded JSON answer (None for an empty one); an error answer raises CliError."""
+        response = self.send(method, path, body, query)
+        if response.status_code >= 400:
+            raise CliError(_error_text(response))
+        return response.json() if response.content else None
+
+    def resolve(self, kind: Kind, value: Any, filled: dict[str, str]) -> Any:
+        """The id of the object the text names (each one of a list), found as openstackclient finds it: the
+        object with that id, else the one item of the collection with that name. `filled`: the path
+        placeholders given so far, such as the balancer of a member."""
+        if value is NULL or not kind.names:  # only ids name it: the API says what is wrong with one
+            return value
+        if isinstance(value, list):
+            return [self.resolve(kind, item, filled) for item in value]
+        collection = kind.path.format_map(filled)
+        by_id = self.send("GET", f"{collection}/{quote(value, safe='')}")
+        if by_id.status_code == 200 and _id_of(by_id.json()) == value:
+            return value
+        if by_id.status_code not in (200, 404):  # 400, 401, ...: the API's word
+            raise CliError(_error_text(by_id))
+        named = [item for item in self.request("GET", collection)
+                 if value in kind.names_of(item)]
+        if not named:
+            raise CliError(f"Error 404: {kind.label} {value} not found\n  no {kind.label} is named {value} and none "
+                           "has that id")
+        if len(named) > 1:
+            rows = _table(kind.columns, [[_cell(_lookup(item, column)) for column in kind.columns] for item in named])
+            raise CliError(f"sdnctl: {len(named)} {kind.plural} are named {value}; give the id of one:\n"
+                           + "\n".join("  " + line for line in rows.split("\n")))
+        return named[0]["id"]
+
+
+def _id_of(item: Any) -> Any:
+    """An object's id (None for anything else, such as what a path like `..` leads to)."""
+    return item.get("id") if isinstance(item, dict) else None
+
+
+def _holds(field: Any, value: Any) -> bool:
+    """Whether a listed item's field is the filter's value, or a list holding it."""
+    return value in field if isinstance(field, list) else field == value
 
 
 def _put(body: dict[str, Any], param: Param, value: Any) -> None:

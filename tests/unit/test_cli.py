@@ -465,3 +465,187 @@ def test_lb_member_commands(sdnctl: Run, store: Store) -> None:
         assert usage.value.code == 2
     assert sdnctl("lb-member", "remove", made["id"], added["id"])[:2] == (0, "")  # (stderr has the usages above)
     assert store.list_lb_members(made["id"]) == []
+
+
+def make_port(store: Store, network_id: str, n: int, name: str = "", **extra: Any) -> dict[str, Any]:
+    return store.create_port({"network_id": network_id, "name": name, "mac_address": f"fa:16:3e:00:00:{n:02x}",
+                              "ip_address": f"10.0.0.{10 + n}", "binding": {"dpid": DPID, "interface": f"s1-eth{n}"},
+                              **extra})
+
+
+def test_a_port_by_its_name(sdnctl: Run, store: Store) -> None:
+    net = store.create_network({"name": "blue", "cidr": "10.0.0.0/24"})
+    a1 = make_port(store, net["id"], 1, "a1")
+    assert run_json(sdnctl, "port", "show", "a1") == run_json(sdnctl, "port", "show", a1["id"])
+    assert run_json(sdnctl, "port", "update", "a1", "--name", "web1")["name"] == "web1"
+    code, _, err = sdnctl("port", "show", "a1")
+    assert (code, err) == (1, "Error 404: port a1 not found\n  no port is named a1 and none has that id\n")
+    assert sdnctl("port", "delete", "web1") == (0, "", "")
+    assert store.list_ports() == []
+
+
+def test_an_ambiguous_name_lists_the_candidates_and_changes_nothing(sdnctl: Run, store: Store) -> None:
+    net = store.create_network({"name": "blue", "cidr": "10.0.0.0/24"})
+    twins = [make_port(store, net["id"], n, "a1") for n in (1, 2)]
+    code, out, err = sdnctl("port", "delete", "a1")
+    assert (code, out) == (1, "")
+    lines = err.rstrip("\n").split("\n")
+    assert lines[0] == "sdnctl: 2 ports are named a1; give the id of one:"
+    assert lines[1].split() == ["id", "name", "network_id", "mac_address", "ip_address", "binding.dpid",
+                                "binding.interface", "status"]
+    assert [line.split()[:3] for line in lines[3:]] == [[port["id"], "a1", net["id"]] for port in twins]
+    assert len(store.list_ports()) == 2
+    assert sdnctl("port", "delete", twins[0]["id"])[0] == 0  # an id always works
+    assert run_json(sdnctl, "port", "show", "a1")["id"] == twins[1]["id"]  # and now the name is unique
+
+
+def test_an_id_wins_over_a_name(sdnctl: Run, store: Store) -> None:
+    net = store.create_network({"name": "blue", "cidr": "10.0.0.0/24"})
+    first = make_port(store, net["id"], 1)
+    second = make_port(store, net["id"], 2, first["id"])  # named as the other's id
+    assert run_json(sdnctl, "port", "show", first["id"])["id"] == first["id"]
+    assert run_json(sdnctl, "port", "show", second["id"])["id"] == second["id"]
+
+
+def test_networks_by_name(sdnctl: Run, store: Store) -> None:
+    blue = run_json(sdnctl, "network", "create", "blue", "--cidr", "10.0.0.0/24")
+    port = run_json(sdnctl, "port", "create", "--network", "blue", "--mac", "fa:16:3e:00:00:01", "--ip", "10.0.0.5",
+                    "--dpid", DPID, "--interface", "s1-eth1", "--name", "a1")
+    assert port["network_id"] == blue["id"]
+    assert run_json(sdnctl, "network", "update", "blue", "--name", "red")["id"] == blue["id"]
+    assert [p["id"] for p in run_json(sdnctl, "port", "list", "--network", "red")] == [port["id"]]
+    code, _, err = sdnctl("port", "list", "--network", "blue")  # a filter naming nothing is an error, not []
+    assert code == 1 and err.startswith("Error 404: network blue not found")
+    store.create_network({"name": "red", "cidr": "10.1.0.0/24"})
+    code, _, err = sdnctl("port", "create", "--network", "red", "--mac", "fa:16:3e:00:00:02", "--ip", "10.0.0.6",
+                          "--dpid", DPID, "--interface", "s1-eth2")
+    assert code == 1 and err.startswith("sdnctl: 2 networks are named red;") and blue["id"] in err
+    assert len(store.list_ports()) == 1
+    assert [n["name"] for n in run_json(sdnctl, "network", "list", "--name", "red")] == ["red", "red"]
+    assert run_json(sdnctl, "network", "list", "--name", "blue") == []
+
+
+def test_network_list_external_filter(sdnctl: Run, store: Store) -> None:
+    ext = store.create_network({"name": "ext", "cidr": "203.0.113.0/24", "external": True})
+    blue = store.create_network({"name": "blue", "cidr": "10.0.0.0/24"})
+    assert [n["id"] for n in run_json(sdnctl, "network", "list", "--external")] == [ext["id"]]
+    assert [n["id"] for n in run_json(sdnctl, "network", "list", "--no-external")] == [blue["id"]]
+    code, out, _ = sdnctl("network", "list", "--external")
+    assert [row[1] for row in table(out)] == ["ext"]
+
+
+def test_security_groups_and_rules_by_name(sdnctl: Run, store: Store, tmp_path: Path) -> None:
+    net = store.create_network({"name": "blue", "cidr": "10.0.0.0/24"})
+    web = run_json(sdnctl, "security-group", "create", "web")
+    default = run_json(sdnctl, "security-group", "show", "default")
+    port = run_json(sdnctl, "port", "create", "--network", "blue", "--mac", "fa:16:3e:00:00:01", "--ip", "10.0.0.5",
+                    "--dpid", DPID, "--interface", "s1-eth1", "--name", "a1", "--security-group", "web",
+                    "--security-group", "default")
+    assert port["security_group_ids"] == [web["id"], default["id"]]
+    other = make_port(store, net["id"], 2, "a2")  # in default only
+    rule = run_json(sdnctl, "security-group-rule", "create", "--group", "web", "--direction", "ingress",
+                    "--protocol", "tcp", "--port-min", "80", "--remote-group", "default")
+    assert (rule["security_group_id"], rule["remote_group_id"]) == (web["id"], default["id"])
+    assert [r["id"] for r in run_json(sdnctl, "security-group-rule", "list", "--group", "web")] == [
+        web["rules"][0]["id"], rule["id"]]
+    for flags, expected in [
+        (["--group", "web", "--direction", "ingress"], [rule["id"]]),
+        (["--protocol", "tcp"], [rule["id"]]),
+        (["--remote-group", "default", "--direction", "ingress"], [default["rules"][1]["id"], rule["id"]]),
+    ]:
+        assert [r["id"] for r in run_json(sdnctl, "security-group-rule", "list", *flags)] == expected, flags
+    assert [p["id"] for p in run_json(sdnctl, "port", "list", "--security-group", "web")] == [port["id"]]
+    assert [p["id"] for p in run_json(sdnctl, "port", "list", "--security-group", "default", "--name", "a2")] == [
+        other["id"]]
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps([{"direction": "egress"}]))
+    assert len(run_json(sdnctl, "security-group", "set-rules", "web", "--file", str(rules))["rules"]) == 1
+    assert run_json(sdnctl, "port", "update", "a1", "--security-group", "default")["security_group_ids"] == [
+        default["id"]]
+    code, _, err = sdnctl("port", "update", "a1", "--security-group", "nope")
+    assert code == 1 and err.startswith("Error 404: security group nope not found")
+    store.create_security_group({"name": "web"})
+    code, _, err = sdnctl("security-group-rule", "list", "--group", "web")
+    assert code == 1 and err.startswith("sdnctl: 2 security groups are named web;")
+    assert sdnctl("security-group", "delete", "default")[0] == 1  # found, and the API refuses it (409)
+
+
+def test_rules_have_no_names_so_the_api_answers(sdnctl: Run) -> None:
+    code, _, err = sdnctl("security-group-rule", "show", "nope")
+    assert (code, err) == (1, "Error 404: security group rule nope not found\n"
+                              "  message=no security group rule with id nope\n")
+
+
+def test_routers_and_floating_ips_by_name(sdnctl: Run, store: Store) -> None:
+    ext = store.create_network({"name": "ext", "cidr": "203.0.113.0/24", "external": True})
+    net = store.create_network({"name": "blue", "cidr": "10.0.0.0/24"})
+    port = make_port(store, net["id"], 1, "a1")
+    router = run_json(sdnctl, "router", "create", "edge", "--external-network", "ext")
+    assert router["external_gateway"]["network_id"] == ext["id"]
+    plain = store.create_router({"name": "inner"})
+    assert run_json(sdnctl, "router", "add-interface", "edge", "--network", "blue")["interfaces"][0][
+        "network_id"] == net["id"]
+    assert [r["id"] for r in run_json(sdnctl, "router", "list", "--external-network", "ext")] == [router["id"]]
+    assert [r["id"] for r in run_json(sdnctl, "router", "list", "--name", "inner")] == [plain["id"]]
+
+    made = run_json(sdnctl, "floating-ip", "create", "--network", "ext", "--address", "203.0.113.50", "--port", "a1")
+    assert (made["port_id"], made["router_id"]) == (port["id"], router["id"])
+    assert run_json(sdnctl, "floating-ip", "show", "203.0.113.50")["id"] == made["id"]  # an address names it
+    for flags in (["--network", "ext"], ["--port", "a1"], ["--router", "edge"], ["--network", "ext", "--port", "a1"]):
+        assert [f["id"] for f in run_json(sdnctl, "floating-ip", "list", *flags)] == [made["id"]], flags
+    assert run_json(sdnctl, "floating-ip", "list", "--router", "inner") == []
+    code, _, err = sdnctl("floating-ip", "list", "--port", "a9")
+    assert code == 1 and err.startswith("Error 404: port a9 not found")
+    assert run_json(sdnctl, "floating-ip", "update", "203.0.113.50", "--no-port")["port_id"] is None
+    assert run_json(sdnctl, "floating-ip", "update", "203.0.113.50", "--port", "a1")["port_id"] == port["id"]
+    code, _, err = sdnctl("floating-ip", "show", "203.0.113.51")
+    assert (code, err) == (1, "Error 404: floating IP 203.0.113.51 not found\n"
+                              "  no floating IP is named 203.0.113.51 and none has that id\n")
+    assert sdnctl("floating-ip", "delete", "203.0.113.50") == (0, "", "")
+    assert sdnctl("router", "remove-interface", "edge", "--network", "blue") == (0, "", "")
+    code, _, err = sdnctl("router", "remove-interface", "edge", "--network", "blue")
+    assert code == 1 and err.startswith("Error 404:")  # the network is found; the API says it is not attached
+    store.create_router({"name": "edge"})
+    code, _, err = sdnctl("router", "delete", "edge")
+    assert code == 1 and err.startswith("sdnctl: 2 routers are named edge;") and router["id"] in err
+    assert sdnctl("router", "delete", router["id"]) == (0, "", "")
+
+
+def test_load_balancers_and_members_by_name(sdnctl: Run, store: Store) -> None:
+    net = store.create_network({"name": "blue", "cidr": "10.0.0.0/24"})
+    ports = [make_port(store, net["id"], n) for n in (1, 2)]
+    made = run_json(sdnctl, "load-balancer", "create", "www", "--network", "blue", "--protocol", "tcp", "--port",
+                    "80", "--member", "10.0.0.11:8080", "--member", "10.0.0.12:8080")
+    assert made["network_id"] == net["id"]
+    assert run_json(sdnctl, "load-balancer", "show", "www") == run_json(sdnctl, "load-balancer", "show", made["id"])
+    assert [b["id"] for b in run_json(sdnctl, "load-balancer", "list", "--network", "blue", "--name", "www")] == [
+        made["id"]]
+    first, second = made["members"]
+    assert run_json(sdnctl, "lb-member", "show", "www", "10.0.0.11:8080")["id"] == first["id"]
+    assert run_json(sdnctl, "lb-member", "show", "www", "10.0.0.12")["id"] == second["id"]
+    drained = run_json(sdnctl, "lb-member", "update", "www", "10.0.0.11", "--no-admin-state-up")
+    assert (drained["id"], drained["status"]) == (first["id"], "DRAINING")
+    assert [m["id"] for m in run_json(sdnctl, "lb-member", "list", "www", "--status", "DRAINING")] == [first["id"]]
+    assert [m["id"] for m in run_json(sdnctl, "lb-member", "list", "www", "--status", "NO_MONITOR")] == [second["id"]]
+    extra = run_json(sdnctl, "lb-member", "add", "www", "--ip", "10.0.0.11", "--port", "9090")
+    assert extra["port_id"] == ports[0]["id"]
+    code, _, err = sdnctl("lb-member", "remove", "www", "10.0.0.11")  # two members at that address
+    assert code == 1 and err.startswith("sdnctl: 2 members are named 10.0.0.11;")
+    assert first["id"] in err and extra["id"] in err
+    code, _, err = sdnctl("lb-member", "show", "www", "10.0.0.13")
+    assert code == 1 and err.startswith("Error 404: member 10.0.0.13 not found")
+    code, _, err = sdnctl("lb-member", "list", "nope")
+    assert code == 1 and err.startswith("Error 404: load balancer nope not found")
+    assert sdnctl("lb-member", "remove", "www", "10.0.0.11:9090")[:2] == (0, "")
+    assert [m["id"] for m in store.list_lb_members(made["id"])] == [first["id"], second["id"]]
+    assert sdnctl("load-balancer", "delete", "www") == (0, "", "")
+    assert store.list_load_balancers() == []
+
+
+def test_help_says_a_name_works() -> None:
+    parser = cli.build_parser()
+    actions = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    port_create = actions["port"]._subparsers._group_actions[0].choices["create"]
+    text = " ".join(port_create.format_help().split())
+    assert "--network NETWORK its network (name or id)" in text
+    assert "--security-group SECURITY_GROUP" in text
