@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from controller.store import Store
 from tests.unit.api_helpers import DPID, TOKEN, StubRuntime, one_switch
 
 Run = Callable[..., tuple[int, str, str]]
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 class Served:
@@ -649,3 +651,38 @@ def test_help_says_a_name_works() -> None:
     text = " ".join(port_create.format_help().split())
     assert "--network NETWORK its network (name or id)" in text
     assert "--security-group SECURITY_GROUP" in text
+
+
+def readme_commands(heading: str) -> list[tuple[list[str], str]]:
+    """The sdnctl commands of the first bash block under the README heading: (arguments, trailing comment)."""
+    section = README.read_text(encoding="utf-8").split(f"\n{heading}\n", 1)[1]
+    block = section.split("```bash\n", 1)[1].split("\n```", 1)[0]
+    commands = []
+    for line in block.replace("\\\n", " ").split("\n"):
+        words, _, comment = line.partition("#")
+        program, *argv = shlex.split(words)
+        assert program == ".venv/bin/sdnctl", line
+        commands.append((argv, comment))
+    return commands
+
+
+def test_readme_names_instead_of_ids(sdnctl: Run, store: Store) -> None:
+    """Every command of the README section, in order; those it says exit 1 do."""
+    commands = readme_commands("## sdnctl: names instead of ids")
+    assert len(commands) > 10
+    for argv, comment in commands:
+        code, out, err = sdnctl(*argv)
+        assert code == (1 if "exit 1" in comment else 0), (argv, err)
+    assert err.startswith("sdnctl: 2 networks are named tenant-a;")
+    assert all(net["id"] in err for net in store.list_networks() if net["name"] == "tenant-a")
+    [port] = store.list_ports()
+    groups = {group["name"]: group["id"] for group in store.list_security_groups()}
+    assert port["security_group_ids"] == [groups["web"], groups["default"]]
+    [rule] = [r for r in store.list_security_group_rules(groups["web"]) if r["direction"] == "ingress"]
+    assert (rule["port_range_min"], rule["remote_group_id"]) == (80, groups["default"])
+    [router] = store.list_routers()
+    assert [i["network_id"] for i in router["interfaces"]] == [port["network_id"]]
+    [fip] = store.list_floating_ips()
+    assert (fip["floating_ip_address"], fip["port_id"]) == ("203.0.113.50", None)
+    [balancer] = store.list_load_balancers()
+    assert [(m["ip_address"], m["admin_state_up"]) for m in balancer["members"]] == [("10.0.0.11", False)]
