@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK  (argcomplete completes `sdnctl` only in a module that says so)
 """`sdnctl`: the command-line client of the REST API.
 
 Commands are data. A CRUD resource is one `crud(...)` call naming its fields as `Opt`s; its
@@ -7,6 +8,8 @@ that, so a resource (network, port, security-group, router, ...) is a declaratio
 Wherever an id is asked for, a unique name works too (as in openstackclient): the client tries the text
 as an id, else lists the kind and picks the one item named so; an ambiguous name is an error listing
 the candidates. List filters the API lacks (`--name`, `port list --security-group`, ...) are applied here.
+Shell completion (argcomplete) offers commands, flags, choices and, where an object is asked for, the names
+the API lists.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from string import Formatter
 from typing import Any
 from urllib.parse import quote
 
+import argcomplete
 import requests
 
 from controller.config import read_token_file
@@ -31,6 +36,7 @@ PROTOCOLS = ("tcp", "udp", "icmp")
 LB_PROTOCOLS = ("tcp", "udp")
 LB_ALGORITHMS = ("source_ip_hash", "hash")
 TIMEOUT_S = 60.0  # a mutation waits for every switch to confirm its flows
+COMPLETION_TIMEOUT_S = 2.0  # a shell waits for a completion: better none than a hang
 
 POSITIONAL, REQUIRED, OPTIONAL = "positional", "required", "optional"
 
@@ -76,6 +82,7 @@ class Kind:
     columns: tuple[str, ...]  # its table, also of the candidates of an ambiguous name
     names: tuple[str, ...] = ("{name}",)  # what else names an item, formatted from its fields
     naming: str = "name"  # those, in words
+    parent: Kind | None = None  # the kind of the object its collection is in ("{id}" in path)
 
     @property
     def plural(self) -> str:
@@ -115,7 +122,7 @@ LOAD_BALANCER = Kind("load balancer", "/load-balancers", ("id", "name", "network
                                                           "port", "algorithm", "status"))
 MEMBER = Kind("member", "/load-balancers/{id}/members", ("id", "ip_address", "port", "weight", "admin_state_up",
                                                         "status", "status_changed_at"),
-              names=("{ip_address}:{port}", "{ip_address}"), naming="address:port, address")
+              names=("{ip_address}:{port}", "{ip_address}"), naming="address:port, address", parent=LOAD_BALANCER)
 
 
 @dataclass(frozen=True)
@@ -133,9 +140,11 @@ class Param:
 
     def add_to(self, parser: argparse._ActionsContainer) -> None:
         if self.flags[0].startswith("-"):
-            parser.add_argument(*self.flags, dest=self.dest, **self.kwargs)
+            action = parser.add_argument(*self.flags, dest=self.dest, **self.kwargs)
         else:  # a positional's name is its dest
-            parser.add_argument(self.dest, **self.kwargs)
+            action = parser.add_argument(self.dest, **self.kwargs)
+        if self.ref:
+            action.completer = partial(_complete, self.ref)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -473,6 +482,7 @@ class UsageError(CliError):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argcomplete.autocomplete(parser, always_complete_options=False)  # returns unless a shell asks for completions
     args = parser.parse_args(argv)
     token = _token(parser, args)
     try:
@@ -529,15 +539,16 @@ def call(url: str, token: str | None, command: Command, values: dict[str, Any]) 
 class Client:
     """Requests to one API, with its token."""
 
-    def __init__(self, url: str, token: str | None) -> None:
+    def __init__(self, url: str, token: str | None, timeout: float = TIMEOUT_S) -> None:
         base = url.rstrip("/")
         self.base = base if base.endswith("/v1") else base + "/v1"
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.timeout = timeout
 
     def send(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> requests.Response:
         try:
             return requests.request(method, self.base + path, json=body, params=query, headers=self.headers,
-                                    timeout=TIMEOUT_S)
+                                    timeout=self.timeout)
         except requests.RequestException as exc:
             raise CliError(f"sdnctl: cannot reach {self.base}: {exc}") from None
 
@@ -572,6 +583,19 @@ class Client:
             raise CliError(f"sdnctl: {len(named)} {kind.plural} are named {value}; give the id of one:\n"
                            + "\n".join("  " + line for line in rows.split("\n")))
         return named[0]["id"]
+
+
+def _complete(kind: Kind, prefix: str, parsed_args: argparse.Namespace, **_: Any) -> list[str]:
+    """argcomplete's completer of an argument naming an object: the names the API lists (ids where an object has
+    none, such as a rule); nothing when the API does not answer in time."""
+    try:
+        token = read_token_file(parsed_args.token_file) if parsed_args.token_file else parsed_args.token
+        client = Client(parsed_args.url, token, timeout=COMPLETION_TIMEOUT_S)
+        filled = {"id": quote(client.resolve(kind.parent, parsed_args.id, {}), safe="")} if kind.parent else {}
+        items = client.request("GET", kind.path.format_map(filled))
+    except (CliError, ValueError, AttributeError):
+        return []
+    return sorted({name for item in items for name in kind.names_of(item) or {item["id"]}})
 
 
 def _id_of(item: Any) -> Any:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -686,3 +688,44 @@ def test_readme_names_instead_of_ids(sdnctl: Run, store: Store) -> None:
     assert (fip["floating_ip_address"], fip["port_id"]) == ("203.0.113.50", None)
     [balancer] = store.list_load_balancers()
     assert [(m["ip_address"], m["admin_state_up"]) for m in balancer["members"]] == [("10.0.0.11", False)]
+
+
+def readme_completion() -> str:
+    """The README's line that registers sdnctl's completion with bash."""
+    section = README.read_text(encoding="utf-8").split("\n## sdnctl: names instead of ids\n", 1)[1]
+    [line] = [line for line in section.split("\n") if line.startswith('eval "$(.venv/bin/register-python-argcomplete')]
+    return line
+
+
+def complete(served: Served, line: str, url: str | None = None) -> list[str]:
+    """What bash offers for the line once the README's registration ran (in the checkout, where .venv is)."""
+    words = [*shlex.split(line), *([""] if line.endswith(" ") else [])]
+    script = "\n".join([
+        readme_completion(),
+        f"COMP_LINE={shlex.quote(line)}; COMP_POINT=${{#COMP_LINE}}",
+        f"COMP_WORDS=({' '.join(shlex.quote(word) for word in words)}); COMP_CWORD={len(words) - 1}",
+        '_python_argcomplete "${COMP_WORDS[0]}" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"',
+        'printf "%s\\n" "${COMPREPLY[@]}"',
+    ])
+    done = subprocess.run(["bash", "-c", script], cwd=README.parent, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "SDN_URL": url or served.url}, check=True)
+    return sorted(word.rstrip() for word in done.stdout.split("\n") if word)
+
+
+def test_shell_completion_offers_names(served: Served, sdnctl: Run, store: Store) -> None:
+    net = store.create_network({"name": "blue", "cidr": "10.0.0.0/24"})
+    unnamed = store.create_network({"name": "", "cidr": "10.1.0.0/24"})
+    make_port(store, net["id"], 1, "a1")
+    make_port(store, net["id"], 2, "a2")
+    store.create_load_balancer({"name": "www", "network_id": net["id"], "protocol": "tcp", "port": 80,
+                                "members": [{"ip_address": "10.0.0.11", "port": 8080}]})
+    assert complete(served, ".venv/bin/sdnctl port sh") == ["show"]
+    assert complete(served, ".venv/bin/sdnctl port show ") == ["a1", "a2"]
+    assert complete(served, ".venv/bin/sdnctl port list --network b") == ["blue"]
+    assert complete(served, ".venv/bin/sdnctl network show ") == sorted(["blue", unnamed["id"]])  # no name: its id
+    assert complete(served, ".venv/bin/sdnctl lb-member show www ") == ["10.0.0.11", "10.0.0.11:8080"]
+    assert complete(served, ".venv/bin/sdnctl security-group-rule create --direction ") == ["egress", "ingress"]
+    rules = [r["id"] for r in store.list_security_group_rules()]  # rules have no names
+    assert complete(served, ".venv/bin/sdnctl security-group-rule show ") == sorted(rules)
+    # A server that does not answer leaves the shell with nothing, not an error.
+    assert complete(served, ".venv/bin/sdnctl port show ", "http://127.0.0.1:1") == []
