@@ -511,7 +511,17 @@ def _token(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | N
 
 def call(url: str, token: str | None, command: Command, values: dict[str, Any]) -> Any:
     """Send the command's request (names resolved to ids first); the decoded JSON answer, None for an empty one."""
-    client = Client(url, token)
+    with Client(url, token) as client:
+        path, body, query, matches = _request(client, command, values)
+        data = client.request(command.method, path, body, query)
+    return [item for item in data if all(_holds(_lookup(item, key), value) for key, value in matches)] \
+        if matches else data
+
+
+def _request(
+    client: Client, command: Command, values: dict[str, Any]
+) -> tuple[str, dict[str, Any] | None, dict[str, Any], list[tuple[str, Any]]]:
+    """The command's path, body and query from the parsed values, and the matches to keep of what it lists."""
     path, body, query, matches, filled = command.path, {}, {}, [], {}
     firsts: dict[str, Param] = {}  # params sharing a dest (--port, --no-port) hold one value: send it once
     for param in command.params:
@@ -531,9 +541,7 @@ def call(url: str, token: str | None, command: Command, values: dict[str, Any]) 
             matches.append((param.key, value))
         else:
             _put(body, param, value)
-    data = client.request(command.method, path, body if command.method in ("POST", "PATCH", "PUT") else None, query)
-    return [item for item in data if all(_holds(_lookup(item, key), value) for key, value in matches)] \
-        if matches else data
+    return path, body if command.method in ("POST", "PATCH", "PUT") else None, query, matches
 
 
 class Client:
@@ -542,13 +550,20 @@ class Client:
     def __init__(self, url: str, token: str | None, timeout: float = TIMEOUT_S) -> None:
         base = url.rstrip("/")
         self.base = base if base.endswith("/v1") else base + "/v1"
-        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.timeout = timeout
+        self.session = requests.Session()  # one connection for the lookups of names and the request itself
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.session.close()
 
     def send(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> requests.Response:
         try:
-            return requests.request(method, self.base + path, json=body, params=query, headers=self.headers,
-                                    timeout=self.timeout)
+            return self.session.request(method, self.base + path, json=body, params=query, timeout=self.timeout)
         except requests.RequestException as exc:
             raise CliError(f"sdnctl: cannot reach {self.base}: {exc}") from None
 
@@ -590,9 +605,9 @@ def _complete(kind: Kind, prefix: str, parsed_args: argparse.Namespace, **_: Any
     none, such as a rule); nothing when the API does not answer in time."""
     try:
         token = read_token_file(parsed_args.token_file) if parsed_args.token_file else parsed_args.token
-        client = Client(parsed_args.url, token, timeout=COMPLETION_TIMEOUT_S)
-        filled = {"id": quote(client.resolve(kind.parent, parsed_args.id, {}), safe="")} if kind.parent else {}
-        items = client.request("GET", kind.path.format_map(filled))
+        with Client(parsed_args.url, token, timeout=COMPLETION_TIMEOUT_S) as client:
+            filled = {"id": quote(client.resolve(kind.parent, parsed_args.id, {}), safe="")} if kind.parent else {}
+            items = client.request("GET", kind.path.format_map(filled))
     except (CliError, ValueError, AttributeError):
         return []
     return sorted({name for item in items for name in kind.names_of(item) or {item["id"]}})
