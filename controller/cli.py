@@ -25,7 +25,6 @@ from string import Formatter
 from typing import Any
 from urllib.parse import quote
 
-import argcomplete
 import requests
 
 from controller.config import read_token_file
@@ -482,7 +481,10 @@ class UsageError(CliError):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    argcomplete.autocomplete(parser, always_complete_options=False)  # returns unless a shell asks for completions
+    if "_ARGCOMPLETE" in os.environ:  # a shell asks for completions; only then pay argcomplete's import
+        import argcomplete
+
+        argcomplete.autocomplete(parser, always_complete_options=False)  # prints them and exits
     args = parser.parse_args(argv)
     token = _token(parser, args)
     try:
