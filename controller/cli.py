@@ -126,7 +126,7 @@ MEMBER = Kind("member", "/load-balancers/{id}/members", ("id", "ip_address", "po
 
 @dataclass(frozen=True)
 class Param:
-    """One command-line argument and where its value goes: a path placeholder, the body, the query."""
+    """One command-line argument and where its value goes: a path placeholder, the body, the query, a filter."""
 
     dest: str
     # "path" | "body" | "query", or "match": keep the listed items whose dotted field `key` is (or holds) the value
