@@ -137,8 +137,8 @@ def explain(policy: Policy, compiled: Compiled, request: Request) -> Explanation
     stages = tuple(Stage(hop.dpid, table, flow, describe_owner(compiled.owners.get(flow.cookie), policy))
                    for hop in hops for table, flow in hop.result.path)
     reached = tuple(Reached(_endpoint(policy, compiled.topology, d.dpid, d.port), d.packet) for d in deliveries)
-    ports = {r.endpoint.ofport == CONTROLLER for r in reached}
-    verdict = "output" if False in ports else "controller" if ports else "drop"
+    verdict = "output" if any(r.endpoint.ofport != CONTROLLER for r in reached) else \
+        "controller" if reached else "drop"
     return Explanation(source, pkt, request.ct_state, verdict, reached, stages)
 
 
