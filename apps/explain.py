@@ -57,7 +57,12 @@ class BadRequest(ValueError):
 
 
 class Untraceable(Exception):
-    """The packet has no flows to go through: its source is not on any switch the controller knows (422)."""
+    """The packet has no flows to go through: its source is no up interface of a switch the controller knows (422,
+    naming `field`)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -166,12 +171,12 @@ def _source(policy: Policy, topology: Topology, request: Request) -> Endpoint:
         if port is None:
             raise NotFound("port", request.port_id)
         if port.dpid is None or port.interface is None:
-            raise Untraceable(f"port {port.id} is bound to no interface")
+            raise Untraceable("port_id", f"port {port.id} is bound to no interface")
         switch = topology.switch(port.dpid)
         ofport = switch.ofport(port.interface) if switch else None
         if ofport is None:
-            raise Untraceable(f"port {port.id} is bound to {port.interface} on {port.dpid}, which the controller has "
-                              "not seen: no flows are compiled for it")
+            raise Untraceable("port_id", f"port {port.id} is bound to {port.interface} on {port.dpid}, which is no up "
+                              "interface of a switch the controller knows: no flows are compiled for it")
         return Endpoint(port.dpid, port.interface, ofport, port)
     if request.dpid is None or request.interface is None:
         raise BadRequest("port_id" if request.dpid is None else "interface",
@@ -181,7 +186,10 @@ def _source(policy: Policy, topology: Topology, request: Request) -> Endpoint:
         raise NotFound("switch", request.dpid)
     ofport = switch.ofport(request.interface)
     if ofport is None:
-        raise NotFound("interface", f"{request.interface} on switch {request.dpid}")
+        if all(port.name != request.interface for port in switch.ports):
+            raise NotFound("interface", f"{request.interface} on switch {request.dpid}")
+        raise Untraceable("interface", f"interface {request.interface} on {request.dpid} is down: no flows are "
+                          "compiled for it")
     return _endpoint(policy, topology, request.dpid, ofport)
 
 

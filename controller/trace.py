@@ -29,7 +29,7 @@ def trace(policy: Policy, compiled: explain.Compiled, values: dict[str, Any]) ->
     except explain.BadRequest as exc:
         raise ApiError.invalid(exc.field, exc.message) from None
     except explain.Untraceable as exc:
-        raise ApiError(422, str(exc), [{"field": "port_id", "message": str(exc)}]) from None
+        raise ApiError(422, str(exc), [{"field": exc.field, "message": str(exc)}]) from None
     return {
         "verdict": told.verdict,
         "output": [_reached(r) for r in told.reached if r.endpoint.ofport != CONTROLLER],

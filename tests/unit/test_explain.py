@@ -213,11 +213,21 @@ def test_unknown_ports_switches_and_interfaces_are_not_found(one_switch):
         assert missing.value.kind == kind
 
 
-def test_a_port_on_an_interface_no_switch_has_cannot_be_traced(one_switch):
+def test_a_port_on_an_interface_no_switch_has_or_a_down_interface_cannot_be_traced(one_switch):
     lost = dataclasses.replace(CLIENT, id="lost", interface="s1-eth42")
-    with pytest.raises(Untraceable):
+    with pytest.raises(Untraceable) as untraceable:
         explain(dataclasses.replace(SG_POLICY, ports=(*SG_POLICY.ports, lost)), one_switch,
                 Request(port_id="lost", ip_dst="10.0.0.2"))
+    assert untraceable.value.field == "port_id"
+    [switch] = one_switch.topology.switches
+    down = dataclasses.replace(switch, ports=tuple(dataclasses.replace(p, up=p.name != CLIENT.interface)
+                                                   for p in switch.ports))
+    downed = dataclasses.replace(one_switch, topology=Topology((down,)))
+    for request_, field in [(Request(port_id=CLIENT.id, ip_dst="10.0.0.2"), "port_id"),
+                            (Request(dpid=S1, interface=CLIENT.interface, ip_dst="10.0.0.2"), "interface")]:
+        with pytest.raises(Untraceable) as untraceable:
+            explain(SG_POLICY, downed, request_)
+        assert untraceable.value.field == field
 
 
 def test_owner_names_resolve_to_objects_and_unknown_ones_keep_their_kind():
