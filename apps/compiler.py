@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Mapping
 
 from apps import base, discovery, isolation, load_balancing, routing, security_groups, topology
+from apps.explain import Compiled
 from apps.flows import Flow
 from apps.groups import Group
 from apps.incremental import ChangeKey, Engine, FlowConflict, FlowKey
@@ -108,6 +109,14 @@ class Compiler:
 
     def owner(self, cookie: int) -> str | None:
         return self._index.owners.get(cookie)
+
+    def compiled(self, switches: Topology) -> Compiled:
+        """The tables of every switch of `switches` (compiled or not yet: none), with the links the flows use and
+        every cookie's owner, as plain values apps.explain reads without the compiler."""
+        dpids = [sw.dpid for sw in switches.switches]
+        return Compiled(Topology(switches.switches, self.usable_links()),
+                        {dpid: tuple(self.table(dpid).values()) for dpid in dpids},
+                        {dpid: tuple(self.groups(dpid).values()) for dpid in dpids}, dict(self._index.owners))
 
 
 def compile_all(policy: Policy, topology: Topology) -> dict[str, dict[FlowKey, Flow]]:

@@ -421,6 +421,14 @@ def run(flows: SwitchTables | Iterable[Flow], pkt: Packet, conntrack: Conntrack 
     return _run(_indexed(flows, groups), pkt, Conntrack() if conntrack is None else conntrack, "")
 
 
+class Hop(NamedTuple):
+    """One switch's part in a packet's way across the fabric: the frame as it arrived there, and what it did."""
+
+    dpid: str
+    packet: Packet
+    result: Result
+
+
 def run_fabric(flows_by_dpid: Mapping[str, SwitchTables | Iterable[Flow]], topology: Topology, dpid: str,
                pkt: Packet, conntrack: Conntrack | None = None,
                groups_by_dpid: Mapping[str, Iterable[Group]] | None = None) -> list[Delivery]:
@@ -429,6 +437,13 @@ def run_fabric(flows_by_dpid: Mapping[str, SwitchTables | Iterable[Flow]], topol
     Pass a Conntrack to keep connections between packets; by default each call starts with none. Switches
     given as flows have the groups of `groups_by_dpid`.
     """
+    return follow(flows_by_dpid, topology, dpid, pkt, conntrack, groups_by_dpid)[1]
+
+
+def follow(flows_by_dpid: Mapping[str, SwitchTables | Iterable[Flow]], topology: Topology, dpid: str,
+           pkt: Packet, conntrack: Conntrack | None = None,
+           groups_by_dpid: Mapping[str, Iterable[Group]] | None = None) -> tuple[list[Hop], list[Delivery]]:
+    """run_fabric, also returning every switch the frame (or a copy of it) passed, in the order it did."""
     conntrack = Conntrack() if conntrack is None else conntrack
     peers = {}
     for link in topology.links:
@@ -436,11 +451,12 @@ def run_fabric(flows_by_dpid: Mapping[str, SwitchTables | Iterable[Flow]], topol
         peers[(link.b_dpid, link.b_port)] = (link.a_dpid, link.a_port)
     max_hops = 4 * len(set(flows_by_dpid) | {sw.dpid for sw in topology.switches})
     tables: dict[str, SwitchTables] = {}
+    hops: list[Hop] = []
     deliveries: list[Delivery] = []
     seen: set[tuple[str, tuple[tuple[str, int], ...]]] = set()
     queue = deque([(dpid, pkt, 0)])
     while queue:
-        here, arriving, hops = queue.popleft()
+        here, arriving, count = queue.popleft()
         state = (here, tuple(sorted(arriving.items())))
         if state in seen:
             raise LoopError(f"frame reaches {here} port {arriving['in_port']} again (a loop or a copy): {arriving}")
@@ -449,15 +465,17 @@ def run_fabric(flows_by_dpid: Mapping[str, SwitchTables | Iterable[Flow]], topol
             if here not in flows_by_dpid:
                 raise ValueError(f"no flows given for switch {here}")
             tables[here] = _indexed(flows_by_dpid[here], (groups_by_dpid or {}).get(here, ()))
-        for port, frame in _run(tables[here], arriving, conntrack, here).outputs:
+        result = _run(tables[here], arriving, conntrack, here)
+        hops.append(Hop(here, arriving, result))
+        for port, frame in result.outputs:
             peer = peers.get((here, port))
             if peer is None:
                 deliveries.append(Delivery(here, port, frame))
-            elif hops + 1 > max_hops:
+            elif count + 1 > max_hops:
                 raise LoopError(f"frame crossed more than {max_hops} links: {frame}")
             else:
-                queue.append((peer[0], {**frame, "in_port": peer[1]}, hops + 1))
-    return deliveries
+                queue.append((peer[0], {**frame, "in_port": peer[1]}, count + 1))
+    return hops, deliveries
 
 
 def _run(tables: SwitchTables, pkt: Packet, conntrack: Conntrack, dpid: str) -> Result:

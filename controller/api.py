@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from apps.explain import VERDICTS, Compiled
 from controller.errors import ApiError, ChangeRefused, NotConfirmed, error_body
 from controller.schema import (
     FLOATING_IP_FIELDS,
@@ -38,11 +39,14 @@ from controller.schema import (
     SECURITY_GROUP_RULE_FIELDS,
     SECURITY_GROUP_RULES_FIELDS,
     SWITCH_FIELDS,
+    TRACE_FIELDS,
     Field,
     check_parameters,
+    parse_body,
     parse_dpid,
 )
 from controller.store import Store
+from controller.trace import trace
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,7 @@ class Runtime(Protocol):
     def port_status(self, dpid: str | None, interface: str | None) -> str: ...
     def metrics(self) -> dict[str, float]: ...
     def router_gateway(self, router_id: str) -> str | None: ...
+    def compiled(self) -> Compiled: ...
 
 
 def _always_active(_runtime: Runtime, _item: dict[str, Any]) -> str:
@@ -178,6 +183,8 @@ ROUTES: tuple[Route, ...] = (
     Route("PATCH", "/switches/{dpid}", "update_switch", "Pin a switch's trunk ports", response="Switch",
           request="SwitchUpdate"),
     Route("GET", "/switches/{dpid}/flows", "switch_flows", "The flows installed in a switch", response="Flow[]"),
+    Route("POST", "/trace", "trace", "Explain a packet: where the compiled flows send it, switch by switch, and the "
+          "objects whose flows decide it", response="Trace", request="TraceRequest"),
     Route("PUT", "/security-groups/{id}/rules", "replace_rules", "Replace a security group's rules in one change",
           response="SecurityGroup", request="SecurityGroupRules"),
     Route("POST", "/routers/{id}/interfaces", "add_router_interface",
@@ -305,6 +312,10 @@ class _Handlers:
         dpid = parse_dpid(dpid)
         self._apply(lambda: self._store.update_switch(dpid, body), f"switch {dpid} was updated")
         return jsonify(self._switch(dpid))
+
+    def trace(self) -> Response:
+        values = parse_body(TRACE_FIELDS, _json_body())
+        return jsonify(trace(self._store.snapshot(), self._runtime.compiled(), values))
 
     def replace_rules(self, id: str) -> Response:
         body = _json_body()
@@ -523,6 +534,28 @@ _FIXED_SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": _object(
         error=_object(code="integer", message="string", details=_array({"type": "object"}))
     ),
+    "Trace": _object(
+        verdict={"type": "string", "enum": list(VERDICTS),
+                 "description": "output: some copy left by a port or uplink; controller: none did, one went to the "
+                 "controller (a TTL running out, a next hop to resolve, ...); drop: nothing left"},
+        output=_array({**_object(dpid="string", interface="string", ofport="integer",
+                                 port={**_object(id="string", name="string", network_id="string"), "nullable": True},
+                                 uplink_of={**_object(id="string", name="string"), "nullable": True},
+                                 packet="object"),
+                       "description": "where copies left the fabric, each as it left"}),
+        controller=_array({**_object(dpid="string", packet="object"),
+                           "description": "packet-ins, with the switch that sends each"}),
+        source={**_object(dpid="string", interface="string", ofport="integer", port="object", uplink_of="object"),
+                "description": "where the packet entered"},
+        packet={"type": "object", "description": "the packet traced, defaults filled in (OpenFlow field names)"},
+        ct_state="string",
+        stages=_array({**_object(dpid="string", table="string", priority="integer", match="object",
+                                 actions={"type": "array", "items": {"type": "string"}}, cookie="string",
+                                 owner={**_object(app="string", kind="string", id={"type": "string", "nullable": True},
+                                                  name="string"), "nullable": True}),
+                       "description": "every flow hit, in order, switch after switch (conntrack recirculations "
+                       "included), with the object that owns it"}),
+    ),
     "RouterInterface": _object(network_id="string", ip_address={"type": "string", "format": "ipv4"}),
     "MacBinding": {**_object(ip_address={"type": "string", "format": "ipv4"}, mac_address="string"),
                    "description": "a next hop on the external network, resolved by ARP through its uplink"},
@@ -629,6 +662,7 @@ def openapi_document(version: str = VERSION) -> dict[str, Any]:
     for route in ROUTES:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
     schemas = {**_FIXED_SCHEMAS, "SwitchUpdate": _fields_schema(SWITCH_FIELDS, []),
+               "TraceRequest": _fields_schema(TRACE_FIELDS, []),
                "SecurityGroupRules": _fields_schema(SECURITY_GROUP_RULES_FIELDS, SECURITY_GROUP_RULES_FIELDS),
                "RouterInterfaceCreate": _fields_schema(ROUTER_INTERFACE_FIELDS, ROUTER_INTERFACE_FIELDS),
                "LbMember": _member_schema(),

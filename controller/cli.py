@@ -34,6 +34,7 @@ DIRECTIONS = ("ingress", "egress")
 PROTOCOLS = ("tcp", "udp", "icmp")
 LB_PROTOCOLS = ("tcp", "udp")
 LB_ALGORITHMS = ("source_ip_hash", "hash")
+CT_STATES = ("new", "established", "reply", "related", "invalid")
 TIMEOUT_S = 60.0  # a mutation waits for every switch to confirm its flows
 COMPLETION_TIMEOUT_S = 2.0  # a shell waits for a completion: better none than a hang
 
@@ -156,6 +157,7 @@ class Command:
     help: str
     params: tuple[Param, ...] = ()
     columns: tuple[str, ...] | None = None  # list output: dotted field paths; None: every key
+    text: Callable[[Any], str] | None = None  # the answer for people, when a table does not suit it
 
 
 @dataclass(frozen=True)
@@ -421,6 +423,22 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
         Command("flows", "GET", "/switches/{dpid}/flows", "the flows installed in a switch", (_DPID,)),
     ),
     "health": (Command(None, "GET", "/health", "controller status, connected switches, version"),),
+    "trace": (Command(None, "POST", "/trace", "explain a packet: where the flows send it, stage by stage", (
+        Param("field_port_id", "body", "port_id", ("--port",),
+              {"metavar": "NAME_OR_ID", "help": "the port it comes from (or --dpid and --interface)"},
+              ref=PORT),
+        *Opt("dpid", help="with --interface: the switch it enters, 16 hex digits").params("body"),
+        *Opt("interface", help="with --dpid: the interface it enters by (a port's, an uplink, ...)").params("body"),
+        *Opt("protocol", choices=PROTOCOLS, help="default tcp (icmp: an echo request)").params("body"),
+        *Opt("eth_src", metavar="MAC", help="default: the port's").params("body"),
+        *Opt("eth_dst", metavar="MAC", help="default: what answers ARP for --ip-dst on its network").params("body"),
+        *Opt("ip_src", metavar="IP", help="default: the port's").params("body"),
+        *Opt("ip_dst", metavar="IP", help="default: the address of the port with --eth-dst").params("body"),
+        *Opt("tp_src", type=int, metavar="N", help="tcp/udp source port, default 49152").params("body"),
+        *Opt("tp_dst", type=int, metavar="N", help="tcp/udp destination port, default 80").params("body"),
+        *Opt("ct_state", choices=CT_STATES, help="default new: a connection's first packet").params("body"),
+        *Opt("ttl", type=int, metavar="N", help="IP TTL, default 64").params("body"),
+    ), text=lambda answer: trace_text(answer)),),
 }
 
 
@@ -495,7 +513,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 1
     if data is not None:
-        print(json.dumps(data, indent=2) if args.output == "json" else render(data, args.command.columns))
+        text = args.command.text or (lambda answer: render(answer, args.command.columns))
+        print(json.dumps(data, indent=2) if args.output == "json" else text(data))
     return 0
 
 
@@ -665,6 +684,49 @@ def render(data: Any, columns: tuple[str, ...] | None) -> str:
             rows += [[key if n == 0 else "", cell] for n, cell in enumerate(cells)]
         return _table(("field", "value"), rows)
     return _cell(data)
+
+
+def trace_text(answer: dict[str, Any]) -> str:
+    """POST /trace's answer for people: the verdict, the packet, every stage with its owner, where it went."""
+    lines = [f"verdict: {answer['verdict']}",
+             f"packet:  {_packet_text(answer['packet'])} ({answer['ct_state']})",
+             f"from:    {_endpoint_text(answer['source'])}", ""]
+    rows = [[stage["dpid"], stage["table"], str(stage["priority"]), _owner_text(stage["owner"]),
+             _cell(stage["match"]), ",".join(stage["actions"]) or "drop"] for stage in answer["stages"]]
+    lines.append(_table(("switch", "table", "priority", "owner", "match", "actions"), rows))
+    for reached in answer["output"]:
+        lines.append(f"output:  {_endpoint_text(reached)}: {_packet_text(reached['packet'])}")
+    for packet_in in answer["controller"]:
+        lines.append(f"to the controller from {packet_in['dpid']}: {_packet_text(packet_in['packet'])}")
+    return "\n".join(lines)
+
+
+def _packet_text(pkt: dict[str, Any]) -> str:
+    """"tcp 10.0.0.5:49152 -> 10.0.0.6:22 ttl 64, fa:16:3e:00:00:01 -> fa:16:3e:00:00:02"."""
+    proto = next((name for name in ("tcp", "udp") if f"{name}_src" in pkt), None)
+    src, dst = pkt.get("ipv4_src"), pkt.get("ipv4_dst")
+    if proto:
+        src, dst = f"{src}:{pkt[f'{proto}_src']}", f"{dst}:{pkt[f'{proto}_dst']}"
+    kind = proto or (f"icmp type {pkt['icmpv4_type']}" if "icmpv4_type" in pkt else "ip")
+    tag = f" vlan {pkt['vlan_vid']}" if "vlan_vid" in pkt else ""
+    return f"{kind} {src} -> {dst} ttl {pkt.get('nw_ttl')}, {pkt.get('eth_src')} -> {pkt.get('eth_dst')}{tag}"
+
+
+def _endpoint_text(endpoint: dict[str, Any]) -> str:
+    where = f"{endpoint['dpid']} {endpoint['interface'] or endpoint['ofport']}"
+    if endpoint["port"]:
+        return f"{where} (port {endpoint['port']['name'] or endpoint['port']['id']})"
+    if endpoint["uplink_of"]:
+        return f"{where} (uplink of {endpoint['uplink_of']['name'] or endpoint['uplink_of']['id']})"
+    return where
+
+
+def _owner_text(owner: dict[str, Any] | None) -> str:
+    if owner is None:
+        return ""
+    if owner["id"] is None:
+        return owner["name"]
+    return f"{owner['kind']} {owner['name'] or owner['id']}"
 
 
 def _lookup(item: dict[str, Any], dotted: str) -> Any:

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from apps.actions import DESCRIBERS, NX_VENDOR_ID, OFPAT_EXPERIMENTER, OFPP_CONTROLLER, Action, ActionText, Output
 from apps.fields import DECLARED, Match, canonical_tlv
+from apps.flows import Flow
 from apps.groups import Group
 from apps.pipeline import Meter, meter_id, table_id
 
@@ -436,6 +437,13 @@ def _split(data: bytes):
             return
         yield data[pos:pos + length]
         pos += length
+
+
+def describe_flow(flow: Flow, table_names: dict[int, str]) -> tuple[dict[str, str | int], list[str]]:
+    """A compiled flow's match and actions as a switch would show them once installed (describe_match and
+    describe_instructions of its encoding)."""
+    return (describe_match(encode_match(flow.match)),
+            describe_instructions(encode_instructions(flow.actions, flow.goto, flow.meter), table_names))
 
 
 def describe_buckets(buckets: bytes, table_names: dict[int, str]) -> list[str]:

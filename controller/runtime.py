@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 from apps.compiler import Compiler
 from apps.discovery import is_candidate, trunk_candidates
+from apps.explain import Compiled
 from apps.groups import Group
 from apps.incremental import ChangeKey
 from apps.pipeline import PIPELINE, REG_NETWORK, REG_NEXTHOP, REG_ROUTER, table_id
@@ -290,6 +291,14 @@ class Runtime:
     def router_gateway(self, router_id: str) -> str | None:
         """The dpid of the switch where the router's SNAT runs, as of the last pass (None: none)."""
         return self._gateways.get(router_id)
+
+    def compiled(self) -> Compiled:
+        """The flows compiled for every known switch, connected or not, as of the last pass (for POST /trace).
+
+        Copied under the pass lock (a pass changes the compiler's tables in place); explaining a packet then runs
+        without holding up convergence."""
+        with self._pass_lock:
+            return self.compiler.compiled(self.fabric.snapshot())
 
     # --- views for the REST API -----------------------------------------------------------------
     def port_status(self, dpid: str | None, interface: str | None) -> str:

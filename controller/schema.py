@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from apps import explain
 from controller.errors import ApiError
 
 SEGMENTATION_IDS = range(1, 4095)
@@ -264,16 +265,22 @@ def _ipv4(value: str) -> str:
 _MAC_RE = re.compile(r"^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
 
 
-def _mac(value: str) -> str:
+def _any_mac(value: str) -> str:
+    """A MAC address, normalized to lower case and colons; broadcast and multicast included."""
     text = value.strip().lower()
     if not _MAC_RE.match(text):
         raise ValueError("must be a MAC address such as fa:16:3e:00:00:01")
     digits = re.sub(r"[:-]", "", text)
-    if int(digits[:2], 16) & 1:
-        raise ValueError("must be a unicast MAC (lowest bit of the first octet clear)")
-    if int(digits, 16) == 0:
-        raise ValueError("must not be all zeros")
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+def _mac(value: str) -> str:
+    text = _any_mac(value)
+    if int(text[:2], 16) & 1:
+        raise ValueError("must be a unicast MAC (lowest bit of the first octet clear)")
+    if text == "00:00:00:00:00:00":
+        raise ValueError("must not be all zeros")
+    return text
 
 
 def _segmentation_id(value: int) -> int:
@@ -498,4 +505,36 @@ LOAD_BALANCER_FIELDS: tuple[Field, ...] = (
     Field("health_monitor", "object", "Probes the members: a member that fails max_retries probes in a row gets no "
           "new connections until it answers again; null: none (members are NO_MONITOR).", nullable=True,
           default=None, fields=HEALTH_MONITOR_FIELDS),
+)
+
+
+TTLS = range(0, 256)
+
+TRACE_FIELDS: tuple[Field, ...] = (
+    Field("port_id", "string", "The port the packet comes from (its switch and interface); or give dpid and "
+          "interface."),
+    Field("dpid", "string", "With interface: the switch the packet enters, 16 hex digits.", check=_dpid,
+          schema={"pattern": _DPID_RE.pattern}),
+    Field("interface", "string", "With dpid: the interface it enters by (a port's, an external network's uplink, "
+          "or any other).", check=_interface, schema={"pattern": _INTERFACE_RE.pattern}),
+    Field("protocol", "string", "tcp, udp, or icmp (an echo request).", default=explain.DEFAULT_PROTOCOL,
+          check=_lowercase_one_of(*explain.PROTOCOLS), schema={"enum": list(explain.PROTOCOLS)}),
+    Field("eth_src", "string", "Default: the source port's MAC (required from an interface no port is bound to).",
+          check=_mac, schema={"example": "fa:16:3e:00:00:01"}),
+    Field("eth_dst", "string", "Default: the MAC that answers ARP for ip_dst on the source's network (a port, a "
+          "load balancer's VIP, the router; for an address off the network, its router).", check=_any_mac,
+          schema={"example": "fa:16:3e:00:00:02"}),
+    Field("ip_src", "string", "Default: the source port's address.", check=_ipv4, schema={"format": "ipv4"}),
+    Field("ip_dst", "string", "Default: the address of the port that has eth_dst.", check=_ipv4,
+          schema={"format": "ipv4"}),
+    Field("tp_src", "integer", f"tcp/udp source port; default {explain.DEFAULT_TP_SRC}.", check=_transport_port,
+          schema=_TRANSPORT_PORT_SCHEMA),
+    Field("tp_dst", "integer", f"tcp/udp destination port; default {explain.DEFAULT_TP_DST}.",
+          check=_transport_port, schema=_TRANSPORT_PORT_SCHEMA),
+    Field("ct_state", "string", "The connection the packet belongs to: new (its first packet, traced through "
+          "conntrack, NAT and load balancers included), or established, reply, related or invalid (what every "
+          "conntrack lookup then answers, translating nothing).", default="new",
+          check=_one_of(*explain.CT_STATES), schema={"enum": list(explain.CT_STATES)}),
+    Field("ttl", "integer", f"The IP TTL; default {explain.DEFAULT_TTL}.", default=explain.DEFAULT_TTL,
+          check=_in_range(TTLS), schema=_range_schema(TTLS)),
 )

@@ -7,6 +7,9 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
+from apps.compiler import Compiler
+from apps.explain import Compiled
+from apps.topology import Link, Switch, SwitchPort, Topology
 from controller.errors import ChangeRefused, NotConfirmed, RefusedFlow
 from controller.store import Store
 
@@ -64,6 +67,17 @@ class StubRuntime:
 
     def router_gateway(self, router_id: str) -> str | None:
         return self.gateways.get(router_id)
+
+    def compiled(self) -> Compiled:
+        """What the real runtime holds: the store's policy compiled for the switches (connected or not)."""
+        switches = tuple(Switch(sw["dpid"], tuple(SwitchPort(p["name"], p["ofport"], p["mac"]) for p in sw["ports"]))
+                         for sw in self.switch_list)
+        links = tuple({Link.between(sw["dpid"], link["port"], link["peer_dpid"], link["peer_port"])
+                       for sw in self.switch_list for link in sw["links"]})
+        compiler = Compiler()
+        compiler.load(self.store.snapshot(), Topology(switches, links))
+        compiler.commit()
+        return compiler.compiled(Topology(switches))
 
     def metrics(self) -> dict[str, float]:
         return {"sdn_switches_connected": float(sum(sw["connected"] for sw in self.switch_list))}

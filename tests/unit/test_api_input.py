@@ -141,12 +141,13 @@ JUNK_OTHER = (1.5, -0.0, 1e308, True, False, None, [], {}, [[[SURROGATE]]], {"a"
 
 
 def body_routes(document: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
-    """(method, path, resource schema name, request schema) of every operation that takes a body."""
+    """(method, path, resource schema name, request schema) of every operation that takes a body and changes
+    something (POST /trace changes nothing: tests/unit/test_api_trace.py feeds it junk)."""
     schemas = document["components"]["schemas"]
     routes = []
     for path, ops in document["paths"].items():
         for method, op in ops.items():
-            if "requestBody" in op:
+            if "requestBody" in op and path != "/trace":
                 name = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
                 resource = name.removesuffix("Create").removesuffix("Update")
                 routes.append((method.upper(), path, resource, schemas[name]))

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from apps.compiler import compile_all
+from apps.explain import Request, explain
 from apps.flows import match
 from apps.topology import Link, SwitchPort
 from controller import lldp
@@ -421,3 +422,19 @@ def test_replacing_a_groups_rules_is_one_bundle_and_leaves_kept_rules_alone(stor
         {"direction": "ingress", "protocol": "udp", "port_range_min": 53}]}))
     assert s1.bundles_committed == bundles + 1 and s1.flows == expected(runtime, S1)
     assert before and all(s1.flows[key] == value for key, value in before.items())
+
+
+def test_a_trace_reads_the_compiled_tables_of_every_known_switch_connected_or_not(store):
+    """POST /trace's view of the runtime: s2 went away, its flows are still compiled and the link still counts."""
+    runtime, s1, s2 = make_runtime(store), switch(S1), switch(S2)
+    connect(runtime, s1, s2)
+    hear(runtime, (S1, LINK_PORT), (S2, LINK_PORT))
+    hear(runtime, (S2, LINK_PORT), (S1, LINK_PORT))
+    net = network(runtime)
+    here, there = port(runtime, net, S1, "s1-eth1", 1), port(runtime, net, S2, "s2-eth1", 2)
+    runtime.switch_disconnected(s2.channel)
+    assert runtime.converge().ok
+    compiled = runtime.compiled()
+    assert set(compiled.flows) == {S1, S2} and compiled.flows[S2]
+    told = explain(store.snapshot(), compiled, Request(port_id=here, ip_dst="10.0.0.12", protocol="udp"))
+    assert told.verdict == "output" and [(r.endpoint.dpid, r.endpoint.port.id) for r in told.reached] == [(S2, there)]
