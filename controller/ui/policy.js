@@ -146,7 +146,8 @@ function routerSection(idx, r) {
     h("h4", {}, "Interfaces"),
     table(["network", "address"], (r.interfaces || []).map((i) => [networkLink(idx, i.network_id), i.ip_address])),
     h("h4", {}, "Routes"),
-    table(["destination", "next hop"], (r.routes || []).map((route) => [route.destination, route.nexthop])),
+    table(["destination", "next hop", "packets", "bytes"], (r.routes || []).map((route) =>
+      [route.destination, route.nexthop, ...statCells(route)])),
     h("h4", {}, "MAC bindings"),
     // Next hops resolved on the external network; a trace names one "<network id>/<address>".
     table(["address", "MAC"], (r.mac_bindings || []).map((b) =>

@@ -19,6 +19,15 @@ function groupsOf(idx, port) {
   return port.security_group_ids.map((g, i) => [i ? ", " : "", groupLink(idx, g)]);
 }
 
+/** Where a copy of the packet left: the port (linked), an external network's uplink, or a switch interface. */
+function reached(idx, out) {
+  if (!out || typeof out !== "object") return text(out);
+  const where = `${out.dpid ?? ""}/${out.interface ?? out.ofport ?? ""}`;
+  if (out.port && out.port.id) return [portLink(idx, out.port.id), ` (${where})`];
+  if (out.uplink_of) return `the uplink of ${nameOf(idx.network.get(out.uplink_of.id) || out.uplink_of)} (${where})`;
+  return where;
+}
+
 /** The owner's objects as links; the pipeline's own flows by name ("security_groups pipeline"). */
 function ownerLinks(idx, owner) {
   const refs = ownerRefs(idx, owner);
@@ -32,16 +41,22 @@ function result(idx, source, destination, answer) {
   const rows = stages.map((stage, i) => h("tr", {class: i === decider ? "deciding" : "", "data-stage": i},
     h("td", {}, String(i + 1)), h("td", {}, text(stage.dpid ?? stage.switch ?? "")),
     h("td", {class: "stage-table"}, text(stage.table)),
-    h("td", {class: "stage-flow"}, text(stage.flow ?? stage.matched_flow ?? stage.match)),
+    h("td", {class: "stage-flow"}, stage.priority === undefined ? "" : `priority ${stage.priority} `,
+      text(stage.flow ?? stage.match)),
     h("td", {class: "stage-owner"}, ownerLinks(idx, stage.owner)),
-    h("td", {class: "stage-actions"}, text(stage.actions)),
+    h("td", {class: "stage-actions"}, Array.isArray(stage.actions) && !stage.actions.length ? "drop" : text(stage.actions)),
     h("td", {}, i === decider ? "decided here" : "")));
   const verdict = String(answer.verdict || "unknown");
-  const deciding = stages[decider] ? stages[decider].owner : null;
+  const last = stages[decider];
+  // A table's own default (priority 0, the pipeline's) decided: no object's flow matched there.
+  const byDefault = last && last.priority === 0 && !ownerRefs(idx, last.owner).length;
+  const decidedBy = !last ? "" : byDefault
+    ? `, decided by the default of table ${text(last.table)} (no object's flow matched there)`
+    : [", decided by ", ownerLinks(idx, last.owner)];
   return h("div", {class: "trace-result", "data-verdict": verdict},
     h("p", {class: "verdict"}, "verdict: ", badge(verdict),
-      (answer.output || []).length ? ` to ${text(answer.output)}` : "",
-      deciding ? [", decided by ", ownerLinks(idx, deciding)] : ""),
+      (answer.output || []).length ? [" to ", answer.output.map((o, i) => [i ? ", " : "", reached(idx, o)])] : "",
+      decidedBy),
     table(["#", "switch", "table", "matched flow", "owner", "actions", ""], rows, {class: "stages"}),
     h("h4", {}, "Security groups in play"),
     h("ul", {class: "groups-in-play"},

@@ -95,8 +95,8 @@ def test_rules_added_through_rest_and_from_the_page_reach_the_switches(api, web,
     assert tcp_ok(a1, a2, ip2, 5001)
     page.wait(lambda: row(by_rest["id"]) is not None, SHOWN, "the rule added through REST")
     if "stats" in api.get(f"/security-group-rules/{by_rest['id']}"):
-        def counted() -> bool:
-            packets = api.get(f"/security-group-rules/{by_rest['id']}")["stats"]["packets"]
+        def counted() -> bool:  # the API's counters read from the switches now; the page's from its next poll
+            packets = api.get(f"/security-group-rules/{by_rest['id']}?refresh=true")["stats"]["packets"]
             return packets > 0 and row(by_rest["id"]).find_element("css selector", ".stat-packets").text == \
                 f"{packets:,}"
         page.wait(counted, SHOWN, "the rule's packet counter as the API counts it")
@@ -164,8 +164,12 @@ def test_why_cant_a_reach_b_shows_the_stage_that_drops_and_the_ports_groups(api,
 
     assert trace("5001") == "output"  # the control: the rule lets it in
     assert trace("6000") == "drop"
+    told = api.post("/trace", {"port_id": reg.ports["a1"], "ip_dst": run.plan.vm("a2").ip, "protocol": "tcp",
+                               "tp_dst": 6000})
     deciding = page.one("tr.deciding")
     assert deciding is not None and "decided here" in deciding.text
+    assert deciding.find_element("css selector", ".stage-table").text == told["stages"][-1]["table"]
+    assert len(page.all(".stages tbody tr")) == len(told["stages"])
     groups = page.text(".groups-in-play")
     assert "destination a2: web" in groups and "source a1: default" in groups, groups
     page.screenshot("trace-drop")
