@@ -174,6 +174,12 @@ def test_why_cant_a_reach_b_shows_the_stage_that_drops_and_the_ports_groups(api,
     assert "destination a2: web" in groups and "source a1: default" in groups, groups
     page.screenshot("trace-drop")
 
+    # A stage's owner links to the object, highlighted on its page: the flow that found a2's port.
+    a2 = reg.ports["a2"]
+    found = next(i for i, stage in enumerate(told["stages"]) if (stage["owner"] or {}).get("id") == a2)
+    page.one(f'.stages tr[data-stage="{found}"] .stage-owner a').click()
+    page.wait(lambda: page.one(f'table.ports tr.focused[data-id="{a2}"]'), SHOWN, "a2's port, highlighted")
+
 
 def test_topology_shows_routers_floating_ips_and_balancers_with_member_health(external: ExternalEnv,
                                                                                page: Page) -> None:
