@@ -31,7 +31,7 @@ const LISTS = {
 const features = {trace: false};
 const knownLinks = new Map();
 let data = null;
-let current = {name: null, view: null, focus: null};
+let current = {name: null, view: null, focus: null, scrolled: null};
 let timer = null;
 let polling = false;
 
@@ -47,7 +47,7 @@ function route() {
 function show() {
   const {name, focus} = route();
   if (name !== current.name) {
-    current = {name, view: VIEWS[name].mount(main, refresh, features), focus};
+    current = {name, view: VIEWS[name].mount(main, refresh, features), focus, scrolled: null};
     document.title = `${VIEWS[name].title} · ovs-sdn`;
     for (const link of document.querySelectorAll("nav a")) {
       link.classList.toggle("active", link.getAttribute("href") === `#/${name}`);
@@ -65,8 +65,8 @@ function render() {
     const target = [...main.querySelectorAll("[data-id]")].find((el) => el.dataset.id === current.focus);
     if (target) {
       target.classList.add("focused");
-      if (!target.dataset.seen) target.scrollIntoView({block: "center"});
-      target.dataset.seen = "1";
+      if (current.scrolled !== current.focus) target.scrollIntoView({block: "center"});  // once: then the user scrolls
+      current.scrolled = current.focus;
     }
   }
 }

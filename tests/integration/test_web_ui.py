@@ -205,6 +205,19 @@ def test_topology_shows_routers_floating_ips_and_balancers_with_member_health(ex
                   "every VM's port ACTIVE")
         page.screenshot("logical")
 
+        # The same objects on their own pages.
+        page.go("routers")
+        shown = page.wait(lambda: page.one(f'section.router[data-id="{router["id"]}"]'), SHOWN, "the router's page")
+        assert f"gateway: ext {router['external_gateway']['ip_address']} (SNAT)" in shown.text
+        assert len(shown.find_elements("css selector", "h4 + table")[0].find_elements("css selector", "tbody tr")) == 2
+        page.go("floating-ips")
+        shown = page.wait(lambda: page.one(f'tr[data-id="{fip["id"]}"]'), SHOWN, "the floating IP's row")
+        assert fip["floating_ip_address"] in shown.text and env.ip("a2") in shown.text
+        page.go("load-balancers")
+        for member, status in statuses().items():
+            page.wait(lambda m=member, st=status: st in page.text(f'table.members tr[data-id="{m}"]'), SHOWN,
+                      f"member {member} {status}")
+
 
 HOSTILE_NETWORK = '<img src=x onerror="window.pwned=1">'
 HOSTILE_PORT = "<script>window.pwned=2</script>"
