@@ -176,6 +176,7 @@ function balancerSection(idx, lb) {
     h("h3", {}, nameOf(lb), " ", h("span", {class: "muted"}, shortId(lb.id)), " ", badge(lb.status)),
     h("p", {}, `VIP ${lb.vip_address} ${lb.protocol}/${lb.port} on `, networkLink(idx, lb.network_id),
       `, ${lb.algorithm}; health monitor: ${monitorText(lb.health_monitor)}`),
+    table(["packets", "bytes"], [statCells(lb)], {class: "stats"}),
     table(["member", "port", "weight", "admin", "status", "packets", "bytes"], (lb.members || []).map((m) =>
       row(m.id, [m.ip_address, String(m.port), String(m.weight), m.admin_state_up ? "up" : "down", badge(m.status),
         ...statCells(m)])), {class: "members"}));
