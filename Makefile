@@ -40,7 +40,7 @@ faucet-venv:
 
 # Our own state only: the default state dir, caches and build output (not OVS, not other bridges).
 clean:
-	rm -rf state build .pytest_cache .ruff_cache *.egg-info
+	rm -rf state artifacts build .pytest_cache .ruff_cache *.egg-info
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 
 distclean: clean

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from apps.explain import VERDICTS, Compiled
@@ -51,6 +51,9 @@ from controller.trace import trace
 log = logging.getLogger(__name__)
 
 PREFIX = "/v1"
+UI_PATH = "/ui"  # the web view: static files of controller/ui/, which read everything through the API
+# The page and its assets come from the controller only: no inline script, no other origin.
+UI_POLICY = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 MAX_BODY_BYTES = 1 << 20
 REQUEST_ID_HEADER = "X-Request-Id"
 
@@ -209,10 +212,10 @@ ROUTES: tuple[Route, ...] = (
 
 def create_app(store: Store, runtime: Runtime, api_token: str | None = None, version: str = VERSION) -> Flask:
     """The WSGI application serving the API for one store and runtime."""
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder="ui", static_url_path=UI_PATH)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    handlers = _Handlers(store, runtime, version)
+    handlers = _Handlers(store, runtime, version, token_required=api_token is not None)
     metrics = _RequestMetrics()
     document = openapi_document(version)
 
@@ -226,6 +229,8 @@ def create_app(store: Store, runtime: Runtime, api_token: str | None = None, ver
         )
     for path in ("/openapi.json", PREFIX + "/openapi.json"):
         app.add_url_rule(path, endpoint=path, view_func=lambda: jsonify(document))
+    app.add_url_rule(UI_PATH + "/", endpoint="ui",
+                     view_func=lambda: send_from_directory(app.static_folder or "", "index.html"))
     app.add_url_rule(
         "/metrics",
         endpoint="metrics",
@@ -238,7 +243,9 @@ def create_app(store: Store, runtime: Runtime, api_token: str | None = None, ver
 
     @app.before_request
     def authenticate() -> None:
-        if api_token is None or (request.method in ("GET", "HEAD") and request.path == PREFIX + "/health"):
+        if api_token is None or _is_ui(request.path):  # the web view's files: the page asks for the token itself
+            return
+        if request.method in ("GET", "HEAD") and request.path == PREFIX + "/health":
             return
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), api_token.encode()):
@@ -258,6 +265,8 @@ def create_app(store: Store, runtime: Runtime, api_token: str | None = None, ver
     @app.after_request
     def tag(response: Response) -> Response:
         response.headers[REQUEST_ID_HEADER] = _request_id()
+        if _is_ui(request.path):
+            response.headers["Content-Security-Policy"] = UI_POLICY
         return response
 
     @app.errorhandler(ApiError)
@@ -291,15 +300,16 @@ def create_app(store: Store, runtime: Runtime, api_token: str | None = None, ver
 class _Handlers:
     """The view functions, bound to one store and runtime."""
 
-    def __init__(self, store: Store, runtime: Runtime, version: str) -> None:
+    def __init__(self, store: Store, runtime: Runtime, version: str, token_required: bool) -> None:
         self._store = store
         self._runtime = runtime
         self._version = version
+        self._token_required = token_required
 
     def health(self) -> Response:
         health = self._runtime.health()
         return jsonify({"status": health["status"], "switches": health["switches"], "version": self._version,
-                        "failing": health["failing"]})
+                        "failing": health["failing"], "token_required": self._token_required})
 
     def list_switches(self) -> Response:
         return jsonify(self._runtime.switches())
@@ -424,6 +434,10 @@ class _Handlers:
             ) from None
 
 
+def _is_ui(path: str) -> bool:
+    return path == UI_PATH or path.startswith(UI_PATH + "/")
+
+
 def _request_id() -> str:
     """This request's id (uuid4 hex), made on first use; it ties the X-Request-Id header to the log."""
     return g.setdefault("request_id", uuid.uuid4().hex)
@@ -517,6 +531,7 @@ _FIXED_SCHEMAS: dict[str, dict[str, Any]] = {
         version="string",
         failing=_array(_object(dpid="string", reason="string", since="string", attempts="integer",
                                retry_in_s="number")),
+        token_required={"type": "boolean", "description": "whether every other request needs the bearer token"},
     ),
     "Switch": _object(
         dpid="string",

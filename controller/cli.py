@@ -36,7 +36,7 @@ LB_PROTOCOLS = ("tcp", "udp")
 LB_ALGORITHMS = ("source_ip_hash", "hash")
 CT_STATES = ("new", "established", "reply", "related", "invalid")
 TIMEOUT_S = 60.0  # a mutation waits for every switch to confirm its flows
-COMPLETION_TIMEOUT_S = 2.0  # a shell waits for a completion: better none than a hang
+COMPLETION_TIMEOUT_S = 5.0  # a shell waits for a completion: better none than a hang (5 s: a loaded machine)
 
 POSITIONAL, REQUIRED, OPTIONAL = "positional", "required", "optional"
 

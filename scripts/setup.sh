@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(openvswitch-switch mininet iperf3 iputils-ping ethtool tcpdump curl telnet iproute2 python3-venv)
+# chromium + chromium-driver: the web view's tests drive Debian's headless browser (nothing downloaded at test time).
+APT_PACKAGES=(openvswitch-switch mininet iperf3 iputils-ping ethtool tcpdump curl telnet iproute2 python3-venv
+    chromium chromium-driver)
 VENV=.venv
 # The PyPI mininet (2.3.0.dev6) imports distutils, which Python 3.12 removed.
 PYTHON=${PYTHON:-python3}
@@ -72,7 +74,7 @@ install_project() {
     local want
     want=$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)
     if [ -f $STAMP ] && [ "$(cat $STAMP)" = "$want" ] &&
-        $VENV/bin/python -c 'import mininet.net, os_ken, pytest, controller, apps, mininet_topos' 2>/dev/null; then
+        $VENV/bin/python -c 'import mininet.net, os_ken, pytest, selenium, controller, apps, mininet_topos' 2>/dev/null; then
         return
     fi
     say "pip install -e '.[test]'"

@@ -13,14 +13,16 @@ from typing import Any
 
 import pytest
 from routers_fixtures import external  # noqa: F401  # the `external` topology fixture (routers, NAT)
+from webpage import ARTIFACTS, Page, chromium
 
-from mininet_topos.control import ControllerError, ControllerProcess, free_port, log_tail
+from mininet_topos.control import HOST, ControllerError, ControllerProcess, free_port, log_tail
 from mininet_topos.launcher import Running, random_prefix, running
 from mininet_topos.reach import wait_until
 from mininet_topos.rest import Api, Registration, register
 from mininet_topos.topos import Layout
 
 NetFactory = Callable[..., Running]
+SCREENSHOTS = pytest.StashKey[list[Path]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -87,6 +89,30 @@ def bare_net_factory() -> Iterator[NetFactory]:
     """Networks pointed at a port where nothing listens (default): for tests of the harness itself."""
     with ExitStack() as stack:
         yield _factory(stack, ("127.0.0.1", free_port()))
+
+
+@pytest.fixture
+def page(request: pytest.FixtureRequest, controller: ControllerProcess) -> Iterator[Page]:
+    """A headless Chromium tab for the `controller` fixture's web view (`page.root`). After the test: a screenshot,
+    and the test fails if the browser console logged a warning or error it did not expect."""
+    driver = chromium()
+    tab = Page(driver, request.node.name, f"http://{HOST}:{controller.api_port}")
+    try:
+        yield tab
+    finally:
+        try:
+            tab.screenshot("end")
+            problems = tab.console_problems()
+        finally:
+            driver.quit()
+            request.config.stash.setdefault(SCREENSHOTS, []).extend(tab.shots)
+    assert not problems, "the browser console logged:\n" + "\n".join(problems)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    shots = config.stash.get(SCREENSHOTS, [])
+    if shots:
+        terminalreporter.write_line(f"web view screenshots ({len(shots)}): {ARTIFACTS}")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -16,7 +16,8 @@ from tests.unit.api_helpers import DPID, TOKEN, StubRuntime, assert_error, make_
 
 
 def test_health_counts_connected_switches(client: FlaskClient) -> None:
-    assert client.get("/v1/health").json == {"status": "ok", "switches": 1, "version": "1.2.3", "failing": []}
+    assert client.get("/v1/health").json == {"status": "ok", "switches": 1, "version": "1.2.3", "failing": [],
+                                              "token_required": False}
 
 
 def test_network_crud(client: FlaskClient, runtime: StubRuntime) -> None:
