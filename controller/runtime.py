@@ -254,6 +254,7 @@ class Runtime:
 
     def lldp_received(self, dpid: str, in_port: int, frame: bytes) -> None:
         """Count a link direction if the frame is ours, fresh, and both ends may carry a link."""
+        self.router_stats['packet_ins_total{kind="lldp"}'] += 1
         switch = self.fabric.switch(dpid)
         if switch is None:
             return
