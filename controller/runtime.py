@@ -60,7 +60,9 @@ T = TypeVar("T")
 _ROUTER_TABLES = {table_id("router_in"): "time_exceeded", table_id("neighbor"): "neighbor",
                   table_id("classify"): "arp_reply"}
 MAX_QUEUED_PACKET_INS = 256  # packet-ins waiting for the io thread; beyond that they are dropped (and counted)
-TIME_EXCEEDED_RATE = (10.0, 10.0)  # per router: messages a second, burst (besides the switch's meter)
+# Per router and port the packet came in by (switch, ofport): messages a second, burst (besides the switch's meter).
+# Per port, so that a VM flooding expiring packets through a router exhausts its own share, not its neighbours'.
+TIME_EXCEEDED_RATE = (10.0, 10.0)
 
 
 _HEALTH_KINDS = frozenset({"load_balancer", "lb_member"})  # changes that always rebuild the health checker's members
@@ -279,7 +281,8 @@ class Runtime:
         self.router_stats[f'packet_ins_total{{kind="{kind or "other"}"}}'] += 1
         if kind is None:
             return
-        if kind == "time_exceeded" and not self._time_exceeded_limits.take(fields.get(REG_ROUTER), self._clock()):
+        source = (fields.get(REG_ROUTER), dpid, fields.get("in_port"))
+        if kind == "time_exceeded" and not self._time_exceeded_limits.take(source, self._clock()):
             self.router_stats["icmp_time_exceeded_limited_total"] += 1
             return
         with self._queued_lock:
