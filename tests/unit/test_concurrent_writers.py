@@ -1,6 +1,7 @@
-"""Concurrent writers through the real REST app, runtime and store, with in-memory switches joined by a link: eight
-threads create and delete ports and security-group rules (and read) while the runtime's own threads run; then
-every switch holds exactly a fresh full compile of the final store, and the store is consistent with itself."""
+"""Concurrent writers through the real REST app, runtime and store, with in-memory switches joined by links: eight
+threads create and delete ports and security-group rules (and read) while the runtime's own threads run and a switch
+port flaps (switch events, as os-ken's thread delivers them, each asking the converge thread for a pass); then every
+switch holds exactly a fresh full compile of the final store, and the store is consistent with itself."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections import Counter
 import pytest
 
 from apps.compiler import compile_all
+from apps.topology import SwitchPort
 from controller.api import create_app
 from tests.unit.test_runtime import LINK_PORT, S1, S2, S3, connect, expected, hear, make_runtime, switch
 
@@ -73,13 +75,29 @@ def test_eight_writers_leave_switches_equal_to_a_fresh_compile_of_the_store(stor
                                     f"{answer.get_data(as_text=True)[:300]}")
 
     started = time.monotonic()
+    writing = threading.Event()
+    writing.set()
+    flaps = [0]
+
+    def flap() -> None:
+        """s2's spare interface goes down and up: a trunk candidate comes and goes (its LLDP flow with it)."""
+        while writing.is_set():
+            runtime.port_changed(S2, SwitchPort("s2-eth40", 40, "aa:00:00:00:02:28", flaps[0] % 2 == 1), False)
+            flaps[0] += 1
+            time.sleep(0.01)  # a port event every 10 ms, not a busy loop; nothing waits on it
+        runtime.port_changed(S2, SwitchPort("s2-eth40", 40, "aa:00:00:00:02:28", True), False)
+
     threads = [threading.Thread(target=writer, args=(w,), name=f"writer-{w}") for w in range(WRITERS)]
+    flapper = threading.Thread(target=flap, name="switch-events")
     try:
+        flapper.start()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(90)
-        assert not any(thread.is_alive() for thread in threads), "a writer hung"
+        writing.clear()
+        flapper.join(10)
+        assert not any(thread.is_alive() for thread in [*threads, flapper]), "a writer hung"
         assert not failures, failures[:5]
         assert statuses[201] == 2 * WRITERS * ROUNDS, statuses
         # The store agrees with what the writers kept, and with itself: every reference resolves.
@@ -89,14 +107,14 @@ def test_eight_writers_leave_switches_equal_to_a_fresh_compile_of_the_store(stor
         assert {rule.id for g in policy.security_groups for rule in g.rules} >= kept["rules"]
         assert all(set(p.security_group_ids) <= group_ids for p in policy.ports)
         assert len({p.key for p in policy.ports}) == len(policy.ports)  # no zone handed out twice
-        # Every switch holds exactly a fresh compile of the final store (as the last confirmed change left it, no
-        # pass since), and the runtime's incremental tables are that compile too.
-        assert len(runtime.fabric.links()) == 2
+        # After the pass the last port event asked for, every switch holds exactly a fresh compile of the final store
+        # and topology, and the runtime's incremental tables are that compile too.
+        assert runtime.converge().ok and len(runtime.fabric.links()) == 2
         for sw in switches:
             assert sw.flows == expected(runtime, sw.dpid), sw.dpid
         fresh = compile_all(policy, runtime.fabric.snapshot())
         assert {dpid: dict(runtime.compiler.table(dpid)) for dpid in fresh} == fresh
     finally:
         runtime.stop()
-    print(f"{WRITERS} writers, {sum(statuses.values())} requests in {time.monotonic() - started:.1f} s: "
-          f"{dict(statuses)}")
+    print(f"{WRITERS} writers, {sum(statuses.values())} requests and {flaps[0]} port events in "
+          f"{time.monotonic() - started:.1f} s: {dict(statuses)}")
