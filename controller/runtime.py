@@ -32,7 +32,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -653,7 +653,11 @@ class Runtime:
             job = self._io.submit(work)
         except RuntimeError:  # shut down: the process is stopping
             return
-        job.result()
+        try:
+            job.result()
+        except CancelledError:  # stop() dropped it before it ran: the process is stopping, nothing failed
+            if not self._stop.is_set():
+                raise
 
     def _guarded(self, thread: str, work: Callable[[], object], errors: int) -> int:
         """Run one round of a background loop; on an exception log it, count it, and back off.
