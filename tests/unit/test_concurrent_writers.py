@@ -114,6 +114,7 @@ def test_eight_writers_leave_switches_equal_to_a_fresh_compile_of_the_store(stor
             assert sw.flows == expected(runtime, sw.dpid), sw.dpid
         fresh = compile_all(policy, runtime.fabric.snapshot())
         assert {dpid: dict(runtime.compiler.table(dpid)) for dpid in fresh} == fresh
+        assert not runtime.thread_errors  # no background thread failed a round meanwhile
     finally:
         runtime.stop()
     print(f"{WRITERS} writers, {sum(statuses.values())} requests and {flaps[0]} port events in "
