@@ -151,7 +151,7 @@ class Runtime:
         self._sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sync")
         self.stats: dict[str, float] = {"passes": 0, "pass_failures": 0, "last_pass_seconds": 0.0,
                                         "last_compile_seconds": 0.0, "last_pass_units": 0, "changes_refused": 0,
-                                        "zone_flushes": 0}
+                                        "changes_over_budget": 0, "zone_flushes": 0}
         self.thread_errors: Counter[str] = Counter()
         if not self._expected:
             self._ready.set()
@@ -209,6 +209,7 @@ class Runtime:
                     stage.commit()
             if refused or report.over_budget:
                 self.stats["changes_refused"] += 1
+                self.stats["changes_over_budget"] += bool(report.over_budget)
                 self._revision = revision  # the store no longer holds the change: give it back where it was taken
                 self._put_objects(self._last_changes)
                 self._freed.clear()  # no port or router went after all
