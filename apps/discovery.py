@@ -59,7 +59,7 @@ def _usable_links(read: Read) -> tuple[Link, ...]:
 def _lldp_flows(read: Read, dpid: str) -> dict[str, list[Flow]]:
     """LLDP to the controller from trunk candidates only; from anywhere else it misses and drops."""
     return {dpid: [Flow("classify", PRIO_CONTROL, match(in_port=port.ofport, eth_type=ETH_TYPE_LLDP),
-                        (controller(),), cookie=_DISCOVERY)
+                        (controller(),), cookie=_DISCOVERY, meter="lldp")
                    for port in read(("candidates", dpid))]}
 
 

@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple, NoReturn
 
-from apps.actions import CONTROLLER, Action, Conjunction, Nat
+from apps.actions import CONTROLLER, OFPP_CONTROLLER, Action, Conjunction, Nat, Output
 from apps.fields import (
     CT_DNAT,
     CT_EST,
@@ -599,6 +599,8 @@ def _check_flow(flow: Flow, pipeline: Mapping[str, Table], groups: Mapping[int, 
         check.continues("goto", flow.goto, strictly_later=True)
     if flow.meter is not None and flow.meter not in METER_NAMES:
         check.fail(f"unknown meter {flow.meter}")
+    if flow.meter is None and any(isinstance(a, Output) and a.port == OFPP_CONTROLLER for a in flow.actions):
+        check.fail("sends to the controller without a meter: a host could flood the controller through it")
     for name, _, mask in flow.match:
         check.readable(name)
         if mask is not None and not FIELD[name].maskable:

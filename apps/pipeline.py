@@ -147,6 +147,7 @@ METERS: tuple[Meter, ...] = (
           "packets whose TTL ran out in a router, to the controller for ICMP time-exceeded"),
     Meter("neighbor", 2, 100, 100, "next hops to resolve and ARP replies from uplinks, to the controller"),
     Meter("health", 3, 1000, 1000, "load-balancer members' answers to the controller's health probes"),
+    Meter("lldp", 4, 200, 200, "LLDP from trunk candidates (links being discovered or kept), to the controller"),
 )
 _METER_IDS = {meter.name: meter.id for meter in METERS}
 

@@ -25,7 +25,7 @@ from flask import Flask, Response, g, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from apps.explain import VERDICTS, Compiled
-from controller.errors import ApiError, ChangeRefused, NotConfirmed, error_body
+from controller.errors import ApiError, BudgetExceeded, ChangeRefused, NotConfirmed, error_body
 from controller.schema import (
     FLOATING_IP_FIELDS,
     LB_MEMBER_FIELDS,
@@ -412,11 +412,18 @@ class _Handlers:
     def _apply(self, change: Callable[[], Any], what: str | Callable[[Any], str]) -> Any:
         """Make a store change through the runtime, which returns once the switches carry it.
 
-        409 when a switch refused flows of the change (then nothing changed), 503 naming the
-        switches that did not confirm it (the change is kept and retried).
+        409 when a switch refused flows of the change or the change would take a switch past the flow budget
+        (then nothing changed), 503 naming the switches that did not confirm it (the change is kept and retried).
         """
         try:
             return self._runtime.apply(change)
+        except BudgetExceeded as exc:
+            raise ApiError(
+                409,
+                f"nothing was changed: {exc} (--max-flows-per-switch)",
+                [{"dpid": o.dpid, "flows": o.flows, "max_flows_per_switch": o.budget,
+                  "reason": "over the flow budget"} for o in exc.over],
+            ) from None
         except ChangeRefused as exc:
             raise ApiError(
                 409,

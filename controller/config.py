@@ -35,6 +35,7 @@ class Config:
     log_level: str
     lldp_interval: float
     neighbor_refresh: float = 60.0
+    max_flows_per_switch: int | None = None  # a REST change that would need more on any switch is refused (409)
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -88,6 +89,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _flow_budget(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected a whole number of flows, got {text!r}") from None
+    if value <= 0:
+        raise ValueError(f"must be a positive number of flows, got {text!r}")
+    return value
+
+
 def _default_db(environ: Mapping[str, str]) -> str:
     state_dir = environ.get("SDN_STATE_DIR") or DEFAULT_STATE_DIR
     return "sqlite:///" + os.path.abspath(os.path.join(state_dir, "sdn.db"))
@@ -134,6 +145,9 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("lldp_interval", "SECONDS", "how often to send LLDP probes for link discovery", _seconds, "1.0"),
     _Option("neighbor_refresh", "SECONDS", "how often routers ARP again for the next hops they resolved through "
             "uplinks; one unanswered three times in a row is forgotten", _seconds, "60.0"),
+    _Option("max_flows_per_switch", "N", "flow budget: a REST change whose compiled flows would exceed N on any "
+            "switch is refused with 409 naming the switch and the count it needed, and nothing changes "
+            "(default: no budget)", _flow_budget, None),
 )
 
 

@@ -3,7 +3,8 @@
 The store validates and raises ApiError; the API turns the exception into the contract's error body.
 Keeping the HTTP code on the exception means validation rules live in one place (the store)
 and the web layer never re-guesses what went wrong. The runtime raises ChangeRefused or
-NotConfirmed about a change it converged, and the API words them for the caller.
+NotConfirmed about a change it converged, and BudgetExceeded about one it would not send at all;
+the API words them for the caller.
 """
 
 from __future__ import annotations
@@ -71,6 +72,26 @@ class ChangeRefused(Exception):
     def __init__(self, refused: list[RefusedFlow]) -> None:
         super().__init__("; ".join(map(str, refused[:3])))
         self.refused = refused
+
+
+@dataclass(frozen=True)
+class OverBudget:
+    """A switch whose compiled flows a change would take past the flow budget (--max-flows-per-switch)."""
+
+    dpid: str
+    flows: int   # what the switch would have needed
+    budget: int
+
+    def __str__(self) -> str:
+        return f"switch {self.dpid} would need {self.flows} flows, over the budget of {self.budget} per switch"
+
+
+class BudgetExceeded(Exception):
+    """A change would take switches past the flow budget: it was rolled back before any switch saw it."""
+
+    def __init__(self, over: list[OverBudget]) -> None:
+        super().__init__("; ".join(map(str, over)))
+        self.over = over
 
 
 class NotConfirmed(Exception):

@@ -32,7 +32,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -46,7 +46,7 @@ from apps.pipeline import PIPELINE, REG_NETWORK, REG_NEXTHOP, REG_ROUTER, table_
 from apps.topology import Link, SwitchPort, Topology
 from controller import health, icmp, lldp, ofwire
 from controller.channel import Channel
-from controller.errors import ChangeRefused, NotConfirmed, RefusedFlow
+from controller.errors import BudgetExceeded, ChangeRefused, NotConfirmed, OverBudget, RefusedFlow
 from controller.fabric import End, Fabric
 from controller.neighbors import Directory, Leg, Neighbors, TokenBuckets, in_network
 from controller.programmer import FlowRefusal, Programmer, ProgrammingError
@@ -61,7 +61,9 @@ T = TypeVar("T")
 _ROUTER_TABLES = {table_id("router_in"): "time_exceeded", table_id("neighbor"): "neighbor",
                   table_id("classify"): "arp_reply"}
 MAX_QUEUED_PACKET_INS = 256  # packet-ins waiting for the io thread; beyond that they are dropped (and counted)
-TIME_EXCEEDED_RATE = (10.0, 10.0)  # per router: messages a second, burst (besides the switch's meter)
+# Per router and port the packet came in by (switch, ofport): messages a second, burst (besides the switch's meter).
+# Per port, so that a VM flooding expiring packets through a router exhausts its own share, not its neighbours'.
+TIME_EXCEEDED_RATE = (10.0, 10.0)
 
 
 _HEALTH_KINDS = frozenset({"load_balancer", "lb_member"})  # changes that always rebuild the health checker's members
@@ -89,6 +91,7 @@ class ConvergeReport:
     changed: frozenset[str] = frozenset()  # switches whose desired flows differ from the previous pass's
     refusals: dict[str, tuple[FlowRefusal, ...]] = field(default_factory=dict)
     delta: dict[str, set[ChangeKey]] = field(default_factory=dict)  # per switch, the keys this pass changed
+    over_budget: tuple[OverBudget, ...] = ()  # switches the compile took past the flow budget: nothing was sent
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,9 @@ class Runtime:
     def __init__(self, store: Store, *, lldp_interval: float = 1.0, hold_down: float = 5.0,
                  timeout: float = 30.0, backoff: tuple[float, float] = (1.0, 30.0), neighbor_refresh: float = 60.0,
                  arp_interval: float = 1.0, clock: Callable[[], float] = time.time,
-                 health_rate: tuple[float, float] = health.PROBE_RATE) -> None:
+                 health_rate: tuple[float, float] = health.PROBE_RATE, max_flows_per_switch: int | None = None) -> None:
         self.store = store
+        self.max_flows_per_switch = max_flows_per_switch  # REST changes that would exceed it are refused
         self.lldp_interval = lldp_interval
         self.neighbor_refresh = neighbor_refresh  # re-ARP a binding this often; forget it after 3 unanswered
         self._clock = clock  # wall clock of the routers' decisions (bindings are stored with it)
@@ -148,7 +152,7 @@ class Runtime:
         self._sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sync")
         self.stats: dict[str, float] = {"passes": 0, "pass_failures": 0, "last_pass_seconds": 0.0,
                                         "last_compile_seconds": 0.0, "last_pass_units": 0, "changes_refused": 0,
-                                        "zone_flushes": 0}
+                                        "changes_over_budget": 0, "zone_flushes": 0}
         self.thread_errors: Counter[str] = Counter()
         if not self._expected:
             self._ready.set()
@@ -183,7 +187,8 @@ class Runtime:
     def apply(self, change: Callable[[], T], timeout: float = 15.0) -> T:
         """Make a store change and converge the switches to it; keep it only if no switch refuses it.
 
-        Raises ChangeRefused (rolled back, switches put back) when a switch refused a flow the
+        Raises BudgetExceeded (rolled back before any switch saw it) when the change would take a switch
+        past the flow budget, ChangeRefused (rolled back, switches put back) when a switch refused a flow the
         change introduced, and NotConfirmed (kept, retried) when a switch the change affects failed
         for any other reason. Store validation errors propagate with nothing changed.
         """
@@ -197,20 +202,21 @@ class Runtime:
             revision = self._revision
             with self.store.staged() as stage:
                 result = change()
-                report = self._pass()
+                report = self._pass(budgeted=True)
                 refused = self._blame(report)
-                if refused:
+                if refused or report.over_budget:
                     stage.rollback()
                 else:
                     stage.commit()
-            if refused:
+            if refused or report.over_budget:
                 self.stats["changes_refused"] += 1
+                self.stats["changes_over_budget"] += bool(report.over_budget)
                 self._revision = revision  # the store no longer holds the change: give it back where it was taken
                 self._put_objects(self._last_changes)
                 self._freed.clear()  # no port or router went after all
                 self._pass()
                 self._health_note()
-                raise ChangeRefused(refused)
+                raise ChangeRefused(refused) if refused else BudgetExceeded(list(report.over_budget))
             self._flush_zones()
             self._health_note()
         unconfirmed = {dpid: reason for dpid, reason in report.failures.items() if dpid in report.changed}
@@ -252,6 +258,7 @@ class Runtime:
 
     def lldp_received(self, dpid: str, in_port: int, frame: bytes) -> None:
         """Count a link direction if the frame is ours, fresh, and both ends may carry a link."""
+        self.router_stats['packet_ins_total{kind="lldp"}'] += 1
         switch = self.fabric.switch(dpid)
         if switch is None:
             return
@@ -276,7 +283,8 @@ class Runtime:
         self.router_stats[f'packet_ins_total{{kind="{kind or "other"}"}}'] += 1
         if kind is None:
             return
-        if kind == "time_exceeded" and not self._time_exceeded_limits.take(fields.get(REG_ROUTER), self._clock()):
+        source = (fields.get(REG_ROUTER), dpid, fields.get("in_port"))
+        if kind == "time_exceeded" and not self._time_exceeded_limits.take(source, self._clock()):
             self.router_stats["icmp_time_exceeded_limited_total"] += 1
             return
         with self._queued_lock:
@@ -425,11 +433,14 @@ class Runtime:
         if self._last_changes:
             self._put_objects(self._last_changes)
 
-    def _pass(self) -> ConvergeReport:
+    def _pass(self, budgeted: bool = False) -> ConvergeReport:
+        """Compile the changes and sync the switches; `budgeted` (a REST change): a compile that takes a switch
+        past the flow budget is reported in `over_budget` and nothing is sent to any switch."""
         started = time.perf_counter()
         self._read_changes()
         topology, channels = self.fabric.view()  # one moment: every channel has its switch compiled
         self.compiler.set_topology(topology)
+        before = {dpid: len(table) for dpid, table in self.compiler.tables.items()} if budgeted else {}
         try:
             delta = self.compiler.commit()
         except Exception:
@@ -437,6 +448,9 @@ class Runtime:
             raise
         compiled = time.perf_counter()
         self._refresh_views()
+        over = self._over_budget(before, delta) if budgeted else ()
+        if over:
+            return ConvergeReport(False, delta=delta, over_budget=over)
         untrusted = [link for link in topology.links
                      if not self._may_carry(topology, link.a_dpid, link.a_port)
                      or not self._may_carry(topology, link.b_dpid, link.b_port)]
@@ -478,6 +492,15 @@ class Runtime:
         self.stats["last_compile_seconds"] = compiled - started  # reading the changes, and compiling them
         self.stats["last_pass_units"] = sum(n for kind, n in self.compiler.recompiled.items() if "." in kind)
         return ConvergeReport(not failures, failures, frozenset(delta), refusals, delta)
+
+    def _over_budget(self, before: dict[str, int], delta: dict[str, set[ChangeKey]]) -> tuple[OverBudget, ...]:
+        """The switches this compile grew past the flow budget (one already past it may still shrink)."""
+        budget = self.max_flows_per_switch
+        if budget is None:
+            return ()
+        sizes = {dpid: len(self.compiler.table(dpid)) for dpid in delta}
+        return tuple(OverBudget(dpid, size, budget) for dpid, size in sorted(sizes.items())
+                     if size > budget and size > before.get(dpid, 0))
 
     def _refresh_views(self) -> None:
         """What other threads read between passes (LLDP, REST): plain values, never the compiler itself."""
@@ -640,7 +663,11 @@ class Runtime:
             job = self._io.submit(work)
         except RuntimeError:  # shut down: the process is stopping
             return
-        job.result()
+        try:
+            job.result()
+        except CancelledError:  # stop() dropped it before it ran: the process is stopping, nothing failed
+            if not self._stop.is_set():
+                raise
 
     def _guarded(self, thread: str, work: Callable[[], object], errors: int) -> int:
         """Run one round of a background loop; on an exception log it, count it, and back off.

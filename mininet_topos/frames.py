@@ -9,6 +9,8 @@
     capture IFACE --ethertype 0x88cc --timeout S  prints "ready", then "frame HEX" for the first frame of
                                                  that ethertype to arrive, and exits
     send-raw IFACE HEX [--count N]                sends those exact bytes (a captured frame, replayed)
+    flood IFACE HEX [HEX ...] --seconds S        prints "flooding", sends those frames in turn as fast as the
+                                                 interface takes them for S seconds, then prints "sent N"
 
 `--vlan` adds an 802.1Q tag; `--dhcp` makes the UDP payload a DHCP server's message of that type (with the
 marker as its server name), whatever the ports say.
@@ -20,8 +22,10 @@ the test waits for the legitimate marker, so it never sleeps and never passes be
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 from scapy.all import (  # type: ignore[attr-defined]
@@ -83,6 +87,24 @@ def _capture(iface: str, ethertype: int, timeout: float) -> int:
     return _listen(iface, first, timeout)
 
 
+def _flood(iface: str, frames: list[bytes], seconds: float) -> int:
+    """A raw socket, not scapy: tens of thousands of frames a second, what a hostile VM could send."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    sock.bind((iface, 0))
+    print("flooding", flush=True)
+    sent, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for _ in range(64):
+            for frame in frames:
+                try:
+                    sock.send(frame)
+                    sent += 1
+                except OSError:  # ENOBUFS: the interface's queue is full; a flood just goes on
+                    pass
+    print(f"sent {sent}", flush=True)
+    return 0
+
+
 def _frame(args: argparse.Namespace):
     ether = Ether(src=args.eth_src, dst=args.eth_dst)
     if args.vlan is not None:
@@ -131,7 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     raw.add_argument("iface")
     raw.add_argument("frame", type=bytes.fromhex)
     raw.add_argument("--count", type=int, default=1)
+    flood = sub.add_parser("flood")
+    flood.add_argument("iface")
+    flood.add_argument("frames", type=bytes.fromhex, nargs="+")
+    flood.add_argument("--seconds", type=float, required=True)
     args = parser.parse_args(argv)
+    if args.cmd == "flood":
+        return _flood(args.iface, args.frames, args.seconds)
     if args.cmd == "sniff":
         return _sniff(args.iface, args.markers, args.timeout)
     if args.cmd == "capture":

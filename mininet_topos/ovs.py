@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 VSWITCHD_LOG = Path("/var/log/openvswitch/ovs-vswitchd.log")
@@ -94,3 +95,41 @@ def links_with_prefix(prefix: str) -> list[str]:
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
     names = (re.match(r"\d+: ([^:@]+)", line) for line in out.splitlines())
     return [m.group(1) for m in names if m and m.group(1).startswith(prefix)]
+
+
+_BRIDGE_SETTINGS = ("datapath_type", "protocols", "fail_mode", "other_config")
+
+
+def delete_bridge_keeping(bridge: str) -> Callable[[], None]:
+    """Delete `bridge` (its flows, meters and groups go with it); returns what adds it back as it was: datapath type,
+    protocols, fail mode, other_config (the datapath id), controllers, and ports by name with the ofports they had
+    (so the flows the controller puts back can be compared with those it had installed). Two transactions, as an
+    operator's script would do it: one that removes and one that adds the bridge anew."""
+    settings = [f"{column}={vsctl('get', 'Bridge', bridge, column)}" for column in _BRIDGE_SETTINGS]
+    controllers = vsctl("get-controller", bridge).split()
+    ports = {port: vsctl("get", "Interface", port, "ofport") for port in vsctl("list-ports", bridge).split()}
+    vsctl("del-br", bridge)
+
+    def add_back() -> None:
+        args = ["add-br", bridge, "--", "set", "Bridge", bridge, *settings]
+        for port, ofport in ports.items():
+            args += ["--", "add-port", bridge, port, "--", "set", "Interface", port, f"ofport_request={ofport}"]
+        vsctl(*args)
+        vsctl("set-controller", bridge, *controllers)
+
+    return add_back
+
+
+_OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
+
+
+def stop_vswitchd() -> None:
+    """Stop ovs-vswitchd alone (not `ovs-ctl restart`, which saves and restores the flows): every bridge of the
+    machine stops forwarding, its flows are lost; the bridges stay in OVSDB."""
+    subprocess.run([_OVS_CTL, "stop", "--no-ovsdb-server"], check=True, capture_output=True, timeout=60)
+
+
+def start_vswitchd() -> None:
+    """Start ovs-vswitchd as scripts/setup.sh does (userspace TSO stays on: it is in OVSDB)."""
+    subprocess.run([_OVS_CTL, "start", "--system-id=random", "--no-ovsdb-server"], check=True, capture_output=True,
+                   timeout=60)

@@ -295,3 +295,29 @@ def send_raw(host: Host, frame: bytes, count: int = 1) -> None:
                        timeout=20)
     if code != 0:
         raise RuntimeError(f"sending a raw frame from {host.name} failed: {out}")
+
+
+class Flood(HostProcess):
+    """`with Flood(host, frames, seconds) as flood:` `host` sends `frames` in turn as fast as it can for `seconds`
+    (mininet_topos.frames flood); `flood.wait()` returns how many it sent."""
+
+    def __init__(self, host: Host, frames: list[bytes], seconds: float) -> None:
+        self.spawn(host, [*FRAMES, "flood", host.defaultIntf().name, *(f.hex() for f in frames),
+                          "--seconds", f"{seconds:g}"])
+        self.seconds = seconds
+        if self.line(20) != "flooding":
+            raise RuntimeError(f"the flood from {host.name} did not start: {self.terminate()}")
+
+    def wait(self) -> int:
+        """Wait for the flood to end; the number of frames it sent."""
+        line = self.line(self.seconds + 20)
+        if line is None or not line.startswith("sent "):
+            raise RuntimeError(f"the flood did not finish: {line} {self.terminate()}")
+        self.terminate()
+        return int(line.removeprefix("sent "))
+
+    def __enter__(self) -> Flood:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.terminate()

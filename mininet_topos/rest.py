@@ -64,6 +64,13 @@ class Api:
             return created[singular]
         return created
 
+    def metrics(self) -> dict[str, float]:
+        """GET /metrics (at the server root, Prometheus text): each sample's value by its name and labels."""
+        resp = self.session.get(self.base.removesuffix("/v1") + "/metrics", timeout=self.timeout)
+        resp.raise_for_status()
+        return {name: float(value) for name, value in
+                (line.rsplit(" ", 1) for line in resp.text.splitlines() if line and not line.startswith("#"))}
+
     def healthy(self) -> bool:
         try:
             return self.session.get(self.base + "/health", timeout=2).status_code == 200

@@ -13,7 +13,6 @@ from collections import Counter
 from contextlib import ExitStack
 
 import pytest
-import requests
 from helpers import EchoServer, Stream, connect, run_in, wait_until
 from routers_fixtures import ExternalEnv
 
@@ -36,9 +35,7 @@ def landed(env: ExternalEnv, count: int) -> Counter[str]:
 
 
 def metric(env: ExternalEnv, name: str) -> float:
-    text = requests.get(env.controller.api.removesuffix("/v1") + "/metrics", timeout=10).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + " ") or line.startswith(name + "{"))
+    return sum(value for sample, value in env.api.metrics().items() if sample == name or sample.startswith(name + "{"))
 
 
 def status(env: ExternalEnv, lb: dict, member_id: str) -> str:

@@ -7,7 +7,6 @@ import signal
 import subprocess
 
 import pytest
-import requests
 from helpers import EchoServer, Stream, register, tcp_ok, wait_until
 
 from mininet_topos import ovs
@@ -26,12 +25,6 @@ def flows(bridge: str) -> dict[tuple[str, str, str], tuple[float, int]]:
     return found
 
 
-def metrics(api_base: str) -> dict[str, float]:
-    text = requests.get(api_base.removesuffix("/v1") + "/metrics", timeout=10).text
-    return {name: float(value) for name, value in
-            (line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))}
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
 def test_restart_under_traffic_loses_nothing(controller, api, net_factory, sig):
     run = net_factory("three")
@@ -48,7 +41,7 @@ def test_restart_under_traffic_loses_nothing(controller, api, net_factory, sig):
             controller.restart(sig)
             wait_until(lambda: all(s["connected"] for s in api.get("/switches")), 30, "switches to reconnect")
             # Every switch read back and diffed: the resync has happened (and found nothing to do).
-            wait_until(lambda: metrics(controller.api).get("sdn_programmer_readbacks", 0) >= 3, 30, "resync")
+            wait_until(lambda: api.metrics().get("sdn_programmer_readbacks", 0) >= 3, 30, "resync")
             assert tcp_ok(a1, a3, ip, port=5003)
             summary = stream.stop()
     finally:
@@ -60,7 +53,7 @@ def test_restart_under_traffic_loses_nothing(controller, api, net_factory, sig):
     # Every echo got its reply; only the very last may still have been on its way when ping was stopped.
     assert sent > 20 and set(range(1, sent)) <= answered, out.splitlines()[-3:]
     assert not summary.get("broken") and summary["received"] == summary["sent"], summary
-    assert metrics(controller.api)["sdn_programmer_flow_mods"] == 0
+    assert api.metrics()["sdn_programmer_flow_mods"] == 0
     for s in run.plan.switches:
         after = flows(s.name)
         assert after.keys() == before[s.name].keys()

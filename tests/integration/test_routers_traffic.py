@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 import pytest
-import requests
 from helpers import (
     ApiError,
     EchoServer,
@@ -409,11 +408,7 @@ def test_interface_and_router_deletion_cut_exactly_their_paths(external: Externa
 # -- restarts ---------------------------------------------------------------------------------------------
 
 def _metric(env: ExternalEnv, name: str) -> float:
-    text = requests.get(env.controller.api.removesuffix("/v1") + "/metrics", timeout=10).text
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return env.api.metrics().get(name, 0.0)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])

@@ -1,7 +1,8 @@
 """A switch that refuses flows: the REST change that caused it is undone, one caused by topology is retried.
 
 A full OpenFlow table (OVS Flow_Table flow_limit with overflow_policy=refuse) makes a real switch
-refuse a bundle at commit time, which is what a switch short of memory does.
+refuse a bundle at commit time, which is what a switch short of memory does. The controller's own flow budget
+(--max-flows-per-switch) refuses a change before any switch sees it.
 """
 
 from __future__ import annotations
@@ -58,6 +59,38 @@ def test_a_change_the_switch_refuses_is_undone_with_the_flow_and_its_owner_named
     finally:
         unlimit(s1.name)
     assert api.post("/security-group-rules", rule)["port_range_max"] == 8001
+
+
+FLOW_BUDGET = 300
+
+
+@pytest.mark.controller_args("--max-flows-per-switch", str(FLOW_BUDGET))
+def test_a_change_over_the_flow_budget_is_refused_before_the_switch_sees_it(api, net_factory):
+    """`sdn-controller --max-flows-per-switch`: 400 rules at once would take s1 past it, 10 fit."""
+    run: Running = net_factory("single")
+    reg = register(api, run.plan)
+    s1 = run.plan.switch("s1")
+    group = api.create("security-groups", {"name": "many"})["id"]
+    for port in reg.ports.values():
+        api.patch(f"/ports/{port}", {"security_group_ids": [group]})
+    before, installed = rules_and_flows(api, s1.dpid), ovs.ofctl("--no-stats", "dump-flows", s1.name)
+    assert len(before[1]) < FLOW_BUDGET - 20, "the budget leaves no room to test with"
+
+    def rules(n: int) -> dict:
+        return {"rules": [{"direction": "ingress", "protocol": "tcp", "port_range_min": 20000 + i} for i in range(n)]}
+
+    with pytest.raises(ApiError) as refused:
+        api.request("PUT", f"/security-groups/{group}/rules", json=rules(400))
+    error = refused.value
+    assert error.status == 409 and f"over the budget of {FLOW_BUDGET} per switch" in error.body, error.body
+    (detail,) = api.session.put(f"{api.base}/security-groups/{group}/rules", json=rules(400)).json()["error"][
+        "details"]
+    assert detail["dpid"] == s1.dpid and detail["flows"] >= len(before[1]) + 400 - 1  # a flow a rule, the old one gone
+    assert rules_and_flows(api, s1.dpid) == before and ovs.ofctl("--no-stats", "dump-flows", s1.name) == installed
+    a1, a2 = run.host("a1"), run.host("a2")
+    api.request("PUT", f"/security-groups/{group}/rules", json={"rules": [
+        {"direction": "egress"}, {"direction": "ingress", "protocol": "tcp", "port_range_min": 5001}]})
+    assert tcp_ok(a1, a2, run.plan.vm("a2").ip), "a change within the budget goes through"
 
 
 def test_a_refusal_caused_by_topology_is_retried_and_shown_until_the_switch_takes_it(api, net_factory):

@@ -84,6 +84,15 @@ def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
     )
 
 
+def test_flow_budget_from_flag_env_or_file(tmp_path: Path) -> None:
+    assert DEFAULTS.max_flows_per_switch is None
+    path = write(tmp_path, "c.toml", "max_flows_per_switch = 300\n")
+    assert load_config(["--config", path], {}).max_flows_per_switch == 300
+    assert load_config(["--config", path], {"SDN_MAX_FLOWS_PER_SWITCH": "200"}).max_flows_per_switch == 200
+    flag = load_config(["--max-flows-per-switch", "100"], {"SDN_MAX_FLOWS_PER_SWITCH": "200"})
+    assert flag.max_flows_per_switch == 100
+
+
 def test_empty_environment_variable_counts_as_unset() -> None:
     assert load_config([], {"SDN_API_TOKEN": "", "SDN_LOG_LEVEL": ""}) == DEFAULTS
 
@@ -105,6 +114,8 @@ def test_token_stays_out_of_the_repr() -> None:
         (["--lldp-interval", "soon"], {}, "--lldp-interval"),
         (["--api-token", "two words"], {}, "--api-token"),
         (["--db", " "], {}, "--db"),
+        (["--max-flows-per-switch", "0"], {}, "--max-flows-per-switch"),
+        ([], {"SDN_MAX_FLOWS_PER_SWITCH": "many"}, "SDN_MAX_FLOWS_PER_SWITCH"),
     ],
 )
 def test_bad_values_name_their_source(argv: list[str], env: dict[str, str], source: str) -> None:

@@ -107,7 +107,8 @@ def test_each_action_encodes_to_its_own_wire_forms_and_describes_them(action, fi
 @pytest.mark.parametrize(("action", "fields"), SAMPLE_LIST, ids=[repr(a) for a, _ in SAMPLE_LIST])
 def test_each_action_is_checked_and_simulated(action, fields):
     """flowsim accepts a flow with it and runs a packet through it (a clause flow with its other clause)."""
-    flow = Flow("classify", 10, match(**fields), (action,))
+    meter = "lldp" if action == controller() else None  # flowsim refuses an unmetered flow to the controller
+    flow = Flow("classify", 10, match(**fields), (action,), meter=meter)
     flows = [flow]
     if isinstance(action, Conjunction):
         flows += [Flow("classify", 10, match(in_port=1), (Conjunction(action.id, 2, 2),)),

@@ -139,7 +139,7 @@ def test_arp_responder_answers_out_the_input_port_with_the_swapped_packet():
 
 
 def test_output_to_the_input_port_is_skipped_unless_asked_as_in_port():
-    flows = [Flow("classify", 1, (), (Output(1), Output(2), controller()))]
+    flows = [Flow("classify", 1, (), (Output(1), Output(2), controller()), meter="lldp")]
     result = run(flows, packet(in_port=1, eth_src=MAC_A))
     assert result.ports == [2, CONTROLLER] and result.to_controller
     assert result.outputs[1] == (CONTROLLER, {"in_port": 1, "eth_src": 0x02000000000A})  # a packet-in keeps metadata

@@ -266,6 +266,25 @@ def test_the_lldp_thread_survives_an_exception(store, monkeypatch):
         runtime.stop()
 
 
+def test_work_that_stop_drops_from_the_io_queue_is_not_a_thread_error(store):
+    """A background round waiting on the io thread when the controller stops is not logged and counted as failed."""
+    runtime = make_runtime(store)
+    busy, release, queued = threading.Event(), threading.Event(), threading.Event()
+    runtime._io.submit(lambda: (busy.set(), release.wait(10)))
+    assert busy.wait(10)
+    submit = runtime._io.submit
+    runtime._io.submit = lambda *args: (submit(*args), queued.set())[0]  # type: ignore[method-assign]
+    rounds: list[int] = []
+    waiting = threading.Thread(target=lambda: rounds.append(runtime._guarded("health", lambda: runtime._on_io(
+        lambda: None), 0)))
+    waiting.start()
+    assert queued.wait(10)
+    runtime.stop()  # drops the queued round
+    release.set()
+    waiting.join(10)
+    assert rounds == [0] and not runtime.thread_errors
+
+
 # --- refused flows ------------------------------------------------------------------------------
 
 def test_a_change_whose_flow_a_switch_refuses_is_rolled_back(store):

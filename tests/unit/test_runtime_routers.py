@@ -245,19 +245,22 @@ def test_ttl_exceeded_from_the_external_side_comes_from_the_gateway_address(stor
     assert port == UPLINK and Ether(data)[IP].src == setup.gateway_ip and Ether(data).dst == UPSTREAM_MAC
 
 
-def test_ttl_exceeded_is_rate_limited_per_router_and_never_about_an_icmp_error(store):
+def test_ttl_exceeded_is_rate_limited_per_router_and_port_and_never_about_an_icmp_error(store):
     setup = Setup(store)
     fields = {"in_port": 1, "reg1": setup.net["segmentation_id"], "reg8": setup.key}
     original = bytes(Ether(src=VM_MAC, dst=setup.mac) / IP(src="10.0.0.11", dst="8.8.8.8", ttl=1) / UDP())
     for _ in range(12):
         setup.runtime.packet_in(S1, ROUTER_IN, fields, original)
+    # Port 1 used up its share; the same router's packets from another port have their own (a flooding VM starves
+    # only itself).
+    setup.runtime.packet_in(S1, ROUTER_IN, {**fields, "in_port": 2}, original)
     error = bytes(Ether(src=VM_MAC, dst=setup.mac) / IP(src="10.0.0.11", dst="8.8.8.8", ttl=1) / ICMP(type=3)
                   / bytes(IP() / UDP()))
     setup.clock.now += 1
     setup.runtime.packet_in(S1, ROUTER_IN, fields, error)
     setup.runtime.packet_in(S1, ROUTER_IN, {**fields, "reg8": 999}, original)  # no such router
     io_done(setup.runtime)
-    assert len(setup.s1.packet_outs) == 10
+    assert len(setup.s1.packet_outs) == 11 and setup.s1.packet_outs[10][0] == 2
     assert metric(setup.runtime, "sdn_icmp_time_exceeded_limited_total") == 2
     assert metric(setup.runtime, "sdn_icmp_time_exceeded_unanswered_total") == 2
 
