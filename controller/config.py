@@ -35,6 +35,7 @@ class Config:
     log_level: str
     lldp_interval: float
     neighbor_refresh: float = 60.0
+    stats_interval: float = 10.0
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -134,6 +135,8 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("lldp_interval", "SECONDS", "how often to send LLDP probes for link discovery", _seconds, "1.0"),
     _Option("neighbor_refresh", "SECONDS", "how often routers ARP again for the next hops they resolved through "
             "uplinks; one unanswered three times in a row is forgotten", _seconds, "60.0"),
+    _Option("stats_interval", "SECONDS", "how often to read the switches' flow counters for the objects' stats (a GET "
+            "with ?refresh=true reads them sooner, at most once a second)", _seconds, "10.0"),
 )
 
 

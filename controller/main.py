@@ -122,7 +122,8 @@ def _load(config: Config, app: SdnApp) -> tuple[Runtime, BaseWSGIServer | MultiS
         store = Store(config.db)
     except StoreError as exc:
         _exit(_fail(str(exc)))
-    runtime = Runtime(store, lldp_interval=config.lldp_interval, neighbor_refresh=config.neighbor_refresh)
+    runtime = Runtime(store, lldp_interval=config.lldp_interval, neighbor_refresh=config.neighbor_refresh,
+                      stats_interval=config.stats_interval)
     app.attach(runtime)
     runtime.start()
     api_host, api_port = config.api_listen

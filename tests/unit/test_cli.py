@@ -237,7 +237,7 @@ def test_security_group_lifecycle(sdnctl: Run, store: Store) -> None:
     code, out, _ = sdnctl("security-group", "show", group["id"])
     rows = table(out)
     assert ["rules", f"id={group['rules'][0]['id']},security_group_id={group['id']},direction=egress,"
-            "ethertype=IPv4"] in rows
+            "ethertype=IPv4,stats=packets=0,bytes=0"] in rows
     changed = run_json(sdnctl, "security-group", "update", group["id"], "--name", "api", "--description", "")
     assert (changed["name"], changed["description"]) == ("api", "")
     assert sdnctl("security-group", "delete", group["id"]) == (0, "", "")
@@ -340,7 +340,8 @@ def test_router_lifecycle(sdnctl: Run, store: Store) -> None:
     router = run_json(sdnctl, "router", "create", "edge", "--external-network", ext["id"], "--no-snat",
                       "--gateway-ip", "203.0.113.9", "--route", "0.0.0.0/0,203.0.113.1")
     assert router["external_gateway"] == {"network_id": ext["id"], "ip_address": "203.0.113.9", "enable_snat": False}
-    assert router["routes"] == [{"destination": "0.0.0.0/0", "nexthop": "203.0.113.1"}]
+    assert router["routes"] == [{"destination": "0.0.0.0/0", "nexthop": "203.0.113.1",
+                                 "stats": {"packets": 0, "bytes": 0}}]
     code, out, _ = sdnctl("router", "list")
     assert out.split("\n")[0].split() == ["id", "name", "mac_address", "external_gateway.network_id",
                                           "external_gateway.ip_address", "status"]
@@ -351,8 +352,8 @@ def test_router_lifecycle(sdnctl: Run, store: Store) -> None:
     assert ["interfaces", f"network_id={net['id']},ip_address=10.0.0.1"] in table(out)
     routes = run_json(sdnctl, "router", "update", router["id"], "--route", "192.168.0.0/16,10.0.0.254",
                       "--route", "0.0.0.0/0, 203.0.113.1")["routes"]
-    assert routes == [{"destination": "192.168.0.0/16", "nexthop": "10.0.0.254"},
-                      {"destination": "0.0.0.0/0", "nexthop": "203.0.113.1"}]
+    assert [(route["destination"], route["nexthop"]) for route in routes] == [
+        ("192.168.0.0/16", "10.0.0.254"), ("0.0.0.0/0", "203.0.113.1")]
     cleared = run_json(sdnctl, "router", "update", router["id"], "--no-routes", "--no-external-gateway")
     assert (cleared["routes"], cleared["external_gateway"]) == ([], None)
     code, _, err = sdnctl("router", "delete", router["id"])
