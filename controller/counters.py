@@ -53,11 +53,10 @@ class ObjectCounters:
             self._last[dpid] = now
 
     def keep(self, counted: Mapping[Counted, tuple[ObjectRef, ...]]) -> None:
-        """Forget the sums of objects that are gone."""
+        """The objects there are now: those gone lose their sums, new ones start at zero."""
         present = {owner for owners in counted.values() for owner in owners}
         with self._lock:
-            for owner in [owner for owner in self._sums if owner not in present]:
-                del self._sums[owner]
+            self._sums = {owner: self._sums.get(owner, (0, 0)) for owner in present}
 
     def get(self, kind: str, object_id: str) -> tuple[int, int]:
         """(packets, bytes) of an object; (0, 0) before anything counted for it."""
