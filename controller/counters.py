@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 
 from apps.counters import Counted, ObjectRef
+from apps.flows import APP_CODES
+from controller.channel import Channel
 from controller.ofwire import FlowCounter
+
+COUNTED_APPS = ("security_groups", "routing", "load_balancing")  # the apps whose flows count objects' traffic
+_APP_MASK = 0xFF << 56  # a cookie's app (apps.flows.cookie)
 
 _FlowId = tuple[int, int, bytes]  # table, priority, match
 
@@ -66,6 +71,13 @@ class ObjectCounters:
     def sums(self) -> dict[ObjectRef, tuple[int, int]]:
         with self._lock:
             return dict(self._sums)
+
+
+def read_switch(channel: Channel, cookies: Container[int], timeout: float) -> list[FlowCounter]:
+    """The counters of a switch's flows with one of `cookies`: one flow-stats request per counting app, under its
+    cookie and mask (the switch sends only that app's flows; the others never cross the wire)."""
+    return [reading for app in COUNTED_APPS
+            for reading in channel.dump_flow_counters(timeout, cookies, APP_CODES[app] << 56, _APP_MASK)]
 
 
 def _grown(before: FlowCounter | None, after: FlowCounter) -> tuple[int, int]:

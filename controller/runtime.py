@@ -45,14 +45,13 @@ from prometheus_client.core import Metric
 from apps.compiler import Compiler
 from apps.counters import KINDS, Counted, ObjectRef, counted_flows
 from apps.discovery import is_candidate, trunk_candidates
-from apps.flows import APP_CODES
 from apps.groups import Group
 from apps.incremental import ChangeKey
 from apps.pipeline import PIPELINE, REG_NETWORK, REG_NEXTHOP, REG_ROUTER, table_id
 from apps.topology import Link, SwitchPort, Topology
 from controller import health, icmp, lldp, ofwire
 from controller.channel import Channel, ChannelClosed, ChannelTimeout
-from controller.counters import ObjectCounters, Schedule
+from controller.counters import ObjectCounters, Schedule, read_switch
 from controller.errors import ChangeRefused, NotConfirmed, RefusedFlow
 from controller.fabric import End, Fabric
 from controller.metrics import family
@@ -70,8 +69,6 @@ _ROUTER_TABLES = {table_id("router_in"): "time_exceeded", table_id("neighbor"): 
                   table_id("classify"): "arp_reply"}
 MAX_QUEUED_PACKET_INS = 256  # packet-ins waiting for the io thread; beyond that they are dropped (and counted)
 TIME_EXCEEDED_RATE = (10.0, 10.0)  # per router: messages a second, burst (besides the switch's meter)
-COUNTED_APPS = ("security_groups", "routing", "load_balancing")  # the apps whose flows count objects' traffic
-_APP_MASK = 0xFF << 56  # a cookie's app (apps.flows.cookie)
 
 
 _HEALTH_KINDS = frozenset({"load_balancer", "lb_member"})  # changes that always rebuild the health checker's members
@@ -722,8 +719,7 @@ class Runtime:
         cookies = {cookie for cookie, _ in counted}
         for channel in self.fabric.channels():
             try:
-                readings = [reading for app in COUNTED_APPS for reading in channel.dump_flow_counters(
-                    self.programmer.timeout, cookies, APP_CODES[app] << 56, _APP_MASK)]
+                readings = read_switch(channel, cookies, self.programmer.timeout)
             except (ChannelClosed, ChannelTimeout) as exc:  # gone meanwhile, or slow: its sums wait for the next
                 LOG.debug("switch %s: counters not read: %s", channel.dpid, exc)
                 continue
