@@ -138,21 +138,31 @@ def _path_arg(name: str, help: str) -> Param:
     return Param(name, "path", name, (name,), {"metavar": name.upper(), "help": help})
 
 
+# Resources that show counters (stats): list and show read the switches' counters first with --refresh.
+_REFRESH = Param("refresh", "query", "refresh", ("--refresh",),
+                 {"action": "store_const", "const": "true", "default": None,
+                  "help": "read the switches' flow counters first (stats), at most once a second"})
+_STATS = ("stats.packets", "stats.bytes")
+
+
 def crud(
-    singular: str, plural: str, opts: tuple[Opt, ...], columns: tuple[str, ...], filters: tuple[Opt, ...] = ()
+    singular: str, plural: str, opts: tuple[Opt, ...], columns: tuple[str, ...], filters: tuple[Opt, ...] = (),
+    stats: bool = False,
 ) -> tuple[Command, ...]:
-    """create/list/show/update/delete of /<plural>, flags derived from the resource's fields.
+    """create/list/show/update/delete of /<plural>, flags derived from the resource's fields; `stats`: list and
+    show take --refresh.
 
     There is no update command when no field may be updated.
     """
     item, ident = f"/{plural}/{{id}}", _path_arg("id", f"{singular} id")
     updatable = tuple(param for opt in opts if opt.update for param in opt.params("body"))
+    refresh = (_REFRESH,) if stats else ()
     commands = (
         Command("create", "POST", f"/{plural}", f"create a {singular}",
                 tuple(param for opt in opts for param in opt.params("body", opt.create)), columns),
         Command("list", "GET", f"/{plural}", f"list {plural}",
-                tuple(param for opt in filters for param in opt.params("query")), columns),
-        Command("show", "GET", item, f"show a {singular}", (ident,), columns),
+                (*(param for opt in filters for param in opt.params("query")), *refresh), columns),
+        Command("show", "GET", item, f"show a {singular}", (ident, *refresh), columns),
         Command("update", "PATCH", item, f"change a {singular}", (ident, *updatable), columns),
         Command("delete", "DELETE", item, f"delete a {singular}", (ident,)),
     )
@@ -162,7 +172,7 @@ def crud(
 _DPID = _path_arg("dpid", "datapath id, 16 hex digits")
 _BALANCER = _path_arg("id", "load balancer id")
 _MEMBER = _path_arg("member_id", "member id")
-_MEMBER_COLUMNS = ("id", "ip_address", "port", "weight", "admin_state_up", "status", "status_changed_at")
+_MEMBER_COLUMNS = ("id", "ip_address", "port", "weight", "admin_state_up", "status", "status_changed_at", *_STATS)
 _MEMBER_CHANGES = (
     *Opt("weight", type=int, metavar="N", help="its share of new connections, 1-256 (default 1)").params("body"),
     *Opt("admin_state_up", type=bool, help="--no-admin-state-up drains it: no new connections (DRAINING)"
@@ -229,7 +239,7 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
     ),
     "security-group": (
         *crud("security group", "security-groups", (Opt("name", create=POSITIONAL), Opt("description")),
-              columns=("id", "name", "description", "status")),
+              columns=("id", "name", "description", "status"), stats=True),
         Command("set-rules", "PUT", "/security-groups/{id}/rules",
                 "replace a group's rules with those of a JSON file, in one change", (
                     _path_arg("id", "security group id"),
@@ -256,8 +266,9 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
                 help="peers: the ports of this security group"),
         ),
         columns=("id", "security_group_id", "direction", "protocol", "port_range_min", "port_range_max",
-                 "remote_ip_prefix", "remote_group_id"),
+                 "remote_ip_prefix", "remote_group_id", *_STATS),
         filters=(Opt("security_group_id", flag="--group", metavar="ID", help="only rules of this group"),),
+        stats=True,
     ),
     "router": (
         *crud(
@@ -275,7 +286,8 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
                     help="a static route, repeatable; replaces all routes (--no-routes: none)"),
             ),
             columns=("id", "name", "mac_address", "external_gateway.network_id", "external_gateway.ip_address",
-                     "status"),
+                     "status", *_STATS),
+            stats=True,
         ),
         Command("add-interface", "POST", "/routers/{id}/interfaces", "attach a network (it takes its gateway_ip)",
                 (_ROUTER, *_INTERFACE_NETWORK.params("body", REQUIRED))),
@@ -291,9 +303,11 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
             Opt("port_id", flag="--port", metavar="ID", exclusive="port", help="the port it maps to"),
             Opt("port_id", flag="--no-port", type=None, exclusive="port", help="map it to no port"),
         ),
-        columns=("id", "floating_ip_address", "network_id", "port_id", "fixed_ip_address", "router_id", "status"),
+        columns=("id", "floating_ip_address", "network_id", "port_id", "fixed_ip_address", "router_id", "status",
+                 *_STATS),
         filters=(Opt("network_id", flag="--network", metavar="ID", help="only those on this network"),
                  Opt("port_id", flag="--port", metavar="ID", help="only the one of this port")),
+        stats=True,
     ),
     "load-balancer": crud(
         "load balancer", "load-balancers",
@@ -319,6 +333,7 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
         ),
         columns=("id", "name", "network_id", "vip_address", "protocol", "port", "algorithm", "status"),
         filters=(Opt("network_id", flag="--network", metavar="ID", help="only those on this network"),),
+        stats=True,
     ),
     "lb-member": (
         Command("add", "POST", "/load-balancers/{id}/members", "add a member to a load balancer", (
@@ -328,10 +343,10 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
             *Opt("port", type=int, metavar="N").params("body", REQUIRED),
             *_MEMBER_CHANGES,
         ), _MEMBER_COLUMNS),
-        Command("list", "GET", "/load-balancers/{id}/members", "list a load balancer's members", (_BALANCER,),
-                _MEMBER_COLUMNS),
-        Command("show", "GET", "/load-balancers/{id}/members/{member_id}", "show a member", (_BALANCER, _MEMBER),
-                _MEMBER_COLUMNS),
+        Command("list", "GET", "/load-balancers/{id}/members", "list a load balancer's members",
+                (_BALANCER, _REFRESH), _MEMBER_COLUMNS),
+        Command("show", "GET", "/load-balancers/{id}/members/{member_id}", "show a member",
+                (_BALANCER, _MEMBER, _REFRESH), _MEMBER_COLUMNS),
         Command("update", "PATCH", "/load-balancers/{id}/members/{member_id}", "change a member's weight or drain it",
                 (_BALANCER, _MEMBER, *_MEMBER_CHANGES), _MEMBER_COLUMNS),
         Command("remove", "DELETE", "/load-balancers/{id}/members/{member_id}", "remove a member",

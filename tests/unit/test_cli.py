@@ -344,8 +344,8 @@ def test_router_lifecycle(sdnctl: Run, store: Store) -> None:
                                  "stats": {"packets": 0, "bytes": 0}}]
     code, out, _ = sdnctl("router", "list")
     assert out.split("\n")[0].split() == ["id", "name", "mac_address", "external_gateway.network_id",
-                                          "external_gateway.ip_address", "status"]
-    assert table(out) == [[router["id"], "edge", "fa:16:3f:00:00:01", ext["id"], "203.0.113.9", "ACTIVE"]]
+                                          "external_gateway.ip_address", "status", "stats.packets", "stats.bytes"]
+    assert table(out) == [[router["id"], "edge", "fa:16:3f:00:00:01", ext["id"], "203.0.113.9", "ACTIVE", "0", "0"]]
     added = run_json(sdnctl, "router", "add-interface", router["id"], "--network", net["id"])
     assert added["interfaces"] == [{"network_id": net["id"], "ip_address": "10.0.0.1"}]
     code, out, _ = sdnctl("router", "show", router["id"])
@@ -396,7 +396,8 @@ def test_floating_ip_lifecycle(sdnctl: Run, store: Store) -> None:
     assert (made["floating_ip_address"], made["fixed_ip_address"], made["router_id"]) == \
         ("203.0.113.50", "10.0.0.5", router["id"])
     code, out, _ = sdnctl("floating-ip", "list", "--port", port["id"])
-    assert table(out) == [[made["id"], "203.0.113.50", ext["id"], port["id"], "10.0.0.5", router["id"], "ACTIVE"]]
+    assert table(out) == [[made["id"], "203.0.113.50", ext["id"], port["id"], "10.0.0.5", router["id"], "ACTIVE",
+                           "0", "0"]]
     assert run_json(sdnctl, "floating-ip", "list", "--network", net["id"]) == []
     detached = run_json(sdnctl, "floating-ip", "update", made["id"], "--no-port")
     assert (detached["port_id"], detached["router_id"]) == (None, None)
