@@ -467,3 +467,16 @@ def test_lb_member_commands(sdnctl: Run, store: Store) -> None:
         assert usage.value.code == 2
     assert sdnctl("lb-member", "remove", made["id"], added["id"])[:2] == (0, "")  # (stderr has the usages above)
     assert store.list_lb_members(made["id"]) == []
+
+
+def test_refresh_reads_the_counters_first_and_stats_show_as_columns(sdnctl: Run, store: Store,
+                                                                   runtime: StubRuntime) -> None:
+    group = store.create_security_group({"name": "web"})
+    rule = group["rules"][0]["id"]
+    runtime.counted[("security_group_rule", rule)] = (12, 3400)
+    code, out, _ = sdnctl("security-group-rule", "list", "--group", group["id"])
+    assert code == 0 and runtime.refreshes == 0
+    assert out.split("\n")[0].split()[-2:] == ["stats.packets", "stats.bytes"]
+    assert table(out)[0][-2:] == ["12", "3400"]
+    shown = run_json(sdnctl, "security-group-rule", "show", rule, "--refresh")
+    assert shown["stats"] == {"packets": 12, "bytes": 3400} and runtime.refreshes == 1
