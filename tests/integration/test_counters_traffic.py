@@ -1,5 +1,6 @@
 """Counters per object with real traffic: a TCP and a UDP connection, each allowed by one rule of its own, move that
-rule's stats in GET and in /metrics, and a rule nothing matches stays at 0; the README's commands show the same."""
+rule's stats in GET and in /metrics, and a rule nothing matches stays at 0; the README's commands show the same.
+Through a router, a floating IP counts both ways and its router everything it routed, and an idle one stays at 0."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 from helpers import register, tcp_ok, udp_ok, wait_until
+from routers_fixtures import ExternalEnv
 
 # No reading of the switches but those a GET asks for: what moves, moves through ?refresh=true.
 pytestmark = pytest.mark.controller_args("--stats-interval", "3600")
@@ -69,3 +71,26 @@ def test_a_connection_moves_the_counter_of_the_rule_that_allowed_it_and_no_other
     assert f'"packets":{shown["packets"]}' in body.replace(" ", "")
     assert metrics.strip() == (f'sdn_object_packets_total{{id="{tcp}",kind="{RULE}"}} '
                                f'{float(shown["packets"])}')
+
+
+def test_a_floating_ip_counts_both_ways_and_its_router_what_it_routed(external: ExternalEnv) -> None:
+    env = external
+    router = env.router("r", ("a",))
+    used, idle = env.floating_ip("a1"), env.floating_ip()
+    outside, address = env.host("outside"), used["floating_ip_address"]
+
+    def stats(path: str) -> dict[str, int]:
+        return env.api.get(f"{path}?refresh=true")["stats"]
+
+    assert stats(f"/floating-ips/{used['id']}") == stats(f"/routers/{router['id']}") == {"packets": 0, "bytes": 0}
+    # In through the floating IP, its replies out (the first may wait for the router to resolve its next hop).
+    wait_until(lambda: tcp_ok(outside, env.host("a1"), address, 5001), 10, "outside to reach a1's floating IP")
+    wait_until(lambda: stats(f"/floating-ips/{used['id']}")["packets"] >= 6, 10,
+               "the floating IP to count the connection both ways (3 packets or more each way)")
+    assert tcp_ok(env.host("a1"), outside, env.ip("outside"), 5002)  # a1's own, out from its floating IP
+    counted = stats(f"/floating-ips/{used['id']}")
+    wait_until(lambda: stats(f"/floating-ips/{used['id']}")["packets"] >= counted["packets"] + 6, 10,
+               "the floating IP to count a1's own connection")
+    # Every packet through the floating IP was routed by the router, on its gateway switch; the other one is idle.
+    assert stats(f"/routers/{router['id']}")["packets"] >= stats(f"/floating-ips/{used['id']}")["packets"]
+    assert stats(f"/floating-ips/{idle['id']}") == {"packets": 0, "bytes": 0}
