@@ -136,6 +136,7 @@ class Runtime:
         self.counters = ObjectCounters()
         self._stats_schedule = Schedule(stats_interval)
         self._counted: tuple[int, dict[Counted, tuple[ObjectRef, ...]]] | None = None  # (revision, counted_flows)
+        self._counter_reads = (0, 0.0)  # readings of every switch's counters so far, and the last one's seconds
         self.backoff = backoff  # (first delay, cap), doubling in between
         known = store.load_switches()
         self.fabric = Fabric(known, store.load_links(), link_timeout=3 * lldp_interval + 1.0)
@@ -159,7 +160,7 @@ class Runtime:
         self._sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sync")
         self.stats: dict[str, float] = {"passes": 0, "pass_failures": 0, "last_pass_seconds": 0.0,
                                         "last_compile_seconds": 0.0, "last_pass_units": 0, "changes_refused": 0,
-                                        "zone_flushes": 0, "counter_reads": 0, "last_counter_read_seconds": 0.0}
+                                        "zone_flushes": 0}
         self.thread_errors: Counter[str] = Counter()
         if not self._expected:
             self._ready.set()
@@ -405,6 +406,9 @@ class Runtime:
         yield family("sdn_lb_member_status", "1 for each member, labelled with its status.",
                      [({"load_balancer": s.load_balancer_id, "member": s.member_id, "status": s.status}, 1)
                       for s in statuses], ("load_balancer", "member", "status"), gauge=True)
+        reads, seconds = self._counter_reads
+        yield family("sdn_counter_reads_total", "Readings of every switch's counting flows.", reads)
+        yield family("sdn_counter_read_seconds", "How long the last reading took.", seconds, gauge=True)
         sums = sorted(self.counters.sums().items())
         for unit, index in (("packets", 0), ("bytes", 1)):
             yield family(f"sdn_object_{unit}_total", f"{unit.title()} counted by the flows of each object "
@@ -725,8 +729,7 @@ class Runtime:
                 continue
             self.counters.update(channel.dpid, readings, counted)
         self.counters.keep(counted)
-        self.stats["counter_reads"] += 1
-        self.stats["last_counter_read_seconds"] = time.perf_counter() - started
+        self._counter_reads = (self._counter_reads[0] + 1, time.perf_counter() - started)
 
     def _counted_flows(self) -> dict[Counted, tuple[ObjectRef, ...]]:
         """apps.counters.counted_flows of the store as it is, made again only when the store changed."""

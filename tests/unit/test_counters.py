@@ -54,6 +54,7 @@ def test_a_rules_counter_sums_its_flows_and_never_goes_back(store: Store) -> Non
     assert metric(runtime, "sdn_object_packets_total", kind=RULE, id=tcp["id"]) == 15
     assert metric(runtime, "sdn_object_bytes_total", kind=RULE, id=tcp["id"]) == 1500
     assert metric(runtime, "sdn_object_packets_total", kind=RULE, id=udp["id"]) == 0
+    assert metric(runtime, "sdn_counter_reads_total") == 3
     # The rule goes: so do its flows and its sums.
     runtime.apply(lambda: store.delete_security_group_rule(tcp["id"]))
     runtime._read_counters()
