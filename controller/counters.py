@@ -90,7 +90,8 @@ def _grown(before: FlowCounter | None, after: FlowCounter) -> tuple[int, int]:
 
 class Schedule:
     """When the `stats` thread reads: every `interval` seconds, and when asked (`fresh`) unless a reading ended less
-    than `min_age` seconds ago. Callers that ask meanwhile share the one reading."""
+    than `min_age` seconds ago. Callers that ask meanwhile share the one reading, which starts after they asked (one
+    under way then may have read a switch before)."""
 
     def __init__(self, interval: float, min_age: float = 1.0) -> None:
         self.interval = interval
@@ -98,7 +99,8 @@ class Schedule:
         self._cond = threading.Condition()
         self._wanted = False
         self._stopped = False
-        self._readings = 0
+        self._begun = 0
+        self._readings = 0  # ended
         self._ended = float("-inf")  # monotonic
 
     def wait(self) -> bool:
@@ -106,6 +108,7 @@ class Schedule:
         with self._cond:
             self._cond.wait_for(lambda: self._wanted or self._stopped, self.interval)
             self._wanted = False
+            self._begun += 1
             return not self._stopped
 
     def ended(self) -> None:
@@ -121,10 +124,10 @@ class Schedule:
         with self._cond:
             if time.monotonic() - self._ended < self.min_age:
                 return True
-            readings = self._readings
+            begun = self._begun
             self._wanted = True
             self._cond.notify_all()
-            return self._cond.wait_for(lambda: self._readings != readings or self._stopped, timeout)
+            return self._cond.wait_for(lambda: self._readings > begun or self._stopped, timeout)
 
     def stop(self) -> None:
         with self._cond:

@@ -181,3 +181,29 @@ def test_a_schedule_reads_at_most_once_a_min_age_when_asked() -> None:
     schedule.stop()
     thread.join(10)
     assert not thread.is_alive()
+
+
+def test_a_refresh_asked_during_a_reading_waits_for_the_next() -> None:
+    """The reading under way may have read a switch before the call: the caller gets the one after it."""
+    schedule = Schedule(interval=3600.0, min_age=0.0)
+    reading, release, readings = threading.Event(), threading.Event(), []
+
+    def reader() -> None:
+        while schedule.wait():
+            reading.set()
+            release.wait(10)
+            readings.append(1)
+            schedule.ended()
+
+    threading.Thread(target=reader, daemon=True).start()
+    first = threading.Thread(target=schedule.fresh, args=(10,))
+    first.start()
+    assert reading.wait(10)  # the first reading is under way, held
+    answered = []
+    second = threading.Thread(target=lambda: answered.append((schedule.fresh(10), len(readings))))
+    second.start()
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert answered == [(True, 2)]
+    schedule.stop()
