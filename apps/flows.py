@@ -59,7 +59,7 @@ __all__ = [
     "ETH_TYPE_LLDP", "FIELDS", "IP_PROTO", "MULTICAST_BIT", "OFPP_CONTROLLER", "OFPP_IN_PORT", "OFPVID_PRESENT",
     "Action", "Conjunction", "Ct", "DecTtl", "GroupAction", "Move", "Nat", "Output", "PopVlan", "PushVlan", "Resubmit",
     "SetField", "Match", "MatchItem", "FieldValue", "Flow", "APP_CODES", "int_to_mac", "ip_to_int", "mac_to_int",
-    "ct_state", "match", "set_field", "controller", "cookie",
+    "ct_state", "match", "set_field", "controller", "cookie", "aux_cookie",
 ]
 
 _ORDER = {name: i for i, name in enumerate(FIELDS)}
@@ -136,5 +136,15 @@ APP_CODES = {"system": 1, "isolation": 2, "security_groups": 3, "routing": 4, "l
 
 
 def cookie(app: str, obj_id: str) -> int:
+    """The owner's cookie. On the flows of a security-group rule, a router, a route, a floating IP or a load-balancer
+    member it marks the flows whose counters count the object's traffic (each packet once: apps.counters); the
+    object's other flows carry its aux_cookie."""
     digest = hashlib.blake2b(obj_id.encode(), digest_size=7).digest()
     return (APP_CODES[app] << 56) | int.from_bytes(digest, "big")
+
+
+def aux_cookie(app: str, obj_id: str) -> int:
+    """The cookie of an object's flows that do not count its traffic (ARP answers, NAT commits, the way to a gateway
+    switch): the same owner as cookie(app, obj_id), kept apart so that summing the owner's counters counts a packet
+    once."""
+    return cookie(app, f"{obj_id}/aux")

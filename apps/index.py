@@ -21,7 +21,7 @@ import dataclasses
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from apps.flows import cookie
+from apps.flows import aux_cookie, cookie
 from apps.incremental import Engine, Key
 from apps.model import (
     FloatingIP,
@@ -36,6 +36,7 @@ from apps.model import (
     SecurityGroupRule,
     SwitchConfig,
 )
+from apps.routing import route_cookie, route_id
 from apps.topology import Topology
 
 STATIC_OWNERS = {
@@ -106,8 +107,11 @@ class Index:
         self._owns("security_groups", "rule", rule_id, rule is not None)
 
     def put_router(self, router_id: str, router: Router | None) -> None:
-        self._put_indexed("router", router_id, router, _router_entries)
+        old: Router | None = self._put_indexed("router", router_id, router, _router_entries)
         self._owns("routing", "router", router_id, router is not None)
+        for before, present in ((old, False), (router, True)):  # each static route owns its flows
+            for route in before.routes if before is not None else ():
+                self._own(route_cookie(router_id, route), f"routing:route/{route_id(router_id, route)}", present)
 
     def put_floating_ip(self, floating_ip_id: str, floating_ip: FloatingIP | None) -> None:
         self._put_indexed("floating_ip", floating_ip_id, floating_ip, _floating_ip_entries)
@@ -197,8 +201,10 @@ class Index:
                 self.bound.pop(key[1], None)
 
     def _owns(self, app: str, kind: str, object_id: str, present: bool) -> None:
-        """The object owns (or no longer owns) its flows of `app`: cookie(app, id), named "app:kind/id"."""
-        self._own(cookie(app, object_id), f"{app}:{kind}/{object_id}", present)
+        """The object owns (or no longer owns) its flows of `app`: cookie(app, id) and aux_cookie(app, id), both
+        named "app:kind/id"."""
+        for value in (cookie(app, object_id), aux_cookie(app, object_id)):
+            self._own(value, f"{app}:{kind}/{object_id}", present)
 
     def _own(self, value: int, name: str, present: bool) -> None:
         if present:

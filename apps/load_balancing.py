@@ -37,6 +37,7 @@ from apps.flows import (
     Flow,
     Move,
     SetField,
+    aux_cookie,
     controller,
     cookie,
     ct_state,
@@ -132,7 +133,8 @@ def _lb_flows(read: Read, lb_id: str) -> dict[str, list[Flow | Group]]:
 
 def _member_flows(read: Read, member_id: str) -> dict[str, list[Flow]]:
     """A member: the way to it once translated (its port's address is a next hop: apps.routing), its replies through
-    the zone, and its answers to health probes."""
+    the zone, and its answers to health probes. Its cookie is on the way to it alone, which every packet a client
+    sends it passes once (where the connection entered the balancer); the others carry its aux_cookie."""
     member: LbMember = read(("lb_member", member_id))
     balancer: LoadBalancer | None = read(("load_balancer", member.load_balancer_id))
     port = read(("member_port", member_id))
@@ -143,19 +145,20 @@ def _member_flows(read: Read, member_id: str) -> dict[str, list[Flow]]:
     scope = read(("scope", port.network_id))
     if network is None or home is None or scope is None:
         return {}
-    owner = cookie("load_balancing", member.id)
+    counted, owner = cookie("load_balancing", member.id), aux_cookie("load_balancing", member.id)
     zone = balancer.key
     at_member = {"eth_type": ETH_TYPE_IP, "ct_zone": zone, "ipv4_dst": member.ip_address,
                  "ip_proto": IP_PROTO[balancer.protocol], _L4_DST[balancer.protocol]: member.port}
     if home.id == network.id:  # on the VIP's network: straight to it, unless the client came through the router
         out = Flow("lb_out", PRIO_DEFAULT, match(**at_member, **{REG_ROUTER: 0}),
-                   (Move("ipv4_dst", REG_NEXTHOP, 32),), "neighbor", owner)
+                   (Move("ipv4_dst", REG_NEXTHOP, 32),), "neighbor", counted)
     else:  # on another network of the VIP's network's router
         router_id = read(("router_of", network.id))
         router: Router | None = read(("router", router_id)) if router_id else None
         if router is None:
             return {}
-        out = Flow("lb_out", PRIO_DEFAULT, match(**at_member), (SetField(REG_ROUTER, router.key),), "routing", owner)
+        out = Flow("lb_out", PRIO_DEFAULT, match(**at_member), (SetField(REG_ROUTER, router.key),), "routing",
+                   counted)
     reply = Flow("router_in", PRIO_MEMBER_REPLY,
                  match(eth_type=ETH_TYPE_IP, ip_proto=IP_PROTO[balancer.protocol], ipv4_src=member.ip_address,
                        **{REG_SCOPE: scope, _L4_SRC[balancer.protocol]: member.port}),

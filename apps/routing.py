@@ -45,6 +45,7 @@ from apps.flows import (
     Output,
     Resubmit,
     SetField,
+    aux_cookie,
     controller,
     cookie,
     ct_state,
@@ -54,7 +55,7 @@ from apps.flows import (
 )
 from apps.incremental import Derived, Read, Unit
 from apps.isolation import arp_reply, tagged
-from apps.model import FloatingIP, MacBinding, Network, Port, Router
+from apps.model import FloatingIP, MacBinding, Network, Port, Router, StaticRoute
 from apps.pipeline import (
     PRIO_DEFAULT,
     PRIO_LOW,
@@ -178,9 +179,14 @@ def _anchors(read: Read, network_id: str) -> tuple[str, ...]:
 
 def _router_flows(read: Read, router_id: str) -> dict[str, list[Flow]]:
     """Everything of a router but its floating IPs: answering ARP and ping for its addresses, routes on every
-    switch where it routes, the way to its gateway switch, and there its NAT and next-hop resolution."""
+    switch where it routes, the way to its gateway switch, and there its NAT and next-hop resolution.
+
+    Cookies: its routes (to its networks and its default route) carry the router's cookie, each static route its
+    own (route_cookie), so that their counters count each packet the router routes once, where it is routed; every
+    other flow of the router carries its aux_cookie."""
     router: Router = read(("router", router_id))
-    owner = cookie("routing", router.id)
+    owner = aux_cookie("routing", router.id)
+    routed = cookie("routing", router.id)
     networks = [(network, interface.ip_address) for interface in router.interfaces
                 if (network := read(("network", interface.network_id))) is not None]
     addresses = [ip for _, ip in networks]
@@ -197,18 +203,18 @@ def _router_flows(read: Read, router_id: str) -> dict[str, list[Flow]]:
                        *_router_in(router, network.segmentation_id, addresses, owner),
                        Flow("router_in", PRIO_ROUTE, _to_router(router, network.segmentation_id),
                             (SetField(REG_ROUTER, router.key),), "routing", owner),
-                       _route(router, network, network.cidr, None, scope, owner)]
+                       _route(router, network, network.cidr, None, scope, routed)]
     local_routes, external_routes = _static_routes(router, [n for n, _ in networks], external)
-    everywhere += [_route(router, network, destination, nexthop, scope, owner)
-                   for destination, network, nexthop in local_routes]
+    everywhere += [_route(router, network, destination, nexthop, scope, counted)
+                   for destination, network, nexthop, counted in local_routes]
     flows = {dpid: list(everywhere) for dpid in read(("router_switches", router_id))}
     if external is None:
         return flows
 
     # Toward the gateway switch: on other switches, external destinations are passed on unrouted, and frames to
     # the router's MAC on any of its networks (external included) go there.
-    on_link = (external.cidr, external, None)
-    for destination, _, _ in [on_link, *external_routes]:
+    on_link = (external.cidr, external, None, routed)
+    for destination, _, _, _ in [on_link, *external_routes]:
         pass_on = Flow("routing", _route_priority(destination), _destination(router, destination), (),
                        "l2_lookup", owner)
         for dpid, dpid_flows in flows.items():
@@ -226,19 +232,15 @@ def _router_flows(read: Read, router_id: str) -> dict[str, list[Flow]]:
     # On the gateway switch: the external leg.
     segment, gateway_ip = external.segmentation_id, router.gateway.ip_address
     here = flows.setdefault(gateway_dpid, [])
-    here += [_route(router, external, destination, nexthop, segment, owner)
-             for destination, _, nexthop in [on_link, *external_routes]]
+    here += [_route(router, external, destination, nexthop, segment, counted)
+             for destination, _, nexthop, counted in [on_link, *external_routes]]
     here += _router_in(router, segment, [gateway_ip], owner)
     here += [Flow("router_in", PRIO_SPOOFED, _to_router(router, segment, ipv4_src=network.cidr), cookie=owner)
              for network, _ in networks]
-    here.append(Flow("router_in", PRIO_ROUTE, _to_router(router, segment),
-                     (SetField(REG_ROUTER, router.key), Ct(zone=router.key, nat=Nat(), table="dnat_ct")),
-                     cookie=owner))
+    here.append(_from_outside(router, segment, PRIO_ROUTE, owner))
     here += [Flow("dnat_ct", PRIO_PASS, _in_router(router, ct_state=state), goto="routing", cookie=owner)
              for state in _ROUTED]
-    here.append(Flow("snat", PRIO_DEFAULT, match(eth_type=ETH_TYPE_IP, **{REG_NETWORK: segment,
-                                                                          REG_ROUTER: router.key}),
-                     (Ct(zone=router.key, nat=Nat(), table="snat_ct"),), cookie=owner))
+    here.append(_to_outside(router, segment, PRIO_DEFAULT, owner))
     here += [Flow("snat_ct", PRIO_PASS, _in_router(router, ct_state=state), goto="l2_lookup", cookie=owner)
              for state in (*_ROUTED, _NEW)]
     if router.gateway.enable_snat:
@@ -275,7 +277,10 @@ def _on_gateways(read: Read, flows: dict[str, list[Flow]], external: Network, fl
 
 def _floating_ip_flows(read: Read, floating_ip_id: str) -> dict[str, list[Flow]]:
     """A floating IP mapped to a port: ARP for it answered with its router's MAC on the external network, and on
-    the router's gateway switch new connections to it DNATed to the port, the port's own leaving from it."""
+    the router's gateway switch new connections to it DNATed to the port, the port's own leaving from it.
+
+    Its cookie is on two flows of the gateway switch that only count (they do what the router's own would): what
+    comes in from outside to its address, and what its port sends out; its other flows carry its aux_cookie."""
     floating_ip: FloatingIP = read(("floating_ip", floating_ip_id))
     port: Port | None = read(("port", floating_ip.port_id)) if floating_ip.port_id else None
     external: Network | None = read(("network", floating_ip.network_id))
@@ -285,8 +290,10 @@ def _floating_ip_flows(read: Read, floating_ip_id: str) -> dict[str, list[Flow]]
     if (port is None or external is None or router is None or gateway_dpid is None or router.gateway is None
             or router.gateway.network_id != external.id):
         return {}
-    owner = cookie("routing", floating_ip.id)
+    owner = aux_cookie("routing", floating_ip.id)
+    counted = cookie("routing", floating_ip.id)
     address = ip_to_int(floating_ip.address)
+    segment = external.segmentation_id
     flows: dict[str, list[Flow]] = {dpid: [arp_reply(external, router.mac, floating_ip.address, PRIO_ROUTER_ARP,
                                                       owner)]
                                     for dpid in read(("reach", external.id))}
@@ -296,6 +303,8 @@ def _floating_ip_flows(read: Read, floating_ip_id: str) -> dict[str, list[Flow]]
              cookie=owner),
         Flow("snat_ct", PRIO_FLOATING, _in_router(router, ct_state=_NEW, ipv4_src=port.ip_address),
              (Ct(commit=True, zone=router.key, nat=Nat("src", address), table="l2_lookup"),), cookie=owner),
+        _from_outside(router, segment, PRIO_ROUTE + 1, counted, ipv4_dst=address),
+        _to_outside(router, segment, PRIO_DEFAULT + 1, counted, ipv4_src=port.ip_address),
     ])
     _on_gateways(read, flows, external, _neighbor(external, floating_ip.address, router.mac, PRIO_PORT_NEIGHBOR,
                                                   owner))
@@ -363,6 +372,19 @@ def _in_router(router: Router, **fields: object) -> Match:
     return match(eth_type=ETH_TYPE_IP, **{REG_ROUTER: router.key}, **fields)
 
 
+def _from_outside(router: Router, segment: int, priority: int, owner: int, **fields: object) -> Flow:
+    """On the gateway switch, IP from the external network to the router: through ct(nat) in its zone (un-SNAT,
+    established DNAT)."""
+    return Flow("router_in", priority, _to_router(router, segment, **fields),
+                (SetField(REG_ROUTER, router.key), Ct(zone=router.key, nat=Nat(), table="dnat_ct")), cookie=owner)
+
+
+def _to_outside(router: Router, segment: int, priority: int, owner: int, **fields: object) -> Flow:
+    """On the gateway switch, what the router routes out to its external network: through ct(nat) in its zone."""
+    return Flow("snat", priority, match(eth_type=ETH_TYPE_IP, **{REG_NETWORK: segment, REG_ROUTER: router.key},
+                                        **fields), (Ct(zone=router.key, nat=Nat(), table="snat_ct"),), cookie=owner)
+
+
 def _router_in(router: Router, segment: int, addresses: Iterable[str], owner: int) -> list[Flow]:
     """From one of the router's networks: ping to any of its addresses answered from the switch (the frame turned
     round and sent back where it came from), and a TTL about to run out to the controller."""
@@ -397,26 +419,43 @@ def _route(router: Router, network: Network, destination: str, nexthop: str | No
                  SetField(REG_SCOPE, scope), next_hop, _ANY_PORT), "neighbor", owner)
 
 
+RouteTo = tuple[str, Network, str, int]  # destination, network of the nexthop, nexthop, cookie
+
+
+def route_id(router_id: str, route: StaticRoute) -> str:
+    """A static route's name, "router id/destination/nexthop": a router never has two routes alike."""
+    return f"{router_id}/{route.destination}/{route.nexthop}"
+
+
+def route_cookie(router_id: str, route: StaticRoute) -> int:
+    """The cookie of a static route's flows: its own owner, so that its counters are its own."""
+    return cookie("routing", f"route/{route_id(router_id, route)}")
+
+
 def _static_routes(router: Router, networks: list[Network], external: Network | None
-                   ) -> tuple[list[tuple[str, Network, str]], list[tuple[str, Network, str]]]:
-    """The router's routes as (destination, network of the nexthop, nexthop): those by one of its own networks and
-    those by its external network (with the external network's gateway_ip as the default route). A destination
-    given twice keeps its first nexthop; a nexthop on no attached network (the store refuses those) is left out."""
-    local, outside, seen = [], [], set()
-    defaults = [] if external is None or not external.gateway_ip else [("0.0.0.0/0", external.gateway_ip)]
-    for destination, nexthop in [*((r.destination, r.nexthop) for r in router.routes), *defaults]:
-        destination = str(ipaddress.IPv4Network(destination))
+                   ) -> tuple[list[RouteTo], list[RouteTo]]:
+    """The router's routes as (destination, network of the nexthop, nexthop, cookie): those by one of its own
+    networks and those by its external network (with the external network's gateway_ip as the default route, under
+    the router's own cookie). A destination given twice keeps its first nexthop; a nexthop on no attached network
+    (the store refuses those) is left out."""
+    local: list[RouteTo] = []
+    outside: list[RouteTo] = []
+    seen: set[str] = set()
+    defaults = [] if external is None or not external.gateway_ip else [
+        (StaticRoute("0.0.0.0/0", external.gateway_ip), cookie("routing", router.id))]
+    for route, counted in [*((r, route_cookie(router.id, r)) for r in router.routes), *defaults]:
+        destination = str(ipaddress.IPv4Network(route.destination))
         if destination in seen:
             continue
-        address = ipaddress.IPv4Address(nexthop)
+        address = ipaddress.IPv4Address(route.nexthop)
         for network in networks:
             if address in ipaddress.IPv4Network(network.cidr):
-                local.append((destination, network, nexthop))
+                local.append((destination, network, route.nexthop, counted))
                 seen.add(destination)
                 break
         else:
             if external is not None and address in ipaddress.IPv4Network(external.cidr):
-                outside.append((destination, external, nexthop))
+                outside.append((destination, external, route.nexthop, counted))
                 seen.add(destination)
     return local, outside
 

@@ -165,6 +165,12 @@ def _shape(rule: SecurityGroupRule) -> _Shape:
                   None if protocol is None else tuple(protocol))
 
 
+def single_condition(rule: SecurityGroupRule) -> bool:
+    """A rule that allows everything in its direction: one flow per profile and direction, shared by every such
+    rule of the profile's groups (so it carries the profile's cookie, not the rule's)."""
+    return _shape(rule).single
+
+
 def _live(read: Read, rule: SecurityGroupRule) -> bool:
     """A rule whose remote group has no members allows nothing: it makes no flow at all."""
     return rule.remote_group_id is None or bool(read(("group_live", rule.remote_group_id)))

@@ -13,18 +13,21 @@ import importlib.metadata
 import json
 import logging
 import re
-import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
+import prometheus_client
 from flask import Flask, Response, g, jsonify, request, send_from_directory
+from prometheus_client.core import Metric
 from werkzeug.exceptions import HTTPException
 
 from apps.explain import VERDICTS, Compiled
+from apps.model import StaticRoute
+from apps.routing import route_id
 from controller.errors import ApiError, BudgetExceeded, ChangeRefused, NotConfirmed, error_body
 from controller.schema import (
     FLOATING_IP_FIELDS,
@@ -56,6 +59,7 @@ UI_PATH = "/ui"  # the web view: static files of controller/ui/, which read ever
 UI_POLICY = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 MAX_BODY_BYTES = 1 << 20
 REQUEST_ID_HEADER = "X-Request-Id"
+prometheus_client.disable_created_metrics()  # no <name>_created series: every name reads as it always has
 
 
 def _package_version() -> str:
@@ -76,9 +80,11 @@ class Runtime(Protocol):
     def switches(self) -> list[dict[str, Any]]: ...
     def switch_flows(self, dpid: str) -> list[dict[str, Any]] | None: ...
     def port_status(self, dpid: str | None, interface: str | None) -> str: ...
-    def metrics(self) -> dict[str, float]: ...
+    def collect(self) -> Iterator[Metric]: ...
     def router_gateway(self, router_id: str) -> str | None: ...
     def compiled(self) -> Compiled: ...
+    def object_stats(self, kind: str, object_id: str) -> dict[str, int]: ...
+    def refresh_stats(self, timeout: float = 5.0) -> bool: ...
 
 
 def _always_active(_runtime: Runtime, _item: dict[str, Any]) -> str:
@@ -90,7 +96,35 @@ def _port_status(runtime: Runtime, port: dict[str, Any]) -> str:
 
 
 def _router_placement(runtime: Runtime, router: dict[str, Any]) -> dict[str, Any]:
-    return {"gateway_dpid": runtime.router_gateway(router["id"])}
+    """Where its SNAT runs, what it routed, and what each static route did."""
+    routes = [{**route, "stats": runtime.object_stats(
+        "router_route", route_id(router["id"], StaticRoute(route["destination"], route["nexthop"])))}
+        for route in router["routes"]]
+    return {"gateway_dpid": runtime.router_gateway(router["id"]), "routes": routes,
+            "stats": runtime.object_stats("router", router["id"])}
+
+
+def _stats_of(kind: str) -> Callable[[Runtime, dict[str, Any]], dict[str, Any]]:
+    """The packets and bytes an object's flows counted (apps/counters.py)."""
+    return lambda runtime, item: {"stats": runtime.object_stats(kind, item["id"])}
+
+
+def _rules_stats(runtime: Runtime, group: dict[str, Any]) -> dict[str, Any]:
+    return {"rules": [{**rule, "stats": runtime.object_stats("security_group_rule", rule["id"])}
+                      for rule in group["rules"]]}
+
+
+def _members_stats(runtime: Runtime, balancer: dict[str, Any]) -> dict[str, Any]:
+    return {"members": [_member_stats(runtime, member) for member in balancer["members"]]}
+
+
+def _member_stats(runtime: Runtime, member: dict[str, Any]) -> dict[str, Any]:
+    return {**member, "stats": runtime.object_stats("lb_member", member["id"])}
+
+
+_STATS_SCHEMA = {"type": "object", "properties": {"packets": {"type": "integer"}, "bytes": {"type": "integer"}},
+                 "description": "what the switches' flows counted for it (sums that never go back while it exists); "
+                 "refresh=true reads the switches first"}
 
 
 CRUD = ("create", "list", "show", "update", "delete")
@@ -110,6 +144,7 @@ class Resource:
     outputs: tuple[tuple[str, str | dict[str, Any]], ...] = ()
     # Response fields the runtime knows (not the store), added to every item shown.
     derived: Callable[[Runtime, dict[str, Any]], dict[str, Any]] | None = None
+    stats: bool = False  # it shows counters (its own, or its rules' or members'): GETs take ?refresh=true
 
     @property
     def schema_name(self) -> str:
@@ -127,25 +162,37 @@ class Resource:
 RESOURCES: tuple[Resource, ...] = (
     Resource("network", "networks", NETWORK_FIELDS),
     Resource("port", "ports", PORT_FIELDS, status=_port_status, filters=("network_id",)),
-    Resource("security_group", "security_groups", SECURITY_GROUP_FIELDS, outputs=(("rules", "SecurityGroupRule[]"),)),
+    Resource("security_group", "security_groups", SECURITY_GROUP_FIELDS, outputs=(("rules", "SecurityGroupRule[]"),),
+             derived=_rules_stats, stats=True),
     Resource("security_group_rule", "security_group_rules", SECURITY_GROUP_RULE_FIELDS,
-             filters=("security_group_id",), actions=("create", "list", "show", "delete")),  # rules are immutable
+             filters=("security_group_id",), actions=("create", "list", "show", "delete"),  # rules are immutable
+             outputs=(("stats", _STATS_SCHEMA),), derived=_stats_of("security_group_rule"), stats=True),
     Resource("router", "routers", ROUTER_FIELDS,
              outputs=(("interfaces", "RouterInterface[]"), ("mac_address", {"type": "string"}),
                       ("mac_bindings", "MacBinding[]"),
                       ("gateway_dpid", {"type": "string", "nullable": True,
-                                        "description": "the switch where its SNAT runs (null: none yet)"})),
-             derived=_router_placement),
+                                        "description": "the switch where its SNAT runs (null: none yet)"}),
+                      ("routes", {"type": "array", "items": {"type": "object", "properties": {
+                          "destination": {"type": "string"}, "nexthop": {"type": "string", "format": "ipv4"},
+                          "stats": _STATS_SCHEMA}}}),
+                      ("stats", {**_STATS_SCHEMA, "description": "every packet it routed (to its networks, by its "
+                                 "default and static routes), counted where it was routed"})),
+             derived=_router_placement, stats=True),
     Resource("floating_ip", "floating_ips", FLOATING_IP_FIELDS, filters=("network_id", "port_id"),
              outputs=(("fixed_ip_address", {"type": "string", "format": "ipv4", "nullable": True}),
-                      ("router_id", {"type": "string", "nullable": True}))),
+                      ("router_id", {"type": "string", "nullable": True}),
+                      ("stats", {**_STATS_SCHEMA, "description": "what came in to it from outside and what its port "
+                                 "sent out through it"})),
+             derived=_stats_of("floating_ip"), stats=True),
     Resource("load_balancer", "load_balancers", LOAD_BALANCER_FIELDS, filters=("network_id",),
              outputs=(("members", "LbMember[]"),
-                      ("mac_address", {"type": "string", "description": "the MAC the VIP answers ARP with"}))),
+                      ("mac_address", {"type": "string", "description": "the MAC the VIP answers ARP with"})),
+             derived=_members_stats, stats=True),
 )
 
 
 _ROUTERS = next(res for res in RESOURCES if res.singular == "router")
+_GROUPS = next(res for res in RESOURCES if res.singular == "security_group")
 
 
 @dataclass(frozen=True)
@@ -216,7 +263,12 @@ def create_app(store: Store, runtime: Runtime, api_token: str | None = None, ver
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     handlers = _Handlers(store, runtime, version, token_required=api_token is not None)
-    metrics = _RequestMetrics()
+    registry = prometheus_client.CollectorRegistry(auto_describe=False)
+    requests_total = prometheus_client.Counter("sdn_api_requests", "REST requests served, by method, route and "
+                                               "status code.", ("method", "route", "code"), registry=registry)
+    durations = prometheus_client.Summary("sdn_api_request_duration_seconds", "Time spent serving REST requests.",
+                                          ("method",), registry=registry)
+    registry.register(runtime)
     document = openapi_document(version)
 
     for route in ROUTES:
@@ -234,7 +286,8 @@ def create_app(store: Store, runtime: Runtime, api_token: str | None = None, ver
     app.add_url_rule(
         "/metrics",
         endpoint="metrics",
-        view_func=lambda: Response(metrics.render(runtime.metrics()), mimetype="text/plain; version=0.0.4"),
+        view_func=lambda: Response(prometheus_client.generate_latest(registry),
+                                   mimetype=prometheus_client.CONTENT_TYPE_LATEST),
     )
 
     @app.before_request
@@ -259,7 +312,8 @@ def create_app(store: Store, runtime: Runtime, api_token: str | None = None, ver
     def count(response: Response) -> Response:
         rule = request.url_rule.rule if request.url_rule else "unmatched"
         now = time.perf_counter()
-        metrics.observe(request.method, rule, response.status_code, now - g.get("started", now))
+        requests_total.labels(request.method, rule, str(response.status_code)).inc()
+        durations.labels(request.method).observe(now - g.get("started", now))
         return response
 
     @app.after_request
@@ -331,7 +385,7 @@ class _Handlers:
         body = _json_body()
         group = self._apply(lambda: self._store.replace_security_group_rules(id, body),
                             f"the rules of security group {id} were replaced")
-        return jsonify({**group, "status": "ACTIVE"})
+        return jsonify(self._shown(_GROUPS, group))
 
     def add_router_interface(self, id: str) -> Response:
         body = _json_body()
@@ -348,18 +402,22 @@ class _Handlers:
         body = _json_body()
         member = self._apply(lambda: self._store.add_lb_member(id, body),
                              lambda member: f"member {member['id']} was added to load balancer {id}")
-        return jsonify(member), 201, {"Location": f"{PREFIX}/load-balancers/{id}/members/{member['id']}"}
+        location = f"{PREFIX}/load-balancers/{id}/members/{member['id']}"
+        return jsonify(_member_stats(self._runtime, member)), 201, {"Location": location}
 
     def list_lb_members(self, id: str) -> Response:
-        return jsonify(self._store.list_lb_members(id))
+        self._refresh()
+        return jsonify([_member_stats(self._runtime, member) for member in self._store.list_lb_members(id)])
 
     def show_lb_member(self, id: str, member_id: str) -> Response:
-        return jsonify(self._store.get_lb_member(id, member_id))
+        self._refresh()
+        return jsonify(_member_stats(self._runtime, self._store.get_lb_member(id, member_id)))
 
     def update_lb_member(self, id: str, member_id: str) -> Response:
         body = _json_body()
-        return jsonify(self._apply(lambda: self._store.update_lb_member(id, member_id, body),
-                                   f"member {member_id} of load balancer {id} was updated"))
+        return jsonify(_member_stats(self._runtime, self._apply(
+            lambda: self._store.update_lb_member(id, member_id, body),
+            f"member {member_id} of load balancer {id} was updated")))
 
     def delete_lb_member(self, id: str, member_id: str) -> Response:
         self._apply(lambda: self._store.delete_lb_member(id, member_id),
@@ -385,15 +443,29 @@ class _Handlers:
         return jsonify(self._shown(res, item)), 201, {"Location": f"{PREFIX}{res.path}/{item['id']}"}
 
     def list(self, res: Resource) -> Response:
-        unknown = sorted(set(request.args) - set(res.filters))
+        known = (*res.filters, *(("refresh",) if res.stats else ()))
+        unknown = sorted(set(request.args) - set(known))
         if unknown:
             details = [{"field": name, "message": "unknown query parameter"} for name in unknown]
-            raise ApiError(400, f"unknown query parameter {unknown[0]} (known: {', '.join(res.filters)})", details)
-        items = getattr(self._store, f"list_{res.plural}")(**request.args.to_dict())
+            raise ApiError(400, f"unknown query parameter {unknown[0]} (known: {', '.join(known)})", details)
+        if res.stats:
+            self._refresh()
+        filters = {name: value for name, value in request.args.items() if name in res.filters}
+        items = getattr(self._store, f"list_{res.plural}")(**filters)
         return jsonify([self._shown(res, item) for item in items])
 
     def show(self, res: Resource, id: str) -> Response:
+        if res.stats:
+            self._refresh()
         return jsonify(self._shown(res, getattr(self._store, f"get_{res.singular}")(id)))
+
+    def _refresh(self) -> None:
+        """?refresh=true: read the switches' counters first (at most once a second, shared by concurrent calls)."""
+        value = request.args.get("refresh", "false").lower()
+        if value not in ("true", "false", "1", "0"):
+            raise ApiError.invalid("refresh", "expected true or false")
+        if value in ("true", "1"):
+            self._runtime.refresh_stats()
 
     def update(self, res: Resource, id: str) -> Response:
         body = _json_body()
@@ -461,58 +533,6 @@ def _json_body() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object")
     return body
-
-
-class _RequestMetrics:
-    """Request counters and durations, rendered with the runtime's metrics in Prometheus text."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: dict[tuple[str, str, int], int] = {}
-        self._seconds: dict[str, list[float]] = {}  # method -> [sum, count]
-
-    def observe(self, method: str, route: str, code: int, seconds: float) -> None:
-        with self._lock:
-            key = (method, route, code)
-            self._requests[key] = self._requests.get(key, 0) + 1
-            total = self._seconds.setdefault(method, [0.0, 0])
-            total[0] += seconds
-            total[1] += 1
-
-    def render(self, runtime_metrics: dict[str, float]) -> str:
-        with self._lock:
-            requests = sorted(self._requests.items())
-            seconds = sorted(self._seconds.items())
-        lines = [
-            "# HELP sdn_api_requests_total REST requests served, by method, route and status code.",
-            "# TYPE sdn_api_requests_total counter",
-            *(
-                f"sdn_api_requests_total{_labels(method=m, route=r, code=str(c))} {n}"
-                for (m, r, c), n in requests
-            ),
-            "# HELP sdn_api_request_duration_seconds Time spent serving REST requests.",
-            "# TYPE sdn_api_request_duration_seconds summary",
-        ]
-        for method, (total, n) in seconds:
-            lines.append(f"sdn_api_request_duration_seconds_sum{_labels(method=method)} {total!r}")
-            lines.append(f"sdn_api_request_duration_seconds_count{_labels(method=method)} {n}")
-        lines.extend(f"{name} {_number(value)}" for name, value in sorted(runtime_metrics.items()))
-        return "\n".join(lines) + "\n"
-
-
-def _labels(**labels: str) -> str:
-    def escape(value: str) -> str:
-        return value.replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n")
-
-    return "{" + ",".join(f'{key}="{escape(value)}"' for key, value in labels.items()) + "}"
-
-
-def _number(value: float) -> str:
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -595,6 +615,7 @@ def _member_schema() -> dict[str, Any]:
                    "last found it (a new or re-enabled member starts ONLINE); DRAINING: admin_state_up is false"},
         "status_changed_at": {"type": "string", "format": "date-time"},
         "port_id": {"type": "string", "description": "the port whose fixed address the member is"},
+        "stats": {**_STATS_SCHEMA, "description": "what clients sent it through the balancer"},
     }
     shown["properties"] = {"id": read_only.pop("id") | {"readOnly": True}, **shown["properties"],
                            **{name: {**schema, "readOnly": True} for name, schema in read_only.items()}}
@@ -661,6 +682,9 @@ def _operation(route: Route) -> dict[str, Any]:
     ]
     if route.action == "list" and route.resource:
         parameters += [{"name": name, "in": "query", "schema": {"type": "string"}} for name in route.resource.filters]
+    if route.method == "GET" and (route.resource is not None and route.resource.stats or "lb_member" in route.action):
+        parameters.append({"name": "refresh", "in": "query", "schema": {"type": "boolean", "default": False},
+                           "description": "read the switches' counters first (at most once a second)"})
     success: dict[str, Any] = {"description": "OK" if route.response else "No content"}
     if route.response:
         success["content"] = {"application/json": {"schema": _ref(route.response)}}

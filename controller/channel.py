@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 from controller import ofwire
 
@@ -93,6 +94,12 @@ class Channel:
     def dump_flows(self, timeout: float) -> list[ofwire.InstalledFlow]:
         """Every flow in every table, read back through a lean parser."""
         return ofwire.parse_flow_stats(self._multipart(ofwire.flow_stats_request, "flow", timeout))
+
+    def dump_flow_counters(self, timeout: float, cookies: Container[int], cookie: int = 0, cookie_mask: int = 0
+                           ) -> list[ofwire.FlowCounter]:
+        """The counters of the flows with one of `cookies`, from a dump of the flows under cookie/mask."""
+        request = partial(ofwire.flow_stats_request, cookie=cookie, cookie_mask=cookie_mask)
+        return ofwire.parse_flow_counters(self._multipart(request, "flow", timeout), cookies)
 
     def dump_groups(self, timeout: float) -> list[ofwire.InstalledGroup]:
         """Every group, read back through a lean parser."""

@@ -103,6 +103,7 @@ class Kind:
                 if all(item.get(key) not in (None, "") for _, key, _, _ in Formatter().parse(template) if key)}
 
 
+_STATS = ("stats.packets", "stats.bytes")  # the counters of objects that own flows
 NETWORK = Kind("network", "/networks", ("id", "name", "cidr", "gateway_ip", "segmentation_id", "external", "status"))
 PORT = Kind("port", "/ports", ("id", "name", "network_id", "mac_address", "ip_address", "binding.dpid",
                                "binding.interface", "status"))
@@ -110,18 +111,18 @@ SECURITY_GROUP = Kind("security group", "/security-groups", ("id", "name", "desc
 SECURITY_GROUP_RULE = Kind(
     "security group rule", "/security-group-rules",
     ("id", "security_group_id", "direction", "protocol", "port_range_min", "port_range_max", "remote_ip_prefix",
-     "remote_group_id"),
+     "remote_group_id", *_STATS),
     names=(),
 )
 ROUTER = Kind("router", "/routers", ("id", "name", "mac_address", "external_gateway.network_id",
-                                     "external_gateway.ip_address", "status"))
+                                     "external_gateway.ip_address", "status", *_STATS))
 FLOATING_IP = Kind("floating IP", "/floating-ips", ("id", "floating_ip_address", "network_id", "port_id",
-                                                    "fixed_ip_address", "router_id", "status"),
+                                                    "fixed_ip_address", "router_id", "status", *_STATS),
                    names=("{floating_ip_address}",), naming="address")
 LOAD_BALANCER = Kind("load balancer", "/load-balancers", ("id", "name", "network_id", "vip_address", "protocol",
                                                           "port", "algorithm", "status"))
 MEMBER = Kind("member", "/load-balancers/{id}/members", ("id", "ip_address", "port", "weight", "admin_state_up",
-                                                        "status", "status_changed_at"),
+                                                        "status", "status_changed_at", *_STATS),
               names=("{ip_address}:{port}", "{ip_address}"), naming="address:port, address", parent=LOAD_BALANCER)
 
 
@@ -214,25 +215,34 @@ def _ident(kind: Kind, name: str = "id") -> Param:
                  ref=kind)
 
 
+# Resources that show counters (stats): list and show read the switches' counters first with --refresh.
+_REFRESH = Param("refresh", "query", "refresh", ("--refresh",),
+                 {"action": "store_const", "const": "true", "default": None,
+                  "help": "read the switches' flow counters first (stats), at most once a second"})
+
+
 def crud(
-    kind: Kind, opts: tuple[Opt, ...], filters: tuple[Opt, ...] = (), matches: tuple[Opt, ...] = ()
+    kind: Kind, opts: tuple[Opt, ...], filters: tuple[Opt, ...] = (), matches: tuple[Opt, ...] = (),
+    stats: bool = False,
 ) -> tuple[Command, ...]:
     """create/list/show/update/delete of the kind's collection, flags derived from its fields.
 
     `filters` are the list's query parameters, `matches` the filters sdnctl applies to what it lists (with
-    `--name` for a kind with names). There is no update command when no field may be updated.
+    `--name` for a kind with names); `stats`: list and show take --refresh. There is no update command when no
+    field may be updated.
     """
     item, ident = f"{kind.path}/{{id}}", _ident(kind)
     if "{name}" in kind.names:
         matches = (Opt("name", help="only those with this name"), *matches)
     updatable = tuple(param for opt in opts if opt.update for param in opt.params("body"))
+    refresh = (_REFRESH,) if stats else ()
     commands = (
         Command("create", "POST", kind.path, f"create a {kind.label}",
                 tuple(param for opt in opts for param in opt.params("body", opt.create)), kind.columns),
         Command("list", "GET", kind.path, f"list {kind.plural}",
                 (*(param for opt in filters for param in opt.params("query")),
-                 *(param for opt in matches for param in opt.params("match"))), kind.columns),
-        Command("show", "GET", item, f"show a {kind.label}", (ident,), kind.columns),
+                 *(param for opt in matches for param in opt.params("match")), *refresh), kind.columns),
+        Command("show", "GET", item, f"show a {kind.label}", (ident, *refresh), kind.columns),
         Command("update", "PATCH", item, f"change a {kind.label}", (ident, *updatable), kind.columns),
         Command("delete", "DELETE", item, f"delete a {kind.label}", (ident,)),
     )
@@ -308,7 +318,7 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
                      help="only ports in this security group"),),
     ),
     "security-group": (
-        *crud(SECURITY_GROUP, (Opt("name", create=POSITIONAL), Opt("description"))),
+        *crud(SECURITY_GROUP, (Opt("name", create=POSITIONAL), Opt("description")), stats=True),
         Command("set-rules", "PUT", "/security-groups/{id}/rules",
                 "replace a group's rules with those of a JSON file, in one change", (
                     _ident(SECURITY_GROUP),
@@ -339,6 +349,7 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
                  Opt("protocol", choices=PROTOCOLS, help="only rules of this protocol"),
                  Opt("remote_group_id", flag="--remote-group", ref=SECURITY_GROUP,
                      help="only rules whose peers are this group's ports")),
+        stats=True,
     ),
     "router": (
         *crud(
@@ -357,6 +368,7 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
             ),
             matches=(Opt("external_gateway.network_id", flag="--external-network", ref=NETWORK,
                          help="only routers with their gateway on this network"),),
+            stats=True,
         ),
         Command("add-interface", "POST", "/routers/{id}/interfaces", "attach a network (it takes its gateway_ip)",
                 (_ROUTER, *_INTERFACE_NETWORK.params("body", REQUIRED))),
@@ -375,6 +387,7 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
         filters=(Opt("network_id", flag="--network", ref=NETWORK, help="only those on this network"),
                  Opt("port_id", flag="--port", ref=PORT, help="only the one of this port")),
         matches=(Opt("router_id", flag="--router", ref=ROUTER, help="only those this router translates"),),
+        stats=True,
     ),
     "load-balancer": crud(
         LOAD_BALANCER,
@@ -399,6 +412,7 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
             Opt("health_monitor", flag="--no-health-monitor", type=None, help="remove its health monitor"),
         ),
         filters=(Opt("network_id", flag="--network", ref=NETWORK, help="only those on this network"),),
+        stats=True,
     ),
     "lb-member": (
         Command("add", "POST", MEMBER.path, "add a member to a load balancer", (
@@ -410,8 +424,9 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
         ), MEMBER.columns),
         Command("list", "GET", MEMBER.path, "list a load balancer's members",
                 (_BALANCER, *Opt("status", choices=_MEMBER_STATUSES, help="only members in this status"
-                                 ).params("match")), MEMBER.columns),
-        Command("show", "GET", f"{MEMBER.path}/{{member_id}}", "show a member", (_BALANCER, _MEMBER), MEMBER.columns),
+                                 ).params("match"), _REFRESH), MEMBER.columns),
+        Command("show", "GET", f"{MEMBER.path}/{{member_id}}", "show a member", (_BALANCER, _MEMBER, _REFRESH),
+                MEMBER.columns),
         Command("update", "PATCH", f"{MEMBER.path}/{{member_id}}", "change a member's weight or drain it",
                 (_BALANCER, _MEMBER, *_MEMBER_CHANGES), MEMBER.columns),
         Command("remove", "DELETE", f"{MEMBER.path}/{{member_id}}", "remove a member", (_BALANCER, _MEMBER)),

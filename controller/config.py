@@ -36,6 +36,7 @@ class Config:
     lldp_interval: float
     neighbor_refresh: float = 60.0
     max_flows_per_switch: int | None = None  # a REST change that would need more on any switch is refused (409)
+    stats_interval: float = 10.0
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -148,6 +149,8 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("max_flows_per_switch", "N", "flow budget: a REST change whose compiled flows would exceed N on any "
             "switch is refused with 409 naming the switch and the count it needed, and nothing changes "
             "(default: no budget)", _flow_budget, None),
+    _Option("stats_interval", "SECONDS", "how often to read the switches' flow counters for the objects' stats (a GET "
+            "with ?refresh=true reads them sooner, at most once a second)", _seconds, "10.0"),
 )
 
 

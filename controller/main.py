@@ -123,7 +123,8 @@ def _load(config: Config, app: SdnApp) -> tuple[Runtime, BaseWSGIServer | MultiS
     except StoreError as exc:
         _exit(_fail(str(exc)))
     runtime = Runtime(store, lldp_interval=config.lldp_interval, neighbor_refresh=config.neighbor_refresh,
-                      max_flows_per_switch=config.max_flows_per_switch)
+                      max_flows_per_switch=config.max_flows_per_switch,
+                      stats_interval=config.stats_interval)
     app.attach(runtime)
     runtime.start()
     api_host, api_port = config.api_listen

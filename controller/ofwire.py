@@ -17,6 +17,7 @@ declaration, both ways.
 from __future__ import annotations
 
 import struct
+from collections.abc import Container
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -342,6 +343,32 @@ def parse_flow_stats(body: bytes) -> list[InstalledFlow]:
                              body[instructions_at:stop], cookie, packets, octets, duration))
         pos = stop
     return flows
+
+
+class FlowCounter(NamedTuple):
+    """A flow's counters as read back, named by (table_id, priority, match) as the switch encodes it."""
+
+    table_id: int
+    priority: int
+    match: bytes  # as the switch sent it (not canonical: the same flow reads back the same bytes)
+    cookie: int
+    packet_count: int
+    byte_count: int
+    duration_sec: int
+
+
+def parse_flow_counters(body: bytes, cookies: Container[int]) -> list[FlowCounter]:
+    """The counters of the flows with one of `cookies` in a flow-stats reply body; nothing else is decoded."""
+    counters = []
+    unpack = _FLOW_STATS.unpack_from
+    pos, end = 0, len(body)
+    while pos < end:
+        length, table, duration, priority, cookie, packets, octets, match_len = unpack(body, pos)
+        if cookie in cookies:
+            counters.append(FlowCounter(table, priority, body[pos + 52:pos + 48 + match_len], cookie, packets, octets,
+                                        duration))
+        pos += length
+    return counters
 
 
 class InstalledGroup(NamedTuple):

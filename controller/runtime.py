@@ -17,6 +17,9 @@ under one lock. Who runs passes, and on which thread:
   reply from an uplink) are rate limited and queued on the event thread, and answered on the io
   thread: ICMP time-exceeded, ARP requests, MAC bindings stored (controller/neighbors.py decides,
   controller/icmp.py makes the frames).
+- Counters per object (controller/counters.py sums them, apps/counters.py says which flows count for whom): the
+  `stats` thread reads the counting flows of every switch every `stats_interval` seconds, or sooner when a REST
+  call asks (at most once a second), with flow-stats requests of its own, filtered by app: no pass waits for it.
 - Load balancers' health checks (controller/health.py decides and makes the frames): the `health` thread has the
   io thread send the probes that are due (packet-outs out of each member's port) and expire the unanswered ones;
   members' answers (IPv4 packet-ins from classify, where ARP replies from uplinks come too) are queued like the
@@ -31,13 +34,16 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from prometheus_client.core import Metric
+
 from apps.compiler import Compiler
+from apps.counters import KINDS, Counted, ObjectRef, counted_flows
 from apps.discovery import is_candidate, trunk_candidates
 from apps.explain import Compiled
 from apps.groups import Group
@@ -45,9 +51,11 @@ from apps.incremental import ChangeKey
 from apps.pipeline import PIPELINE, REG_NETWORK, REG_NEXTHOP, REG_ROUTER, table_id
 from apps.topology import Link, SwitchPort, Topology
 from controller import health, icmp, lldp, ofwire
-from controller.channel import Channel
+from controller.channel import Channel, ChannelClosed, ChannelTimeout
+from controller.counters import ObjectCounters, Schedule, read_switch
 from controller.errors import BudgetExceeded, ChangeRefused, NotConfirmed, OverBudget, RefusedFlow
 from controller.fabric import End, Fabric
+from controller.metrics import family
 from controller.neighbors import Directory, Leg, Neighbors, TokenBuckets, in_network
 from controller.programmer import FlowRefusal, Programmer, ProgrammingError
 from controller.store import Store
@@ -108,7 +116,8 @@ class Runtime:
     def __init__(self, store: Store, *, lldp_interval: float = 1.0, hold_down: float = 5.0,
                  timeout: float = 30.0, backoff: tuple[float, float] = (1.0, 30.0), neighbor_refresh: float = 60.0,
                  arp_interval: float = 1.0, clock: Callable[[], float] = time.time,
-                 health_rate: tuple[float, float] = health.PROBE_RATE, max_flows_per_switch: int | None = None) -> None:
+                 health_rate: tuple[float, float] = health.PROBE_RATE, max_flows_per_switch: int | None = None,
+                 stats_interval: float = 10.0) -> None:
         self.store = store
         self.max_flows_per_switch = max_flows_per_switch  # REST changes that would exceed it are refused
         self.lldp_interval = lldp_interval
@@ -129,6 +138,11 @@ class Runtime:
         self._queued = 0  # packet-ins handed to the io thread and not handled yet
         self._ip_ident = 0  # the IPv4 identification of the next ICMP message
         self.router_stats: Counter[str] = Counter()
+        self.packet_ins: Counter[str] = Counter()  # by kind (packet_in_kind, or "other")
+        self.counters = ObjectCounters()
+        self._stats_schedule = Schedule(stats_interval)
+        self._counted: tuple[int, dict[Counted, tuple[ObjectRef, ...]]] | None = None  # (revision, counted_flows)
+        self._counter_reads = (0, 0.0)  # readings of every switch's counters so far, and the last one's seconds
         self.backoff = backoff  # (first delay, cap), doubling in between
         known = store.load_switches()
         self.fabric = Fabric(known, store.load_links(), link_timeout=3 * lldp_interval + 1.0)
@@ -164,10 +178,12 @@ class Runtime:
         threading.Thread(target=self._discovery, name="lldp", daemon=True).start()
         threading.Thread(target=self._neighbor_loop, name="neighbors", daemon=True).start()
         threading.Thread(target=self._health_loop, name="health", daemon=True).start()
+        threading.Thread(target=self._stats_loop, name="stats", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
         self._dirty.set()
+        self._stats_schedule.stop()
         self._io.shutdown(wait=False, cancel_futures=True)
 
     def request(self) -> None:
@@ -258,7 +274,7 @@ class Runtime:
 
     def lldp_received(self, dpid: str, in_port: int, frame: bytes) -> None:
         """Count a link direction if the frame is ours, fresh, and both ends may carry a link."""
-        self.router_stats['packet_ins_total{kind="lldp"}'] += 1
+        self.packet_ins["lldp"] += 1
         switch = self.fabric.switch(dpid)
         if switch is None:
             return
@@ -280,7 +296,7 @@ class Runtime:
         """A packet a routers' flow handed the controller (`fields`: the packet-in's match: in_port and the
         non-zero registers). Rate limited and queued here; answered on the io thread."""
         kind = packet_in_kind(table_id, data)
-        self.router_stats[f'packet_ins_total{{kind="{kind or "other"}"}}'] += 1
+        self.packet_ins[kind or "other"] += 1
         if kind is None:
             return
         source = (fields.get(REG_ROUTER), dpid, fields.get("in_port"))
@@ -369,24 +385,54 @@ class Runtime:
             "byte_count": f.byte_count,
         } for f in channel.dump_flows(self.programmer.timeout)]
 
-    def metrics(self) -> dict[str, float]:
-        values: dict[str, float] = {"sdn_switches_connected": len(self.fabric.channels()),
-                                    "sdn_links": len(self.fabric.links()),
-                                    "sdn_switches_failing": len(self._failing)}
-        values.update({f"sdn_programmer_{k}": v for k, v in self.programmer.stats.items()})
-        values.update({f"sdn_converge_{k}": v for k, v in self.stats.items()})
+    def object_stats(self, kind: str, object_id: str) -> dict[str, int]:
+        """{packets, bytes} an object counted (controller/counters.py), as of the last reading."""
+        packets, octets = self.counters.get(kind, object_id)
+        return {"packets": packets, "bytes": octets}
+
+    def refresh_stats(self, timeout: float = 5.0) -> bool:
+        """Read the switches' counters now, unless a reading ended less than a second ago; False when none ended
+        within `timeout` seconds (the sums are then those of the last reading)."""
+        return self._stats_schedule.fresh(timeout)
+
+    def collect(self) -> Iterator[Metric]:
+        """The runtime's metrics, for prometheus_client (controller/api.py registers the runtime as a collector)."""
+        yield family("sdn_switches_connected", "Switches connected now.", len(self.fabric.channels()), gauge=True)
+        yield family("sdn_links", "Links between switches in use.", len(self.fabric.links()), gauge=True)
+        yield family("sdn_switches_failing", "Connected switches whose last sync failed.", len(self._failing),
+                     gauge=True)
+        for name, value in list(self.programmer.stats.items()):
+            yield family(f"sdn_programmer_{name}", f"The programmer's {name.replace('_', ' ')} so far.", value)
+        for name, value in list(self.stats.items()):
+            yield family(f"sdn_converge_{name}", f"Passes: {name.replace('_', ' ')}.", value)
         refused = (self.fabric.refusal(sw.dpid) for sw in self.fabric.snapshot().switches)
-        values["sdn_lldp_refused_total"] = sum(r.count for r in refused if r)
-        values.update({f'sdn_thread_errors_total{{thread="{name}"}}': n for name, n in self.thread_errors.items()})
-        values.update({f"sdn_{name}": n for name, n in list(self.router_stats.items())})
-        values["sdn_mac_bindings"] = self._binding_count
-        values.update({f"sdn_lb_{name}": n for name, n in list(self._health.counters.items())})
+        yield family("sdn_lldp_refused_total", "LLDP frames refused.", sum(r.count for r in refused if r))
+        yield family("sdn_thread_errors_total", "Rounds of background threads that failed, by thread.",
+                     [({"thread": name}, n) for name, n in list(self.thread_errors.items())], ("thread",))
+        yield family("sdn_packet_ins_total", "Packet-ins by kind (LLDP, routers', load balancers').",
+                     [({"kind": kind}, n) for kind, n in list(self.packet_ins.items())], ("kind",))
+        for name, value in list(self.router_stats.items()):
+            yield family(f"sdn_{name}", f"Routers: {name.removesuffix('_total').replace('_', ' ')}.", value)
+        yield family("sdn_mac_bindings", "Next hops resolved through uplinks.", self._binding_count, gauge=True)
+        for name, value in list(self._health.counters.items()):
+            yield family(f"sdn_lb_{name}", f"Health checks: {name.removesuffix('_total').replace('_', ' ')}.",
+                         value)
         statuses = self._health.statuses()
-        for status in ("ONLINE", "OFFLINE", "DRAINING", "NO_MONITOR"):
-            values[f'sdn_lb_members{{status="{status}"}}'] = sum(s.status == status for s in statuses)
-        values.update({f'sdn_lb_member_status{{load_balancer="{s.load_balancer_id}",member="{s.member_id}",'
-                       f'status="{s.status}"}}': 1 for s in statuses})
-        return values
+        yield family("sdn_lb_members", "Load-balancer members by status.",
+                     [({"status": status}, sum(s.status == status for s in statuses))
+                      for status in ("ONLINE", "OFFLINE", "DRAINING", "NO_MONITOR")], ("status",), gauge=True)
+        yield family("sdn_lb_member_status", "1 for each member, labelled with its status.",
+                     [({"load_balancer": s.load_balancer_id, "member": s.member_id, "status": s.status}, 1)
+                      for s in statuses], ("load_balancer", "member", "status"), gauge=True)
+        reads, seconds = self._counter_reads
+        yield family("sdn_counter_reads_total", "Readings of every switch's counting flows.", reads)
+        yield family("sdn_counter_read_seconds", "How long the last reading took.", seconds, gauge=True)
+        sums = sorted(self.counters.sums().items())
+        for unit, index in (("packets", 0), ("bytes", 1)):
+            yield family(f"sdn_object_{unit}_total", f"{unit.title()} counted by the flows of each object "
+                         f"(kind: {', '.join(KINDS)}), as of the last reading.",
+                         [({"kind": kind, "id": object_id}, value[index]) for (kind, object_id), value in sums],
+                         ("kind", "id"))
 
     # --- passes ---------------------------------------------------------------------------------
     def _reload(self) -> None:
@@ -697,6 +743,37 @@ class Runtime:
         except Exception:
             LOG.exception("io thread: job failed")
             self.thread_errors["io"] += 1
+
+    # --- counters per object (on the stats thread) ------------------------------------------------------
+    def _stats_loop(self) -> None:
+        errors = 0
+        while self._stats_schedule.wait():
+            try:
+                errors = self._guarded("stats", self._read_counters, errors)
+            finally:
+                self._stats_schedule.ended()
+
+    def _read_counters(self) -> None:
+        """One flow-stats request per counting app and connected switch, for the flows that count objects."""
+        started = time.perf_counter()
+        counted = self._counted_flows()
+        cookies = {cookie for cookie, _ in counted}
+        for channel in self.fabric.channels():
+            try:
+                readings = read_switch(channel, cookies, self.programmer.timeout)
+            except (ChannelClosed, ChannelTimeout) as exc:  # gone meanwhile, or slow: its sums wait for the next
+                LOG.debug("switch %s: counters not read: %s", channel.dpid, exc)
+                continue
+            self.counters.update(channel.dpid, readings, counted)
+        self.counters.keep(counted)
+        self._counter_reads = (self._counter_reads[0] + 1, time.perf_counter() - started)
+
+    def _counted_flows(self) -> dict[Counted, tuple[ObjectRef, ...]]:
+        """apps.counters.counted_flows of the store as it is, made again only when the store changed."""
+        revision = self.store.revision()
+        if self._counted is None or self._counted[0] != revision:
+            self._counted = (revision, counted_flows(self.store.snapshot()))
+        return self._counted[1]
 
     # --- routers: packet-ins and MAC bindings (on the io thread) --------------------------------------
     def _packet_in_job(self, handle: Callable[[str, dict[str, Any], bytes], None], dpid: str,

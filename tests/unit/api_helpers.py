@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask.testing import FlaskClient
+from prometheus_client.core import Metric
 
 from apps.compiler import Compiler
 from apps.explain import Compiled
 from apps.topology import Link, Switch, SwitchPort, Topology
 from controller.errors import ChangeRefused, NotConfirmed, RefusedFlow
+from controller.metrics import family
 from controller.store import Store
 
 DPID = "000000000000000a"
 TOKEN = "s3cret"
+ZERO = {"packets": 0, "bytes": 0}  # the stats of an object nothing counted for yet
 
 
 class StubRuntime:
@@ -32,6 +35,8 @@ class StubRuntime:
         self.refused: list[RefusedFlow] = []
         self.converges = 0
         self.gateways: dict[str, str] = {}  # router id -> gateway dpid, as the compiler would place it
+        self.counted: dict[tuple[str, str], tuple[int, int]] = {}  # (kind, id) -> (packets, bytes)
+        self.refreshes = 0
 
     def apply(self, change: Callable[[], Any], timeout: float = 15.0) -> Any:
         """Like the real runtime: the change is made, converged, then kept or undone."""
@@ -79,8 +84,23 @@ class StubRuntime:
         compiler.commit()
         return compiler.compiled(Topology(switches))
 
-    def metrics(self) -> dict[str, float]:
-        return {"sdn_switches_connected": float(sum(sw["connected"] for sw in self.switch_list))}
+    def collect(self) -> Iterator[Metric]:
+        connected = sum(sw["connected"] for sw in self.switch_list)
+        yield family("sdn_switches_connected", "Switches connected now.", connected, gauge=True)
+
+    def object_stats(self, kind: str, object_id: str) -> dict[str, int]:
+        packets, octets = self.counted.get((kind, object_id), (0, 0))
+        return {"packets": packets, "bytes": octets}
+
+    def refresh_stats(self, timeout: float = 5.0) -> bool:
+        self.refreshes += 1
+        return True
+
+
+def metric(collector: Any, name: str, **labels: str) -> float:
+    """A sample's value from a prometheus_client collector such as the runtime (0 when there is none)."""
+    return next((sample.value for family in collector.collect() for sample in family.samples
+                 if sample.name == name and sample.labels == labels), 0.0)
 
 
 def one_switch(connected: bool = True) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 It speaks exactly the messages the controller sends (bundles of flow-mods and group-mods, barriers,
 flow-stats and group-desc requests, packet-outs, conntrack zone flushes) and answers the way OVS 3.1
 does: adds refused at add time (`refuse_add`) or at commit time (`table_limit`, OVS's full table) both leave the
-bundle unapplied; barriers can be held back (`hold`) to model a slow switch. What a real switch
-does with packets is the bridge and Mininet tests' business, not this one's.
+bundle unapplied; barriers can be held back (`hold`) to model a slow switch. Flows count what a test says they
+matched (`count`), and start from zero again when added anew, not when modified, as OVS's do; flow-stats requests
+are answered under their cookie and mask. What a real switch does with packets is the bridge and Mininet tests'
+business, not this one's.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class FakeSwitch:
         self.channel = Channel(dpid, self.receive)
         self.flows: dict[WireKey, tuple[int, bytes]] = {}  # (table, priority, match) -> (cookie, instructions)
         self.groups: dict[int, bytes] = {}  # group id -> buckets (select groups only)
+        self.counts: dict[WireKey, tuple[int, int]] = {}  # (packets, bytes) each flow matched
+        self.stats_requests = 0
         self.refuse_add: Callable[[int, int, bytes], str | None] = lambda table, priority, match: None
         self.table_limit: dict[int, int] = {}
         self.packet_outs: list[tuple[int, bytes]] = []
@@ -57,7 +61,10 @@ class FakeSwitch:
             threading.Thread(target=self._barrier_reply, args=(xid,), daemon=True).start()
         elif kind == ofwire.OFPT_MULTIPART_REQUEST:
             groups = struct.unpack_from("!H", msg, 8)[0] == ofwire.OFPMP_GROUP_DESC
-            self.channel.on_multipart_reply(xid, self._group_desc() if groups else self._flow_stats(), more=False)
+            if not groups:
+                self.stats_requests += 1
+            body = self._group_desc() if groups else self._flow_stats(*struct.unpack_from("!QQ", msg, 32))
+            self.channel.on_multipart_reply(xid, body, more=False)
         elif kind == _OFPT_PACKET_OUT:
             out_port = struct.unpack_from("!I", msg, 28)[0]
             self.packet_outs.append((out_port, msg[40:]))
@@ -117,6 +124,8 @@ class FakeSwitch:
                 else:
                     groups[key[1]] = value[1]
                 continue
+            if command != ofwire.OFPFC_MODIFY_STRICT:
+                self.counts.pop(key, None)
             if command == ofwire.OFPFC_DELETE_STRICT:
                 flows.pop(key, None)
                 continue
@@ -136,12 +145,25 @@ class FakeSwitch:
         return b"".join(struct.pack("!HBxI", 8 + len(buckets), ofwire.OFPGT_SELECT, group_id) + buckets
                         for group_id, buckets in sorted(self.groups.items()))
 
-    def _flow_stats(self) -> bytes:
+    def count(self, cookie: int, packets: int, octets: int, table: int | None = None) -> int:
+        """The flows with `cookie` (in `table`) matched that many more packets and bytes; returns how many flows."""
+        keys = [key for key, (flow_cookie, _) in self.flows.items()
+                if flow_cookie == cookie and table in (None, key[0])]
+        for key in keys:
+            had = self.counts.get(key, (0, 0))
+            self.counts[key] = (had[0] + packets, had[1] + octets)
+        return len(keys)
+
+    def _flow_stats(self, cookie: int = 0, mask: int = 0) -> bytes:
         entries = []
-        for (table, priority, match), (cookie, instructions) in sorted(self.flows.items()):
+        for key, (flow_cookie, instructions) in sorted(self.flows.items()):
+            if flow_cookie & mask != cookie & mask:
+                continue
+            table, priority, match = key
             match_len = 4 + len(match)
             pad = bytes(-match_len % 8)
             length = 48 + match_len + len(pad) + len(instructions)
-            entries.append(_STATS_ENTRY.pack(length, table, 0, priority, cookie, 0, 0, 1, match_len)
+            packets, octets = self.counts.get(key, (0, 0))
+            entries.append(_STATS_ENTRY.pack(length, table, 0, priority, flow_cookie, packets, octets, 1, match_len)
                            + match + pad + instructions)
         return b"".join(entries)

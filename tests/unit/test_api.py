@@ -12,7 +12,16 @@ from flask.testing import FlaskClient
 from controller.api import create_app, openapi_document
 from controller.runtime import Runtime
 from controller.store import Store
-from tests.unit.api_helpers import DPID, TOKEN, StubRuntime, assert_error, make_network, make_port, one_switch
+from tests.unit.api_helpers import (
+    DPID,
+    TOKEN,
+    ZERO,
+    StubRuntime,
+    assert_error,
+    make_network,
+    make_port,
+    one_switch,
+)
 
 
 def test_health_counts_connected_switches(client: FlaskClient) -> None:
@@ -146,10 +155,10 @@ def test_metrics_count_requests_and_include_the_runtime(client: FlaskClient) -> 
     client.get("/v1/networks")
     client.get("/v1/nothing")
     text = client.get("/metrics").get_data(as_text=True)
-    assert 'sdn_api_requests_total{method="GET",route="/v1/networks",code="200"} 2' in text
-    assert 'sdn_api_requests_total{method="POST",route="/v1/networks",code="201"} 1' in text
-    assert 'sdn_api_requests_total{method="GET",route="unmatched",code="404"} 1' in text
-    assert re.search(r'^sdn_api_request_duration_seconds_count\{method="GET"\} 3$', text, re.M)
+    assert 'sdn_api_requests_total{code="200",method="GET",route="/v1/networks"} 2.0' in text
+    assert 'sdn_api_requests_total{code="201",method="POST",route="/v1/networks"} 1.0' in text
+    assert 'sdn_api_requests_total{code="404",method="GET",route="unmatched"} 1.0' in text
+    assert re.search(r'^sdn_api_request_duration_seconds_count\{method="GET"\} 3.0$', text, re.M)
     assert "\nsdn_switches_connected 1.0\n" in text
     assert "# TYPE sdn_api_requests_total counter" in text
 
@@ -211,7 +220,7 @@ def test_security_group_rule_lifecycle(client: FlaskClient, runtime: StubRuntime
     ssh = response.json
     assert response.headers["Location"] == f"/v1/security-group-rules/{ssh['id']}"
     assert ssh == {**body, "id": ssh["id"], "port_range_max": 22, "remote_ip_prefix": "10.0.0.0/8",
-                   "remote_group_id": None, "ethertype": "IPv4", "status": "ACTIVE"}
+                   "remote_group_id": None, "ethertype": "IPv4", "status": "ACTIVE", "stats": ZERO}
     assert runtime.converges == 2
     assert client.get(f"/v1/security-group-rules/{ssh['id']}").json == ssh
     listed = client.get(f"/v1/security-group-rules?security_group_id={group['id']}").json

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from tests.unit.api_helpers import DPID, StubRuntime, assert_error, make_network, make_port
+from tests.unit.api_helpers import DPID, ZERO, StubRuntime, assert_error, make_network, make_port
 
 
 def make_router(client: FlaskClient, **body: Any) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def test_router_crud_and_interfaces(client: FlaskClient, runtime: StubRuntime) -
     assert response.status_code == 201 and response.headers["Location"] == f"/v1/routers/{router['id']}"
     assert router == {"id": router["id"], "name": "r", "routes": [], "interfaces": [],
                       "external_gateway": {"network_id": ext["id"], "ip_address": "203.0.113.2", "enable_snat": True},
-                      "mac_address": "fa:16:3f:00:00:01", "mac_bindings": [], "gateway_dpid": None,
+                      "mac_address": "fa:16:3f:00:00:01", "mac_bindings": [], "gateway_dpid": None, "stats": ZERO,
                       "status": "ACTIVE"}
     added = client.post(f"/v1/routers/{router['id']}/interfaces", json={"network_id": net["id"]})
     assert added.status_code == 200
@@ -35,7 +35,7 @@ def test_router_crud_and_interfaces(client: FlaskClient, runtime: StubRuntime) -
     assert client.get(f"/v1/routers/{router['id']}").json == added.json == client.get("/v1/routers").json[0]
     routes = [{"destination": "0.0.0.0/0", "nexthop": "203.0.113.1"}]
     patched = client.patch(f"/v1/routers/{router['id']}", json={"routes": routes, "name": "edge"})
-    assert patched.json == {**added.json, "routes": routes, "name": "edge"}
+    assert patched.json == {**added.json, "routes": [{**route, "stats": ZERO} for route in routes], "name": "edge"}
     assert_error(client.delete(f"/v1/routers/{router['id']}"), 409, "id")
     removed = client.delete(f"/v1/routers/{router['id']}/interfaces/{net['id']}")
     assert removed.status_code == 204 and removed.data == b""
@@ -146,7 +146,7 @@ def test_floating_ip_crud(client: FlaskClient, runtime: StubRuntime) -> None:
     assert response.status_code == 201 and response.headers["Location"] == f"/v1/floating-ips/{made['id']}"
     assert made == {"id": made["id"], "network_id": ext["id"], "floating_ip_address": "203.0.113.3",
                     "port_id": port["id"], "fixed_ip_address": "10.0.0.5", "router_id": router["id"],
-                    "status": "ACTIVE"}
+                    "stats": ZERO, "status": "ACTIVE"}
     assert client.get(f"/v1/floating-ips/{made['id']}").json == made
     assert client.get(f"/v1/floating-ips?port_id={port['id']}").json == [made]
     assert client.get(f"/v1/floating-ips?network_id={net['id']}").json == []
@@ -181,7 +181,8 @@ def test_floating_ip_errors_name_the_field_and_change_nothing(client: FlaskClien
 def test_openapi_documents_floating_ips(client: FlaskClient) -> None:
     document = client.get("/openapi.json").json
     schemas = document["components"]["schemas"]
-    assert [p["name"] for p in document["paths"]["/floating-ips"]["get"]["parameters"]] == ["network_id", "port_id"]
+    assert [p["name"] for p in document["paths"]["/floating-ips"]["get"]["parameters"]] == ["network_id", "port_id",
+                                                                                          "refresh"]
     assert schemas["FloatingIpCreate"]["required"] == ["network_id"]
     assert set(schemas["FloatingIpUpdate"]["properties"]) == {"port_id"}
     shown = schemas["FloatingIp"]["properties"]

@@ -241,7 +241,7 @@ def test_security_group_lifecycle(sdnctl: Run, store: Store) -> None:
     code, out, _ = sdnctl("security-group", "show", group["id"])
     rows = table(out)
     assert ["rules", f"id={group['rules'][0]['id']},security_group_id={group['id']},direction=egress,"
-            "ethertype=IPv4"] in rows
+            "ethertype=IPv4,stats=packets=0,bytes=0"] in rows
     changed = run_json(sdnctl, "security-group", "update", group["id"], "--name", "api", "--description", "")
     assert (changed["name"], changed["description"]) == ("api", "")
     assert sdnctl("security-group", "delete", group["id"]) == (0, "", "")
@@ -344,19 +344,20 @@ def test_router_lifecycle(sdnctl: Run, store: Store) -> None:
     router = run_json(sdnctl, "router", "create", "edge", "--external-network", ext["id"], "--no-snat",
                       "--gateway-ip", "203.0.113.9", "--route", "0.0.0.0/0,203.0.113.1")
     assert router["external_gateway"] == {"network_id": ext["id"], "ip_address": "203.0.113.9", "enable_snat": False}
-    assert router["routes"] == [{"destination": "0.0.0.0/0", "nexthop": "203.0.113.1"}]
+    assert router["routes"] == [{"destination": "0.0.0.0/0", "nexthop": "203.0.113.1",
+                                 "stats": {"packets": 0, "bytes": 0}}]
     code, out, _ = sdnctl("router", "list")
     assert out.split("\n")[0].split() == ["id", "name", "mac_address", "external_gateway.network_id",
-                                          "external_gateway.ip_address", "status"]
-    assert table(out) == [[router["id"], "edge", "fa:16:3f:00:00:01", ext["id"], "203.0.113.9", "ACTIVE"]]
+                                          "external_gateway.ip_address", "status", "stats.packets", "stats.bytes"]
+    assert table(out) == [[router["id"], "edge", "fa:16:3f:00:00:01", ext["id"], "203.0.113.9", "ACTIVE", "0", "0"]]
     added = run_json(sdnctl, "router", "add-interface", router["id"], "--network", net["id"])
     assert added["interfaces"] == [{"network_id": net["id"], "ip_address": "10.0.0.1"}]
     code, out, _ = sdnctl("router", "show", router["id"])
     assert ["interfaces", f"network_id={net['id']},ip_address=10.0.0.1"] in table(out)
     routes = run_json(sdnctl, "router", "update", router["id"], "--route", "192.168.0.0/16,10.0.0.254",
                       "--route", "0.0.0.0/0, 203.0.113.1")["routes"]
-    assert routes == [{"destination": "192.168.0.0/16", "nexthop": "10.0.0.254"},
-                      {"destination": "0.0.0.0/0", "nexthop": "203.0.113.1"}]
+    assert [(route["destination"], route["nexthop"]) for route in routes] == [
+        ("192.168.0.0/16", "10.0.0.254"), ("0.0.0.0/0", "203.0.113.1")]
     cleared = run_json(sdnctl, "router", "update", router["id"], "--no-routes", "--no-external-gateway")
     assert (cleared["routes"], cleared["external_gateway"]) == ([], None)
     code, _, err = sdnctl("router", "delete", router["id"])
@@ -399,7 +400,8 @@ def test_floating_ip_lifecycle(sdnctl: Run, store: Store) -> None:
     assert (made["floating_ip_address"], made["fixed_ip_address"], made["router_id"]) == \
         ("203.0.113.50", "10.0.0.5", router["id"])
     code, out, _ = sdnctl("floating-ip", "list", "--port", port["id"])
-    assert table(out) == [[made["id"], "203.0.113.50", ext["id"], port["id"], "10.0.0.5", router["id"], "ACTIVE"]]
+    assert table(out) == [[made["id"], "203.0.113.50", ext["id"], port["id"], "10.0.0.5", router["id"], "ACTIVE",
+                           "0", "0"]]
     assert run_json(sdnctl, "floating-ip", "list", "--network", net["id"]) == []
     detached = run_json(sdnctl, "floating-ip", "update", made["id"], "--no-port")
     assert (detached["port_id"], detached["router_id"]) == (None, None)
@@ -733,3 +735,16 @@ def test_shell_completion_offers_names(served: Served, sdnctl: Run, store: Store
     assert complete(served, ".venv/bin/sdnctl security-group-rule show ") == sorted(rules)
     # A server that does not answer leaves the shell with nothing, not an error.
     assert complete(served, ".venv/bin/sdnctl port show ", "http://127.0.0.1:1") == []
+
+
+def test_refresh_reads_the_counters_first_and_stats_show_as_columns(sdnctl: Run, store: Store,
+                                                                   runtime: StubRuntime) -> None:
+    group = store.create_security_group({"name": "web"})
+    rule = group["rules"][0]["id"]
+    runtime.counted[("security_group_rule", rule)] = (12, 3400)
+    code, out, _ = sdnctl("security-group-rule", "list", "--group", group["id"])
+    assert code == 0 and runtime.refreshes == 0
+    assert out.split("\n")[0].split()[-2:] == ["stats.packets", "stats.bytes"]
+    assert table(out)[0][-2:] == ["12", "3400"]
+    shown = run_json(sdnctl, "security-group-rule", "show", rule, "--refresh")
+    assert shown["stats"] == {"packets": 12, "bytes": 3400} and runtime.refreshes == 1

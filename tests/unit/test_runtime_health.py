@@ -7,9 +7,10 @@ from __future__ import annotations
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import ARP, Ether
 
-from controller.runtime import Runtime, packet_in_kind
+from controller.runtime import packet_in_kind
 from controller.store import Store
 from mininet_topos.reach import wait_until
+from tests.unit.api_helpers import metric
 from tests.unit.test_runtime import S1, S2, connect, io_done, make_runtime, switch
 from tests.unit.test_runtime_routers import Clock
 
@@ -70,10 +71,6 @@ class Setup:
         return {m.id: m.key for m in balancer.members}
 
 
-def metric(runtime: Runtime, name: str) -> float:
-    return runtime.metrics().get(name, 0)
-
-
 def test_ipv4_packet_ins_from_classify_are_probe_answers_and_arp_ones_arp_replies():
     arp = bytes(Ether() / ARP(op=2))
     syn_ack = bytes(Ether() / IP() / TCP(flags="SA"))
@@ -115,9 +112,9 @@ def test_silence_takes_a_member_offline_and_out_of_the_group_and_a_syn_ack_bring
     assert len(setup.s1.groups) == 1
     assert metric(setup.runtime, "sdn_lb_probe_failures_total") == 2
     assert metric(setup.runtime, "sdn_lb_status_changes_total") == 1
-    assert metric(setup.runtime, 'sdn_lb_members{status="OFFLINE"}') == 1
-    assert metric(setup.runtime, f'sdn_lb_member_status{{load_balancer="{setup.lb["id"]}",member="{setup.a3}",'
-                                 'status="OFFLINE"}') == 1
+    assert metric(setup.runtime, "sdn_lb_members", status="OFFLINE") == 1
+    assert metric(setup.runtime, "sdn_lb_member_status", load_balancer=setup.lb["id"], member=setup.a3,
+                  status="OFFLINE") == 1
     # a3 answers again: ONLINE, its half-open connection reset, and back in the group
     setup.s2.packet_outs.clear()
     setup.round()
@@ -128,7 +125,7 @@ def test_silence_takes_a_member_offline_and_out_of_the_group_and_a_syn_ack_bring
     (out, rst), = [(p, Ether(d)) for p, d in setup.s2.packet_outs]
     assert (out, rst[TCP].flags, rst[TCP].seq, rst[TCP].sport) == (1, "R", syn3[TCP].seq + 1, syn3[TCP].sport)
     assert setup.runtime.converge().ok and setup.buckets(S1) == {keys[setup.a2], keys[setup.a3]}
-    assert metric(setup.runtime, 'sdn_packet_ins_total{kind="probe_answer"}') == 3
+    assert metric(setup.runtime, "sdn_packet_ins_total", kind="probe_answer") == 3
 
 
 def test_an_rst_from_a_closed_port_counts_as_a_failure(store):
@@ -156,11 +153,11 @@ def test_draining_members_and_balancers_without_a_monitor_are_not_probed(store):
     runtime.apply(lambda: store.update_lb_member(lb["id"], setup.a2, {"admin_state_up": False}))
     setup.round()
     assert setup.probes(setup.s1) == [] and len(setup.probes(setup.s2)) == 1
-    assert metric(runtime, 'sdn_lb_members{status="DRAINING"}') == 1
+    assert metric(runtime, "sdn_lb_members", status="DRAINING") == 1
     runtime.apply(lambda: store.update_load_balancer(lb["id"], {"health_monitor": None}))
     setup.round(5.0)
     assert setup.probes(setup.s1) == setup.probes(setup.s2) == []
-    assert metric(runtime, 'sdn_lb_members{status="NO_MONITOR"}') == 1
+    assert metric(runtime, "sdn_lb_members", status="NO_MONITOR") == 1
 
 
 def test_a_new_member_is_probed_at_once_and_a_removed_one_no_more(store):
@@ -207,7 +204,7 @@ def test_the_health_thread_survives_its_errors(store):
     runtime._health_round = broken
     runtime.start()
     try:
-        assert wait_until(lambda: metric(runtime, 'sdn_thread_errors_total{thread="health"}') >= 2, 10,
+        assert wait_until(lambda: metric(runtime, "sdn_thread_errors_total", thread="health") >= 2, 10,
                           "health errors")
     finally:
         runtime.stop()

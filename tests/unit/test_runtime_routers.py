@@ -15,9 +15,10 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import ARP, Ether
 
 from apps.model import MacBinding
-from controller.runtime import MAX_QUEUED_PACKET_INS, Runtime, packet_in_kind
+from controller.runtime import MAX_QUEUED_PACKET_INS, packet_in_kind
 from controller.store import Store
 from mininet_topos.reach import wait_until
+from tests.unit.api_helpers import metric
 from tests.unit.test_runtime import S1, S2, connect, io_done, make_runtime, switch
 
 ROUTER_IN, NEIGHBOR, CLASSIFY = 30, 45, 0
@@ -78,10 +79,6 @@ class Setup:
         return [binding for binding, _ in self.store.mac_bindings()]
 
 
-def metric(runtime: Runtime, name: str) -> float:
-    return runtime.metrics().get(name, 0)
-
-
 def test_packet_ins_are_told_apart_by_table() -> None:
     assert [packet_in_kind(t) for t in (ROUTER_IN, NEIGHBOR, CLASSIFY, 60)] == [
         "time_exceeded", "neighbor", "arp_reply", None]
@@ -101,7 +98,7 @@ def test_a_next_hop_is_one_arp_request_out_of_the_uplink_a_second(store):
     setup.resolve("203.0.113.9")  # another address is limited on its own
     assert [arp.pdst for _, arp in setup.arp_requests()] == [UPSTREAM, UPSTREAM, "203.0.113.9"]
     assert metric(setup.runtime, "sdn_arp_requests_total") == 3
-    assert metric(setup.runtime, 'sdn_packet_ins_total{kind="neighbor"}') == 4
+    assert metric(setup.runtime, "sdn_packet_ins_total", kind="neighbor") == 4
 
 
 def test_a_next_hop_off_the_network_or_of_an_unknown_router_is_not_asked_for(store):
