@@ -173,13 +173,17 @@ def _member_flows(read: Read, member_id: str) -> dict[str, list[Flow]]:
 
 def _probe_answers(balancer: LoadBalancer, member: LbMember, ofport: int, owner: int) -> Flow:
     """What a member answers the controller's health probe (sent from the VIP, apps.load_balancing.PROBE_PORTS) goes
-    to the controller, never on: a TCP answer from the service port, or an ICMP error (a UDP port unreachable)."""
+    to the controller, never on: a TCP answer from the service port, or an ICMP error (a UDP port unreachable).
+
+    An ICMP error does not show the service port in fields a switch matches, so members of one balancer on one
+    address (at several ports) want the same flow: the balancer owns it, and each of them contributes it."""
     answer = {"in_port": ofport, "eth_type": ETH_TYPE_IP, "ipv4_src": member.ip_address,
               "ipv4_dst": balancer.vip_address}
     if balancer.health_monitor.type == "tcp":
         answer |= {"ip_proto": IP_PROTO["tcp"], "tcp_src": member.port, "tcp_dst": PROBE_PORTS}
     else:
         answer |= {"ip_proto": IP_PROTO["icmp"], "icmpv4_type": ICMP_UNREACHABLE}
+        owner = aux_cookie("load_balancing", balancer.id)
     return Flow("classify", PRIO_PROBE_ANSWER, match(**answer), (controller(),), cookie=owner, meter="health")
 
 

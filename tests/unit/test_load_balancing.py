@@ -11,7 +11,7 @@ import pytest
 from apps.compiler import Compiler
 from apps.flows import ETH_TYPE_ARP, ip_to_int, mac_to_int
 from apps.flowsim import Conntrack, SwitchTables, packet, run_fabric
-from apps.model import LbMember, LoadBalancer, Policy
+from apps.model import HealthMonitor, LbMember, LoadBalancer, Policy
 from tests.unit.fabric_cases import S1, S2, S3
 from tests.unit.test_routing import PORT, ROUTER, TOPOLOGY, from_vm, policy
 
@@ -146,3 +146,17 @@ def test_source_ip_hash_keeps_a_client_on_one_member_and_spreads_clients_by_weig
         assert len(members) == 1, (n, members)
         landed.update(members)
     assert 50 <= landed[(S3, 1)] <= 100 and 200 <= landed[(S2, 1)] <= 250, landed  # m1 weight 1, m2 weight 3
+
+
+def test_one_host_as_two_members_of_a_udp_monitored_balancer_compiles_one_probe_answer():
+    """An ICMP port-unreachable names no service port a switch can match: both members want one flow, which stays
+    while either of them does."""
+    udp = dataclasses.replace(BALANCER, protocol="udp", health_monitor=HealthMonitor("udp", 2.0, 1.0, 3))
+    both = (LbMember("m1", "lb1", "10.1.0.7", 8080, key=1), LbMember("m4", "lb1", "10.1.0.7", 8081, key=4))
+    for members in (both, both[:1]):
+        compiler = Compiler()
+        compiler.load(policy(load_balancers=(dataclasses.replace(udp, members=members),)), TOPOLOGY)
+        compiler.commit()
+        answers = [flow for flow in compiler.table(S3).values() if flow.table == "classify"
+                   and ("icmpv4_type", 3, None) in flow.match]
+        assert len(answers) == 1
