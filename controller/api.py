@@ -2,8 +2,9 @@
 
 A CRUD resource is one `Resource` line: its routes (under `/<plural, dashed>`) call the store's
 `create_<x>`, `list_<xs>`, `get_<x>`, `update_<x>` and `delete_<x>`, and its schemas come from the
-store's `Field` declarations. Every mutation holds one lock across "change the store, converge the switches",
-so the flows confirmed for a request are exactly those of the state it produced.
+pydantic body the store validates with (controller/schema.py). Every mutation holds one lock across
+"change the store, converge the switches", so the flows confirmed for a request are
+exactly those of the state it produced.
 """
 
 from __future__ import annotations
@@ -22,25 +23,26 @@ from functools import partial
 from typing import Any, Protocol
 
 from flask import Flask, Response, g, jsonify, request
+from pydantic import BaseModel
 from werkzeug.exceptions import HTTPException
 
 from controller.errors import ApiError, ChangeRefused, NotConfirmed, error_body
 from controller.schema import (
-    FLOATING_IP_FIELDS,
-    LB_MEMBER_FIELDS,
-    LOAD_BALANCER_FIELDS,
-    MISSING,
-    NETWORK_FIELDS,
-    PORT_FIELDS,
-    ROUTER_FIELDS,
-    ROUTER_INTERFACE_FIELDS,
-    SECURITY_GROUP_FIELDS,
-    SECURITY_GROUP_RULE_FIELDS,
-    SECURITY_GROUP_RULES_FIELDS,
-    SWITCH_FIELDS,
-    Field,
+    Body,
+    FloatingIpCreate,
+    LbMemberCreate,
+    LoadBalancerCreate,
+    NetworkCreate,
+    PortCreate,
+    RouterCreate,
+    RouterInterfaceCreate,
+    SecurityGroupCreate,
+    SecurityGroupRuleCreate,
+    SecurityGroupRules,
+    SwitchUpdate,
     check_parameters,
     parse_dpid,
+    update_model,
 )
 from controller.store import Store
 
@@ -94,7 +96,7 @@ class Resource:
 
     singular: str
     plural: str
-    fields: tuple[Field, ...]
+    body: type[Body]  # what POST accepts; PATCH takes its fields that are not frozen
     status: Callable[[Runtime, dict[str, Any]], str] = _always_active
     filters: tuple[str, ...] = ()  # query parameters of the list, passed to list_<plural>()
     actions: tuple[str, ...] = CRUD  # the subset of CRUD it serves
@@ -117,21 +119,21 @@ class Resource:
 
 
 RESOURCES: tuple[Resource, ...] = (
-    Resource("network", "networks", NETWORK_FIELDS),
-    Resource("port", "ports", PORT_FIELDS, status=_port_status, filters=("network_id",)),
-    Resource("security_group", "security_groups", SECURITY_GROUP_FIELDS, outputs=(("rules", "SecurityGroupRule[]"),)),
-    Resource("security_group_rule", "security_group_rules", SECURITY_GROUP_RULE_FIELDS,
+    Resource("network", "networks", NetworkCreate),
+    Resource("port", "ports", PortCreate, status=_port_status, filters=("network_id",)),
+    Resource("security_group", "security_groups", SecurityGroupCreate, outputs=(("rules", "SecurityGroupRule[]"),)),
+    Resource("security_group_rule", "security_group_rules", SecurityGroupRuleCreate,
              filters=("security_group_id",), actions=("create", "list", "show", "delete")),  # rules are immutable
-    Resource("router", "routers", ROUTER_FIELDS,
+    Resource("router", "routers", RouterCreate,
              outputs=(("interfaces", "RouterInterface[]"), ("mac_address", {"type": "string"}),
                       ("mac_bindings", "MacBinding[]"),
                       ("gateway_dpid", {"type": "string", "nullable": True,
                                         "description": "the switch where its SNAT runs (null: none yet)"})),
              derived=_router_placement),
-    Resource("floating_ip", "floating_ips", FLOATING_IP_FIELDS, filters=("network_id", "port_id"),
+    Resource("floating_ip", "floating_ips", FloatingIpCreate, filters=("network_id", "port_id"),
              outputs=(("fixed_ip_address", {"type": "string", "format": "ipv4", "nullable": True}),
                       ("router_id", {"type": "string", "nullable": True}))),
-    Resource("load_balancer", "load_balancers", LOAD_BALANCER_FIELDS, filters=("network_id",),
+    Resource("load_balancer", "load_balancers", LoadBalancerCreate, filters=("network_id",),
              outputs=(("members", "LbMember[]"),
                       ("mac_address", {"type": "string", "description": "the MAC the VIP answers ARP with"}))),
 )
@@ -142,7 +144,8 @@ _ROUTERS = next(res for res in RESOURCES if res.singular == "router")
 
 @dataclass(frozen=True)
 class Route:
-    """One operation under /v1; `path` uses OpenAPI `{param}` syntax, `response` "X[]" is an array of X."""
+    """One operation under /v1; `path` uses OpenAPI `{param}` syntax, `response` "X[]" is an array of X,
+    `request` the body it takes (a pydantic model, shown under its class name)."""
 
     method: str
     path: str
@@ -150,7 +153,7 @@ class Route:
     summary: str
     status: int = 200
     response: str | None = None
-    request: str | None = None
+    request: type[Body] | None = None
     resource: Resource | None = None
     public: bool = False
 
@@ -162,10 +165,10 @@ class Route:
 def _crud_routes(res: Resource) -> tuple[Route, ...]:
     name, item, label = res.schema_name, f"{res.path}/{{id}}", res.label
     routes = (
-        Route("POST", res.path, "create", f"Create a {label}", 201, name, f"{name}Create", res),
+        Route("POST", res.path, "create", f"Create a {label}", 201, name, res.body, res),
         Route("GET", res.path, "list", f"List {label}s", 200, f"{name}[]", None, res),
         Route("GET", item, "show", f"Show a {label}", 200, name, None, res),
-        Route("PATCH", item, "update", f"Update a {label}", 200, name, f"{name}Update", res),
+        Route("PATCH", item, "update", f"Update a {label}", 200, name, update_model(res.body), res),
         Route("DELETE", item, "delete", f"Delete a {label}", 204, None, None, res),
     )
     return tuple(route for route in routes if route.action in res.actions)
@@ -176,24 +179,24 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/switches", "list_switches", "Known switches", response="Switch[]"),
     Route("GET", "/switches/{dpid}", "show_switch", "One switch", response="Switch"),
     Route("PATCH", "/switches/{dpid}", "update_switch", "Pin a switch's trunk ports", response="Switch",
-          request="SwitchUpdate"),
+          request=SwitchUpdate),
     Route("GET", "/switches/{dpid}/flows", "switch_flows", "The flows installed in a switch", response="Flow[]"),
     Route("PUT", "/security-groups/{id}/rules", "replace_rules", "Replace a security group's rules in one change",
-          response="SecurityGroup", request="SecurityGroupRules"),
+          response="SecurityGroup", request=SecurityGroupRules),
     Route("POST", "/routers/{id}/interfaces", "add_router_interface",
           "Attach a network to a router, which takes the network's gateway_ip", response="Router",
-          request="RouterInterfaceCreate"),
+          request=RouterInterfaceCreate),
     Route("DELETE", "/routers/{id}/interfaces/{network_id}", "remove_router_interface",
           "Detach a network from a router", status=204),
     Route("POST", "/load-balancers/{id}/members", "add_lb_member", "Add a member to a load balancer", status=201,
-          response="LbMember", request="LbMemberCreate"),
+          response="LbMember", request=LbMemberCreate),
     Route("GET", "/load-balancers/{id}/members", "list_lb_members", "A load balancer's members",
           response="LbMember[]"),
     Route("GET", "/load-balancers/{id}/members/{member_id}", "show_lb_member", "One member of a load balancer",
           response="LbMember"),
     Route("PATCH", "/load-balancers/{id}/members/{member_id}", "update_lb_member",
           "Change a member's weight or admin_state_up (false: DRAINING)", response="LbMember",
-          request="LbMemberUpdate"),
+          request=update_model(LbMemberCreate)),
     Route("DELETE", "/load-balancers/{id}/members/{member_id}", "delete_lb_member",
           "Remove a member from a load balancer", status=204),
     *(route for res in RESOURCES for route in _crud_routes(res)),
@@ -484,7 +487,7 @@ def _number(value: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# OpenAPI, derived from ROUTES and the store's field declarations.
+# OpenAPI, derived from ROUTES and the pydantic bodies.
 
 
 def _object(**properties: str | dict[str, Any]) -> dict[str, Any]:
@@ -529,68 +532,57 @@ _FIXED_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A body's JSON schema as pydantic makes it, in OpenAPI 3.0 terms: nested bodies inline, `nullable`."""
+    schema = model.model_json_schema(ref_template="#/$defs/{model}")
+    return _openapi_30(schema, schema.pop("$defs", {}))
+
+
+def _openapi_30(node: Any, defs: dict[str, Any]) -> Any:
+    """`node` with its $refs to `defs` replaced by their (converted) schemas, `anyOf [X, null]` as X with
+    `nullable`, and no titles (pydantic derives them from the field names)."""
+    if isinstance(node, list):
+        return [_openapi_30(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    options = node.get("anyOf", [])
+    if len(options) == 2 and {"type": "null"} in options:
+        node = {**next(option for option in options if option != {"type": "null"}), **node, "nullable": True}
+        del node["anyOf"]
+        if "enum" in node:  # OpenAPI 3.0: a nullable enum lists null
+            node["enum"] = [*node["enum"], None]
+    if "$ref" in node:
+        node = {**defs[node.pop("$ref").rsplit("/", 1)[-1]], **node}
+    return {key: _openapi_30(value, defs) for key, value in node.items() if key != "title"}
+
+
+def _shown_schema(model: type[BaseModel], read_only: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What a GET shows of a body's object: its id, its fields, then `read_only` ones, all present."""
+    shown = _body_schema(model)
+    given = shown["properties"]  # a read-only field named like a given one shows it otherwise than it is given
+    shown["properties"] = {"id": {"type": "string", "format": "uuid", "readOnly": True}, **given,
+                           **{name: {**schema, **({} if name in given else {"readOnly": True})}
+                              for name, schema in read_only.items()}}
+    shown["required"] = list(shown["properties"])
+    return shown
+
+
 def _member_schema() -> dict[str, Any]:
-    """A member as shown: its fields, and what the store adds (its id, balancer, status and port)."""
-    shown = _fields_schema(LB_MEMBER_FIELDS, LB_MEMBER_FIELDS)
-    read_only = {
-        "id": {"type": "string", "format": "uuid"},
+    """A member as shown: its fields, and what the store adds (its balancer, status and port)."""
+    return _shown_schema(LbMemberCreate, {
         "load_balancer_id": {"type": "string"},
         "status": {"type": "string", "enum": ["ONLINE", "OFFLINE", "NO_MONITOR", "DRAINING"],
                    "description": "NO_MONITOR: its balancer has no health monitor; ONLINE/OFFLINE: as the monitor "
                    "last found it (a new or re-enabled member starts ONLINE); DRAINING: admin_state_up is false"},
         "status_changed_at": {"type": "string", "format": "date-time"},
         "port_id": {"type": "string", "description": "the port whose fixed address the member is"},
-    }
-    shown["properties"] = {"id": read_only.pop("id") | {"readOnly": True}, **shown["properties"],
-                           **{name: {**schema, "readOnly": True} for name, schema in read_only.items()}}
-    shown["required"] = list(shown["properties"])
-    return shown
+    })
 
 
-def _field_schema(spec: Field) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": spec.type, "description": spec.description, **spec.schema}
-    if spec.nullable:
-        schema["nullable"] = True
-    if spec.default is not MISSING:
-        schema["default"] = spec.default
-    if spec.fields:  # an object's fields, or those of each object of an array
-        nested = _fields_schema(spec.fields, [f for f in spec.fields if f.required])
-        schema.update({"items": nested} if spec.type == "array" else nested)
-    return schema
-
-
-def _fields_schema(fields: tuple[Field, ...], required: tuple[Field, ...] | list[Field]) -> dict[str, Any]:
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": {spec.name: _field_schema(spec) for spec in fields},
-        "additionalProperties": False,
-    }
-    names = [spec.name for spec in required]
-    if names:
-        schema["required"] = names
-    return schema
-
-
-def _resource_schemas(res: Resource) -> dict[str, dict[str, Any]]:
-    """<Name> (what GET returns), <Name>Create and <Name>Update (what POST and PATCH accept, if served)."""
-    shown = _fields_schema(res.fields, res.fields)
-    given = {spec.name for spec in res.fields}  # an output named like a field shows it otherwise than it is given
-    shown["properties"] = {
-        "id": {"type": "string", "format": "uuid", "readOnly": True},
-        **shown["properties"],
-        **{name: {**(schema if isinstance(schema, dict) else _ref(schema)), **({} if name in given else
-                                                                                {"readOnly": True})}
-           for name, schema in res.outputs},
-        "status": {"type": "string", "readOnly": True},
-    }
-    shown["required"] = list(shown["properties"])
-    schemas = {
-        res.schema_name: shown,
-        f"{res.schema_name}Create": _fields_schema(res.fields, [spec for spec in res.fields if spec.required]),
-    }
-    if "update" in res.actions:
-        schemas[f"{res.schema_name}Update"] = _fields_schema(tuple(spec for spec in res.fields if spec.mutable), [])
-    return schemas
+def _resource_schema(res: Resource) -> dict[str, Any]:
+    """<Name>: what GET returns of a resource."""
+    outputs = {name: schema if isinstance(schema, dict) else _ref(schema) for name, schema in res.outputs}
+    return _shown_schema(res.body, {**outputs, "status": {"type": "string"}})
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -617,7 +609,8 @@ def _operation(route: Route) -> dict[str, Any]:
     if parameters:
         operation["parameters"] = parameters
     if route.request:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(route.request)}}}
+        operation["requestBody"] = {"required": True,
+                                    "content": {"application/json": {"schema": _ref(route.request.__name__)}}}
     if route.public:
         operation["security"] = []
     return operation
@@ -628,14 +621,9 @@ def openapi_document(version: str = VERSION) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
-    schemas = {**_FIXED_SCHEMAS, "SwitchUpdate": _fields_schema(SWITCH_FIELDS, []),
-               "SecurityGroupRules": _fields_schema(SECURITY_GROUP_RULES_FIELDS, SECURITY_GROUP_RULES_FIELDS),
-               "RouterInterfaceCreate": _fields_schema(ROUTER_INTERFACE_FIELDS, ROUTER_INTERFACE_FIELDS),
-               "LbMember": _member_schema(),
-               "LbMemberCreate": _fields_schema(LB_MEMBER_FIELDS, [spec for spec in LB_MEMBER_FIELDS if spec.required]),
-               "LbMemberUpdate": _fields_schema(tuple(spec for spec in LB_MEMBER_FIELDS if spec.mutable), [])}
-    for res in RESOURCES:
-        schemas.update(_resource_schemas(res))
+    schemas = {**_FIXED_SCHEMAS, "LbMember": _member_schema(),
+               **{res.schema_name: _resource_schema(res) for res in RESOURCES},
+               **{route.request.__name__: _body_schema(route.request) for route in ROUTES if route.request}}
     return {
         "openapi": "3.0.3",
         "info": {"title": "ovs-sdn controller API", "version": version},
