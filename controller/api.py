@@ -580,9 +580,14 @@ def _member_schema() -> dict[str, Any]:
 
 
 def _resource_schema(res: Resource) -> dict[str, Any]:
-    """<Name>: what GET returns of a resource."""
+    """<Name>: what GET returns of a resource; one also shown inside others (a group's rules) has no status there."""
     outputs = {name: schema if isinstance(schema, dict) else _ref(schema) for name, schema in res.outputs}
-    return _shown_schema(res.body, {**outputs, "status": {"type": "string"}})
+    shown = _shown_schema(res.body, {**outputs, "status": {"type": "string"}})
+    inside = {schema.removesuffix("[]") for other in RESOURCES for _, schema in other.outputs
+              if isinstance(schema, str)}
+    if res.schema_name in inside:
+        shown["required"].remove("status")
+    return shown
 
 
 def _ref(name: str) -> dict[str, Any]:
