@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from werkzeug.exceptions import HTTPException
 
 from controller.errors import ApiError, ChangeRefused, NotConfirmed, error_body
+from controller.responses import RESPONSES
 from controller.schema import (
     Body,
     FloatingIpCreate,
@@ -490,48 +491,6 @@ def _number(value: float) -> str:
 # OpenAPI, derived from ROUTES and the pydantic bodies.
 
 
-def _object(**properties: str | dict[str, Any]) -> dict[str, Any]:
-    """A compact object schema: a string value is a JSON type, a dict a full schema."""
-    return {
-        "type": "object",
-        "properties": {k: {"type": v} if isinstance(v, str) else v for k, v in properties.items()},
-    }
-
-
-def _array(items: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": items}
-
-
-_FIXED_SCHEMAS: dict[str, dict[str, Any]] = {
-    "Health": _object(
-        status={"type": "string", "enum": ["ok", "degraded"], "description": "degraded: a switch keeps failing"},
-        switches="integer",
-        version="string",
-        failing=_array(_object(dpid="string", reason="string", since="string", attempts="integer",
-                               retry_in_s="number")),
-    ),
-    "Switch": _object(
-        dpid="string",
-        connected="boolean",
-        ports=_array(_object(name="string", ofport="integer", mac="string", up="boolean")),
-        links=_array(_object(port="integer", peer_dpid="string", peer_port="integer")),
-        trunk_ports={"type": "array", "items": {"type": "string"}, "nullable": True},
-        lldp_refused=_object(count="integer", last={**_object(interface="string", reason="string", at="string"),
-                                                     "nullable": True}),
-    ),
-    "Flow": {
-        "type": "object",
-        "description": "A flow as read back from the switch: table, priority, match, actions, cookie, counters.",
-    },
-    "Error": _object(
-        error=_object(code="integer", message="string", details=_array({"type": "object"}))
-    ),
-    "RouterInterface": _object(network_id="string", ip_address={"type": "string", "format": "ipv4"}),
-    "MacBinding": {**_object(ip_address={"type": "string", "format": "ipv4"}, mac_address="string"),
-                   "description": "a next hop on the external network, resolved by ARP through its uplink"},
-}
-
-
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
     """A body's JSON schema as pydantic makes it, in OpenAPI 3.0 terms: nested bodies inline, `nullable`."""
     schema = model.model_json_schema(ref_template="#/$defs/{model}")
@@ -554,6 +513,19 @@ def _openapi_30(node: Any, defs: dict[str, Any]) -> Any:
     if "$ref" in node:
         node = {**defs[node.pop("$ref").rsplit("/", 1)[-1]], **node}
     return {key: _openapi_30(value, defs) for key, value in node.items() if key != "title"}
+
+
+def _response_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A response model's schema, with no field required at any depth (see controller/responses.py)."""
+    return _without_required(_body_schema(model))
+
+
+def _without_required(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_without_required(item) for item in node]
+    if isinstance(node, dict):
+        return {key: _without_required(value) for key, value in node.items() if key != "required"}
+    return node
 
 
 def _shown_schema(model: type[BaseModel], read_only: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -592,7 +564,7 @@ def _resource_schema(res: Resource) -> dict[str, Any]:
 
 def _ref(name: str) -> dict[str, Any]:
     if name.endswith("[]"):
-        return _array(_ref(name[:-2]))
+        return {"type": "array", "items": _ref(name[:-2])}
     return {"$ref": f"#/components/schemas/{name}"}
 
 
@@ -626,7 +598,7 @@ def openapi_document(version: str = VERSION) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
-    schemas = {**_FIXED_SCHEMAS, "LbMember": _member_schema(),
+    schemas = {**{model.__name__: _response_schema(model) for model in RESPONSES}, "LbMember": _member_schema(),
                **{res.schema_name: _resource_schema(res) for res in RESOURCES},
                **{route.request.__name__: _body_schema(route.request) for route in ROUTES if route.request}}
     return {
