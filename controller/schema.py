@@ -251,7 +251,8 @@ def parse_body(model: type[Body], body: Any, *, partial: bool = False) -> dict[s
         return checked.model_validate(body).model_dump()
     except ValidationError as exc:
         frozen = _frozen_fields(model) if partial else frozenset()
-        _raise_problems([_problem(error, frozen) for error in exc.errors(include_url=False)])
+        errors = sorted(exc.errors(include_url=False), key=lambda error: error["type"] != "extra_forbidden")
+        _raise_problems([_problem(error, frozen) for error in errors])  # unknown fields first, as before pydantic
         raise  # not reached: there is at least one problem
 
 
