@@ -30,6 +30,7 @@ bench: setup
 	$(PY) -m bench.bench_load_balancing
 	$(PY) -m bench.bench_flood
 	$(PY) -m bench.bench_counters
+	$(PY) -m bench.bench_validation
 
 # Our controller against Faucet on the same bridge (about 5 min; not part of `bench`). Extra flags:
 # make bench-faucet ARGS='--sizes 10 100 --json faucet.json'

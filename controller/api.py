@@ -2,8 +2,9 @@
 
 A CRUD resource is one `Resource` line: its routes (under `/<plural, dashed>`) call the store's
 `create_<x>`, `list_<xs>`, `get_<x>`, `update_<x>` and `delete_<x>`, and its schemas come from the
-store's `Field` declarations. Every mutation holds one lock across "change the store, converge the switches",
-so the flows confirmed for a request are exactly those of the state it produced.
+pydantic body the store validates with (controller/schema.py). Every mutation holds one lock across
+"change the store, converge the switches", so the flows confirmed for a request are
+exactly those of the state it produced.
 """
 
 from __future__ import annotations
@@ -23,30 +24,32 @@ from typing import Any, Protocol
 import prometheus_client
 from flask import Flask, Response, g, jsonify, request, send_from_directory
 from prometheus_client.core import Metric
+from pydantic import BaseModel
 from werkzeug.exceptions import HTTPException
 
-from apps.explain import VERDICTS, Compiled
+from apps.explain import Compiled
 from apps.model import StaticRoute
 from apps.routing import route_id
 from controller.errors import ApiError, BudgetExceeded, ChangeRefused, NotConfirmed, error_body
+from controller.responses import RESPONSES
 from controller.schema import (
-    FLOATING_IP_FIELDS,
-    LB_MEMBER_FIELDS,
-    LOAD_BALANCER_FIELDS,
-    MISSING,
-    NETWORK_FIELDS,
-    PORT_FIELDS,
-    ROUTER_FIELDS,
-    ROUTER_INTERFACE_FIELDS,
-    SECURITY_GROUP_FIELDS,
-    SECURITY_GROUP_RULE_FIELDS,
-    SECURITY_GROUP_RULES_FIELDS,
-    SWITCH_FIELDS,
-    TRACE_FIELDS,
-    Field,
+    Body,
+    FloatingIpCreate,
+    LbMemberCreate,
+    LoadBalancerCreate,
+    NetworkCreate,
+    PortCreate,
+    RouterCreate,
+    RouterInterfaceCreate,
+    SecurityGroupCreate,
+    SecurityGroupRuleCreate,
+    SecurityGroupRules,
+    SwitchUpdate,
+    TraceRequest,
     check_parameters,
     parse_body,
     parse_dpid,
+    update_model,
 )
 from controller.store import Store
 from controller.trace import trace
@@ -136,7 +139,7 @@ class Resource:
 
     singular: str
     plural: str
-    fields: tuple[Field, ...]
+    body: type[Body]  # what POST accepts; PATCH takes its fields that are not frozen
     status: Callable[[Runtime, dict[str, Any]], str] = _always_active
     filters: tuple[str, ...] = ()  # query parameters of the list, passed to list_<plural>()
     actions: tuple[str, ...] = CRUD  # the subset of CRUD it serves
@@ -160,14 +163,14 @@ class Resource:
 
 
 RESOURCES: tuple[Resource, ...] = (
-    Resource("network", "networks", NETWORK_FIELDS),
-    Resource("port", "ports", PORT_FIELDS, status=_port_status, filters=("network_id",)),
-    Resource("security_group", "security_groups", SECURITY_GROUP_FIELDS, outputs=(("rules", "SecurityGroupRule[]"),),
+    Resource("network", "networks", NetworkCreate),
+    Resource("port", "ports", PortCreate, status=_port_status, filters=("network_id",)),
+    Resource("security_group", "security_groups", SecurityGroupCreate, outputs=(("rules", "SecurityGroupRule[]"),),
              derived=_rules_stats, stats=True),
-    Resource("security_group_rule", "security_group_rules", SECURITY_GROUP_RULE_FIELDS,
+    Resource("security_group_rule", "security_group_rules", SecurityGroupRuleCreate,
              filters=("security_group_id",), actions=("create", "list", "show", "delete"),  # rules are immutable
              outputs=(("stats", _STATS_SCHEMA),), derived=_stats_of("security_group_rule"), stats=True),
-    Resource("router", "routers", ROUTER_FIELDS,
+    Resource("router", "routers", RouterCreate,
              outputs=(("interfaces", "RouterInterface[]"), ("mac_address", {"type": "string"}),
                       ("mac_bindings", "MacBinding[]"),
                       ("gateway_dpid", {"type": "string", "nullable": True,
@@ -178,13 +181,13 @@ RESOURCES: tuple[Resource, ...] = (
                       ("stats", {**_STATS_SCHEMA, "description": "every packet it routed (to its networks, by its "
                                  "default and static routes), counted where it was routed"})),
              derived=_router_placement, stats=True),
-    Resource("floating_ip", "floating_ips", FLOATING_IP_FIELDS, filters=("network_id", "port_id"),
+    Resource("floating_ip", "floating_ips", FloatingIpCreate, filters=("network_id", "port_id"),
              outputs=(("fixed_ip_address", {"type": "string", "format": "ipv4", "nullable": True}),
                       ("router_id", {"type": "string", "nullable": True}),
                       ("stats", {**_STATS_SCHEMA, "description": "what came in to it from outside and what its port "
                                  "sent out through it"})),
              derived=_stats_of("floating_ip"), stats=True),
-    Resource("load_balancer", "load_balancers", LOAD_BALANCER_FIELDS, filters=("network_id",),
+    Resource("load_balancer", "load_balancers", LoadBalancerCreate, filters=("network_id",),
              outputs=(("members", "LbMember[]"),
                       ("mac_address", {"type": "string", "description": "the MAC the VIP answers ARP with"})),
              derived=_members_stats, stats=True),
@@ -197,7 +200,8 @@ _GROUPS = next(res for res in RESOURCES if res.singular == "security_group")
 
 @dataclass(frozen=True)
 class Route:
-    """One operation under /v1; `path` uses OpenAPI `{param}` syntax, `response` "X[]" is an array of X."""
+    """One operation under /v1; `path` uses OpenAPI `{param}` syntax, `response` "X[]" is an array of X,
+    `request` the body it takes (a pydantic model, shown under its class name)."""
 
     method: str
     path: str
@@ -205,7 +209,7 @@ class Route:
     summary: str
     status: int = 200
     response: str | None = None
-    request: str | None = None
+    request: type[Body] | None = None
     resource: Resource | None = None
     public: bool = False
 
@@ -217,10 +221,10 @@ class Route:
 def _crud_routes(res: Resource) -> tuple[Route, ...]:
     name, item, label = res.schema_name, f"{res.path}/{{id}}", res.label
     routes = (
-        Route("POST", res.path, "create", f"Create a {label}", 201, name, f"{name}Create", res),
+        Route("POST", res.path, "create", f"Create a {label}", 201, name, res.body, res),
         Route("GET", res.path, "list", f"List {label}s", 200, f"{name}[]", None, res),
         Route("GET", item, "show", f"Show a {label}", 200, name, None, res),
-        Route("PATCH", item, "update", f"Update a {label}", 200, name, f"{name}Update", res),
+        Route("PATCH", item, "update", f"Update a {label}", 200, name, update_model(res.body), res),
         Route("DELETE", item, "delete", f"Delete a {label}", 204, None, None, res),
     )
     return tuple(route for route in routes if route.action in res.actions)
@@ -231,26 +235,26 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/switches", "list_switches", "Known switches", response="Switch[]"),
     Route("GET", "/switches/{dpid}", "show_switch", "One switch", response="Switch"),
     Route("PATCH", "/switches/{dpid}", "update_switch", "Pin a switch's trunk ports", response="Switch",
-          request="SwitchUpdate"),
+          request=SwitchUpdate),
     Route("GET", "/switches/{dpid}/flows", "switch_flows", "The flows installed in a switch", response="Flow[]"),
     Route("POST", "/trace", "trace", "Explain a packet: where the compiled flows send it, switch by switch, and the "
-          "objects whose flows decide it", response="Trace", request="TraceRequest"),
+          "objects whose flows decide it", response="Trace", request=TraceRequest),
     Route("PUT", "/security-groups/{id}/rules", "replace_rules", "Replace a security group's rules in one change",
-          response="SecurityGroup", request="SecurityGroupRules"),
+          response="SecurityGroup", request=SecurityGroupRules),
     Route("POST", "/routers/{id}/interfaces", "add_router_interface",
           "Attach a network to a router, which takes the network's gateway_ip", response="Router",
-          request="RouterInterfaceCreate"),
+          request=RouterInterfaceCreate),
     Route("DELETE", "/routers/{id}/interfaces/{network_id}", "remove_router_interface",
           "Detach a network from a router", status=204),
     Route("POST", "/load-balancers/{id}/members", "add_lb_member", "Add a member to a load balancer", status=201,
-          response="LbMember", request="LbMemberCreate"),
+          response="LbMember", request=LbMemberCreate),
     Route("GET", "/load-balancers/{id}/members", "list_lb_members", "A load balancer's members",
           response="LbMember[]"),
     Route("GET", "/load-balancers/{id}/members/{member_id}", "show_lb_member", "One member of a load balancer",
           response="LbMember"),
     Route("PATCH", "/load-balancers/{id}/members/{member_id}", "update_lb_member",
           "Change a member's weight or admin_state_up (false: DRAINING)", response="LbMember",
-          request="LbMemberUpdate"),
+          request=update_model(LbMemberCreate)),
     Route("DELETE", "/load-balancers/{id}/members/{member_id}", "delete_lb_member",
           "Remove a member from a load balancer", status=204),
     *(route for res in RESOURCES for route in _crud_routes(res)),
@@ -378,7 +382,7 @@ class _Handlers:
         return jsonify(self._switch(dpid))
 
     def trace(self) -> Response:
-        values = parse_body(TRACE_FIELDS, _json_body())
+        values = parse_body(TraceRequest, _json_body())
         return jsonify(trace(self._store.snapshot(), self._runtime.compiled(), values))
 
     def replace_rules(self, id: str) -> Response:
@@ -406,11 +410,11 @@ class _Handlers:
         return jsonify(_member_stats(self._runtime, member)), 201, {"Location": location}
 
     def list_lb_members(self, id: str) -> Response:
-        self._refresh()
+        self._refresh(_known_query(("refresh",)))
         return jsonify([_member_stats(self._runtime, member) for member in self._store.list_lb_members(id)])
 
     def show_lb_member(self, id: str, member_id: str) -> Response:
-        self._refresh()
+        self._refresh(_known_query(("refresh",)))
         return jsonify(_member_stats(self._runtime, self._store.get_lb_member(id, member_id)))
 
     def update_lb_member(self, id: str, member_id: str) -> Response:
@@ -443,25 +447,22 @@ class _Handlers:
         return jsonify(self._shown(res, item)), 201, {"Location": f"{PREFIX}{res.path}/{item['id']}"}
 
     def list(self, res: Resource) -> Response:
-        known = (*res.filters, *(("refresh",) if res.stats else ()))
-        unknown = sorted(set(request.args) - set(known))
-        if unknown:
-            details = [{"field": name, "message": "unknown query parameter"} for name in unknown]
-            raise ApiError(400, f"unknown query parameter {unknown[0]} (known: {', '.join(known)})", details)
+        query = _known_query((*res.filters, *(("refresh",) if res.stats else ())))
         if res.stats:
-            self._refresh()
+            self._refresh(query)
         filters = {name: value for name, value in request.args.items() if name in res.filters}
         items = getattr(self._store, f"list_{res.plural}")(**filters)
         return jsonify([self._shown(res, item) for item in items])
 
     def show(self, res: Resource, id: str) -> Response:
+        query = _known_query(("refresh",) if res.stats else ())
         if res.stats:
-            self._refresh()
+            self._refresh(query)
         return jsonify(self._shown(res, getattr(self._store, f"get_{res.singular}")(id)))
 
-    def _refresh(self) -> None:
+    def _refresh(self, query: dict[str, str]) -> None:
         """?refresh=true: read the switches' counters first (at most once a second, shared by concurrent calls)."""
-        value = request.args.get("refresh", "false").lower()
+        value = query.get("refresh", "false").lower()
         if value not in ("true", "false", "1", "0"):
             raise ApiError.invalid("refresh", "expected true or false")
         if value in ("true", "1"):
@@ -513,6 +514,15 @@ class _Handlers:
             ) from None
 
 
+def _known_query(known: tuple[str, ...]) -> dict[str, str]:
+    """The request's query parameters; 400 naming any it does not take (a typo must not pass as no filter)."""
+    unknown = sorted(set(request.args) - set(known))
+    if unknown:
+        details = [{"field": name, "message": "unknown query parameter"} for name in unknown]
+        raise ApiError(400, f"unknown query parameter {unknown[0]} (known: {', '.join(known) or 'none'})", details)
+    return request.args.to_dict()
+
+
 def _is_ui(path: str) -> bool:
     return path == UI_PATH or path.startswith(UI_PATH + "/")
 
@@ -536,79 +546,60 @@ def _json_body() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# OpenAPI, derived from ROUTES and the store's field declarations.
+# OpenAPI, derived from ROUTES and the pydantic bodies.
 
 
-def _object(**properties: str | dict[str, Any]) -> dict[str, Any]:
-    """A compact object schema: a string value is a JSON type, a dict a full schema."""
-    return {
-        "type": "object",
-        "properties": {k: {"type": v} if isinstance(v, str) else v for k, v in properties.items()},
-    }
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A body's JSON schema as pydantic makes it, in OpenAPI 3.0 terms: nested bodies inline, `nullable`."""
+    schema = model.model_json_schema(ref_template="#/$defs/{model}")
+    return _openapi_30(schema, schema.pop("$defs", {}))
 
 
-def _array(items: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": items}
+def _openapi_30(node: Any, defs: dict[str, Any]) -> Any:
+    """`node` with its $refs to `defs` replaced by their (converted) schemas, `anyOf [X, null]` as X with
+    `nullable`, and no titles (pydantic derives them from the field names)."""
+    if isinstance(node, list):
+        return [_openapi_30(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    options = node.get("anyOf", [])
+    if len(options) == 2 and {"type": "null"} in options:
+        node = {**next(option for option in options if option != {"type": "null"}), **node, "nullable": True}
+        del node["anyOf"]
+        if "enum" in node:  # OpenAPI 3.0: a nullable enum lists null
+            node["enum"] = [*node["enum"], None]
+    if "$ref" in node:
+        node = {**defs[node.pop("$ref").rsplit("/", 1)[-1]], **node}
+    return {key: _openapi_30(value, defs) for key, value in node.items() if key != "title"}
 
 
-_FIXED_SCHEMAS: dict[str, dict[str, Any]] = {
-    "Health": _object(
-        status={"type": "string", "enum": ["ok", "degraded"], "description": "degraded: a switch keeps failing"},
-        switches="integer",
-        version="string",
-        failing=_array(_object(dpid="string", reason="string", since="string", attempts="integer",
-                               retry_in_s="number")),
-        token_required={"type": "boolean", "description": "whether every other request needs the bearer token"},
-    ),
-    "Switch": _object(
-        dpid="string",
-        connected="boolean",
-        ports=_array(_object(name="string", ofport="integer", mac="string", up="boolean")),
-        links=_array(_object(port="integer", peer_dpid="string", peer_port="integer")),
-        trunk_ports={"type": "array", "items": {"type": "string"}, "nullable": True},
-        lldp_refused=_object(count="integer", last={**_object(interface="string", reason="string", at="string"),
-                                                     "nullable": True}),
-    ),
-    "Flow": {
-        "type": "object",
-        "description": "A flow as read back from the switch: table, priority, match, actions, cookie, counters.",
-    },
-    "Error": _object(
-        error=_object(code="integer", message="string", details=_array({"type": "object"}))
-    ),
-    "Trace": _object(
-        verdict={"type": "string", "enum": list(VERDICTS),
-                 "description": "output: some copy left by a port or uplink; controller: none did, one went to the "
-                 "controller (a TTL running out, a next hop to resolve, ...); drop: nothing left"},
-        output=_array({**_object(dpid="string", interface="string", ofport="integer",
-                                 port={**_object(id="string", name="string", network_id="string"), "nullable": True},
-                                 uplink_of={**_object(id="string", name="string"), "nullable": True},
-                                 packet="object"),
-                       "description": "where copies left the fabric, each as it left"}),
-        controller=_array({**_object(dpid="string", packet="object"),
-                           "description": "packet-ins, with the switch that sends each"}),
-        source={**_object(dpid="string", interface="string", ofport="integer", port="object", uplink_of="object"),
-                "description": "where the packet entered"},
-        packet={"type": "object", "description": "the packet traced, defaults filled in (OpenFlow field names)"},
-        ct_state="string",
-        stages=_array({**_object(dpid="string", table="string", priority="integer", match="object",
-                                 actions={"type": "array", "items": {"type": "string"}}, cookie="string",
-                                 owner={**_object(app="string", kind="string", id={"type": "string", "nullable": True},
-                                                  name="string"), "nullable": True}),
-                       "description": "every flow hit, in order, switch after switch (conntrack recirculations "
-                       "included), with the object that owns it"}),
-    ),
-    "RouterInterface": _object(network_id="string", ip_address={"type": "string", "format": "ipv4"}),
-    "MacBinding": {**_object(ip_address={"type": "string", "format": "ipv4"}, mac_address="string"),
-                   "description": "a next hop on the external network, resolved by ARP through its uplink"},
-}
+def _response_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A response model's schema, with no field required at any depth (see controller/responses.py)."""
+    return _without_required(_body_schema(model))
+
+
+def _without_required(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_without_required(item) for item in node]
+    if isinstance(node, dict):
+        return {key: _without_required(value) for key, value in node.items() if key != "required"}
+    return node
+
+
+def _shown_schema(model: type[BaseModel], read_only: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What a GET shows of a body's object: its id, its fields, then `read_only` ones, all present."""
+    shown = _body_schema(model)
+    given = shown["properties"]  # a read-only field named like a given one shows it otherwise than it is given
+    shown["properties"] = {"id": {"type": "string", "format": "uuid", "readOnly": True}, **given,
+                           **{name: {**schema, **({} if name in given else {"readOnly": True})}
+                              for name, schema in read_only.items()}}
+    shown["required"] = list(shown["properties"])
+    return shown
 
 
 def _member_schema() -> dict[str, Any]:
-    """A member as shown: its fields, and what the store adds (its id, balancer, status and port)."""
-    shown = _fields_schema(LB_MEMBER_FIELDS, LB_MEMBER_FIELDS)
-    read_only = {
-        "id": {"type": "string", "format": "uuid"},
+    """A member as shown: its fields, and what the store adds (its balancer, status and port)."""
+    return _shown_schema(LbMemberCreate, {
         "load_balancer_id": {"type": "string"},
         "status": {"type": "string", "enum": ["ONLINE", "OFFLINE", "NO_MONITOR", "DRAINING"],
                    "description": "NO_MONITOR: its balancer has no health monitor; ONLINE/OFFLINE: as the monitor "
@@ -616,62 +607,23 @@ def _member_schema() -> dict[str, Any]:
         "status_changed_at": {"type": "string", "format": "date-time"},
         "port_id": {"type": "string", "description": "the port whose fixed address the member is"},
         "stats": {**_STATS_SCHEMA, "description": "what clients sent it through the balancer"},
-    }
-    shown["properties"] = {"id": read_only.pop("id") | {"readOnly": True}, **shown["properties"],
-                           **{name: {**schema, "readOnly": True} for name, schema in read_only.items()}}
-    shown["required"] = list(shown["properties"])
+    })
+
+
+def _resource_schema(res: Resource) -> dict[str, Any]:
+    """<Name>: what GET returns of a resource; one also shown inside others (a group's rules) has no status there."""
+    outputs = {name: schema if isinstance(schema, dict) else _ref(schema) for name, schema in res.outputs}
+    shown = _shown_schema(res.body, {**outputs, "status": {"type": "string"}})
+    inside = {schema.removesuffix("[]") for other in RESOURCES for _, schema in other.outputs
+              if isinstance(schema, str)}
+    if res.schema_name in inside:
+        shown["required"].remove("status")
     return shown
-
-
-def _field_schema(spec: Field) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": spec.type, "description": spec.description, **spec.schema}
-    if spec.nullable:
-        schema["nullable"] = True
-    if spec.default is not MISSING:
-        schema["default"] = spec.default
-    if spec.fields:  # an object's fields, or those of each object of an array
-        nested = _fields_schema(spec.fields, [f for f in spec.fields if f.required])
-        schema.update({"items": nested} if spec.type == "array" else nested)
-    return schema
-
-
-def _fields_schema(fields: tuple[Field, ...], required: tuple[Field, ...] | list[Field]) -> dict[str, Any]:
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": {spec.name: _field_schema(spec) for spec in fields},
-        "additionalProperties": False,
-    }
-    names = [spec.name for spec in required]
-    if names:
-        schema["required"] = names
-    return schema
-
-
-def _resource_schemas(res: Resource) -> dict[str, dict[str, Any]]:
-    """<Name> (what GET returns), <Name>Create and <Name>Update (what POST and PATCH accept, if served)."""
-    shown = _fields_schema(res.fields, res.fields)
-    given = {spec.name for spec in res.fields}  # an output named like a field shows it otherwise than it is given
-    shown["properties"] = {
-        "id": {"type": "string", "format": "uuid", "readOnly": True},
-        **shown["properties"],
-        **{name: {**(schema if isinstance(schema, dict) else _ref(schema)), **({} if name in given else
-                                                                                {"readOnly": True})}
-           for name, schema in res.outputs},
-        "status": {"type": "string", "readOnly": True},
-    }
-    shown["required"] = list(shown["properties"])
-    schemas = {
-        res.schema_name: shown,
-        f"{res.schema_name}Create": _fields_schema(res.fields, [spec for spec in res.fields if spec.required]),
-    }
-    if "update" in res.actions:
-        schemas[f"{res.schema_name}Update"] = _fields_schema(tuple(spec for spec in res.fields if spec.mutable), [])
-    return schemas
 
 
 def _ref(name: str) -> dict[str, Any]:
     if name.endswith("[]"):
-        return _array(_ref(name[:-2]))
+        return {"type": "array", "items": _ref(name[:-2])}
     return {"$ref": f"#/components/schemas/{name}"}
 
 
@@ -696,7 +648,8 @@ def _operation(route: Route) -> dict[str, Any]:
     if parameters:
         operation["parameters"] = parameters
     if route.request:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(route.request)}}}
+        operation["requestBody"] = {"required": True,
+                                    "content": {"application/json": {"schema": _ref(route.request.__name__)}}}
     if route.public:
         operation["security"] = []
     return operation
@@ -707,15 +660,9 @@ def openapi_document(version: str = VERSION) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
-    schemas = {**_FIXED_SCHEMAS, "SwitchUpdate": _fields_schema(SWITCH_FIELDS, []),
-               "TraceRequest": _fields_schema(TRACE_FIELDS, []),
-               "SecurityGroupRules": _fields_schema(SECURITY_GROUP_RULES_FIELDS, SECURITY_GROUP_RULES_FIELDS),
-               "RouterInterfaceCreate": _fields_schema(ROUTER_INTERFACE_FIELDS, ROUTER_INTERFACE_FIELDS),
-               "LbMember": _member_schema(),
-               "LbMemberCreate": _fields_schema(LB_MEMBER_FIELDS, [spec for spec in LB_MEMBER_FIELDS if spec.required]),
-               "LbMemberUpdate": _fields_schema(tuple(spec for spec in LB_MEMBER_FIELDS if spec.mutable), [])}
-    for res in RESOURCES:
-        schemas.update(_resource_schemas(res))
+    schemas = {**{model.__name__: _response_schema(model) for model in RESPONSES}, "LbMember": _member_schema(),
+               **{res.schema_name: _resource_schema(res) for res in RESOURCES},
+               **{route.request.__name__: _body_schema(route.request) for route in ROUTES if route.request}}
     return {
         "openapi": "3.0.3",
         "info": {"title": "ovs-sdn controller API", "version": version},

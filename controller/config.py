@@ -37,6 +37,16 @@ class Config:
     neighbor_refresh: float = 60.0
     max_flows_per_switch: int | None = None  # a REST change that would need more on any switch is refused (409)
     stats_interval: float = 10.0
+    of_tls: OpenFlowTls | None = None
+
+
+@dataclass(frozen=True)
+class OpenFlowTls:
+    """OpenFlow over TLS: the controller's certificate and key, and the CA a switch's certificate must chain to."""
+
+    cert: str
+    key: str
+    ca: str
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -72,6 +82,16 @@ def read_token_file(path: str) -> str:
         return _token(text.strip())
     except ValueError as exc:
         raise ValueError(f"{path}: the token {exc}") from None
+
+
+def _readable_file(text: str) -> str:
+    """A path to a text file this process can read (a PEM certificate or key), made absolute: os-ken reads it
+    later, and a process may change its directory."""
+    try:
+        _read_text(text)
+    except ValueError as exc:
+        raise ValueError(f"cannot read {text}: {exc}") from None
+    return os.path.abspath(text)
 
 
 def _log_level(text: str) -> str:
@@ -151,7 +171,13 @@ OPTIONS: tuple[_Option, ...] = (
             "(default: no budget)", _flow_budget, None),
     _Option("stats_interval", "SECONDS", "how often to read the switches' flow counters for the objects' stats (a GET "
             "with ?refresh=true reads them sooner, at most once a second)", _seconds, "10.0"),
+    _Option("of_tls_cert", "FILE", "OpenFlow over TLS: the controller's certificate (PEM); with --of-tls-key and "
+            "--of-tls-ca, switches connect with ssl:HOST:PORT and plain tcp: is refused", _readable_file, None),
+    _Option("of_tls_key", "FILE", "OpenFlow over TLS: the controller's private key (PEM)", _readable_file, None),
+    _Option("of_tls_ca", "FILE", "OpenFlow over TLS: the CA certificate(s) (PEM) a switch's certificate must be "
+            "signed by; a switch without one is refused", _readable_file, None),
 )
+TLS_OPTIONS = ("of_tls_cert", "of_tls_key", "of_tls_ca")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,7 +220,11 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] = 
         except ValueError as exc:
             raise ConfigError(f"{source}: {exc}") from None
         given[option.attribute] = source
-    return Config(**values)
+    tls = [values.pop(name) for name in TLS_OPTIONS]
+    if any(tls) and not all(tls):
+        flags = ", ".join("--" + name.replace("_", "-") for name in TLS_OPTIONS)
+        raise ConfigError(f"{flags} go together: give all three or none")
+    return Config(**values, of_tls=OpenFlowTls(*tls) if all(tls) else None)
 
 
 def _read_file(path: str) -> dict[str, str]:

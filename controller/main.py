@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import threading
 from typing import TYPE_CHECKING, NoReturn
@@ -32,7 +33,7 @@ from controller.config import ConfigError, load_config
 if TYPE_CHECKING:
     from waitress.server import BaseWSGIServer, MultiSocketServer
 
-    from controller.config import Config
+    from controller.config import Config, OpenFlowTls
     from controller.ofapp import SdnApp
     from controller.runtime import Runtime
 
@@ -72,8 +73,19 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def start_openflow(sock: socket.socket, host: str) -> SdnApp:
+def check_tls(tls: OpenFlowTls) -> None:
+    """Load the certificate, key and CA as os-ken will: a mismatch is a one-line error now, not a dead
+    listener thread later."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls.cert, tls.key)
+    context.load_verify_locations(tls.ca)
+
+
+def start_openflow(sock: socket.socket, host: str, tls: OpenFlowTls | None = None) -> SdnApp:
     """Start os-ken's OpenFlow server on `sock`, which already listens; returns our app, to `attach` to.
+
+    With `tls`, os-ken serves TLS on that socket (its ssl port option) and requires a switch certificate
+    signed by the CA; the handshake happens per connection, so a refused switch does not stop the others.
 
     os-ken 4.2.2 cannot be handed a socket: its server thread calls `os_ken.lib.hub.listen((host, port))`
     once and accepts on what that returns. We answer that one call with `sock` (the patch removes
@@ -99,7 +111,11 @@ def start_openflow(sock: socket.socket, host: str) -> SdnApp:
         return sock
 
     hub.listen = hand_over
-    cfg.CONF(args=["--ofp-listen-host", host, "--ofp-tcp-listen-port", str(port)], project="os_ken")
+    args = ["--ofp-listen-host", host, "--ofp-tcp-listen-port", str(port)]
+    if tls:
+        args += ["--ofp-ssl-listen-port", str(port), "--ctl-cert", tls.cert, "--ctl-privkey", tls.key,
+                 "--ca-certs", tls.ca]
+    cfg.CONF(args=args, project="os_ken")
     ofwire.install_lean_flow_stats_parser()
     manager = app_manager.AppManager.get_instance()
     manager.load_apps([SdnApp.__module__])
@@ -144,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     of_host, of_port = config.of_listen
     api_host, api_port = config.api_listen
+    if config.of_tls:
+        try:
+            check_tls(config.of_tls)
+        except (OSError, ssl.SSLError) as exc:
+            return _fail(f"OpenFlow TLS: {exc}")
     try:
         of_socket = listen(of_host, of_port)
     except OSError as exc:
@@ -155,13 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     # Until we serve, Ctrl-C ends the process at once, as SIGTERM does: os-ken's threads would
     # outlive a KeyboardInterrupt, and there is nothing to stop cleanly yet.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    runtime, server = _load(config, start_openflow(of_socket, of_host))
+    runtime, server = _load(config, start_openflow(of_socket, of_host, config.of_tls))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):  # before the API answers: whoever saw it up stops us cleanly
         signal.signal(signum, lambda *_: stop.set())
     threading.Thread(target=server.run, name="rest", daemon=True).start()
-    LOG.info("sdn-controller %s: OpenFlow on %s:%d, API on http://%s:%d/v1", __version__,
-             of_host, of_port, api_host, api_port)
+    LOG.info("sdn-controller %s: OpenFlow%s on %s:%d, API on http://%s:%d/v1", __version__,
+             " over TLS" if config.of_tls else "", of_host, of_port, api_host, api_port)
     stop.wait()
     LOG.info("stopping; installed flows stay in the switches")
     runtime.stop()

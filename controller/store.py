@@ -81,20 +81,20 @@ from apps.topology import Link, Switch, SwitchPort
 from controller.errors import ApiError
 from controller.schema import (
     DEFAULT_GROUP,
-    FLOATING_IP_FIELDS,
-    LB_MEMBER_FIELDS,
-    LOAD_BALANCER_FIELDS,
     NAME_MAX,
-    NETWORK_FIELDS,
-    PORT_FIELDS,
     PORTED_PROTOCOLS,
-    ROUTER_FIELDS,
-    ROUTER_INTERFACE_FIELDS,
-    SECURITY_GROUP_FIELDS,
-    SECURITY_GROUP_RULE_FIELDS,
-    SECURITY_GROUP_RULES_FIELDS,
     SEGMENTATION_IDS,
-    SWITCH_FIELDS,
+    FloatingIpCreate,
+    LbMemberCreate,
+    LoadBalancerCreate,
+    NetworkCreate,
+    PortCreate,
+    RouterCreate,
+    RouterInterfaceCreate,
+    SecurityGroupCreate,
+    SecurityGroupRuleCreate,
+    SecurityGroupRules,
+    SwitchUpdate,
     parse_body,
 )
 
@@ -560,7 +560,7 @@ class Store:
     # -- networks --------------------------------------------------------------------------
 
     def create_network(self, body: dict[str, Any]) -> dict[str, Any]:
-        values = parse_body(NETWORK_FIELDS, body)
+        values = parse_body(NetworkCreate, body)
         cidr = ipaddress.IPv4Network(values["cidr"])
         gateway = values["gateway_ip"] if "gateway_ip" in values else str(cidr.network_address + 1)
         _check_gateway(cidr, gateway)
@@ -592,7 +592,7 @@ class Store:
             return _network_dict(_get(session, _NetworkRow, network_id))
 
     def update_network(self, network_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        values = parse_body(NETWORK_FIELDS, body, partial=True)
+        values = parse_body(NetworkCreate, body, partial=True)
         with self._transaction() as session:
             row = _get(session, _NetworkRow, network_id)
             cidr = ipaddress.IPv4Network(values.get("cidr", row.cidr))
@@ -635,7 +635,7 @@ class Store:
     # -- ports -------------------------------------------------------------------------------
 
     def create_port(self, body: dict[str, Any]) -> dict[str, Any]:
-        values = parse_body(PORT_FIELDS, body)
+        values = parse_body(PortCreate, body)
         with self._transaction() as session:
             network = session.get(_NetworkRow, values["network_id"])
             if network is None:
@@ -677,7 +677,7 @@ class Store:
             return _port_dict(row, _port_groups(session, [row.id]).get(row.id, []))
 
     def update_port(self, port_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        values = parse_body(PORT_FIELDS, body, partial=True)
+        values = parse_body(PortCreate, body, partial=True)
         with self._transaction() as session:
             row = _get(session, _PortRow, port_id)
             if values.get("ip_address", row.ip_address) != row.ip_address and (
@@ -726,7 +726,7 @@ class Store:
     # -- security groups ---------------------------------------------------------------------
 
     def create_security_group(self, body: dict[str, Any]) -> dict[str, Any]:
-        values = parse_body(SECURITY_GROUP_FIELDS, body)
+        values = parse_body(SecurityGroupCreate, body)
         with self._transaction() as session:
             group_id = _add_group(session, values["name"], values["description"])
             rules = _group_rules(session, [group_id])[group_id]
@@ -743,7 +743,7 @@ class Store:
             return _group_dict(row, _group_rules(session, [row.id])[row.id])
 
     def update_security_group(self, group_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        values = parse_body(SECURITY_GROUP_FIELDS, body, partial=True)
+        values = parse_body(SecurityGroupCreate, body, partial=True)
         with self._transaction() as session:
             row = _get(session, _SecurityGroupRow, group_id)
             if row.id == self._default_group_id and "name" in values:
@@ -786,7 +786,7 @@ class Store:
     # -- security group rules (immutable: created and deleted only) --------------------------
 
     def create_security_group_rule(self, body: dict[str, Any]) -> dict[str, Any]:
-        values = parse_body(SECURITY_GROUP_RULE_FIELDS, body)
+        values = parse_body(SecurityGroupRuleCreate, body)
         values.pop("ethertype")  # IPv4 is all there is
         values = _rule_values(**values)
         with self._transaction() as session:
@@ -809,7 +809,7 @@ class Store:
         """Make the group's rules exactly `body["rules"]`, in one change: a rule equal to one the group has keeps
         its id and key (so its flows and the connections it allows are untouched), the rest go or come."""
         wanted: dict[tuple, tuple[int, dict[str, Any]]] = {}  # a rule's columns -> (its index, its values)
-        for i, item in enumerate(parse_body(SECURITY_GROUP_RULES_FIELDS, body)["rules"]):
+        for i, item in enumerate(parse_body(SecurityGroupRules, body)["rules"]):
             item.pop("ethertype")  # IPv4 is all there is
             try:
                 values = _rule_values(group_id, **item)
@@ -858,7 +858,7 @@ class Store:
     # -- routers -------------------------------------------------------------------------------------
 
     def create_router(self, body: dict[str, Any]) -> dict[str, Any]:
-        values = parse_body(ROUTER_FIELDS, body)
+        values = parse_body(RouterCreate, body)
         with self._transaction() as session:
             row = _RouterRow(id=str(uuid.uuid4()), name=values["name"])
             row.key = _take_zone(session, "router", row.id)
@@ -879,7 +879,7 @@ class Store:
 
     def update_router(self, router_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Name, external gateway and routes; routes not given must still reach their nexthops."""
-        values = parse_body(ROUTER_FIELDS, body, partial=True)
+        values = parse_body(RouterCreate, body, partial=True)
         with self._transaction() as session:
             row = _get(session, _RouterRow, router_id)
             row.name = values.get("name", row.name)
@@ -910,7 +910,7 @@ class Store:
 
     def add_router_interface(self, router_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """The router joins a network at its gateway_ip: a network with one, not external, on no router yet."""
-        values = parse_body(ROUTER_INTERFACE_FIELDS, body)
+        values = parse_body(RouterInterfaceCreate, body)
         with self._transaction() as session:
             row = _get(session, _RouterRow, router_id)
             network = _get(session, _NetworkRow, values["network_id"], field="network_id")
@@ -951,7 +951,7 @@ class Store:
     # -- floating IPs ---------------------------------------------------------------------------
 
     def create_floating_ip(self, body: dict[str, Any]) -> dict[str, Any]:
-        values = parse_body(FLOATING_IP_FIELDS, body)
+        values = parse_body(FloatingIpCreate, body)
         with self._transaction() as session:
             network = _external_network(session, values["network_id"], "network_id")
             row = _FloatingIPRow(id=str(uuid.uuid4()), network_id=network.id)
@@ -979,7 +979,7 @@ class Store:
 
     def update_floating_ip(self, floating_ip_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Map it to another port, or to none (`port_id` null)."""
-        values = parse_body(FLOATING_IP_FIELDS, body, partial=True)
+        values = parse_body(FloatingIpCreate, body, partial=True)
         with self._transaction() as session:
             row = _get(session, _FloatingIPRow, floating_ip_id)
             if values.get("port_id") is not None:
@@ -998,7 +998,7 @@ class Store:
 
     def create_load_balancer(self, body: dict[str, Any]) -> dict[str, Any]:
         """A balancer with its members (each checked as add_lb_member does, and named members[i] when refused)."""
-        values = parse_body(LOAD_BALANCER_FIELDS, body)
+        values = parse_body(LoadBalancerCreate, body)
         _check_monitor(values["health_monitor"], "health_monitor")
         with self._transaction() as session:
             network = _get(session, _NetworkRow, values["network_id"], field="network_id")
@@ -1043,7 +1043,7 @@ class Store:
     def update_load_balancer(self, load_balancer_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Name, algorithm and health monitor (set, replaced, or removed with null). A balancer that gains a monitor
         has its members start ONLINE; one that loses it has them NO_MONITOR (DRAINING members stay DRAINING)."""
-        values = parse_body(LOAD_BALANCER_FIELDS, body, partial=True)
+        values = parse_body(LoadBalancerCreate, body, partial=True)
         if "health_monitor" in values:
             _check_monitor(values["health_monitor"], "health_monitor")
         with self._transaction() as session:
@@ -1077,7 +1077,7 @@ class Store:
             _journal(session, "load_balancer", row.id)
 
     def add_lb_member(self, load_balancer_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        values = parse_body(LB_MEMBER_FIELDS, body)
+        values = parse_body(LbMemberCreate, body)
         with self._transaction() as session:
             balancer = _get(session, _LoadBalancerRow, load_balancer_id)
             return _member_dict(_add_member(session, balancer, values, ""), balancer)
@@ -1095,7 +1095,7 @@ class Store:
     def update_lb_member(self, load_balancer_id: str, member_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Weight and admin_state_up: false drains the member (DRAINING), true makes it eligible again (ONLINE with a
         monitor, until a probe fails; NO_MONITOR without)."""
-        values = parse_body(LB_MEMBER_FIELDS, body, partial=True)
+        values = parse_body(LbMemberCreate, body, partial=True)
         with self._transaction() as session:
             balancer, member = _balancer_member(session, load_balancer_id, member_id)
             before = _member_status(member, balancer)
@@ -1239,7 +1239,7 @@ class Store:
 
     def update_switch(self, dpid: str, body: dict[str, Any]) -> dict[str, Any]:
         """Declare a switch's trunk interfaces (known to us or not yet); none may be bound to a port."""
-        values = parse_body(SWITCH_FIELDS, body, partial=True)
+        values = parse_body(SwitchUpdate, body)
         with self._transaction() as session:
             row = session.get(_SwitchConfigRow, dpid) or _SwitchConfigRow(dpid=dpid, trunk_ports=None)
             if "trunk_ports" in values:

@@ -20,7 +20,7 @@ TABLE_NAMES = {table.number: table.name for table in PIPELINE}
 
 
 def trace(policy: Policy, compiled: explain.Compiled, values: dict[str, Any]) -> dict[str, Any]:
-    """The explanation of the packet `values` (TRACE_FIELDS, parsed) describes; ApiError when it has none."""
+    """The explanation of the packet `values` (TraceRequest, parsed) describes; ApiError when it has none."""
     try:
         told = explain.explain(policy, compiled, explain.Request(**values))
     except explain.NotFound as exc:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from controller.config import Config, ConfigError, build_parser, load_config
+from controller.config import Config, ConfigError, OpenFlowTls, build_parser, load_config
 
 DEFAULTS = Config(
     of_listen=("127.0.0.1", 6653),
@@ -250,3 +250,23 @@ def test_help_says_why_a_token_file_is_better() -> None:
     for reason in ("ps, /proc/PID/cmdline", "/proc/PID/environ", "child processes", "crash reports",
                    "mode 0600 can be readable by the service alone", "--api-token-file FILE"):
         assert reason in text
+
+
+# -- OpenFlow over TLS -------------------------------------------------------------------------
+
+
+def test_tls_files_come_as_three_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("c.pem", "k.pem", "ca.pem"):
+        write(tmp_path, name, "PEM")
+    config = load_config(["--of-tls-cert", "c.pem", "--of-tls-key", "k.pem"], {"SDN_OF_TLS_CA": "ca.pem"})
+    assert config.of_tls == OpenFlowTls(str(tmp_path / "c.pem"), str(tmp_path / "k.pem"), str(tmp_path / "ca.pem"))
+    assert load_config([], {}).of_tls is None
+
+
+def test_tls_files_go_together_and_must_be_readable(tmp_path: Path) -> None:
+    cert = write(tmp_path, "c.pem", "PEM")
+    with pytest.raises(ConfigError, match="--of-tls-cert, --of-tls-key, --of-tls-ca go together"):
+        load_config(["--of-tls-cert", cert, "--of-tls-key", cert], {})
+    with pytest.raises(ConfigError, match=r"^--of-tls-ca: cannot read .*absent"):
+        load_config(["--of-tls-ca", str(tmp_path / "absent")], {})

@@ -87,3 +87,16 @@ os._exit(0)  # os-ken's threads cannot be joined
 """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["[0,", "5]", "os_ken.lib.hub"]  # HELLO, FEATURES_REQUEST; patch removed
+
+
+def test_a_tls_key_that_does_not_match_its_certificate_is_a_one_line_error(tmp_path: Path) -> None:
+    """Checked before listening: os-ken would load it in its server thread, which dies without a word."""
+    for name in ("a", "b"):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-days",
+                        "1", "-keyout", tmp_path / f"{name}.key", "-out", tmp_path / f"{name}.pem"],
+                       check=True, capture_output=True, timeout=60)
+    result = controller("--of-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--db", UNUSABLE_DB,
+                        "--of-tls-cert", str(tmp_path / "a.pem"), "--of-tls-key", str(tmp_path / "b.key"),
+                        "--of-tls-ca", str(tmp_path / "b.pem"))
+    assert result.returncode == 1
+    assert result.stderr.startswith("sdn-controller: OpenFlow TLS: ") and result.stderr.count("\n") == 1, result.stderr
