@@ -128,7 +128,7 @@ RESOURCES: tuple[Resource, ...] = (
                       ("gateway_dpid", {"type": "string", "nullable": True,
                                         "description": "the switch where its SNAT runs (null: none yet)"})),
              derived=_router_placement),
-    Resource("floating_ip", "floating_ips", FLOATING_IP_FIELDS, filters=("network_id", "port_id"),
+    Resource("floating_ip", "floating_ips", FLOATING_IP_FIELDS, filters=("network_id", "port_id", "load_balancer_id"),
              outputs=(("fixed_ip_address", {"type": "string", "format": "ipv4", "nullable": True}),
                       ("router_id", {"type": "string", "nullable": True}))),
     Resource("load_balancer", "load_balancers", LOAD_BALANCER_FIELDS, filters=("network_id",),

@@ -429,6 +429,8 @@ FLOATING_IP_FIELDS: tuple[Field, ...] = (
           "free.", mutable=False, check=_ipv4, schema={"format": "ipv4"}),
     Field("port_id", "string", "The port the address maps to 1:1 (its network has a router with a gateway on this "
           "external network); null: none.", nullable=True, default=None),
+    Field("load_balancer_id", "string", "Instead of a port: the load balancer whose VIP the address maps to (its "
+          "network has a router with a gateway on this external network); null: none.", nullable=True, default=None),
 )
 
 

@@ -58,7 +58,7 @@ def test_load_balancer_lifecycle(store: Store, net: dict, ports: list[dict]) -> 
     assert len(store.get_load_balancer(made["id"])["members"]) == 2
     store.delete_load_balancer(made["id"])
     assert store.list_load_balancers() == [] and rejected(404, store.get_load_balancer, made["id"])
-    assert store.freed_zones() == {4}
+    assert store.freed_zones() == {4, 5}  # its zone and its hairpin zone
 
 
 def test_the_vip_defaults_to_the_lowest_free_address_and_protocol_is_case_blind(store: Store, net: dict) -> None:
@@ -74,12 +74,12 @@ def test_balancer_keys_are_zones_no_port_or_router_has(store: Store, net: dict, 
     made = store.create_load_balancer(balancer(net))
     other = store.create_port(port_body(net["id"], 2))["id"]
     assert zones(tmp_path / "sdn.db") == [(1, "port", port), (2, "router", router), (3, "load_balancer", made["id"]),
-                                          (4, "port", other)]
+                                          (4, "lb_hairpin", made["id"]), (5, "port", other)]
     assert [(lb.key, lb.mac) for lb in store.snapshot().load_balancers] == [(3, "fa:16:3f:01:00:03")]
     assert store.get_router(router)["mac_address"] == "fa:16:3f:00:00:02"
     store.delete_load_balancer(made["id"])
-    assert store.freed_zones() == {3} and [z for z, *_ in zones(tmp_path / "sdn.db")] == [1, 2, 4]
-    assert store.create_load_balancer(balancer(net))["mac_address"] == "fa:16:3f:01:00:05"  # not 3 again
+    assert store.freed_zones() == {3, 4} and [z for z, *_ in zones(tmp_path / "sdn.db")] == [1, 2, 5]
+    assert store.create_load_balancer(balancer(net))["mac_address"] == "fa:16:3f:01:00:06"  # not 3 again
 
 
 def test_member_keys_are_unique_among_all_members_and_stay(store: Store, net: dict, ports: list[dict]) -> None:
@@ -110,7 +110,7 @@ def test_the_model_of_a_load_balancer(store: Store, net: dict, ports: list[dict]
     assert model == LoadBalancer(made["id"], "web", net["id"], "10.0.0.100", "tcp", 80, "hash", 4, "fa:16:3f:01:00:04",
                                  HealthMonitor("tcp", 5.0, 2.0, 3),
                                  (LbMember(first, made["id"], "10.0.0.11", 8080, 2, True, "ONLINE", 1),
-                                  LbMember(second, made["id"], "10.0.0.12", 8080, 1, False, "DRAINING", 2)))
+                                  LbMember(second, made["id"], "10.0.0.12", 8080, 1, False, "DRAINING", 2)), 5)
     assert store.objects({("load_balancer", made["id"]), ("lb_member", second)}) == {
         ("load_balancer", made["id"]): model, ("lb_member", second): model.members[1]}
 
