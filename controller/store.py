@@ -204,7 +204,7 @@ class _FloatingIPRow(_Base):
     network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
     address: Mapped[str] = mapped_column(String(15))
     port_id: Mapped[str | None] = mapped_column(ForeignKey("ports.id"), unique=True)
-    load_balancer_id: Mapped[str | None] = mapped_column(ForeignKey("load_balancers.id"), unique=True)
+    load_balancer_id: Mapped[str | None] = mapped_column(ForeignKey("load_balancers.id"), unique=True, index=True)
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
@@ -223,7 +223,7 @@ class _LoadBalancerRow(_Base):
     port: Mapped[int]
     algorithm: Mapped[str] = mapped_column(String(16))
     key: Mapped[int] = mapped_column(unique=True)
-    hairpin_key: Mapped[int | None] = mapped_column(unique=True)  # null only until _migrate() gives it one
+    hairpin_key: Mapped[int | None] = mapped_column(unique=True, index=True)  # an index, so _migrate() can add it
     mac_address: Mapped[str] = mapped_column(String(17), unique=True)
     monitor_type: Mapped[str | None] = mapped_column(String(3))
     monitor_interval_s: Mapped[float | None]
@@ -1493,10 +1493,15 @@ def _migrate(engine: Engine) -> bool:
         with Session(engine) as session, session.begin():
             for balancer in session.scalars(select(_LoadBalancerRow)):
                 balancer.hairpin_key = _take_zone(session, "lb_hairpin", balancer.id)
+        with engine.begin() as connection:
+            for index in _LoadBalancerRow.__table__.indexes:
+                index.create(connection, checkfirst=True)
     if "load_balancer_id" not in columns.get("floating_ips", {"load_balancer_id"}):
         with engine.begin() as connection:
             connection.execute(text("ALTER TABLE floating_ips ADD COLUMN load_balancer_id VARCHAR(36) "
                                     "REFERENCES load_balancers (id)"))
+            for index in _FloatingIPRow.__table__.indexes:
+                index.create(connection, checkfirst=True)
     if "networks" in tables and "uplink_dpid" not in network_columns:
         with engine.begin() as connection:
             connection.execute(text("ALTER TABLE networks ADD COLUMN uplink_dpid VARCHAR(16)"))

@@ -3,6 +3,7 @@ member status rules, cascades and what they journal."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,33 @@ def test_balancer_keys_are_zones_no_port_or_router_has(store: Store, net: dict, 
     store.delete_load_balancer(made["id"])
     assert store.freed_zones() == {3, 4} and [z for z, *_ in zones(tmp_path / "sdn.db")] == [1, 2, 5]
     assert store.create_load_balancer(balancer(net))["mac_address"] == "fa:16:3f:01:00:06"  # not 3 again
+
+
+def test_a_database_from_before_hairpins_and_floating_ips_on_vips_is_upgraded(tmp_path: Path) -> None:
+    """Each balancer takes a hairpin zone (none another's), and floating IPs can map to VIPs."""
+    url, path = f"sqlite:///{tmp_path}/sdn.db", tmp_path / "sdn.db"
+    old = Store(url)
+    net = old.create_network({"cidr": "10.0.0.0/24"})
+    made = [old.create_load_balancer(balancer(net, port=port))["id"] for port in (80, 81)]
+    old.close()
+    with sqlite3.connect(path) as db:  # what the previous release's schema lacked
+        db.executescript("""DROP INDEX ix_load_balancers_hairpin_key;
+            ALTER TABLE load_balancers DROP COLUMN hairpin_key;
+            CREATE TABLE old_floating_ips AS SELECT id, network_id, address, port_id, created_at FROM floating_ips;
+            DROP TABLE floating_ips; ALTER TABLE old_floating_ips RENAME TO floating_ips;
+            DELETE FROM zones WHERE owner_kind = 'lb_hairpin';""")
+    upgraded = Store(url)
+    assert [(lb.id, lb.key, lb.hairpin_key) for lb in upgraded.snapshot().load_balancers] == [
+        (made[0], 1, 5), (made[1], 3, 6)]  # after the last zone handed out (4), as for any new owner
+    assert upgraded.create_load_balancer(balancer(net, port=82))["mac_address"] == "fa:16:3f:01:00:07"
+    ext = upgraded.create_network({"cidr": "203.0.113.0/24", "external": True})
+    router = upgraded.create_router({"external_gateway": {"network_id": ext["id"]}})
+    upgraded.add_router_interface(router["id"], {"network_id": net["id"]})
+    floating = upgraded.create_floating_ip({"network_id": ext["id"], "load_balancer_id": made[0]})
+    assert upgraded.list_floating_ips(load_balancer_id=made[0]) == [floating]
+    upgraded.close()
+    with sqlite3.connect(path) as db, pytest.raises(sqlite3.IntegrityError):
+        db.execute("UPDATE load_balancers SET hairpin_key = 9")  # the unique index is back
 
 
 def test_member_keys_are_unique_among_all_members_and_stay(store: Store, net: dict, ports: list[dict]) -> None:
