@@ -93,13 +93,15 @@ class Compiler:
     def usable_links(self) -> tuple[Link, ...]:
         return self._engine.get(("usable_links",))
 
-    def zone(self, kind: str, object_id: str) -> int | None:
-        """The conntrack zone (key) of a port, router or load balancer as the compiler last got it; None for other
-        kinds and objects it does not have."""
+    def zones(self, kind: str, object_id: str) -> tuple[int, ...]:
+        """The conntrack zones of a port, router (its key) or load balancer (its key and hairpin key) as the compiler
+        last got it; none for other kinds and objects it does not have."""
         if kind not in ("port", "router", "load_balancer"):
-            return None
+            return ()
         owner: Port | Router | LoadBalancer | None = self._engine.get((kind, object_id))
-        return None if owner is None else owner.key
+        if owner is None:
+            return ()
+        return (owner.key, owner.hairpin_key) if isinstance(owner, LoadBalancer) else (owner.key,)
 
     def gateway(self, router_id: str) -> str | None:
         """The dpid of the switch where the router's SNAT runs (its gateway switch): the derived value

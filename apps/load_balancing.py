@@ -14,6 +14,12 @@ connection (where the zone has the entry; elsewhere the lookup changes nothing).
 network, or from another network of a router the VIP's network is on. Security groups apply as to any other
 traffic: the client's egress rules see the VIP, the member's ingress rules see the client.
 
+A member that calls its own VIP may get itself (hairpin, as OVN's hairpin_snat_ip): source and destination would
+be one address, which its kernel drops. Where it enters, the translated connection is also committed in the
+balancer's hairpin zone with the VIP as its source (nat(src=VIP)), so the member sees it come from the VIP and
+answers the VIP: that answer is un-SNATed in the hairpin zone, un-DNATed in the balancer's, and sent back to the
+port it came from. A member that gets another member needs nothing more: that one answers the caller's address.
+
 `hash` uses the select group: OVS's dp_hash, symmetric over addresses and, for TCP only, ports (so a UDP client
 keeps to one member). `source_ip_hash` cannot: OVS takes a group's selection method only in OpenFlow 1.5 group-mods,
 and the channel speaks 1.3 (apps.groups); it hashes the source address with multipath over weighted slots.
@@ -43,15 +49,19 @@ from apps.flows import (
     ct_state,
     ip_to_int,
     match,
+    set_field,
 )
 from apps.groups import Bucket, Group
 from apps.incremental import Derived, Read, Unit
 from apps.isolation import arp_reply
 from apps.model import LbMember, LoadBalancer, Network, Port, Router
 from apps.pipeline import PRIO_DEFAULT, PRIO_LOW, REG_NETWORK, REG_NEXTHOP, REG_ROUTER, REG_SCOPE, REG_SLOT
+from apps.routing import ANY_PORT
 
 PRIO_VIP = 200          # router_in: to a VIP (below the router's TTL check and its own echo replies)
 PRIO_MEMBER_REPLY = 260  # router_in: from a member's service port, through the balancer's zone first
+PRIO_HAIRPIN_REPLY = 270  # router_in: ... to the VIP (a hairpin's), through the hairpin zone before that
+PRIO_HAIRPIN = PRIO_DEFAULT + 1  # lb_out: to a member from the member itself
 PRIO_PROBE_ANSWER = 1001  # classify: above everything a VM port sends (port security, 100)
 PROBE_PORTS = (0xF000, 0xFFC0)  # the controller's health probes leave the VIP from ports 61440-61503
 ICMP_UNREACHABLE = 3
@@ -113,6 +123,7 @@ def _lb_flows(read: Read, lb_id: str) -> dict[str, list[Flow | Group]]:
     # member sent to its router is routed. Connections from the router's other networks enter by its MAC.
     flows.append(Flow("lb_unnat", PRIO_LOW, match(eth_type=ETH_TYPE_IP, ct_zone=zone), goto="l2_lookup",
                       cookie=owner))
+    flows += _hairpin(balancer, owner)
     router_id = read(("router_of", network.id))
     router: Router | None = read(("router", router_id)) if router_id else None
     if router is not None:
@@ -126,9 +137,26 @@ def _lb_flows(read: Read, lb_id: str) -> dict[str, list[Flow | Group]]:
                       Flow("lb_unnat", PRIO_DEFAULT, match(eth_type=ETH_TYPE_IP, ct_zone=zone, eth_dst=router.mac,
                                                            **segment),
                            (SetField(REG_ROUTER, router.key),), "routing", owner)]
-        flows.append(Flow("lb_out", PRIO_LOW, match(eth_type=ETH_TYPE_IP, ct_zone=zone, **{REG_ROUTER: router.key}),
-                          goto="routing", cookie=owner))
+        flows += [Flow("lb_out", PRIO_LOW, match(eth_type=ETH_TYPE_IP, ct_zone=zone, **{REG_ROUTER: router.key}),
+                       goto="routing", cookie=owner),
+                  Flow("lb_hairpin", PRIO_DEFAULT, match(eth_type=ETH_TYPE_IP, ct_zone=balancer.hairpin_key,
+                                                         **{REG_ROUTER: router.key}), goto="routing", cookie=owner)]
     return {dpid: list(flows) for dpid in read(("reach", network.id))}
+
+
+def _hairpin(balancer: LoadBalancer, owner: int) -> list[Flow]:
+    """A member's connection to itself, once its source is the VIP (hairpin zone), goes back to it from the VIP's MAC
+    (through the router if it came that way: apps.routing lets a routed frame leave by the port it came in by);
+    the answer, once the hairpin zone has given it back its source (the member) as destination, goes through the
+    balancer's zone (the VIP back as its source), and is sent back to the member from the VIP's MAC."""
+    from_vip = (set_field("eth_src", balancer.mac), Move("ipv4_dst", REG_NEXTHOP, 32), ANY_PORT)
+    return [Flow("lb_hairpin", PRIO_DEFAULT, match(eth_type=ETH_TYPE_IP, ct_zone=balancer.hairpin_key,
+                                                   **{REG_ROUTER: 0}), from_vip, "neighbor", owner),
+            Flow("lb_ct", PRIO_DEFAULT, match(eth_type=ETH_TYPE_IP, ct_zone=balancer.hairpin_key,
+                                              ct_state=ct_state(CT_TRK | CT_RPL, CT_INV)),
+                 (Ct(zone=balancer.key, nat=Nat(), table="lb_unnat"),), cookie=owner),
+            Flow("lb_unnat", PRIO_DEFAULT, match(eth_type=ETH_TYPE_IP, ct_zone=balancer.key, eth_dst=balancer.mac),
+                 from_vip, "neighbor", owner)]
 
 
 def _member_flows(read: Read, member_id: str) -> dict[str, list[Flow]]:
@@ -159,11 +187,16 @@ def _member_flows(read: Read, member_id: str) -> dict[str, list[Flow]]:
             return {}
         out = Flow("lb_out", PRIO_DEFAULT, match(**at_member), (SetField(REG_ROUTER, router.key),), "routing",
                    counted)
-    reply = Flow("router_in", PRIO_MEMBER_REPLY,
-                 match(eth_type=ETH_TYPE_IP, ip_proto=IP_PROTO[balancer.protocol], ipv4_src=member.ip_address,
-                       **{REG_SCOPE: scope, _L4_SRC[balancer.protocol]: member.port}),
-                 (Ct(zone=zone, nat=Nat(), table="lb_unnat"),), cookie=owner)
-    flows: dict[str, list[Flow]] = {dpid: [out, reply] for dpid in read(("reach", network.id))}
+    from_member = {"eth_type": ETH_TYPE_IP, "ip_proto": IP_PROTO[balancer.protocol], "ipv4_src": member.ip_address,
+                   REG_SCOPE: scope, _L4_SRC[balancer.protocol]: member.port}
+    reply = Flow("router_in", PRIO_MEMBER_REPLY, match(**from_member), (Ct(zone=zone, nat=Nat(), table="lb_unnat"),),
+                 cookie=owner)
+    hairpin = Flow("lb_out", PRIO_HAIRPIN, match(**at_member, ipv4_src=member.ip_address),
+                   (Ct(commit=True, zone=balancer.hairpin_key, nat=Nat("src", ip_to_int(balancer.vip_address)),
+                       table="lb_hairpin"),), cookie=counted)
+    hairpin_reply = Flow("router_in", PRIO_HAIRPIN_REPLY, match(**from_member, ipv4_dst=balancer.vip_address),
+                         (Ct(zone=balancer.hairpin_key, nat=Nat(), table="lb_ct"),), cookie=owner)
+    flows: dict[str, list[Flow]] = {dpid: [out, reply, hairpin, hairpin_reply] for dpid in read(("reach", network.id))}
     placement = read(("placement", port.id))
     monitor = balancer.health_monitor
     if monitor is not None and placement is not None:

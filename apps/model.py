@@ -112,12 +112,14 @@ class Router:
 
 @dataclass(frozen=True)
 class FloatingIP:
-    """`address` on external network `network_id`, mapped 1:1 to port `port_id` (None: not mapped)."""
+    """`address` on external network `network_id`, mapped 1:1 to port `port_id` or to the VIP of load balancer
+    `load_balancer_id` (one of them at most; neither: not mapped)."""
 
     id: str
     network_id: str
     address: str
     port_id: str | None = None
+    load_balancer_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,8 @@ class LoadBalancer:
 
     `key` is store-assigned from the allocator of port and router keys (1..65535): the balancer's conntrack zone and
     its group id. `mac` is made from it (fa:16:3f:01:..), never a router's: the VIP answers ARP with it.
+    `hairpin_key`, from the same allocator, is the zone where a member that called the VIP and got itself has its
+    source translated to the VIP (a connection takes one translation per zone: the balancer's already holds the DNAT).
     """
 
     id: str
@@ -186,6 +190,7 @@ class LoadBalancer:
     mac: str = ""
     health_monitor: HealthMonitor | None = None
     members: tuple[LbMember, ...] = ()
+    hairpin_key: int = 0
 
 
 @dataclass(frozen=True)

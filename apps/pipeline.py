@@ -48,18 +48,26 @@ PIPELINE: tuple[Table, ...] = (
     Table("lb_ct", 32,
           "after a load balancer's conntrack (its zone): a new connection to its VIP goes to its select group, "
           "whose bucket commits it translated to one member (ct(commit, nat(dst=member))), or with source_ip_hash "
-          "to the member of its source's slot (multipath into reg10); established ones, already translated, go on",
-          ("lb_pick", "lb_out")),
+          "to the member of its source's slot (multipath into reg10); established ones, already translated, go on; "
+          "a hairpin's reply, after the hairpin zone, goes through the balancer's zone",
+          ("lb_pick", "lb_out", "lb_unnat")),
     Table("lb_pick", 33,
           "source_ip_hash: the slot (reg10, one per unit of weight) -> ct(commit, nat(dst=its member))",
           ("lb_out",)),
     Table("lb_out", 34,
-          "a translated connection to the member: on the VIP's network by next hop, else through the router",
-          ("neighbor", "routing")),
+          "a translated connection to the member: on the VIP's network by next hop, else through the router; "
+          "one from the member itself (hairpin) is first committed in the balancer's hairpin zone with the VIP as "
+          "its source (ct(commit, nat(src=VIP)))",
+          ("neighbor", "routing", "lb_hairpin")),
     Table("lb_unnat", 35,
           "after a member's reply passed its balancer's zone (the VIP back as its source where this switch "
-          "translated the connection): routed if the member sent it to its router, else on to L2",
-          ("routing", "l2_lookup")),
+          "translated the connection): routed if the member sent it to its router, back to the member from the "
+          "VIP's MAC if it was a hairpin's, else on to L2",
+          ("routing", "neighbor", "l2_lookup")),
+    Table("lb_hairpin", 36,
+          "after the hairpin zone: a member's connection to itself, now from the VIP, back to the member (from "
+          "the VIP's MAC by next hop, or through the router it came by)",
+          ("neighbor", "routing")),
     Table("routing", 40,
           "longest prefix in the router (reg8): dec_ttl, eth_src the router's MAC, reg1/reg7 the next "
           "network, reg9 the next hop; external destinations are routed on the gateway switch only (the "
@@ -68,7 +76,7 @@ PIPELINE: tuple[Table, ...] = (
     Table("neighbor", 45,
           "(network, next hop) -> eth_dst: ports, and on external networks the MAC bindings the controller "
           "resolved; an unresolved external next hop goes to the controller (ARP through the uplink)",
-          ("snat", "l2_lookup")),
+          ("snat", "l2_lookup", "router_in")),
     Table("snat", 50,
           "on a router's gateway switch, what it routes out to its external network: ct(nat) in its zone "
           "(un-DNAT of floating-IP replies, established SNAT)",

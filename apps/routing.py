@@ -55,7 +55,7 @@ from apps.flows import (
 )
 from apps.incremental import Derived, Read, Unit
 from apps.isolation import arp_reply, tagged
-from apps.model import FloatingIP, MacBinding, Network, Port, Router, StaticRoute
+from apps.model import FloatingIP, LoadBalancer, MacBinding, Network, Port, Router, StaticRoute
 from apps.pipeline import (
     PRIO_DEFAULT,
     PRIO_LOW,
@@ -95,7 +95,7 @@ _NEW = ct_state(CT_TRK | CT_NEW, CT_INV)
 # A routed packet may leave by the port it came in by (a frame passed to the gateway switch over a trunk, routed
 # back over it): OVS skips an output to the input port, so routing forgets it, as OVN does. OVS takes in_port 0
 # only as a load of its low 16 bits (the whole OXM field refuses 0: BAD_SET_ARGUMENT); ports are below 2^16.
-_ANY_PORT = SetField("in_port", 0, 0xFFFF)
+ANY_PORT = SetField("in_port", 0, 0xFFFF)
 
 
 # --- derived values ----------------------------------------------------------------------------------------
@@ -276,18 +276,25 @@ def _on_gateways(read: Read, flows: dict[str, list[Flow]], external: Network, fl
 
 
 def _floating_ip_flows(read: Read, floating_ip_id: str) -> dict[str, list[Flow]]:
-    """A floating IP mapped to a port: ARP for it answered with its router's MAC on the external network, and on
-    the router's gateway switch new connections to it DNATed to the port, the port's own leaving from it.
+    """A floating IP mapped to a port or a VIP: ARP for it answered with its router's MAC on the external network,
+    and on the router's gateway switch new connections to it DNATed to the port, the port's own leaving from it.
+    On a VIP only its balancer's service (protocol, port) is translated; routed to the VIP, a connection enters the
+    balancer (the VIP as a next hop: its MAC, then router_in, where apps.load_balancing takes it), and its member's
+    replies, un-DNATed to the VIP there, are un-DNATed to the floating IP on the way out as a port's are.
 
     Its cookie is on two flows of the gateway switch that only count (they do what the router's own would): what
-    comes in from outside to its address, and what its port sends out; its other flows carry its aux_cookie."""
+    comes in from outside to its address (its service, on a VIP), and what its target sends out; its other flows
+    carry its aux_cookie."""
     floating_ip: FloatingIP = read(("floating_ip", floating_ip_id))
     port: Port | None = read(("port", floating_ip.port_id)) if floating_ip.port_id else None
+    balancer: LoadBalancer | None = (read(("load_balancer", floating_ip.load_balancer_id))
+                                     if floating_ip.load_balancer_id else None)
+    target = port or balancer
     external: Network | None = read(("network", floating_ip.network_id))
-    router_id = read(("router_of", port.network_id)) if port is not None else None
+    router_id = read(("router_of", target.network_id)) if target is not None else None
     router: Router | None = read(("router", router_id)) if router_id else None
     gateway_dpid = read(("gateway", router_id)) if router_id else None
-    if (port is None or external is None or router is None or gateway_dpid is None or router.gateway is None
+    if (target is None or external is None or router is None or gateway_dpid is None or router.gateway is None
             or router.gateway.network_id != external.id):
         return {}
     owner = aux_cookie("routing", floating_ip.id)
@@ -297,15 +304,27 @@ def _floating_ip_flows(read: Read, floating_ip_id: str) -> dict[str, list[Flow]]
     flows: dict[str, list[Flow]] = {dpid: [arp_reply(external, router.mac, floating_ip.address, PRIO_ROUTER_ARP,
                                                       owner)]
                                     for dpid in read(("reach", external.id))}
-    flows.setdefault(gateway_dpid, []).extend([
-        Flow("dnat_ct", PRIO_FLOATING, _in_router(router, ct_state=_NEW, ipv4_dst=address),
-             (Ct(commit=True, zone=router.key, nat=Nat("dst", ip_to_int(port.ip_address)), table="routing"),),
-             cookie=owner),
-        Flow("snat_ct", PRIO_FLOATING, _in_router(router, ct_state=_NEW, ipv4_src=port.ip_address),
-             (Ct(commit=True, zone=router.key, nat=Nat("src", address), table="l2_lookup"),), cookie=owner),
-        _from_outside(router, segment, PRIO_ROUTE + 1, counted, ipv4_dst=address),
-        _to_outside(router, segment, PRIO_DEFAULT + 1, counted, ipv4_src=port.ip_address),
-    ])
+    here = flows.setdefault(gateway_dpid, [])
+    if port is not None:
+        here += [
+            Flow("dnat_ct", PRIO_FLOATING, _in_router(router, ct_state=_NEW, ipv4_dst=address),
+                 (Ct(commit=True, zone=router.key, nat=Nat("dst", ip_to_int(port.ip_address)), table="routing"),),
+                 cookie=owner),
+            Flow("snat_ct", PRIO_FLOATING, _in_router(router, ct_state=_NEW, ipv4_src=port.ip_address),
+                 (Ct(commit=True, zone=router.key, nat=Nat("src", address), table="l2_lookup"),), cookie=owner),
+            _from_outside(router, segment, PRIO_ROUTE + 1, counted, ipv4_dst=address),
+            _to_outside(router, segment, PRIO_DEFAULT + 1, counted, ipv4_src=port.ip_address)]
+    elif balancer is not None and (network := read(("network", balancer.network_id))) is not None:
+        service = {"ip_proto": IP_PROTO[balancer.protocol], f"{balancer.protocol}_dst": balancer.port}
+        here += [
+            Flow("dnat_ct", PRIO_FLOATING, _in_router(router, ct_state=_NEW, ipv4_dst=address, **service),
+                 (Ct(commit=True, zone=router.key, nat=Nat("dst", ip_to_int(balancer.vip_address)), table="routing"),),
+                 cookie=owner),
+            Flow("neighbor", PRIO_PORT_NEIGHBOR,
+                 match(**{REG_NETWORK: network.segmentation_id, REG_NEXTHOP: ip_to_int(balancer.vip_address)}),
+                 (set_field("eth_dst", balancer.mac), Resubmit("router_in")), cookie=owner),
+            _from_outside(router, segment, PRIO_ROUTE + 1, counted, ipv4_dst=address, **service),
+            _to_outside(router, segment, PRIO_DEFAULT + 1, counted, ipv4_src=balancer.vip_address)]
     _on_gateways(read, flows, external, _neighbor(external, floating_ip.address, router.mac, PRIO_PORT_NEIGHBOR,
                                                   owner))
     return flows
@@ -416,7 +435,7 @@ def _route(router: Router, network: Network, destination: str, nexthop: str | No
                         else SetField(REG_NEXTHOP, ip_to_int(nexthop)))
     return Flow("routing", _route_priority(destination), _destination(router, destination),
                 (DecTtl(), set_field("eth_src", router.mac), SetField(REG_NETWORK, network.segmentation_id),
-                 SetField(REG_SCOPE, scope), next_hop, _ANY_PORT), "neighbor", owner)
+                 SetField(REG_SCOPE, scope), next_hop, ANY_PORT), "neighbor", owner)
 
 
 RouteTo = tuple[str, Network, str, int]  # destination, network of the nexthop, nexthop, cookie

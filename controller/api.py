@@ -181,7 +181,7 @@ RESOURCES: tuple[Resource, ...] = (
                       ("stats", {**_STATS_SCHEMA, "description": "every packet it routed (to its networks, by its "
                                  "default and static routes), counted where it was routed"})),
              derived=_router_placement, stats=True),
-    Resource("floating_ip", "floating_ips", FloatingIpCreate, filters=("network_id", "port_id"),
+    Resource("floating_ip", "floating_ips", FloatingIpCreate, filters=("network_id", "port_id", "load_balancer_id"),
              outputs=(("fixed_ip_address", {"type": "string", "format": "ipv4", "nullable": True}),
                       ("router_id", {"type": "string", "nullable": True}),
                       ("stats", {**_STATS_SCHEMA, "description": "what came in to it from outside and what its port "

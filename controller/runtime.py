@@ -457,8 +457,8 @@ class Runtime:
 
     def _put_objects(self, changed: set[tuple[str, str]]) -> None:
         for (kind, object_id), value in self.store.objects(changed).items():
-            if value is None and (zone := self.compiler.zone(kind, object_id)) is not None:
-                self._freed.add(zone)
+            if value is None:
+                self._freed.update(self.compiler.zones(kind, object_id))
             self.compiler.put(kind, object_id, value)
             if kind in _HEALTH_KINDS or (self._has_balancers and kind in _MEMBER_PORT_KINDS):
                 self._health_touched = True

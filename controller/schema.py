@@ -485,6 +485,9 @@ class FloatingIpCreate(Body):
                                       "default: the lowest free.", frozen=True)
     port_id: StrictStr | None = Field(None, description="The port the address maps to 1:1 (its network has a "
                                       "router with a gateway on this external network); null: none.")
+    load_balancer_id: StrictStr | None = Field(None, description="Instead of a port: the load balancer whose VIP "
+                                               "the address maps to (its network has a router with a gateway on "
+                                               "this external network); null: none.")
 
 
 class HealthMonitor(Body):

@@ -195,7 +195,7 @@ class _RouteRow(_Base):
 
 
 class _FloatingIPRow(_Base):
-    """An address on an external network, mapped 1:1 to a port or to none."""
+    """An address on an external network, mapped 1:1 to a port, to a load balancer's VIP, or to none."""
 
     __tablename__ = "floating_ips"
     __table_args__ = (UniqueConstraint("network_id", "address"),)
@@ -204,6 +204,7 @@ class _FloatingIPRow(_Base):
     network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
     address: Mapped[str] = mapped_column(String(15))
     port_id: Mapped[str | None] = mapped_column(ForeignKey("ports.id"), unique=True)
+    load_balancer_id: Mapped[str | None] = mapped_column(ForeignKey("load_balancers.id"), unique=True, index=True)
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
@@ -222,6 +223,7 @@ class _LoadBalancerRow(_Base):
     port: Mapped[int]
     algorithm: Mapped[str] = mapped_column(String(16))
     key: Mapped[int] = mapped_column(unique=True)
+    hairpin_key: Mapped[int | None] = mapped_column(unique=True, index=True)  # an index, so _migrate() can add it
     mac_address: Mapped[str] = mapped_column(String(17), unique=True)
     monitor_type: Mapped[str | None] = mapped_column(String(3))
     monitor_interval_s: Mapped[float | None]
@@ -316,7 +318,7 @@ class _ZoneRow(_Base):
     __tablename__ = "zones"
     __table_args__ = (UniqueConstraint("owner_kind", "owner_id"),)
     zone: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    owner_kind: Mapped[str] = mapped_column(String(16))  # "port", "router" or "load_balancer"
+    owner_kind: Mapped[str] = mapped_column(String(16))  # "port", "router", "load_balancer" or "lb_hairpin"
     owner_id: Mapped[str] = mapped_column(String(36))
 
 
@@ -938,8 +940,8 @@ class Store:
                 raise ApiError.not_found(f"interface of router {router_id} on network", network_id, field="network_id")
             behind = _floating_ips_behind(session, row.id, network_id)
             if behind:
-                raise ApiError.conflict("network_id", f"floating IP(s) {', '.join(behind)} map to ports on network "
-                                        f"{network_id} through it")
+                raise ApiError.conflict("network_id", f"floating IP(s) {', '.join(behind)} map to ports or VIPs on "
+                                        f"network {network_id} through it")
             session.delete(interface)
             _check_routes_kept(session, row, "network_id")
             stranded = _stranded_members(session, network_id)
@@ -960,16 +962,17 @@ class Store:
                 row.address = values["floating_ip_address"]
             else:
                 row.address = _free_address(session, network, "floating_ip_address")
-            if values["port_id"] is not None:
-                _check_floating_port(session, row, values["port_id"])
-            row.port_id = values["port_id"]
+            _map_floating_ip(session, row, values)
             session.add(row)
             _journal(session, "floating_ip", row.id)
             return _floating_ip_dict(session, row.id)
 
-    def list_floating_ips(self, network_id: str | None = None, port_id: str | None = None) -> list[dict[str, Any]]:
+    def list_floating_ips(self, network_id: str | None = None, port_id: str | None = None,
+                          load_balancer_id: str | None = None) -> list[dict[str, Any]]:
         where = [column == value for column, value in ((_FloatingIPRow.network_id, network_id),
-                                                       (_FloatingIPRow.port_id, port_id)) if value is not None]
+                                                       (_FloatingIPRow.port_id, port_id),
+                                                       (_FloatingIPRow.load_balancer_id, load_balancer_id))
+                 if value is not None]
         with self._transaction(write=False) as session:
             return _floating_ip_dicts(session, list(_floating_ips(session, *where)))
 
@@ -978,13 +981,11 @@ class Store:
             return _floating_ip_dict(session, floating_ip_id)
 
     def update_floating_ip(self, floating_ip_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Map it to another port, or to none (`port_id` null)."""
+        """Map it to another port or load balancer, or to none (the one it maps to given as null)."""
         values = parse_body(FloatingIpCreate, body, partial=True)
         with self._transaction() as session:
             row = _get(session, _FloatingIPRow, floating_ip_id)
-            if values.get("port_id") is not None:
-                _check_floating_port(session, row, values["port_id"])
-            row.port_id = values.get("port_id", row.port_id)
+            _map_floating_ip(session, row, values)
             _journal(session, "floating_ip", row.id)
             return _floating_ip_dict(session, row.id)
 
@@ -1013,6 +1014,7 @@ class Store:
             else:
                 row.vip_address = _free_address(session, network, "vip_address")
             row.key = _take_zone(session, "load_balancer", row.id)
+            row.hairpin_key = _take_zone(session, "lb_hairpin", row.id)
             row.mac_address = _load_balancer_mac(row.key)
             port = session.scalar(select(_PortRow.id).where(_PortRow.network_id == network.id,
                                                             _PortRow.mac_address == row.mac_address))
@@ -1065,14 +1067,21 @@ class Store:
             return _load_balancer_dict(session, row, members)
 
     def delete_load_balancer(self, load_balancer_id: str) -> None:
-        """The balancer and its members; its zone is freed."""
+        """The balancer and its members; its zones are freed. A floating IP on its VIP stays, mapped to nothing (as
+        Neutron does when the VIP's port goes, and as deleting a port does here)."""
         with self._transaction() as session:
             row = _get(session, _LoadBalancerRow, load_balancer_id)
+            for floating_ip in session.scalars(select(_FloatingIPRow).where(
+                    _FloatingIPRow.load_balancer_id == row.id)):
+                floating_ip.load_balancer_id = None
+                _journal(session, "floating_ip", floating_ip.id)
             for member in _member_rows(session, [row.id])[row.id]:
                 session.delete(member)
                 _journal(session, "lb_member", member.id)
             session.flush()
             _free_zone(session, row.key)
+            if row.hairpin_key is not None:
+                _free_zone(session, row.hairpin_key)
             session.delete(row)
             _journal(session, "load_balancer", row.id)
 
@@ -1371,7 +1380,7 @@ def _router_dicts(session: Session, routers: list[Router]) -> list[dict[str, Any
 
 def _floating_ips(session: Session, *where: Any) -> Iterator[FloatingIP]:
     for row in session.scalars(_ordered(_FloatingIPRow).where(*where)):
-        yield FloatingIP(row.id, row.network_id, row.address, row.port_id)
+        yield FloatingIP(row.id, row.network_id, row.address, row.port_id, row.load_balancer_id)
 
 
 def _floating_ip_dict(session: Session, floating_ip_id: str) -> dict[str, Any]:
@@ -1380,22 +1389,26 @@ def _floating_ip_dict(session: Session, floating_ip_id: str) -> dict[str, Any]:
 
 
 def _floating_ip_dicts(session: Session, floating_ips: list[FloatingIP]) -> list[dict[str, Any]]:
-    """The REST view: the model, its address as floating_ip_address, plus the address of its port
-    (fixed_ip_address) and the router that maps it (router_id: the one with an interface on the port's network and
-    its gateway on the floating IP's), both null without a port."""
-    ports = {port_id: (address, network_id) for port_id, address, network_id in session.execute(
+    """The REST view: the model, its address as floating_ip_address, plus the address it maps to (fixed_ip_address:
+    its port's, or its load balancer's VIP) and the router that maps it (router_id: the one with an interface on that
+    address's network and its gateway on the floating IP's), both null when it maps to nothing."""
+    targets = {port_id: (address, network_id) for port_id, address, network_id in session.execute(
         select(_PortRow.id, _PortRow.ip_address, _PortRow.network_id)
         .where(_PortRow.id.in_({f.port_id for f in floating_ips if f.port_id})))}
+    targets |= {balancer_id: (address, network_id) for balancer_id, address, network_id in session.execute(
+        select(_LoadBalancerRow.id, _LoadBalancerRow.vip_address, _LoadBalancerRow.network_id)
+        .where(_LoadBalancerRow.id.in_({f.load_balancer_id for f in floating_ips if f.load_balancer_id})))}
     routers = {(network_id, external_id): router_id for network_id, external_id, router_id in session.execute(
         select(_RouterInterfaceRow.network_id, _RouterRow.gateway_network_id, _RouterRow.id)
         .join(_RouterRow, _RouterRow.id == _RouterInterfaceRow.router_id)
-        .where(_RouterInterfaceRow.network_id.in_({network_id for _, network_id in ports.values()})))}
+        .where(_RouterInterfaceRow.network_id.in_({network_id for _, network_id in targets.values()})))}
     shown = []
     for floating_ip in floating_ips:
-        fixed_ip, network_id = ports.get(floating_ip.port_id or "", (None, None))
+        fixed_ip, network_id = targets.get(floating_ip.port_id or floating_ip.load_balancer_id or "", (None, None))
         shown.append({"id": floating_ip.id, "network_id": floating_ip.network_id,
                       "floating_ip_address": floating_ip.address, "port_id": floating_ip.port_id,
-                      "fixed_ip_address": fixed_ip, "router_id": routers.get((network_id, floating_ip.network_id))})
+                      "load_balancer_id": floating_ip.load_balancer_id, "fixed_ip_address": fixed_ip,
+                      "router_id": routers.get((network_id, floating_ip.network_id))})
     return shown
 
 
@@ -1471,7 +1484,24 @@ def _migrate(engine: Engine) -> bool:
     tables = set(before.get_table_names())
     port_columns = {column["name"] for column in before.get_columns("ports")} if "ports" in tables else set()
     network_columns = {column["name"] for column in before.get_columns("networks")} if "networks" in tables else set()
+    columns = {table: {column["name"] for column in before.get_columns(table)}
+               for table in ("load_balancers", "floating_ips") if table in tables}
     _Base.metadata.create_all(engine)
+    if "hairpin_key" not in columns.get("load_balancers", {"hairpin_key"}):
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE load_balancers ADD COLUMN hairpin_key INTEGER"))
+        with Session(engine) as session, session.begin():
+            for balancer in session.scalars(select(_LoadBalancerRow)):
+                balancer.hairpin_key = _take_zone(session, "lb_hairpin", balancer.id)
+        with engine.begin() as connection:
+            for index in _LoadBalancerRow.__table__.indexes:
+                index.create(connection, checkfirst=True)
+    if "load_balancer_id" not in columns.get("floating_ips", {"load_balancer_id"}):
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE floating_ips ADD COLUMN load_balancer_id VARCHAR(36) "
+                                    "REFERENCES load_balancers (id)"))
+            for index in _FloatingIPRow.__table__.indexes:
+                index.create(connection, checkfirst=True)
     if "networks" in tables and "uplink_dpid" not in network_columns:
         with engine.begin() as connection:
             connection.execute(text("ALTER TABLE networks ADD COLUMN uplink_dpid VARCHAR(16)"))
@@ -1571,6 +1601,7 @@ def _take_zone(session: Session, owner_kind: str, owner_id: str) -> int:
     zone = _next_key(session, "zone", _ZoneRow.zone, ZONES, "key")
     session.add(_ZoneRow(zone=zone, owner_kind=owner_kind, owner_id=owner_id))
     session.execute(delete(_FreedZoneRow).where(_FreedZoneRow.zone == zone))
+    session.flush()  # a second zone taken in this transaction must see this one (and the counter) taken
     return zone
 
 
@@ -1730,7 +1761,8 @@ def _set_gateway(session: Session, router: _RouterRow, gateway: dict[str, Any] |
     if gateway is None or gateway["network_id"] != old_network:
         behind = _floating_ips_behind(session, router.id)
         if behind:  # Neutron: RouterExternalGatewayInUseByFloatingIp
-            raise ApiError.conflict("external_gateway", f"floating IP(s) {', '.join(behind)} map to ports through it")
+            raise ApiError.conflict("external_gateway", f"floating IP(s) {', '.join(behind)} map to ports or VIPs "
+                                    "through it")
         router.gateway_network_id = router.gateway_ip = None
     if gateway is None:
         return
@@ -1748,35 +1780,55 @@ def _set_gateway(session: Session, router: _RouterRow, gateway: dict[str, Any] |
 
 
 def _floating_ips_behind(session: Session, router_id: str, network_id: str | None = None) -> list[str]:
-    """The floating IPs that map to ports through the router: on its gateway's network, their ports on a network it
-    has an interface on (only `network_id`, if given)."""
-    query = (select(_FloatingIPRow.id)
-             .join(_PortRow, _PortRow.id == _FloatingIPRow.port_id)
-             .join(_RouterInterfaceRow, _RouterInterfaceRow.network_id == _PortRow.network_id)
-             .join(_RouterRow, _RouterRow.id == _RouterInterfaceRow.router_id)
-             .where(_RouterRow.id == router_id, _FloatingIPRow.network_id == _RouterRow.gateway_network_id)
-             .order_by(_FloatingIPRow.created_at, _FloatingIPRow.id))
-    if network_id is not None:
-        query = query.where(_PortRow.network_id == network_id)
-    return list(session.scalars(query))
+    """The floating IPs that map to ports or VIPs through the router: on its gateway's network, their ports or load
+    balancers on a network it has an interface on (only `network_id`, if given)."""
+    behind: list[str] = []
+    for target, target_id in ((_PortRow, _FloatingIPRow.port_id), (_LoadBalancerRow, _FloatingIPRow.load_balancer_id)):
+        query = (select(_FloatingIPRow.id, _FloatingIPRow.created_at)
+                 .join(target, target.id == target_id)
+                 .join(_RouterInterfaceRow, _RouterInterfaceRow.network_id == target.network_id)
+                 .join(_RouterRow, _RouterRow.id == _RouterInterfaceRow.router_id)
+                 .where(_RouterRow.id == router_id, _FloatingIPRow.network_id == _RouterRow.gateway_network_id))
+        if network_id is not None:
+            query = query.where(target.network_id == network_id)
+        behind += session.execute(query).all()
+    return [ident for ident, _ in sorted(behind, key=lambda row: (row[1], row[0]))]
 
 
-def _check_floating_port(session: Session, floating_ip: _FloatingIPRow, port_id: str) -> None:
-    """The port a floating IP is to map to: it exists (404), is on no external network, has no other floating IP,
-    and a router joins its network to the floating IP's (409s naming port_id)."""
-    port = _get(session, _PortRow, port_id, field="port_id")
-    if session.get_one(_NetworkRow, port.network_id).external:
-        raise ApiError.conflict("port_id", f"port {port.id} is on external network {port.network_id}")
-    holder = session.scalar(select(_FloatingIPRow.id).where(_FloatingIPRow.port_id == port.id,
-                                                            _FloatingIPRow.id != floating_ip.id))
+def _map_floating_ip(session: Session, floating_ip: _FloatingIPRow, values: dict[str, Any]) -> None:
+    """Map a floating IP as `values` say: to the port or the load balancer given (not both: 400; the other is
+    unmapped), or, given null, no longer to that one."""
+    targets = {"port_id": _PortRow, "load_balancer_id": _LoadBalancerRow}
+    given = [name for name in targets if values.get(name) is not None]
+    if len(given) > 1:
+        raise ApiError.invalid("load_balancer_id", "a floating IP maps to a port_id or a load_balancer_id, not both")
+    for name in given:
+        _check_floating_target(session, floating_ip, targets[name], name, values[name])
+    for name in targets:
+        if name in values:
+            setattr(floating_ip, name, values[name])
+        elif given:
+            setattr(floating_ip, name, None)
+
+
+def _check_floating_target(session: Session, floating_ip: _FloatingIPRow, kind: type[_PortRow | _LoadBalancerRow],
+                           field: str, target_id: str) -> None:
+    """The port or load balancer a floating IP is to map to: it exists (404), is on no external network, has no other
+    floating IP, and a router joins its network to the floating IP's (409s naming `field`)."""
+    target = _get(session, kind, target_id, field=field)
+    noun = "port" if kind is _PortRow else "load balancer"
+    if session.get_one(_NetworkRow, target.network_id).external:
+        raise ApiError.conflict(field, f"{noun} {target.id} is on external network {target.network_id}")
+    column = getattr(_FloatingIPRow, field)
+    holder = session.scalar(select(_FloatingIPRow.id).where(column == target.id, _FloatingIPRow.id != floating_ip.id))
     if holder is not None:
-        raise ApiError.conflict("port_id", f"port {port.id} already has floating IP {holder}")
+        raise ApiError.conflict(field, f"{noun} {target.id} already has floating IP {holder}")
     router = session.scalar(select(_RouterRow.id).where(_RouterRow.id == _RouterInterfaceRow.router_id,
-                                                        _RouterInterfaceRow.network_id == port.network_id,
+                                                        _RouterInterfaceRow.network_id == target.network_id,
                                                         _RouterRow.gateway_network_id == floating_ip.network_id))
     if router is None:
-        raise ApiError.conflict("port_id", f"no router has an interface on network {port.network_id} of port {port.id} "
-                                f"and its gateway on network {floating_ip.network_id}")
+        raise ApiError.conflict(field, f"no router has an interface on network {target.network_id} of {noun} "
+                                f"{target.id} and its gateway on network {floating_ip.network_id}")
 
 
 def _route_problem(nexthop: str, legs: list[tuple[_NetworkRow, str]]) -> str | None:
@@ -2136,7 +2188,7 @@ def _load_balancers(session: Session, *where: Any) -> Iterator[LoadBalancer]:
     for row in rows:
         yield LoadBalancer(row.id, row.name, row.network_id, row.vip_address, row.protocol, row.port, row.algorithm,
                            row.key, row.mac_address, _monitor(row),
-                           tuple(_lb_member(member, row) for member in members[row.id]))
+                           tuple(_lb_member(member, row) for member in members[row.id]), row.hairpin_key or 0)
 
 
 def _lb_members(session: Session, *where: Any) -> Iterator[LbMember]:

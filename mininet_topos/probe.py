@@ -200,19 +200,26 @@ def burst(args: argparse.Namespace) -> int:
     """`count` short TCP connections in a row: how many connections per second a path sets up."""
     ok = failed = 0
     errors: list[str] = []
+    took: list[float] = []  # each connection's seconds: a few slow ones (a retransmitted SYN: 1 s) show here
     started = time.perf_counter()
     for i in range(args.count):
         payload = f"{args.message}-{i}".encode()
+        began = time.perf_counter()
         try:
             with socket.create_connection((args.host, args.port), timeout=args.timeout) as sock:
                 _exchange(sock, "tcp", (args.host, args.port), payload, args.timeout)
             ok += 1
+            took.append(time.perf_counter() - began)
         except OSError as exc:
             failed += 1
             if len(errors) < 5:
                 errors.append(f"connection {i}: {exc}")
     seconds = time.perf_counter() - started
-    print(json.dumps({"ok": ok, "failed": failed, "seconds": round(seconds, 4), "errors": errors}), flush=True)
+    took.sort()
+    spread = {f"{name}_ms": round(took[min(len(took) - 1, int(q * len(took)))] * 1000, 3) if took else None
+              for name, q in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))}
+    print(json.dumps({"ok": ok, "failed": failed, "seconds": round(seconds, 4), **spread,
+                      "over_200ms": sum(t > 0.2 for t in took), "errors": errors}), flush=True)
     return 0 if failed == 0 else 1
 
 

@@ -10,8 +10,8 @@ import pytest
 from test_pipeline_trace import Fabric, install, trace_report
 
 from tests.unit.fabric_cases import S1, S2, S3
-from tests.unit.test_load_balancing import BALANCER, MEMBERS, VIP, to_vip
-from tests.unit.test_routing import PORT, ROUTER, TOPOLOGY, from_vm, policy
+from tests.unit.test_load_balancing import BALANCER, MEMBERS, VIP, VIP_FLOATING, to_vip
+from tests.unit.test_routing import OUTSIDE, PORT, ROUTER, TOPOLOGY, from_uplink, from_vm, policy
 
 pytestmark = [pytest.mark.bridge, pytest.mark.timeout(60)]
 
@@ -44,3 +44,41 @@ def test_a_members_reply_passes_the_balancers_zone(balanced):
     reply = from_vm(PORT["n1-b"], PORT["n1-a"].mac_address, "10.1.0.5", tcp_src=8080, tcp_dst=20000)
     (port, _), = balanced.fate(S3, reply)
     assert port == 3  # on toward s1 (no translation here: this switch's zone never saw the connection)
+
+
+@pytest.fixture(scope="module")
+def published(make_bridge) -> Fabric:
+    """The balanced fabric with a floating IP on the VIP: OVS takes the hairpin table and zone, and the floating IP's
+    way into the balancer (a resubmit from neighbor back to router_in), as install() checks."""
+    return install(make_bridge, policy(floating_ips=(VIP_FLOATING,),
+                                       load_balancers=(dataclasses.replace(BALANCER, members=MEMBERS),)),
+                   TOPOLOGY, {S1: "lbf1", S2: "lbf2", S3: "lbf3"})
+
+
+def datapath_actions(report: str) -> str:
+    return " ".join(line for line in report.splitlines() if line.startswith("Datapath actions: "))
+
+
+def test_a_members_answer_to_the_vip_goes_through_the_hairpin_zone_then_the_balancers(published):
+    """What m1 (n1-b) answers the VIP (a hairpin's reply) is un-SNATed in the hairpin zone, then un-DNATed in the
+    balancer's; its answer to a client is not (the balancer's zone only), and another tenant's is neither."""
+    answer = from_vm(PORT["n1-b"], BALANCER.mac, VIP, tcp_src=8080, tcp_dst=31000)
+    report = datapath_actions(trace_report("lbf3", answer, ("trk,est,rpl", "trk,est,rpl")))
+    hairpin, balancer = f"ct(zone={BALANCER.hairpin_key},nat)", f"ct(zone={BALANCER.key},nat)"
+    assert hairpin in report and balancer in report and report.index(hairpin) < report.index(balancer), report
+    to_client = from_vm(PORT["n1-b"], PORT["n1-a"].mac_address, "10.1.0.5", tcp_src=8080, tcp_dst=31000)
+    report = datapath_actions(trace_report("lbf3", to_client, ("trk,est,rpl",)))
+    assert balancer in report and hairpin not in report, report
+    spoof = from_vm(PORT["n3-a"], BALANCER.mac, VIP, tcp_src=8080, tcp_dst=31000)
+    report = datapath_actions(trace_report("lbf1", spoof, ("trk,est,rpl", "trk,est,rpl")))
+    assert hairpin not in report and balancer not in report, report
+
+
+def test_the_floating_ip_on_the_vip_translates_the_service_only(published):
+    """On the router's gateway switch (s1, the uplink's), a new connection to the floating IP's service is committed
+    with the VIP as its destination; to another port of it, nothing is."""
+    dnat = f"nat(dst={VIP})"
+    report = datapath_actions(trace_report("lbf1", from_uplink(OUTSIDE, VIP_FLOATING.address, tcp_dst=80)))
+    assert f"ct(commit,zone={ROUTER.key},{dnat})" in report, report
+    report = datapath_actions(trace_report("lbf1", from_uplink(OUTSIDE, VIP_FLOATING.address, tcp_dst=22)))
+    assert dnat not in report, report

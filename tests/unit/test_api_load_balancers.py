@@ -114,3 +114,37 @@ def test_openapi_documents_load_balancers(client: FlaskClient) -> None:
     assert shown["members"] == {"type": "array", "items": {"$ref": "#/components/schemas/LbMember"}}
     assert schemas["LbMember"]["properties"]["status"]["enum"] == ["ONLINE", "OFFLINE", "NO_MONITOR", "DRAINING"]
     assert set(schemas["LbMemberUpdate"]["properties"]) == {"weight", "admin_state_up"}
+
+
+def test_a_floating_ip_on_a_vip(client: FlaskClient) -> None:
+    """A floating IP maps to a port or a VIP, never both; the VIP's network needs a router with its gateway on the
+    floating IP's network; a refused request changes nothing; deleting the balancer leaves the floating IP unmapped
+    (as deleting a port does), and the router cannot leave the VIP's network while it is mapped."""
+    net, ext = make_network(client), make_network(client, name="ext", cidr="203.0.113.0/24", external=True)
+    port = make_port(client, net["id"], 1)
+    balancer = client.post("/v1/load-balancers", json={
+        "name": "web", "network_id": net["id"], "vip_address": "10.0.0.100", "protocol": "tcp", "port": 80,
+        "members": [{"ip_address": port["ip_address"], "port": 8080}]}).json
+    before = {path: client.get(path).json for path in ("/v1/floating-ips", "/v1/load-balancers")}
+    body = {"network_id": ext["id"], "load_balancer_id": balancer["id"]}
+    assert_error(client.post("/v1/floating-ips", json=body), 409, "load_balancer_id")  # no router yet
+    router = client.post("/v1/routers", json={"name": "r", "external_gateway": {"network_id": ext["id"]}}).json
+    assert client.post(f"/v1/routers/{router['id']}/interfaces", json={"network_id": net["id"]}).status_code == 200
+    assert_error(client.post("/v1/floating-ips", json={**body, "port_id": port["id"]}), 400, "load_balancer_id")
+    assert_error(client.post("/v1/floating-ips", json={**body, "load_balancer_id": "nope"}), 404, "load_balancer_id")
+    assert {path: client.get(path).json for path in ("/v1/floating-ips", "/v1/load-balancers")} == before
+    made = client.post("/v1/floating-ips", json=body)
+    assert made.status_code == 201, made.json
+    floating_ip = made.json
+    assert (floating_ip["load_balancer_id"], floating_ip["port_id"], floating_ip["fixed_ip_address"],
+            floating_ip["router_id"]) == (balancer["id"], None, "10.0.0.100", router["id"])
+    assert client.get(f"/v1/floating-ips?load_balancer_id={balancer['id']}").json == [floating_ip]
+    assert_error(client.post("/v1/floating-ips", json=body), 409, "load_balancer_id")  # it has one
+    assert_error(client.delete(f"/v1/routers/{router['id']}/interfaces/{net['id']}"), 409, "network_id")
+    path = f"/v1/floating-ips/{floating_ip['id']}"
+    moved = client.patch(path, json={"port_id": port["id"]}).json  # to a port: off the VIP
+    assert (moved["port_id"], moved["load_balancer_id"], moved["fixed_ip_address"]) == (port["id"], None, "10.0.0.11")
+    back = client.patch(path, json={"load_balancer_id": balancer["id"]}).json
+    assert (back["port_id"], back["load_balancer_id"]) == (None, balancer["id"])
+    assert client.delete(f"/v1/load-balancers/{balancer['id']}").status_code == 204
+    assert client.get(path).json == {**back, "load_balancer_id": None, "fixed_ip_address": None, "router_id": None}

@@ -145,8 +145,8 @@ def test_floating_ip_crud(client: FlaskClient, runtime: StubRuntime) -> None:
     made = response.json
     assert response.status_code == 201 and response.headers["Location"] == f"/v1/floating-ips/{made['id']}"
     assert made == {"id": made["id"], "network_id": ext["id"], "floating_ip_address": "203.0.113.3",
-                    "port_id": port["id"], "fixed_ip_address": "10.0.0.5", "router_id": router["id"],
-                    "stats": ZERO, "status": "ACTIVE"}
+                    "port_id": port["id"], "load_balancer_id": None, "fixed_ip_address": "10.0.0.5",
+                    "router_id": router["id"], "stats": ZERO, "status": "ACTIVE"}
     assert client.get(f"/v1/floating-ips/{made['id']}").json == made
     assert client.get(f"/v1/floating-ips?port_id={port['id']}").json == [made]
     assert client.get(f"/v1/floating-ips?network_id={net['id']}").json == []
@@ -181,10 +181,10 @@ def test_floating_ip_errors_name_the_field_and_change_nothing(client: FlaskClien
 def test_openapi_documents_floating_ips(client: FlaskClient) -> None:
     document = client.get("/openapi.json").json
     schemas = document["components"]["schemas"]
-    assert [p["name"] for p in document["paths"]["/floating-ips"]["get"]["parameters"]] == ["network_id", "port_id",
-                                                                                          "refresh"]
+    assert [p["name"] for p in document["paths"]["/floating-ips"]["get"]["parameters"]] == \
+        ["network_id", "port_id", "load_balancer_id", "refresh"]
     assert schemas["FloatingIpCreate"]["required"] == ["network_id"]
-    assert set(schemas["FloatingIpUpdate"]["properties"]) == {"port_id"}
+    assert set(schemas["FloatingIpUpdate"]["properties"]) == {"port_id", "load_balancer_id"}
     shown = schemas["FloatingIp"]["properties"]
     assert shown["router_id"] == {"type": "string", "nullable": True, "readOnly": True}
     assert shown["fixed_ip_address"]["nullable"] and shown["port_id"]["nullable"]

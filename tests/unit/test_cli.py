@@ -419,6 +419,29 @@ def test_floating_ip_lifecycle(sdnctl: Run, store: Store) -> None:
     assert store.list_floating_ips() == []
 
 
+def test_floating_ip_on_a_load_balancer(sdnctl: Run, store: Store) -> None:
+    """README's example: a floating IP made for a VIP, then moved to a port and back (never both: a usage error)."""
+    ext = store.create_network({"cidr": "203.0.113.0/24", "external": True})
+    net, ports = lb_ports(store)
+    router = store.create_router({"external_gateway": {"network_id": ext["id"]}})
+    store.add_router_interface(router["id"], {"network_id": net["id"]})
+    balancer = store.create_load_balancer({"network_id": net["id"], "vip_address": "10.0.0.100", "protocol": "tcp",
+                                           "port": 80, "members": [{"ip_address": "10.0.0.11", "port": 8080}]})
+    made = run_json(sdnctl, "floating-ip", "create", "--network", ext["id"], "--load-balancer", balancer["id"])
+    assert (made["load_balancer_id"], made["port_id"], made["fixed_ip_address"], made["router_id"]) == \
+        (balancer["id"], None, "10.0.0.100", router["id"])
+    assert run_json(sdnctl, "floating-ip", "list", "--load-balancer", balancer["id"]) == [made]
+    with pytest.raises(SystemExit) as usage:
+        sdnctl("floating-ip", "update", made["id"], "--port", ports[0]["id"], "--load-balancer", balancer["id"])
+    assert usage.value.code == 2
+    moved = run_json(sdnctl, "floating-ip", "update", made["id"], "--port", ports[0]["id"])
+    assert (moved["port_id"], moved["load_balancer_id"]) == (ports[0]["id"], None)
+    back = run_json(sdnctl, "floating-ip", "update", made["id"], "--load-balancer", balancer["id"])
+    assert (back["port_id"], back["load_balancer_id"]) == (None, balancer["id"])
+    detached = run_json(sdnctl, "floating-ip", "update", made["id"], "--no-load-balancer")
+    assert (detached["load_balancer_id"], detached["fixed_ip_address"]) == (None, None)
+
+
 def lb_ports(store: Store) -> tuple[dict, list[dict]]:
     net = store.create_network({"cidr": "10.0.0.0/24"})
     ports = [store.create_port({"network_id": net["id"], "mac_address": f"fa:16:3e:00:00:0{n}",

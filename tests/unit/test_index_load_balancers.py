@@ -57,7 +57,7 @@ def test_load_puts_balancers_then_their_members_and_the_compiler_knows_their_zon
     policy = Policy(networks=(Network("n1", "net", "10.0.0.0/24", "10.0.0.1", 5),), load_balancers=(BALANCER,))
     compiler.load(policy, Topology())
     compiler.commit()
-    assert compiler.zone("load_balancer", "lb1") == 9 and compiler.zone("lb_member", "m1") is None
+    assert compiler.zones("load_balancer", "lb1")[0] == 9 and compiler.zones("lb_member", "m1") == ()
     assert compiler.owner(cookie("load_balancing", "m2")) == "load_balancing:member/m2"
     compiler.put("lb_member", "m2", None)
     compiler.put("load_balancer", "lb1", dataclasses.replace(BALANCER, name="renamed"))
@@ -65,4 +65,4 @@ def test_load_puts_balancers_then_their_members_and_the_compiler_knows_their_zon
     assert compiler.owner(cookie("load_balancing", "m2")) is None
     assert compiler.owner(cookie("load_balancing", "m1")) == "load_balancing:member/m1"
     compiler.put("load_balancer", "lb1", None)
-    assert compiler.zone("load_balancer", "lb1") is None
+    assert compiler.zones("load_balancer", "lb1") == ()

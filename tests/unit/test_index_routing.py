@@ -78,11 +78,11 @@ def test_the_compiler_takes_routers_and_floating_ips_whole_or_one_by_one() -> No
     compiler = Compiler()
     compiler.load(Policy(routers=(ROUTER,), floating_ips=(FLOATING_IP,)), Topology((), ()))
     assert compiler.commit() == {}  # no switches to put flows on
-    assert compiler.zone("router", "r1") == 7 and compiler.zone("floating_ip", "f1") is None
+    assert compiler.zones("router", "r1") == (7,) and compiler.zones("floating_ip", "f1") == ()
     compiler.put("router", "r1", None)
     compiler.put("floating_ip", "f1", None)
     compiler.commit()
-    assert compiler.zone("router", "r1") is None
+    assert compiler.zones("router", "r1") == ()
 
 
 def test_an_uplink_is_bound_so_lldp_never_counts_it_as_a_trunk() -> None:

@@ -3,6 +3,7 @@ member status rules, cascades and what they journal."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,7 @@ def test_load_balancer_lifecycle(store: Store, net: dict, ports: list[dict]) -> 
     assert len(store.get_load_balancer(made["id"])["members"]) == 2
     store.delete_load_balancer(made["id"])
     assert store.list_load_balancers() == [] and rejected(404, store.get_load_balancer, made["id"])
-    assert store.freed_zones() == {4}
+    assert store.freed_zones() == {4, 5}  # its zone and its hairpin zone
 
 
 def test_the_vip_defaults_to_the_lowest_free_address_and_protocol_is_case_blind(store: Store, net: dict) -> None:
@@ -74,12 +75,39 @@ def test_balancer_keys_are_zones_no_port_or_router_has(store: Store, net: dict, 
     made = store.create_load_balancer(balancer(net))
     other = store.create_port(port_body(net["id"], 2))["id"]
     assert zones(tmp_path / "sdn.db") == [(1, "port", port), (2, "router", router), (3, "load_balancer", made["id"]),
-                                          (4, "port", other)]
+                                          (4, "lb_hairpin", made["id"]), (5, "port", other)]
     assert [(lb.key, lb.mac) for lb in store.snapshot().load_balancers] == [(3, "fa:16:3f:01:00:03")]
     assert store.get_router(router)["mac_address"] == "fa:16:3f:00:00:02"
     store.delete_load_balancer(made["id"])
-    assert store.freed_zones() == {3} and [z for z, *_ in zones(tmp_path / "sdn.db")] == [1, 2, 4]
-    assert store.create_load_balancer(balancer(net))["mac_address"] == "fa:16:3f:01:00:05"  # not 3 again
+    assert store.freed_zones() == {3, 4} and [z for z, *_ in zones(tmp_path / "sdn.db")] == [1, 2, 5]
+    assert store.create_load_balancer(balancer(net))["mac_address"] == "fa:16:3f:01:00:06"  # not 3 again
+
+
+def test_a_database_from_before_hairpins_and_floating_ips_on_vips_is_upgraded(tmp_path: Path) -> None:
+    """Each balancer takes a hairpin zone (none another's), and floating IPs can map to VIPs."""
+    url, path = f"sqlite:///{tmp_path}/sdn.db", tmp_path / "sdn.db"
+    old = Store(url)
+    net = old.create_network({"cidr": "10.0.0.0/24"})
+    made = [old.create_load_balancer(balancer(net, port=port))["id"] for port in (80, 81)]
+    old.close()
+    with sqlite3.connect(path) as db:  # what the previous release's schema lacked
+        db.executescript("""DROP INDEX ix_load_balancers_hairpin_key;
+            ALTER TABLE load_balancers DROP COLUMN hairpin_key;
+            CREATE TABLE old_floating_ips AS SELECT id, network_id, address, port_id, created_at FROM floating_ips;
+            DROP TABLE floating_ips; ALTER TABLE old_floating_ips RENAME TO floating_ips;
+            DELETE FROM zones WHERE owner_kind = 'lb_hairpin';""")
+    upgraded = Store(url)
+    assert [(lb.id, lb.key, lb.hairpin_key) for lb in upgraded.snapshot().load_balancers] == [
+        (made[0], 1, 5), (made[1], 3, 6)]  # after the last zone handed out (4), as for any new owner
+    assert upgraded.create_load_balancer(balancer(net, port=82))["mac_address"] == "fa:16:3f:01:00:07"
+    ext = upgraded.create_network({"cidr": "203.0.113.0/24", "external": True})
+    router = upgraded.create_router({"external_gateway": {"network_id": ext["id"]}})
+    upgraded.add_router_interface(router["id"], {"network_id": net["id"]})
+    floating = upgraded.create_floating_ip({"network_id": ext["id"], "load_balancer_id": made[0]})
+    assert upgraded.list_floating_ips(load_balancer_id=made[0]) == [floating]
+    upgraded.close()
+    with sqlite3.connect(path) as db, pytest.raises(sqlite3.IntegrityError):
+        db.execute("UPDATE load_balancers SET hairpin_key = 9")  # the unique index is back
 
 
 def test_member_keys_are_unique_among_all_members_and_stay(store: Store, net: dict, ports: list[dict]) -> None:
@@ -110,7 +138,7 @@ def test_the_model_of_a_load_balancer(store: Store, net: dict, ports: list[dict]
     assert model == LoadBalancer(made["id"], "web", net["id"], "10.0.0.100", "tcp", 80, "hash", 4, "fa:16:3f:01:00:04",
                                  HealthMonitor("tcp", 5.0, 2.0, 3),
                                  (LbMember(first, made["id"], "10.0.0.11", 8080, 2, True, "ONLINE", 1),
-                                  LbMember(second, made["id"], "10.0.0.12", 8080, 1, False, "DRAINING", 2)))
+                                  LbMember(second, made["id"], "10.0.0.12", 8080, 1, False, "DRAINING", 2)), 5)
     assert store.objects({("load_balancer", made["id"]), ("lb_member", second)}) == {
         ("load_balancer", made["id"]): model, ("lb_member", second): model.members[1]}
 

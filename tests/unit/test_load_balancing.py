@@ -11,12 +11,24 @@ import pytest
 from apps.compiler import Compiler
 from apps.flows import ETH_TYPE_ARP, ip_to_int, mac_to_int
 from apps.flowsim import Conntrack, SwitchTables, packet, run_fabric
-from apps.model import HealthMonitor, LbMember, LoadBalancer, Policy
+from apps.model import FloatingIP, HealthMonitor, LbMember, LoadBalancer, Policy
 from tests.unit.fabric_cases import S1, S2, S3
-from tests.unit.test_routing import PORT, ROUTER, TOPOLOGY, from_vm, policy
+from tests.unit.test_routing import (
+    EXT,
+    OUTSIDE,
+    PORT,
+    ROUTER,
+    TOPOLOGY,
+    UPLINK,
+    UPSTREAM_MAC,
+    from_uplink,
+    from_vm,
+    policy,
+)
 
 VIP = "10.1.0.100"
-BALANCER = LoadBalancer("lb1", "web", "n1", VIP, "tcp", 80, "hash", key=700, mac="fa:16:3f:01:02:bc")
+BALANCER = LoadBalancer("lb1", "web", "n1", VIP, "tcp", 80, "hash", key=700, mac="fa:16:3f:01:02:bc",
+                        hairpin_key=702)
 MEMBERS = (LbMember("m1", "lb1", "10.1.0.7", 8080, weight=1, key=1),   # n1-b on s3, the VIP's network
            LbMember("m2", "lb1", "10.2.0.5", 8080, weight=3, key=2))   # n2-a on s2, through the router
 
@@ -114,6 +126,7 @@ def test_other_ports_and_other_tenants_get_nothing_from_the_vip(balanced):
 def test_two_balancers_share_a_member_host_on_a_network_without_a_router():
     """The same host at another service port (one address:port serves one balancer: the store says so)."""
     second = LoadBalancer("lb2", "api", "n1", "10.1.0.101", "tcp", 80, "hash", key=701, mac="fa:16:3f:01:02:bd",
+                          hairpin_key=703,
                           members=(LbMember("m9", "lb2", "10.1.0.7", 8081, key=9),))
     fab = compiled(policy(routers=(), floating_ips=(), mac_bindings=(),
                           load_balancers=(dataclasses.replace(BALANCER, members=(MEMBERS[0],)), second)))
@@ -160,3 +173,111 @@ def test_one_host_as_two_members_of_a_udp_monitored_balancer_compiles_one_probe_
         answers = [flow for flow in compiler.table(S3).values() if flow.table == "classify"
                    and ("icmpv4_type", 3, None) in flow.match]
         assert len(answers) == 1
+
+
+# --- hairpin: a member calls its own VIP ---------------------------------------------------------------------
+
+
+
+def test_another_tenant_with_a_members_address_cannot_pass_for_its_hairpin_answer():
+    """n3-a (another tenant, N1's CIDR) sends what a member's answer to the VIP looks like from m1's address: nothing
+    reaches the member or the client (port security drops the spoof; n3 has no VIP, no router to it)."""
+    fab = fabric(MEMBERS[0])
+    conntrack = Conntrack()
+    (_, _, frame), = deliver(fab, S3, to_vip("n1-b", 31000), conntrack)  # a live hairpin to aim at
+    spoof = {**from_vm(PORT["n3-a"], BALANCER.mac, VIP, tcp_src=8080, tcp_dst=frame["tcp_src"]),
+             "ipv4_src": ip_to_int("10.1.0.7")}
+    assert deliver(fab, S1, spoof, conntrack) == []
+    own = from_vm(PORT["n3-a"], BALANCER.mac, VIP, tcp_src=8080, tcp_dst=frame["tcp_src"])
+    assert deliver(fab, S1, own, conntrack) == []
+
+
+def test_a_member_that_gets_itself_sees_the_vip_and_its_answer_comes_back_from_the_vip():
+    """m1 (n1-b, on the VIP's network) is the only member and calls the VIP: its connection comes back to its own
+    port from the VIP (address and MAC), and its answer to the VIP reaches it as the VIP's reply."""
+    fab, client = fabric(MEMBERS[0]), PORT["n1-b"]
+    conntrack = Conntrack()
+    (dpid, port, frame), = deliver(fab, S3, to_vip("n1-b", 31000), conntrack)
+    assert (dpid, port) == (S3, 1)
+    assert (frame["ipv4_src"], frame["ipv4_dst"], frame["tcp_dst"]) == (ip_to_int(VIP), ip_to_int("10.1.0.7"), 8080)
+    assert (frame["eth_src"], frame["eth_dst"]) == (mac_to_int(BALANCER.mac), mac_to_int(client.mac_address))
+    answer = from_vm(client, BALANCER.mac, VIP, tcp_src=8080, tcp_dst=frame["tcp_src"])
+    (dpid, port, back), = deliver(fab, S3, answer, conntrack)
+    assert (dpid, port) == (S3, 1)
+    assert (back["ipv4_src"], back["tcp_src"], back["ipv4_dst"], back["tcp_dst"]) == \
+        (ip_to_int(VIP), 80, ip_to_int("10.1.0.7"), 31000)
+    assert back["eth_src"] == mac_to_int(BALANCER.mac)
+    again, = deliver(fab, S3, to_vip("n1-b", 31000), conntrack)  # established: the same translation
+    assert again[2]["ipv4_src"] == ip_to_int(VIP) and again[2]["tcp_src"] == frame["tcp_src"]
+
+
+def test_a_member_behind_the_router_that_gets_itself_is_answered_through_the_router():
+    """m2 (n2-a, on the router's other network) calls the VIP through its router and gets itself."""
+    fab, client = fabric(MEMBERS[1]), PORT["n2-a"]
+    conntrack = Conntrack()
+    (dpid, port, frame), = deliver(fab, S2, to_vip("n2-a", 32000, ROUTER.mac), conntrack)
+    assert (dpid, port) == (S2, 1) and frame["ipv4_src"] == ip_to_int(VIP) and frame["tcp_dst"] == 8080
+    assert frame["eth_src"] == mac_to_int(ROUTER.mac)
+    answer = from_vm(client, ROUTER.mac, VIP, tcp_src=8080, tcp_dst=frame["tcp_src"])
+    (dpid, port, back), = deliver(fab, S2, answer, conntrack)
+    assert (dpid, port) == (S2, 1)
+    assert (back["ipv4_src"], back["tcp_src"], back["tcp_dst"]) == (ip_to_int(VIP), 80, 32000)
+
+
+def test_a_member_that_gets_another_member_is_answered_by_it_from_the_vip(balanced):
+    """m1 calling the VIP lands on itself or on m2; on m2 it keeps its own address (no hairpin translation)."""
+    landed = set()
+    for sport in range(33000, 33040):
+        conntrack = Conntrack()
+        (dpid, port, frame), = deliver(balanced, S3, to_vip("n1-b", sport), conntrack)
+        landed.add((dpid, port))
+        if (dpid, port) == (S2, 1):
+            assert frame["ipv4_src"] == ip_to_int("10.1.0.7")
+            answer = from_vm(PORT["n2-a"], ROUTER.mac, "10.1.0.7", tcp_src=8080, tcp_dst=sport)
+            (dpid, port, back), = deliver(balanced, S2, answer, conntrack)
+            assert (dpid, port) == (S3, 1) and back["ipv4_src"] == ip_to_int(VIP) and back["tcp_src"] == 80
+        else:
+            assert frame["ipv4_src"] == ip_to_int(VIP)
+    assert landed == {(S3, 1), (S2, 1)}
+
+
+# --- from outside, through a floating IP on the VIP ----------------------------------------------------------
+
+VIP_FLOATING = FloatingIP("fip3", EXT.id, "203.0.113.30", load_balancer_id="lb1")
+
+
+@pytest.fixture(scope="module")
+def published() -> Fabric:
+    return compiled(policy(floating_ips=(VIP_FLOATING,),
+                           load_balancers=(dataclasses.replace(BALANCER, members=MEMBERS),)))
+
+
+def test_a_floating_ip_on_a_vip_opens_only_the_balancers_service(published):
+    """Outside, another port of the floating IP, and the VIP's address itself, get nothing; without the floating IP
+    (or with it unmapped) neither does its service."""
+    assert deliver(published, S1, from_uplink(OUTSIDE, VIP_FLOATING.address, tcp_dst=22), Conntrack()) == []
+    assert deliver(published, S1, from_uplink(OUTSIDE, VIP, tcp_dst=80), Conntrack()) == []
+    unmapped = compiled(policy(floating_ips=(dataclasses.replace(VIP_FLOATING, load_balancer_id=None),),
+                               load_balancers=(dataclasses.replace(BALANCER, members=MEMBERS),)))
+    assert deliver(unmapped, S1, from_uplink(OUTSIDE, VIP_FLOATING.address, tcp_dst=80), Conntrack()) == []
+
+
+def test_from_outside_through_a_floating_ip_on_the_vip_to_every_member_and_back_from_the_floating_ip(published):
+    landed = set()
+    for sport in range(34000, 34040):
+        conntrack = Conntrack()
+        (dpid, port, frame), = deliver(published, S1, from_uplink(OUTSIDE, VIP_FLOATING.address, tcp_src=sport,
+                                                                  tcp_dst=80), conntrack)
+        member = (dpid, port)
+        landed.add(member)
+        assert frame["ipv4_src"] == ip_to_int(OUTSIDE) and frame["tcp_dst"] == 8080
+        server = PORT["n1-b" if (dpid, port) == (S3, 1) else "n2-a"]
+        assert frame["ipv4_dst"] == ip_to_int(server.ip_address)
+        answer = from_vm(server, ROUTER.mac, OUTSIDE, tcp_src=8080, tcp_dst=sport)
+        (dpid, port, back), = deliver(published, dpid, answer, conntrack)
+        assert (dpid, port, back["eth_dst"]) == (S1, UPLINK, mac_to_int(UPSTREAM_MAC))
+        assert (back["ipv4_src"], back["tcp_src"]) == (ip_to_int(VIP_FLOATING.address), 80)
+        again, = deliver(published, S1, from_uplink(OUTSIDE, VIP_FLOATING.address, tcp_src=sport, tcp_dst=80),
+                         conntrack)
+        assert again[:2] == member  # established: on its member
+    assert landed == {(S3, 1), (S2, 1)}

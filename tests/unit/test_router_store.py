@@ -465,7 +465,8 @@ def test_floating_ip_lifecycle(store: Store, routed: dict[str, dict]) -> None:
     ext, port, router = routed["external"], routed["port"], routed["router"]
     unmapped = store.create_floating_ip(floating(ext))
     assert unmapped == {"id": unmapped["id"], "network_id": ext["id"], "floating_ip_address": "203.0.113.3",
-                        "port_id": None, "fixed_ip_address": None, "router_id": None}  # .2: the router's gateway
+                        "port_id": None, "load_balancer_id": None, "fixed_ip_address": None,
+                        "router_id": None}  # .2: the router's gateway
     mapped = store.update_floating_ip(unmapped["id"], {"port_id": port["id"]})
     assert mapped == {**unmapped, "port_id": port["id"], "fixed_ip_address": "10.0.0.11", "router_id": router["id"]}
     assert store.get_floating_ip(unmapped["id"]) == mapped and store.list_floating_ips() == [mapped]
