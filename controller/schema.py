@@ -350,8 +350,9 @@ PORT_FIELDS: tuple[Field, ...] = (
           schema={"example": "fa:16:3e:00:00:01"}),
     Field("ip_address", "string", "IPv4 address inside the network's cidr, unique within it.", required=True,
           check=_ipv4, schema={"format": "ipv4"}),
-    Field("binding", "object", "Where the port is plugged: switch and interface.", required=True,
-          fields=BINDING_FIELDS),
+    Field("binding", "object", "Where the port is plugged: switch and interface. Null or absent: where a "
+          "hypervisor says, the interface whose OVSDB external_ids:iface-id is the port's id (or its name).",
+          nullable=True, default=None, fields=BINDING_FIELDS),
     Field("port_security_enabled", "boolean", "Anti-spoofing (and security groups) on this port.", default=True),
     Field("security_group_ids", "array",
           "Security groups, in order; default: the built-in `default` group (none when port security is "

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
+from apps.attachments import Attachment
 from controller.errors import ChangeRefused, NotConfirmed, RefusedFlow
 from controller.store import Store
 
@@ -29,6 +30,7 @@ class StubRuntime:
         self.refused: list[RefusedFlow] = []
         self.converges = 0
         self.gateways: dict[str, str] = {}  # router id -> gateway dpid, as the compiler would place it
+        self.attachments: dict[str, Attachment] = {}  # port id -> where OVSDB attached it, as the compiler would
 
     def apply(self, change: Callable[[], Any], timeout: float = 15.0) -> Any:
         """Like the real runtime: the change is made, converged, then kept or undone."""
@@ -54,6 +56,9 @@ class StubRuntime:
         if not any(sw["dpid"] == dpid for sw in self.switch_list):
             return None
         return self.flows.get(dpid, [])
+
+    def port_attachment(self, port_id: str) -> Attachment | None:
+        return self.attachments.get(port_id)
 
     def port_status(self, dpid: str | None, interface: str | None) -> str:
         for switch in self.switch_list:
