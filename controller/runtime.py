@@ -142,6 +142,7 @@ class Runtime:
         self._freed: set[int] = set()  # zones of the ports and routers the last pass deleted
         self._candidate_cache: dict[str, tuple[Any, ...]] = {}  # dpid -> (switch, bound, pins, candidates)
         self._claims: frozenset[Claim] = frozenset()  # hypervisors' interfaces naming ports (the ovsdb thread's)
+        self._attachments: dict[str, Attachment] = {}  # where they attached ports, as of the last pass
         self._reload()  # bindings and pins are known from the start, not from the first pass
         self._failing: dict[str, SwitchFailure] = {}
         self._pending_ports: dict[int, list[SwitchPort]] = {}
@@ -493,7 +494,15 @@ class Runtime:
         """What other threads read between passes (LLDP, REST): plain values, never the compiler itself."""
         self._bound, self._pins = self.compiler.trunk_rules()
         self._links: tuple[Link, ...] = self.compiler.usable_links()
-        self._attachments = self.compiler.attachments()
+        before, self._attachments = self._attachments, self.compiler.attachments()
+        for port_id, attachment in self._attachments.items():
+            if attachment != before.get(port_id):
+                log = LOG.warning if attachment.conflict else LOG.info
+                log("port %s: attached by OVSDB to %s%s", port_id,
+                    "/".join(attachment.binding) if attachment.binding else "nothing",
+                    f" ({attachment.conflict})" if attachment.conflict else "")
+        for port_id in before.keys() - self._attachments.keys():
+            LOG.info("port %s: no interface claims it any more", port_id)
         self._gateways = {router_id: self.compiler.gateway(router_id) for router_id in self._directory.router_ids()}
 
     def _may_carry(self, topology: Topology, dpid: str, ofport: int) -> bool:
