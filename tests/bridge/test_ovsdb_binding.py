@@ -3,6 +3,8 @@ and a port created without a binding follows the interface whose external_ids:if
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,3 +164,43 @@ def test_an_explicit_binding_wins_over_ovsdb(hypervisor: Hypervisor) -> None:
     wait_until(lambda: hypervisor.port(pinned["id"])["status"] == "ACTIVE", timeout=20, what="pinned port ACTIVE")
     assert hypervisor.owned_in_ports(br1, pinned["id"]) == {ofport(tap)}
     assert not hypervisor.owned_in_ports(br1, port["id"])
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_example() -> list[str]:
+    """The command lines of the README's OVSDB example (comments dropped)."""
+    text = README.read_text()
+    section = text[text.index("## Hypervisors: ports bound through OVSDB"):]
+    block = section[section.index("```bash\n") + len("```bash\n"):section.index("```\n", section.index("```bash"))]
+    return [line.split("   #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_the_readme_example(hypervisor: Hypervisor) -> None:
+    """Run as written, but for unique names and this test's controller (SDN_OF_LISTEN, SDN_URL)."""
+    bridge, vm = f"{hypervisor.prefix}-br3", f"{hypervisor.prefix}-vm1"
+    network = hypervisor.api.create("networks", {"name": "vms", "cidr": "10.0.0.0/24"})
+    env = {**os.environ, "SDN_OF_LISTEN": f"{HOST}:{hypervisor.controller.of_port}",
+           "SDN_URL": hypervisor.controller.api.removesuffix("/v1")}
+    ids = {"NETWORK_ID": network["id"]}
+    lines = readme_example()
+    assert len(lines) == 6, lines
+
+    def run(line: str) -> str:
+        line = line.replace("br-int", bridge).replace("vm1", vm)
+        for placeholder, value in ids.items():
+            line = line.replace(placeholder, value)
+        done = subprocess.run(["bash", "-c", line], capture_output=True, text=True, env=env, timeout=60,
+                              cwd=README.parent)
+        assert done.returncode == 0, (line, done.stdout, done.stderr)
+        return done.stdout
+
+    for line in lines[:-1]:
+        run(line)
+        if "port create" in line:
+            ids["PORT_ID"] = next(p["id"] for p in hypervisor.api.get("/ports") if p["name"] == vm)
+    shown = wait_until(lambda: (port := json.loads(run(lines[-1])))["status"] == "ACTIVE" and port, timeout=20,
+                       what="the port ACTIVE")
+    assert shown["binding"] == {"dpid": hypervisor.dpid(bridge), "interface": vm}
+    assert shown["binding_source"] == "ovsdb"
