@@ -12,7 +12,9 @@ still claims it (a newcomer cannot steal a port), else the lowest (dpid, name) w
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from apps.model import Port
 
 Binding = tuple[str, str]  # (dpid, interface name)
 
@@ -37,6 +39,13 @@ class Attachment:
 
     binding: Binding | None
     conflict: str | None = None
+
+
+def placed(port: Port, attachment: Attachment | None) -> Port:
+    """The port as the compilers (and the health checks) see it: its own binding, else where OVSDB attached it."""
+    if port.dpid or attachment is None or attachment.binding is None:
+        return port
+    return replace(port, dpid=attachment.binding[0], interface=attachment.binding[1])
 
 
 def resolve(claims: Iterable[Claim], port_by_id: Callable[[str], bool | None],

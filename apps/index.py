@@ -25,7 +25,7 @@ import dataclasses
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from apps.attachments import Attachment, Binding, Claim, resolve
+from apps.attachments import Attachment, Binding, Claim, placed, resolve
 from apps.flows import cookie
 from apps.incremental import Engine, Key
 from apps.model import (
@@ -196,10 +196,7 @@ class Index:
     def _effective(self, port_id: str) -> Port | None:
         """The port the units read: as declared, or attached where OVSDB says when it has no binding of its own."""
         port = self._declared.get(port_id)
-        attachment = self.attachments.get(port_id)
-        if port is None or port.dpid or attachment is None or attachment.binding is None:
-            return port
-        return dataclasses.replace(port, dpid=attachment.binding[0], interface=attachment.binding[1])
+        return None if port is None else placed(port, self.attachments.get(port_id))
 
     def _name(self, port: Port, present: bool) -> None:
         if not port.name:

@@ -33,11 +33,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from apps.attachments import Attachment, Claim
+from apps.attachments import Attachment, Claim, placed
 from apps.compiler import Compiler
 from apps.discovery import is_candidate, trunk_candidates
 from apps.groups import Group
@@ -495,6 +495,8 @@ class Runtime:
         self._bound, self._pins = self.compiler.trunk_rules()
         self._links: tuple[Link, ...] = self.compiler.usable_links()
         before, self._attachments = self._attachments, self.compiler.attachments()
+        if self._has_balancers and before != self._attachments:
+            self._health_touched = True  # a member's port may have moved
         for port_id, attachment in self._attachments.items():
             if attachment != before.get(port_id):
                 log = LOG.warning if attachment.conflict else LOG.info
@@ -824,6 +826,8 @@ class Runtime:
         wanted = self._health_wanted
         if wanted != self._health_built:
             policy = self.store.snapshot()
+            attachments = self._attachments  # members' ports attached by OVSDB are probed where they are
+            policy = replace(policy, ports=tuple(placed(port, attachments.get(port.id)) for port in policy.ports))
             found, statuses = health.targets(policy)
             self._health.update(found, statuses, now)
             self._has_balancers = bool(policy.load_balancers)
