@@ -63,6 +63,8 @@ class Index:
         self._named: dict[str, set[str]] = {}       # port name -> the ids of the ports with it
         self._held: dict[Binding, str] = {}         # interfaces explicit bindings and uplinks hold -> by what
         self._claims: frozenset[Claim] = frozenset()
+        self._claimed_values: frozenset[str] = frozenset()  # their iface-ids: the port ids and names that matter
+        self._claimed_bindings: frozenset[Binding] = frozenset()
         self.attachments: dict[str, Attachment] = {}  # port id -> where OVSDB attached it (ports claimed only)
         self._unsettled = False
 
@@ -105,6 +107,8 @@ class Index:
         if port is not None and port.port_security_enabled and not port.profile:
             raise ValueError(f"port {port_id} has port security but no profile")
         declared = self._declared.pop(port_id, None)
+        self._unsettled = self._unsettled or port_id in self.attachments or any(
+            value in self._claimed_values for value in (port_id, declared and declared.name, port and port.name))
         if declared is not None:
             self._name(declared, False)
             if declared.dpid and declared.interface:
@@ -114,7 +118,6 @@ class Index:
             self._name(port, True)
             if port.dpid and port.interface:
                 self._hold((port.dpid, port.interface), f"bound to port {port_id}")
-        self._unsettled = self._unsettled or bool(self._claims)
         old: Port | None = self._put_indexed("port", port_id, self._effective(port_id), _port_entries)
         for before, after in ((old, None), (port, port)):
             if before is not None and before.port_security_enabled:
@@ -161,13 +164,15 @@ class Index:
             self.pins.pop(dpid, None)
         else:
             self.pins[dpid] = pins
-        self._unsettled = self._unsettled or bool(self._claims)
+        self._unsettled = self._unsettled or any(binding[0] == dpid for binding in self._claimed_bindings)
 
     # --- where hypervisors plugged ports (OVSDB) -------------------------------------------------------
     def set_claims(self, claims: frozenset[Claim]) -> None:
         """The interfaces whose external_ids:iface-id names a port (or may), as OVSDB has them now."""
         if claims != self._claims:
             self._claims = claims
+            self._claimed_values = frozenset(claim.iface_id for claim in claims)
+            self._claimed_bindings = frozenset(claim.binding for claim in claims)
             self._unsettled = True
 
     def settle(self) -> None:
@@ -214,7 +219,7 @@ class Index:
             self._held.pop(binding, None)
         else:
             self._held[binding] = holder
-        self._unsettled = self._unsettled or bool(self._claims)
+        self._unsettled = self._unsettled or binding in self._claimed_bindings
 
     # --- topology ----------------------------------------------------------------------------------
     def set_topology(self, topology: Topology) -> None:
