@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Mapping
 
 from apps import base, discovery, isolation, load_balancing, routing, security_groups, topology
+from apps.attachments import Attachment, Claim
 from apps.explain import Compiled
 from apps.flows import Flow
 from apps.groups import Group
@@ -63,9 +64,14 @@ class Compiler:
     def set_topology(self, topology: Topology) -> None:
         self._index.set_topology(topology)
 
+    def set_claims(self, claims: frozenset[Claim]) -> None:
+        """The hypervisors' interfaces that name ports in external_ids:iface-id (apps.attachments)."""
+        self._index.set_claims(claims)
+
     def commit(self) -> dict[str, set[ChangeKey]]:
         """Recompile what the changes since the last commit touch; per switch, the keys that changed: flow keys,
         and ("group", group_id) for groups."""
+        self._index.settle()
         return self._engine.commit()
 
     # --- results -----------------------------------------------------------------------------------
@@ -89,6 +95,10 @@ class Compiler:
         """(dpid -> bound interfaces, dpid -> pinned trunks) as of now: what apps.discovery.trunk_candidates
         needs, as plain values another thread may keep."""
         return dict(self._index.bound), dict(self._index.pins)
+
+    def attachments(self) -> dict[str, Attachment]:
+        """port id -> where OVSDB attached it and what it refused, for every port an interface claims (a copy)."""
+        return dict(self._index.attachments)
 
     def usable_links(self) -> tuple[Link, ...]:
         return self._engine.get(("usable_links",))
@@ -121,9 +131,11 @@ class Compiler:
                         {dpid: tuple(self.groups(dpid).values()) for dpid in dpids}, dict(self._index.owners))
 
 
-def compile_all(policy: Policy, topology: Topology) -> dict[str, dict[FlowKey, Flow]]:
+def compile_all(policy: Policy, topology: Topology, claims: frozenset[Claim] = frozenset()
+                ) -> dict[str, dict[FlowKey, Flow]]:
     """dpid -> {flow key: flow}, compiled from scratch; raises FlowConflict instead of letting one owner win."""
     compiler = Compiler()
     compiler.load(policy, topology)
+    compiler.set_claims(claims)
     compiler.commit()
     return {dpid: dict(compiler.table(dpid)) for dpid in (sw.dpid for sw in topology.switches)}

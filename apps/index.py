@@ -13,6 +13,10 @@ the routers with an interface on it, one at most once a change is complete) and 
 balancers, which come in as ("load_balancer", id) without their members and ("lb_member", id) each, the members of a
 balancer (("lb_members", load_balancer_id)) and the balancers on a network (("network_load_balancers", network_id)).
 It also names the owner of every cookie the compilers can produce.
+
+Ports declared without a binding are attached where hypervisors' OVSDB says (apps/attachments.py): the index keeps
+the port as declared and the interfaces that claim ports (`set_claims`), and the ("port", id) input the units read
+is the port with the interface it is attached to (`settle`, before each commit).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import dataclasses
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from apps.attachments import Attachment, Binding, Claim, placed, resolve
 from apps.flows import aux_cookie, cookie
 from apps.incremental import Engine, Key
 from apps.model import (
@@ -55,6 +60,14 @@ class Index:
         self.bound: dict[str, frozenset[str]] = {}  # dpid -> the interfaces ports are bound to there
         self.pins: dict[str, frozenset[str]] = {}   # dpid -> its pinned trunks (only switches that pin)
         self._profile_ports: dict[int, int] = {}     # profile -> how many ports have it
+        self._declared: dict[str, Port] = {}        # port id -> the port as the store has it
+        self._named: dict[str, set[str]] = {}       # port name -> the ids of the ports with it
+        self._held: dict[Binding, str] = {}         # interfaces explicit bindings and uplinks hold -> by what
+        self._claims: frozenset[Claim] = frozenset()
+        self._claimed_values: frozenset[str] = frozenset()  # their iface-ids: the port ids and names that matter
+        self._claimed_bindings: frozenset[Binding] = frozenset()
+        self.attachments: dict[str, Attachment] = {}  # port id -> where OVSDB attached it (ports claimed only)
+        self._unsettled = False
 
     def load(self, policy: Policy, topology: Topology) -> None:
         """Every object of `policy` and the whole topology (a full compile, or a resync)."""
@@ -83,14 +96,30 @@ class Index:
 
     # --- policy objects ------------------------------------------------------------------------------
     def put_network(self, network_id: str, network: Network | None) -> None:
-        self._put_indexed("network", network_id, network, _network_entries)
+        old: Network | None = self._put_indexed("network", network_id, network, _network_entries)
+        if old is not None and old.uplink is not None:
+            self._hold(old.uplink, None)
+        if network is not None and network.uplink is not None:
+            self._hold(network.uplink, f"the uplink of network {network_id}")
         self._owns("isolation", "network", network_id, network is not None)
         self._owns("routing", "network", network_id, network is not None)
 
     def put_port(self, port_id: str, port: Port | None) -> None:
         if port is not None and port.port_security_enabled and not port.profile:
             raise ValueError(f"port {port_id} has port security but no profile")
-        old: Port | None = self._put_indexed("port", port_id, port, _port_entries)
+        declared = self._declared.pop(port_id, None)
+        self._unsettled = self._unsettled or port_id in self.attachments or any(
+            value in self._claimed_values for value in (port_id, declared and declared.name, port and port.name))
+        if declared is not None:
+            self._name(declared, False)
+            if declared.dpid and declared.interface:
+                self._hold((declared.dpid, declared.interface), None)
+        if port is not None:
+            self._declared[port_id] = port
+            self._name(port, True)
+            if port.dpid and port.interface:
+                self._hold((port.dpid, port.interface), f"bound to port {port_id}")
+        old: Port | None = self._put_indexed("port", port_id, self._effective(port_id), _port_entries)
         for before, after in ((old, None), (port, port)):
             if before is not None and before.port_security_enabled:
                 self._profile(before.profile, before.security_group_ids, after is not None)
@@ -139,6 +168,62 @@ class Index:
             self.pins.pop(dpid, None)
         else:
             self.pins[dpid] = pins
+        self._unsettled = self._unsettled or any(binding[0] == dpid for binding in self._claimed_bindings)
+
+    # --- where hypervisors plugged ports (OVSDB) -------------------------------------------------------
+    def set_claims(self, claims: frozenset[Claim]) -> None:
+        """The interfaces whose external_ids:iface-id names a port (or may), as OVSDB has them now."""
+        if claims != self._claims:
+            self._claims = claims
+            self._claimed_values = frozenset(claim.iface_id for claim in claims)
+            self._claimed_bindings = frozenset(claim.binding for claim in claims)
+            self._unsettled = True
+
+    def settle(self) -> None:
+        """Attach the ports that claims name to their interfaces; re-put the ports whose attachment changed."""
+        if not self._unsettled:
+            return
+        self._unsettled = False
+        before = self.attachments
+        self.attachments = resolve(self._claims, self._attachable, lambda name: tuple(self._named.get(name, ())),
+                                   self._holder, before)
+        for port_id in before.keys() | self.attachments.keys():
+            old, new = before.get(port_id), self.attachments.get(port_id)
+            if (old and old.binding) != (new and new.binding) and port_id in self._declared:
+                self._put_indexed("port", port_id, self._effective(port_id), _port_entries)
+
+    def _attachable(self, port_id: str) -> bool | None:
+        port = self._declared.get(port_id)
+        return None if port is None else not port.dpid
+
+    def _holder(self, binding: Binding) -> str | None:
+        held = self._held.get(binding)
+        if held is None and binding[1] in self.pins.get(binding[0], ()):
+            return f"a trunk port of switch {binding[0]}"
+        return held
+
+    def _effective(self, port_id: str) -> Port | None:
+        """The port the units read: as declared, or attached where OVSDB says when it has no binding of its own."""
+        port = self._declared.get(port_id)
+        return None if port is None else placed(port, self.attachments.get(port_id))
+
+    def _name(self, port: Port, present: bool) -> None:
+        if not port.name:
+            return
+        ids = self._named.setdefault(port.name, set())
+        if present:
+            ids.add(port.id)
+        else:
+            ids.discard(port.id)
+            if not ids:
+                del self._named[port.name]
+
+    def _hold(self, binding: tuple[str, str], holder: str | None) -> None:
+        if holder is None:
+            self._held.pop(binding, None)
+        else:
+            self._held[binding] = holder
+        self._unsettled = self._unsettled or binding in self._claimed_bindings
 
     # --- topology ----------------------------------------------------------------------------------
     def set_topology(self, topology: Topology) -> None:

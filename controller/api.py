@@ -27,6 +27,7 @@ from prometheus_client.core import Metric
 from pydantic import BaseModel
 from werkzeug.exceptions import HTTPException
 
+from apps.attachments import Attachment
 from apps.explain import Compiled
 from apps.model import StaticRoute
 from apps.routing import route_id
@@ -84,6 +85,7 @@ class Runtime(Protocol):
     def switch_flows(self, dpid: str) -> list[dict[str, Any]] | None: ...
     def port_status(self, dpid: str | None, interface: str | None) -> str: ...
     def collect(self) -> Iterator[Metric]: ...
+    def port_attachment(self, port_id: str) -> Attachment | None: ...
     def router_gateway(self, router_id: str) -> str | None: ...
     def compiled(self) -> Compiled: ...
     def object_stats(self, kind: str, object_id: str) -> dict[str, int]: ...
@@ -95,7 +97,21 @@ def _always_active(_runtime: Runtime, _item: dict[str, Any]) -> str:
 
 
 def _port_status(runtime: Runtime, port: dict[str, Any]) -> str:
-    return runtime.port_status(port["binding"]["dpid"], port["binding"]["interface"])
+    binding = port["binding"] or {"dpid": None, "interface": None}
+    return runtime.port_status(binding["dpid"], binding["interface"])
+
+
+def _port_attachment(runtime: Runtime, port: dict[str, Any]) -> dict[str, Any]:
+    """A port without a binding of its own shows where a hypervisor's OVSDB attached it (binding_source "ovsdb");
+    any port shows the interfaces claiming it that were refused (binding_conflict)."""
+    attachment = runtime.port_attachment(port["id"])
+    conflict = attachment.conflict if attachment is not None else None
+    if port["binding"] is not None:
+        return {"binding_source": "api", "binding_conflict": conflict}
+    if attachment is None or attachment.binding is None:
+        return {"binding_source": None, "binding_conflict": conflict}
+    dpid, interface = attachment.binding
+    return {"binding": {"dpid": dpid, "interface": interface}, "binding_source": "ovsdb", "binding_conflict": conflict}
 
 
 def _router_placement(runtime: Runtime, router: dict[str, Any]) -> dict[str, Any]:
@@ -164,7 +180,14 @@ class Resource:
 
 RESOURCES: tuple[Resource, ...] = (
     Resource("network", "networks", NetworkCreate),
-    Resource("port", "ports", PortCreate, status=_port_status, filters=("network_id",)),
+    Resource("port", "ports", PortCreate, status=_port_status, filters=("network_id",), derived=_port_attachment,
+             outputs=(("binding_source", {"type": "string", "nullable": True, "enum": ["api", "ovsdb", None],
+                                          "description": "api: the binding is the port's own; ovsdb: the port has "
+                                          "none and is attached where a hypervisor's OVSDB says (external_ids:"
+                                          "iface-id); null: unbound"}),
+                      ("binding_conflict", {"type": "string", "nullable": True,
+                                            "description": "interfaces claiming the port through OVSDB that were "
+                                            "refused, and why"}))),
     Resource("security_group", "security_groups", SecurityGroupCreate, outputs=(("rules", "SecurityGroupRule[]"),),
              derived=_rules_stats, stats=True),
     Resource("security_group_rule", "security_group_rules", SecurityGroupRuleCreate,
@@ -479,8 +502,8 @@ class _Handlers:
         return Response(status=204)
 
     def _shown(self, res: Resource, item: dict[str, Any]) -> dict[str, Any]:
-        derived = res.derived(self._runtime, item) if res.derived else {}
-        return {**item, **derived, "status": res.status(self._runtime, item)}
+        shown = {**item, **(res.derived(self._runtime, item) if res.derived else {})}
+        return {**shown, "status": res.status(self._runtime, shown)}
 
     def _apply(self, change: Callable[[], Any], what: str | Callable[[Any], str]) -> Any:
         """Make a store change through the runtime, which returns once the switches carry it.

@@ -307,8 +307,10 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
             Opt("network_id", flag="--network", create=REQUIRED, update=False, ref=NETWORK, help="its network"),
             Opt("mac_address", flag="--mac", create=REQUIRED),
             Opt("ip_address", flag="--ip", create=REQUIRED),
-            Opt("binding.dpid", create=REQUIRED, help="switch datapath id, 16 hex digits"),
-            Opt("binding.interface", create=REQUIRED, help="OVS port name on that switch"),
+            Opt("binding.dpid", help="switch datapath id, 16 hex digits; without a binding the port is attached "
+                "to the interface whose OVSDB external_ids:iface-id is its id or name"),
+            Opt("binding.interface", help="OVS port name on that switch"),
+            Opt("binding", flag="--no-binding", type=None, help="remove the binding (OVSDB attaches it)"),
             Opt("name"),
             Opt("port_security_enabled", flag="--port-security", type=bool, help="anti-spoofing, default on"),
             Opt("security_group_ids", flag="--security-group", type=list, ref=SECURITY_GROUP,

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_STATE_DIR = "/var/lib/sdn-controller"
+DEFAULT_OVSDB = "unix:/var/run/openvswitch/db.sock"
+OVSDB_OFF = "none"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 INI_SECTION = "controller"
 
@@ -38,6 +40,8 @@ class Config:
     max_flows_per_switch: int | None = None  # a REST change that would need more on any switch is refused (409)
     stats_interval: float = 10.0
     of_tls: OpenFlowTls | None = None
+    ovsdb: str | None = DEFAULT_OVSDB
+    attach: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,19 @@ def _flow_budget(text: str) -> int:
     if value <= 0:
         raise ValueError(f"must be a positive number of flows, got {text!r}")
     return value
+def _ovsdb(text: str) -> str | None:
+    if text.strip().lower() == OVSDB_OFF:
+        return None
+    if not text.startswith(("unix:", "tcp:", "ssl:")) or len(text.split(":", 1)[1]) == 0:
+        raise ValueError(f"expected unix:PATH, tcp:HOST:PORT, ssl:HOST:PORT or {OVSDB_OFF}, got {text!r}")
+    return text
+
+
+def _bridges(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if any(len(name) > 15 or "/" in name or any(ch.isspace() for ch in name) for name in names):
+        raise ValueError(f"expected bridge names separated by commas, got {text!r}")
+    return names
 
 
 def _default_db(environ: Mapping[str, str]) -> str:
@@ -176,16 +193,26 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("of_tls_key", "FILE", "OpenFlow over TLS: the controller's private key (PEM)", _readable_file, None),
     _Option("of_tls_ca", "FILE", "OpenFlow over TLS: the CA certificate(s) (PEM) a switch's certificate must be "
             "signed by; a switch without one is refused", _readable_file, None),
+    _Option("ovsdb", "REMOTE", "the local Open vSwitch database (unix:PATH, tcp:HOST:PORT, ssl:HOST:PORT): a port "
+            "without a binding is attached to the interface whose external_ids:iface-id is its id or name; "
+            f"{OVSDB_OFF!r}: not used", _ovsdb, DEFAULT_OVSDB),
+    _Option("attach", "BRIDGE,...", "bridges to point at this controller at start, through --ovsdb (OpenFlow 1.3, "
+            "fail_mode=secure, their datapath type kept), as `sdn-controller attach` does", _bridges, None),
 )
 TLS_OPTIONS = ("of_tls_cert", "of_tls_key", "of_tls_ca")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    return add_options(argparse.ArgumentParser(
         prog="sdn-controller",
         description="OpenFlow 1.3 controller for Open vSwitch with a REST API. "
-        "Each option is also read from SDN_<NAME> and from --config; flag > env > file > default.",
-    )
+        "Each option is also read from SDN_<NAME> and from --config; flag > env > file > default. "
+        "`sdn-controller attach BRIDGE...` points bridges at it (see `sdn-controller attach -h`).",
+    ))
+
+
+def add_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The controller's options (and --config) on `parser`; `config_from` reads them back."""
     parser.add_argument("--config", metavar="FILE", help="TOML or INI file ([controller] section); env SDN_CONFIG")
     for option in OPTIONS:
         shown = f"; default {option.default}" if isinstance(option.default, str) else ""
@@ -197,7 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> Config:
     """Parse flags (sys.argv when None), then fill each unset option from env, file, default."""
-    args = build_parser().parse_args(argv)
+    return config_from(build_parser().parse_args(argv), environ)
+
+
+def config_from(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> Config:
+    """The options parsed by a parser `add_options` made, each unset one from env, file, default."""
     config_file = args.config or environ.get("SDN_CONFIG") or None
     from_file = _read_file(config_file) if config_file else {}
     values: dict[str, Any] = {}

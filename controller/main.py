@@ -28,7 +28,7 @@ import threading
 from typing import TYPE_CHECKING, NoReturn
 
 from controller import __version__
-from controller.config import ConfigError, load_config
+from controller.config import ConfigError, add_options, config_from, load_config
 
 if TYPE_CHECKING:
     from waitress.server import BaseWSGIServer, MultiSocketServer
@@ -143,6 +143,11 @@ def _load(config: Config, app: SdnApp) -> tuple[Runtime, BaseWSGIServer | MultiS
                       stats_interval=config.stats_interval)
     app.attach(runtime)
     runtime.start()
+    if config.ovsdb is not None:
+        from controller import ovsdb
+
+        runtime.follow_ovsdb(ovsdb.Monitor(config.ovsdb, runtime.interfaces_claimed, attach=config.attach or (),
+                                           target=ovsdb.controller_target(*config.of_listen)))
     api_host, api_port = config.api_listen
     try:
         server = waitress.create_server(create_app(store, runtime, api_token=config.api_token, version=__version__),
@@ -152,7 +157,41 @@ def _load(config: Config, app: SdnApp) -> tuple[Runtime, BaseWSGIServer | MultiS
     return runtime, server
 
 
+def attach_main(argv: list[str]) -> int:
+    """`sdn-controller attach BRIDGE...`: point existing bridges at the controller (its --of-listen) through its
+    --ovsdb, and exit."""
+    import argparse
+
+    parser = add_options(argparse.ArgumentParser(
+        prog="sdn-controller attach", description="Point Open vSwitch bridges at this controller through OVSDB: "
+        "OpenFlow 1.3 only, fail_mode=secure, this controller as their only controller. Idempotent. Takes the "
+        "controller's options (--of-listen, --ovsdb, --config, SDN_* variables) to know where both are."))
+    parser.add_argument("bridges", nargs="+", metavar="BRIDGE")
+    parser.add_argument("--datapath-type", metavar="TYPE", help="also set the bridges' datapath type (netdev, "
+                        "system); default: keep each bridge's own")
+    args = parser.parse_args(argv)
+    try:
+        config = config_from(args)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    if config.ovsdb is None:
+        return _fail("attach needs --ovsdb")
+    from controller import ovsdb
+
+    target = ovsdb.controller_target(*config.of_listen)
+    try:
+        changed = ovsdb.attach(config.ovsdb, args.bridges, target, args.datapath_type)
+    except ovsdb.OvsdbError as exc:
+        return _fail(str(exc))
+    for bridge in args.bridges:
+        print(f"{bridge}: {'attached to' if bridge in changed else 'already on'} {target}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["attach"]:
+        return attach_main(argv[1:])
     try:
         config = load_config(argv)
     except ConfigError as exc:

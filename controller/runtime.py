@@ -36,12 +36,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from prometheus_client.core import Metric
 
+from apps.attachments import Attachment, Claim, placed
 from apps.compiler import Compiler
 from apps.counters import KINDS, Counted, ObjectRef, counted_flows
 from apps.discovery import is_candidate, trunk_candidates
@@ -50,7 +51,7 @@ from apps.groups import Group
 from apps.incremental import ChangeKey
 from apps.pipeline import PIPELINE, REG_NETWORK, REG_NEXTHOP, REG_ROUTER, table_id
 from apps.topology import Link, SwitchPort, Topology
-from controller import health, icmp, lldp, ofwire
+from controller import health, icmp, lldp, ofwire, ovsdb
 from controller.channel import Channel, ChannelClosed, ChannelTimeout
 from controller.counters import ObjectCounters, Schedule, read_switch
 from controller.errors import BudgetExceeded, ChangeRefused, NotConfirmed, OverBudget, RefusedFlow
@@ -159,6 +160,8 @@ class Runtime:
         self._flushed: dict[str, Channel] = {}  # the channel of each switch that flushed every freed zone
         self._freed: set[int] = set()  # zones of the ports and routers the last pass deleted
         self._candidate_cache: dict[str, tuple[Any, ...]] = {}  # dpid -> (switch, bound, pins, candidates)
+        self._claims: frozenset[Claim] = frozenset()  # hypervisors' interfaces naming ports (the ovsdb thread's)
+        self._attachments: dict[str, Attachment] = {}  # where they attached ports, as of the last pass
         self._reload()  # bindings and pins are known from the start, not from the first pass
         self._failing: dict[str, SwitchFailure] = {}
         self._pending_ports: dict[int, list[SwitchPort]] = {}
@@ -179,6 +182,10 @@ class Runtime:
         threading.Thread(target=self._neighbor_loop, name="neighbors", daemon=True).start()
         threading.Thread(target=self._health_loop, name="health", daemon=True).start()
         threading.Thread(target=self._stats_loop, name="stats", daemon=True).start()
+
+    def follow_ovsdb(self, monitor: ovsdb.Monitor) -> None:
+        """Run `monitor` (it calls interfaces_claimed) on an `ovsdb` thread, guarded like the other loops."""
+        threading.Thread(target=self._ovsdb_loop, args=(monitor,), name="ovsdb", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -272,6 +279,13 @@ class Runtime:
             self._background(lambda: self.store.save_switch(dpid, ports))
             self.request()
 
+    def interfaces_claimed(self, claims: frozenset[Claim]) -> None:
+        """The hypervisors' interfaces whose OVSDB external_ids:iface-id may name a port (from the ovsdb thread):
+        like a switch event, memory only, then a pass."""
+        if claims != self._claims:
+            self._claims = claims
+            self.request()
+
     def lldp_received(self, dpid: str, in_port: int, frame: bytes) -> None:
         """Count a link direction if the frame is ours, fresh, and both ends may carry a link."""
         self.packet_ins["lldp"] += 1
@@ -325,6 +339,10 @@ class Runtime:
             return self.compiler.compiled(self.fabric.snapshot())
 
     # --- views for the REST API -----------------------------------------------------------------
+    def port_attachment(self, port_id: str) -> Attachment | None:
+        """Where OVSDB attached a port and what it refused, as of the last pass (None: no interface claims it)."""
+        return self._attachments.get(port_id)
+
     def port_status(self, dpid: str | None, interface: str | None) -> str:
         switch = self.fabric.switch(dpid) if dpid else None
         if switch and interface and self.fabric.is_connected(switch.dpid) and switch.ofport(interface):
@@ -442,6 +460,7 @@ class Runtime:
         self.compiler = Compiler()
         policy = self.store.snapshot()
         self.compiler.load(policy, self.fabric.snapshot())
+        self.compiler.set_claims(self._claims)
         self._directory.clear()
         for network in policy.networks:
             self._directory.put_network(network.id, network)
@@ -486,6 +505,7 @@ class Runtime:
         self._read_changes()
         topology, channels = self.fabric.view()  # one moment: every channel has its switch compiled
         self.compiler.set_topology(topology)
+        self.compiler.set_claims(self._claims)
         before = {dpid: len(table) for dpid, table in self.compiler.tables.items()} if budgeted else {}
         try:
             delta = self.compiler.commit()
@@ -552,6 +572,17 @@ class Runtime:
         """What other threads read between passes (LLDP, REST): plain values, never the compiler itself."""
         self._bound, self._pins = self.compiler.trunk_rules()
         self._links: tuple[Link, ...] = self.compiler.usable_links()
+        before, self._attachments = self._attachments, self.compiler.attachments()
+        if self._has_balancers and before != self._attachments:
+            self._health_touched = True  # a member's port may have moved
+        for port_id, attachment in self._attachments.items():
+            if attachment != before.get(port_id):
+                log = LOG.warning if attachment.conflict else LOG.info
+                log("port %s: attached by OVSDB to %s%s", port_id,
+                    "/".join(attachment.binding) if attachment.binding else "nothing",
+                    f" ({attachment.conflict})" if attachment.conflict else "")
+        for port_id in before.keys() - self._attachments.keys():
+            LOG.info("port %s: no interface claims it any more", port_id)
         self._gateways = {router_id: self.compiler.gateway(router_id) for router_id in self._directory.router_ids()}
 
     def _may_carry(self, topology: Topology, dpid: str, ofport: int) -> bool:
@@ -686,6 +717,11 @@ class Runtime:
         if self.fabric.expire_links():
             self._save_links()
             self.request()
+
+    def _ovsdb_loop(self, monitor: ovsdb.Monitor) -> None:
+        errors = 0
+        while not self._stop.is_set():
+            errors = self._guarded("ovsdb", lambda: monitor.run(self._stop), errors)
 
     def _neighbor_loop(self) -> None:
         """Every sixth of the refresh interval (at most 10 s), the io thread re-ARPs and expires bindings."""
@@ -903,6 +939,8 @@ class Runtime:
         wanted = self._health_wanted
         if wanted != self._health_built:
             policy = self.store.snapshot()
+            attachments = self._attachments  # members' ports attached by OVSDB are probed where they are
+            policy = replace(policy, ports=tuple(placed(port, attachments.get(port.id)) for port in policy.ports))
             found, statuses = health.targets(policy)
             self._health.update(found, statuses, now)
             self._has_balancers = bool(policy.load_balancers)

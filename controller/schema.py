@@ -407,7 +407,9 @@ class PortCreate(Body):
     mac_address: _checked(StrictStr, _mac, example="fa:16:3e:00:00:01") = Field(  # type: ignore[valid-type]
         description="Unicast MAC, unique within the network.")
     ip_address: IPv4 = Field(description="IPv4 address inside the network's cidr, unique within it.")
-    binding: Binding = Field(description="Where the port is plugged: switch and interface.")
+    binding: Binding | None = Field(None, description="Where the port is plugged: switch and interface. Null or "
+                                    "absent: where a hypervisor says, the interface whose OVSDB external_ids:iface-id "
+                                    "is the port's id (or its name).")
     port_security_enabled: StrictBool = Field(True, description="Anti-spoofing (and security groups) on this port.")
     security_group_ids: Annotated[list[StrictStr], AfterValidator(_unique)] = Field(
         MISSING, description="Security groups, in order; default: the built-in `default` group (none when port "

@@ -59,6 +59,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from apps.model import (
     FloatingIP,
@@ -151,8 +152,8 @@ class _PortRow(_Base):
     name: Mapped[str] = mapped_column(String(NAME_MAX))
     mac_address: Mapped[str] = mapped_column(String(17))
     ip_address: Mapped[str] = mapped_column(String(15))
-    dpid: Mapped[str] = mapped_column(String(16))
-    interface: Mapped[str] = mapped_column(String(15))
+    dpid: Mapped[str | None] = mapped_column(String(16))  # with interface; both null: attached where OVSDB says
+    interface: Mapped[str | None] = mapped_column(String(15))
     port_security_enabled: Mapped[bool]
     key: Mapped[int] = mapped_column(unique=True, index=True)  # a unique index, so _migrate() can add it
     profile: Mapped[int] = mapped_column(default=0)  # its set of groups (_ProfileRow); 0 without port security
@@ -408,7 +409,7 @@ def _port_dict(row: _PortRow, security_group_ids: list[str]) -> dict[str, Any]:
         "name": row.name,
         "mac_address": row.mac_address,
         "ip_address": row.ip_address,
-        "binding": {"dpid": row.dpid, "interface": row.interface},
+        "binding": None if row.dpid is None else {"dpid": row.dpid, "interface": row.interface},
         "port_security_enabled": row.port_security_enabled,
         "security_group_ids": security_group_ids,
     }
@@ -642,14 +643,15 @@ class Store:
             network = session.get(_NetworkRow, values["network_id"])
             if network is None:
                 raise ApiError.not_found("network", values["network_id"], field="network_id")
+            binding = values["binding"] or {"dpid": None, "interface": None}
             row = _PortRow(
                 id=str(uuid.uuid4()),
                 network_id=network.id,
                 name=values["name"],
                 mac_address=values["mac_address"],
                 ip_address=values["ip_address"],
-                dpid=values["binding"]["dpid"],
-                interface=values["binding"]["interface"],
+                dpid=binding["dpid"],
+                interface=binding["interface"],
                 port_security_enabled=values["port_security_enabled"],
             )
             row.key = _take_zone(session, "port", row.id)
@@ -685,7 +687,8 @@ class Store:
             if values.get("ip_address", row.ip_address) != row.ip_address and (
                     members := _port_members(session, row.id)):
                 raise _in_use("ip_address: cannot change: the port is in use by", members, "ip_address")
-            binding = values.pop("binding", {"dpid": row.dpid, "interface": row.interface})
+            binding = values.pop("binding", {"dpid": row.dpid, "interface": row.interface}) or {
+                "dpid": None, "interface": None}
             new_group_ids = values.pop("security_group_ids", None)
             for name, value in values.items():
                 setattr(row, name, value)
@@ -1482,7 +1485,7 @@ def _migrate(engine: Engine) -> bool:
     """
     before = inspect(engine)
     tables = set(before.get_table_names())
-    port_columns = {column["name"] for column in before.get_columns("ports")} if "ports" in tables else set()
+    port_columns = {column["name"]: column for column in before.get_columns("ports")} if "ports" in tables else {}
     network_columns = {column["name"] for column in before.get_columns("networks")} if "networks" in tables else set()
     columns = {table: {column["name"] for column in before.get_columns(table)}
                for table in ("load_balancers", "floating_ips") if table in tables}
@@ -1526,7 +1529,33 @@ def _migrate(engine: Engine) -> bool:
                 _assign_profile(session, port, groups.get(port.id, []))
     if "ports" in tables and "zones" not in tables:
         _migrate_port_keys_to_zones(engine, "freed_port_keys" in tables)
+    if "ports" in tables and not port_columns["dpid"]["nullable"]:
+        _migrate_optional_binding(engine)
     return "ports" in tables and "port_security_groups" not in tables
+
+
+def _migrate_optional_binding(engine: Engine) -> None:
+    """Ports' binding became optional (null: attached where OVSDB says): the columns lose NOT NULL. SQLite cannot
+    alter a column, so its table is rebuilt (the documented way: a copy under the new schema, renamed in place)."""
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as connection:
+            for column in ("dpid", "interface"):
+                connection.execute(text(f"ALTER TABLE ports ALTER COLUMN {column} DROP NOT NULL"))
+        return
+    table = _PortRow.__table__
+    columns = ", ".join(engine.dialect.identifier_preparer.quote(column.name) for column in table.columns)
+    create = str(CreateTable(table).compile(dialect=engine.dialect)).replace("CREATE TABLE ports ", "CREATE TABLE "
+                                                                              "ports_new ", 1)
+    indexes = [str(CreateIndex(index).compile(dialect=engine.dialect)) for index in table.indexes]
+    raw = engine.raw_connection()  # the PRAGMA only works outside a transaction: no autobegin here
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA foreign_keys=OFF")  # other tables' references to ports stay as written
+        cursor.executescript(f"""BEGIN; {create}; INSERT INTO ports_new ({columns}) SELECT {columns} FROM ports;
+                             DROP TABLE ports; ALTER TABLE ports_new RENAME TO ports; {'; '.join(indexes)}; COMMIT;""")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        raw.close()
 
 
 def _migrate_port_keys_to_zones(engine: Engine, freed_table: bool) -> None:
@@ -1894,6 +1923,7 @@ def _check_port(session: Session, network: _NetworkRow, port: _PortRow) -> None:
     in_network = others.where(_PortRow.network_id == network.id)
     routers_here = select(_RouterRow.id).where(_routers_on(network.id))
     binding = f"{port.dpid}/{port.interface}"
+    bound = port.dpid is not None
     clashes = (
         ("mac_address", in_network.where(_PortRow.mac_address == port.mac_address),
          f"{port.mac_address} is already used by port"),
@@ -1907,10 +1937,12 @@ def _check_port(session: Session, network: _NetworkRow, port: _PortRow) -> None:
         ("binding", _uplink_holder(port.dpid, port.interface), f"{binding} is the uplink of network"),
     )
     for name, query, clash in clashes:
+        if name == "binding" and not bound:
+            continue
         holder = session.scalar(query)
         if holder is not None:
             raise ApiError.conflict(name, f"{clash} {holder}")
-    if port.interface in _trunk_ports(session, port.dpid):
+    if bound and port.interface in _trunk_ports(session, port.dpid):
         raise ApiError.conflict("binding", f"{port.interface} is a trunk port of switch {port.dpid}")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from prometheus_client.core import Metric
 
+from apps.attachments import Attachment
 from apps.compiler import Compiler
 from apps.explain import Compiled
 from apps.topology import Link, Switch, SwitchPort, Topology
@@ -37,6 +38,7 @@ class StubRuntime:
         self.gateways: dict[str, str] = {}  # router id -> gateway dpid, as the compiler would place it
         self.counted: dict[tuple[str, str], tuple[int, int]] = {}  # (kind, id) -> (packets, bytes)
         self.refreshes = 0
+        self.attachments: dict[str, Attachment] = {}  # port id -> where OVSDB attached it, as the compiler would
 
     def apply(self, change: Callable[[], Any], timeout: float = 15.0) -> Any:
         """Like the real runtime: the change is made, converged, then kept or undone."""
@@ -62,6 +64,9 @@ class StubRuntime:
         if not any(sw["dpid"] == dpid for sw in self.switch_list):
             return None
         return self.flows.get(dpid, [])
+
+    def port_attachment(self, port_id: str) -> Attachment | None:
+        return self.attachments.get(port_id)
 
     def port_status(self, dpid: str | None, interface: str | None) -> str:
         for switch in self.switch_list:

@@ -270,3 +270,15 @@ def test_tls_files_go_together_and_must_be_readable(tmp_path: Path) -> None:
         load_config(["--of-tls-cert", cert, "--of-tls-key", cert], {})
     with pytest.raises(ConfigError, match=r"^--of-tls-ca: cannot read .*absent"):
         load_config(["--of-tls-ca", str(tmp_path / "absent")], {})
+
+
+def test_ovsdb_defaults_to_the_local_database_and_none_turns_it_off(tmp_path: Path) -> None:
+    assert load_config([], {}).ovsdb == "unix:/var/run/openvswitch/db.sock"
+    assert load_config(["--ovsdb", "none"], {}).ovsdb is None
+    assert load_config([], {"SDN_OVSDB": "tcp:127.0.0.1:6640"}).ovsdb == "tcp:127.0.0.1:6640"
+    assert load_config(["--config", write(tmp_path, "c.toml", 'ovsdb = "none"\nattach = "br-int, br-ex"\n')],
+                       {}).attach == ("br-int", "br-ex")
+    with pytest.raises(ConfigError, match="--ovsdb: expected unix:PATH"):
+        load_config(["--ovsdb", "/var/run/openvswitch/db.sock"], {})
+    with pytest.raises(ConfigError, match="SDN_ATTACH: expected bridge names"):
+        load_config([], {"SDN_ATTACH": "br int"})

@@ -7,12 +7,14 @@ meet on events.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from apps.attachments import Attachment, Claim
 from apps.compiler import compile_all
 from apps.explain import Request, explain
 from apps.flows import match
@@ -458,3 +460,28 @@ def test_a_trace_reads_the_compiled_tables_of_every_known_switch_connected_or_no
     assert set(compiled.flows) == {S1, S2} and compiled.flows[S2]
     told = explain(store.snapshot(), compiled, Request(port_id=here, ip_dst="10.0.0.12", protocol="udp"))
     assert told.verdict == "output" and [(r.endpoint.dpid, r.endpoint.port.id) for r in told.reached] == [(S2, there)]
+
+
+def test_an_interface_claiming_a_port_attaches_it_until_it_goes(store):
+    """OVSDB's claims come in like switch events: the port is placed, ACTIVE, compiled there, no LLDP leaves it."""
+    runtime, s1 = make_runtime(store), switch(S1)
+    connect(runtime, s1)
+    network_id = network(runtime)
+    unbound = runtime.apply(lambda: runtime.store.create_port({
+        "network_id": network_id, "name": "vm1", "mac_address": "fa:16:3e:00:00:01",
+        "ip_address": "10.0.0.11"}))["id"]
+    assert runtime.port_attachment(unbound) is None
+    runtime.interfaces_claimed(frozenset({Claim(S1, "s1-eth2", "vm1")}))
+    assert runtime.converge().ok
+    assert runtime.port_attachment(unbound) == Attachment((S1, "s1-eth2"))
+    assert runtime.port_status(S1, "s1-eth2") == "ACTIVE"
+    placed = dict(map(wire, compile_all(dataclasses.replace(store.snapshot(), ports=tuple(
+        dataclasses.replace(p, dpid=S1, interface="s1-eth2") for p in store.snapshot().ports)),
+        runtime.fabric.snapshot())[S1].values()))
+    assert s1.flows == placed
+    s1.packet_outs.clear()
+    runtime._send_lldp()
+    assert sorted(out for out, _ in s1.packet_outs) == [1, 3, 4]
+    runtime.interfaces_claimed(frozenset())
+    assert runtime.converge().ok
+    assert runtime.port_attachment(unbound) is None and s1.flows == expected(runtime, S1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import ARP, Ether
 
+from apps.attachments import Claim
 from controller.runtime import packet_in_kind
 from controller.store import Store
 from mininet_topos.reach import wait_until
@@ -208,3 +209,17 @@ def test_the_health_thread_survives_its_errors(store):
                           "health errors")
     finally:
         runtime.stop()
+
+
+def test_a_member_whose_port_ovsdb_attached_is_probed_where_it_is(store):
+    """a3 loses its binding: no probe; an interface on s1 claims it: probed out of that interface, on s1."""
+    setup = Setup(store)
+    a3 = setup.ports[2]["id"]
+    setup.runtime.apply(lambda: store.update_port(a3, {"binding": None}))
+    setup.round(1.0)
+    assert setup.probes(setup.s2) == [] and [frame[IP].dst for _, frame in setup.probes(setup.s1)] == ["10.0.0.12"]
+    setup.runtime.interfaces_claimed(frozenset({Claim(S1, "s1-eth4", a3)}))
+    assert setup.runtime.converge().ok
+    setup.round(1.0)
+    probes = sorted((port, frame[IP].dst) for port, frame in setup.probes(setup.s1))
+    assert probes == [(2, "10.0.0.12"), (4, "10.0.0.13")]

@@ -213,7 +213,6 @@ def test_port_on_unknown_network_is_404(store: Store) -> None:
         ({"binding": {"dpid": DPID}}, "binding.interface"),
         ({"binding": {"dpid": DPID, "interface": "e1", "host": "x"}}, "binding.host"),
         ({"binding": "s1-eth1"}, "binding"),
-        ({"binding": None}, "binding"),
         ({"port_security_enabled": 1}, "port_security_enabled"),
         ({"security_groups": []}, "security_groups"),
     ],
