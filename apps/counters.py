@@ -21,7 +21,7 @@ from apps.flows import cookie
 from apps.model import Policy
 from apps.pipeline import table_id
 from apps.routing import route_cookie, route_id
-from apps.security_groups import STAGES, single_condition
+from apps.security_groups import STAGES, profile_cookie, single_condition
 
 KINDS = ("security_group_rule", "router", "router_route", "floating_ip", "lb_member")
 ObjectRef = tuple[str, str]          # (kind, id); a route's id is "router id/destination/nexthop"
@@ -44,7 +44,7 @@ def counted_flows(policy: Policy) -> dict[Counted, tuple[ObjectRef, ...]]:
     profiles = {port.profile: port.security_group_ids for port in policy.ports if port.port_security_enabled}
     for profile, group_ids in profiles.items():
         for direction, stage in STAGES.items():
-            counted[(cookie("security_groups", f"profile/{profile}"), table_id(stage.ct))] = tuple(
+            counted[(profile_cookie(profile), table_id(stage.ct))] = tuple(
                 ref for group_id in dict.fromkeys(group_ids) for ref in everything[(group_id, direction)])
     for router in policy.routers:
         mine = ("router", router.id)

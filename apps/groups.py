@@ -80,7 +80,8 @@ def is_group_key(key: tuple) -> bool:
 def slots(group: Group) -> tuple[Bucket, ...]:
     """The bucket of each dp_hash value (the hash masked to the table size), as OVS's
     group_setup_dp_hash_table fills it; empty when all weights are 0 or they spread too far for dp_hash."""
-    weights = [bucket.weight for bucket in group.ordered]
+    ordered = group.ordered  # a property that sorts: once, not once per hash value
+    weights = [bucket.weight for bucket in ordered]
     live = [weight for weight in weights if weight]
     if not live:
         return ()
@@ -94,7 +95,7 @@ def slots(group: Group) -> tuple[Bucket, ...]:
         winner = max(range(len(weights)), key=lambda i: (values[i], -i))  # the first of the highest
         divisors[winner] += 2
         values[winner] = weights[winner] / divisors[winner]
-        chosen.append(group.ordered[winner])
+        chosen.append(ordered[winner])
     return tuple(chosen)
 
 

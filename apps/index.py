@@ -42,6 +42,7 @@ from apps.model import (
     SwitchConfig,
 )
 from apps.routing import route_cookie, route_id
+from apps.security_groups import profile_cookie
 from apps.topology import Topology
 
 STATIC_OWNERS = {
@@ -89,7 +90,6 @@ class Index:
             self.put_mac_binding(binding.id, binding)
         for balancer in policy.load_balancers:
             self.put_load_balancer(balancer.id, balancer)
-        for balancer in policy.load_balancers:
             for member in balancer.members:
                 self.put_lb_member(member.id, member)
         self.set_topology(topology)
@@ -249,7 +249,7 @@ class Index:
             self._profile_ports.pop(profile, None)
         for group_id in set(group_ids):
             (self._add if count else self._remove)(("group_profiles", group_id), profile)
-        self._own(cookie("security_groups", f"profile/{profile}"), f"security_groups:profile/{profile}", bool(count))
+        self._own(profile_cookie(profile), f"security_groups:profile/{profile}", bool(count))
 
     def _put_indexed(self, kind: str, object_id: str, value: Any, entries: Callable[[Any], list[tuple[Key, Hashable]]]
                      ) -> Any:

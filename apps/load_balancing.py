@@ -54,9 +54,9 @@ from apps.flows import (
 from apps.groups import Bucket, Group
 from apps.incremental import Derived, Read, Unit
 from apps.isolation import arp_reply
-from apps.model import LbMember, LoadBalancer, Network, Port, Router
+from apps.model import LbMember, LoadBalancer, Network, Port
 from apps.pipeline import PRIO_DEFAULT, PRIO_LOW, REG_NETWORK, REG_NEXTHOP, REG_ROUTER, REG_SCOPE, REG_SLOT
-from apps.routing import ANY_PORT
+from apps.routing import ANY_PORT, router_of_network
 
 PRIO_VIP = 200          # router_in: to a VIP (below the router's TTL check and its own echo replies)
 PRIO_MEMBER_REPLY = 260  # router_in: from a member's service port, through the balancer's zone first
@@ -68,8 +68,6 @@ ICMP_UNREACHABLE = 3
 PRIO_VIP_ARP = PRIO_DEFAULT + 2
 SELECTABLE = ("ONLINE", "NO_MONITOR")
 MAX_SLOTS = 256  # source_ip_hash: flows per balancer and switch at most (weights are scaled down beyond)
-_L4_DST = {"tcp": "tcp_dst", "udp": "udp_dst"}
-_L4_SRC = {"tcp": "tcp_src", "udp": "udp_src"}
 
 
 def _members(read: Read, lb_id: str) -> tuple[LbMember, ...]:
@@ -85,8 +83,7 @@ def _member_port(read: Read, member_id: str) -> Port | None:
     if balancer is None:
         return None
     networks = [balancer.network_id]
-    router_id = read(("router_of", balancer.network_id))
-    router: Router | None = read(("router", router_id)) if router_id else None
+    router = router_of_network(read, balancer.network_id)
     if router is not None:
         networks += [i.network_id for i in router.interfaces if i.network_id != balancer.network_id]
     for network_id in networks:
@@ -105,7 +102,7 @@ def _lb_flows(read: Read, lb_id: str) -> dict[str, list[Flow | Group]]:
     owner = cookie("load_balancing", balancer.id)
     zone = balancer.key
     to_vip = {"eth_type": ETH_TYPE_IP, "ip_proto": IP_PROTO[balancer.protocol], "ipv4_dst": balancer.vip_address,
-              _L4_DST[balancer.protocol]: balancer.port}
+              f"{balancer.protocol}_dst": balancer.port}
     enter = Ct(zone=zone, nat=Nat(), table="lb_ct")
     flows: list[Flow | Group] = [
         arp_reply(network, balancer.mac, balancer.vip_address, PRIO_VIP_ARP, owner),
@@ -124,8 +121,7 @@ def _lb_flows(read: Read, lb_id: str) -> dict[str, list[Flow | Group]]:
     flows.append(Flow("lb_unnat", PRIO_LOW, match(eth_type=ETH_TYPE_IP, ct_zone=zone), goto="l2_lookup",
                       cookie=owner))
     flows += _hairpin(balancer, owner)
-    router_id = read(("router_of", network.id))
-    router: Router | None = read(("router", router_id)) if router_id else None
+    router = router_of_network(read, network.id)
     if router is not None:
         for interface in router.interfaces:
             other: Network | None = read(("network", interface.network_id))
@@ -176,19 +172,18 @@ def _member_flows(read: Read, member_id: str) -> dict[str, list[Flow]]:
     counted, owner = cookie("load_balancing", member.id), aux_cookie("load_balancing", member.id)
     zone = balancer.key
     at_member = {"eth_type": ETH_TYPE_IP, "ct_zone": zone, "ipv4_dst": member.ip_address,
-                 "ip_proto": IP_PROTO[balancer.protocol], _L4_DST[balancer.protocol]: member.port}
+                 "ip_proto": IP_PROTO[balancer.protocol], f"{balancer.protocol}_dst": member.port}
     if home.id == network.id:  # on the VIP's network: straight to it, unless the client came through the router
         out = Flow("lb_out", PRIO_DEFAULT, match(**at_member, **{REG_ROUTER: 0}),
                    (Move("ipv4_dst", REG_NEXTHOP, 32),), "neighbor", counted)
     else:  # on another network of the VIP's network's router
-        router_id = read(("router_of", network.id))
-        router: Router | None = read(("router", router_id)) if router_id else None
+        router = router_of_network(read, network.id)
         if router is None:
             return {}
         out = Flow("lb_out", PRIO_DEFAULT, match(**at_member), (SetField(REG_ROUTER, router.key),), "routing",
                    counted)
     from_member = {"eth_type": ETH_TYPE_IP, "ip_proto": IP_PROTO[balancer.protocol], "ipv4_src": member.ip_address,
-                   REG_SCOPE: scope, _L4_SRC[balancer.protocol]: member.port}
+                   REG_SCOPE: scope, f"{balancer.protocol}_src": member.port}
     reply = Flow("router_in", PRIO_MEMBER_REPLY, match(**from_member), (Ct(zone=zone, nat=Nat(), table="lb_unnat"),),
                  cookie=owner)
     hairpin = Flow("lb_out", PRIO_HAIRPIN, match(**at_member, ipv4_src=member.ip_address),
@@ -234,17 +229,20 @@ def _choice(balancer: LoadBalancer, members: list[LbMember], owner: int) -> list
     if balancer.algorithm == "hash" or not members:
         return [Flow("lb_ct", PRIO_DEFAULT, new, (GroupAction(zone),), cookie=owner),
                 Group(zone, tuple(Bucket(m.key, m.weight, (commit(m),)) for m in members), cookie=owner)]
-    slots = [member for member in members for _ in range(_slots(member.weight, members))]
+    slots = [member for member, count in zip(members, _slot_counts(members), strict=True)
+             for _ in range(count)]
     return [Flow("lb_ct", PRIO_DEFAULT, new, (Multipath(len(slots), REG_SLOT),), "lb_pick", owner),
             *(Flow("lb_pick", PRIO_DEFAULT, match(eth_type=ETH_TYPE_IP, ct_zone=zone, **{REG_SLOT: slot}),
                    (commit(member),), cookie=owner) for slot, member in enumerate(slots))]
 
 
-def _slots(weight: int, members: list[LbMember]) -> int:
-    """A member's slots: its weight over the gcd of all weights, scaled down (to at least 1) past MAX_SLOTS."""
+def _slot_counts(members: list[LbMember]) -> list[int]:
+    """Each member's slots: its weight over the gcd of all weights, scaled down (to at least 1) past MAX_SLOTS."""
     divisor = math.gcd(*(m.weight for m in members))
     total = sum(m.weight for m in members) // divisor
-    return max(1, weight // divisor * MAX_SLOTS // total) if total > MAX_SLOTS else weight // divisor
+    if total <= MAX_SLOTS:
+        return [m.weight // divisor for m in members]
+    return [max(1, m.weight // divisor * MAX_SLOTS // total) for m in members]
 
 
 def _to_member(member: LbMember) -> Nat:

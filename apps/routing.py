@@ -106,13 +106,18 @@ def _router_of(read: Read, network_id: str) -> str | None:
     return min(routers) if routers else None
 
 
+def router_of_network(read: Read, network_id: str) -> Router | None:
+    """The router with an interface on the network, read through ("router_of", ...) so a unit depends on both."""
+    router_id = read(("router_of", network_id))
+    return read(("router", router_id)) if router_id else None
+
+
 def _scope(read: Read, network_id: str) -> int | None:
     """Where the network's addresses mean what they say: the router's scope if it has one, else its own."""
     network: Network | None = read(("network", network_id))
     if network is None:
         return None
-    router_id = read(("router_of", network_id))
-    router: Router | None = read(("router", router_id)) if router_id else None
+    router = router_of_network(read, network_id)
     return network.segmentation_id if router is None else ROUTER_SCOPE | router.key
 
 
@@ -291,9 +296,8 @@ def _floating_ip_flows(read: Read, floating_ip_id: str) -> dict[str, list[Flow]]
                                      if floating_ip.load_balancer_id else None)
     target = port or balancer
     external: Network | None = read(("network", floating_ip.network_id))
-    router_id = read(("router_of", target.network_id)) if target is not None else None
-    router: Router | None = read(("router", router_id)) if router_id else None
-    gateway_dpid = read(("gateway", router_id)) if router_id else None
+    router = router_of_network(read, target.network_id) if target is not None else None
+    gateway_dpid = read(("gateway", router.id)) if router is not None else None
     if (target is None or external is None or router is None or gateway_dpid is None or router.gateway is None
             or router.gateway.network_id != external.id):
         return {}
@@ -305,26 +309,24 @@ def _floating_ip_flows(read: Read, floating_ip_id: str) -> dict[str, list[Flow]]
                                                       owner)]
                                     for dpid in read(("reach", external.id))}
     here = flows.setdefault(gateway_dpid, [])
+    fixed: str | None = None  # the address it maps to; a VIP's only for its balancer's service
+    service: dict[str, int] = {}
     if port is not None:
-        here += [
-            Flow("dnat_ct", PRIO_FLOATING, _in_router(router, ct_state=_NEW, ipv4_dst=address),
-                 (Ct(commit=True, zone=router.key, nat=Nat("dst", ip_to_int(port.ip_address)), table="routing"),),
-                 cookie=owner),
-            Flow("snat_ct", PRIO_FLOATING, _in_router(router, ct_state=_NEW, ipv4_src=port.ip_address),
-                 (Ct(commit=True, zone=router.key, nat=Nat("src", address), table="l2_lookup"),), cookie=owner),
-            _from_outside(router, segment, PRIO_ROUTE + 1, counted, ipv4_dst=address),
-            _to_outside(router, segment, PRIO_DEFAULT + 1, counted, ipv4_src=port.ip_address)]
+        fixed = port.ip_address
+        here.append(Flow("snat_ct", PRIO_FLOATING, _in_router(router, ct_state=_NEW, ipv4_src=fixed),
+                         (Ct(commit=True, zone=router.key, nat=Nat("src", address), table="l2_lookup"),), cookie=owner))
     elif balancer is not None and (network := read(("network", balancer.network_id))) is not None:
-        service = {"ip_proto": IP_PROTO[balancer.protocol], f"{balancer.protocol}_dst": balancer.port}
-        here += [
-            Flow("dnat_ct", PRIO_FLOATING, _in_router(router, ct_state=_NEW, ipv4_dst=address, **service),
-                 (Ct(commit=True, zone=router.key, nat=Nat("dst", ip_to_int(balancer.vip_address)), table="routing"),),
-                 cookie=owner),
-            Flow("neighbor", PRIO_PORT_NEIGHBOR,
-                 match(**{REG_NETWORK: network.segmentation_id, REG_NEXTHOP: ip_to_int(balancer.vip_address)}),
-                 (set_field("eth_dst", balancer.mac), Resubmit("router_in")), cookie=owner),
-            _from_outside(router, segment, PRIO_ROUTE + 1, counted, ipv4_dst=address, **service),
-            _to_outside(router, segment, PRIO_DEFAULT + 1, counted, ipv4_src=balancer.vip_address)]
+        fixed, service = balancer.vip_address, {"ip_proto": IP_PROTO[balancer.protocol],
+                                                f"{balancer.protocol}_dst": balancer.port}
+        here.append(Flow("neighbor", PRIO_PORT_NEIGHBOR,
+                         match(**{REG_NETWORK: network.segmentation_id, REG_NEXTHOP: ip_to_int(fixed)}),
+                         (set_field("eth_dst", balancer.mac), Resubmit("router_in")), cookie=owner))
+    if fixed is not None:
+        here += [Flow("dnat_ct", PRIO_FLOATING, _in_router(router, ct_state=_NEW, ipv4_dst=address, **service),
+                      (Ct(commit=True, zone=router.key, nat=Nat("dst", ip_to_int(fixed)), table="routing"),),
+                      cookie=owner),
+                 _from_outside(router, segment, PRIO_ROUTE + 1, counted, ipv4_dst=address, **service),
+                 _to_outside(router, segment, PRIO_DEFAULT + 1, counted, ipv4_src=fixed)]
     _on_gateways(read, flows, external, _neighbor(external, floating_ip.address, router.mac, PRIO_PORT_NEIGHBOR,
                                                   owner))
     return flows

@@ -96,6 +96,11 @@ _STATIC = cookie("security_groups", "pipeline")
 _CLAUSES = cookie("security_groups", "clauses")
 
 
+def profile_cookie(profile: int) -> int:
+    """The cookie of a profile's flows (the groups its ports share), which count for its allow-all rules."""
+    return cookie("security_groups", f"profile/{profile}")
+
+
 def port_masks(low: int, high: int) -> list[tuple[int, int]]:
     """The fewest (value, mask) pairs covering low..high of a 16-bit port number."""
     pieces = []
@@ -248,7 +253,7 @@ def _rule_flows(read: Read, rule_id: str) -> dict[str, list[Flow | Share]]:
     if shape.single:
         for dpid, _, profiles in read(("rule_sites", rule_id)):
             flows[dpid] = [Flow(stage.ct, PRIO_RULE, _original(stage, **{stage.profile_reg: profile}), _accept(stage),
-                                stage.after, cookie("security_groups", f"profile/{profile}")) for profile in profiles]
+                                stage.after, profile_cookie(profile)) for profile in profiles]
         return flows
     first = frozenset({Conjunction(rule.key, 1, shape.clauses)})
     last = frozenset({Conjunction(rule.key, shape.clauses, shape.clauses)})
