@@ -29,24 +29,30 @@ from dataclasses import dataclass, field
 
 from apps.load_balancing import PROBE_PORTS
 from apps.model import HealthMonitor, Policy
-from controller.icmp import ETH_TYPE_IPV4, checksum, ethernet_payload, mac_bytes
+from controller.icmp import (
+    ETH_HEADER,
+    ETH_TYPE_IPV4,
+    IP_PROTO_ICMP,
+    IPV4_HEADER,
+    MIN_FRAME,
+    TTL,
+    checksum,
+    ethernet_payload,
+    mac_bytes,
+)
 from controller.neighbors import TokenBuckets
 
-IP_PROTO_ICMP, IP_PROTO_TCP, IP_PROTO_UDP = 1, 6, 17
+IP_PROTO_TCP, IP_PROTO_UDP = 6, 17
 ICMP_UNREACHABLE = 3
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 PROBE_PORT_FIRST = PROBE_PORTS[0]
 PROBE_PORT_COUNT = (~PROBE_PORTS[1] & 0xFFFF) + 1  # 64: 61440-61503
 PROBE_RATE = (1000.0, 1000.0)  # probes (and RSTs) the controller sends in all: a second, burst
 UDP_PAYLOAD = b"sdn-health-probe"
-TTL = 64
 MONITORED = ("ONLINE", "OFFLINE")  # the statuses a monitor decides
-_ETH = struct.Struct("!6s6sH")
-_IPV4 = struct.Struct("!BBHHHBBH4s4s")
 _TCP = struct.Struct("!HHIIBBHHH")
 _UDP = struct.Struct("!HHHH")
 _MSS = struct.pack("!BBH", 2, 4, 1460)
-_MIN_FRAME = 60
 
 
 # --- what to probe ----------------------------------------------------------------------------------------------
@@ -321,7 +327,7 @@ def _answer_key(target: Target) -> _AnswerKey:
 # --- frames -----------------------------------------------------------------------------------------------------
 
 def _ipv4(src: str, dst: str, protocol: int, payload: bytes, ident: int) -> bytes:
-    header = _IPV4.pack(0x45, 0, _IPV4.size + len(payload), ident & 0xFFFF, 0x4000, TTL, protocol, 0,
+    header = IPV4_HEADER.pack(0x45, 0, IPV4_HEADER.size + len(payload), ident & 0xFFFF, 0x4000, TTL, protocol, 0,
                         ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed)
     return header[:10] + struct.pack("!H", checksum(header)) + header[12:] + payload
 
@@ -341,8 +347,8 @@ def tcp_frame(eth_src: str, eth_dst: str, src: str, dst: str, sport: int, dport:
     segment = _TCP.pack(sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, offset << 4, flags, window, 0, 0) + options
     total = _l4_checksum(src, dst, IP_PROTO_TCP, segment)
     segment = segment[:16] + struct.pack("!H", total) + segment[18:]
-    return (_ETH.pack(mac_bytes(eth_dst), mac_bytes(eth_src), ETH_TYPE_IPV4)
-            + _ipv4(src, dst, IP_PROTO_TCP, segment, ident)).ljust(_MIN_FRAME, b"\0")
+    return (ETH_HEADER.pack(mac_bytes(eth_dst), mac_bytes(eth_src), ETH_TYPE_IPV4)
+            + _ipv4(src, dst, IP_PROTO_TCP, segment, ident)).ljust(MIN_FRAME, b"\0")
 
 
 def udp_frame(eth_src: str, eth_dst: str, src: str, dst: str, sport: int, dport: int, payload: bytes,
@@ -350,8 +356,8 @@ def udp_frame(eth_src: str, eth_dst: str, src: str, dst: str, sport: int, dport:
     datagram = _UDP.pack(sport, dport, _UDP.size + len(payload), 0) + payload
     total = _l4_checksum(src, dst, IP_PROTO_UDP, datagram) or 0xFFFF
     datagram = datagram[:6] + struct.pack("!H", total) + datagram[8:]
-    return (_ETH.pack(mac_bytes(eth_dst), mac_bytes(eth_src), ETH_TYPE_IPV4)
-            + _ipv4(src, dst, IP_PROTO_UDP, datagram, ident)).ljust(_MIN_FRAME, b"\0")
+    return (ETH_HEADER.pack(mac_bytes(eth_dst), mac_bytes(eth_src), ETH_TYPE_IPV4)
+            + _ipv4(src, dst, IP_PROTO_UDP, datagram, ident)).ljust(MIN_FRAME, b"\0")
 
 
 @dataclass(frozen=True)
@@ -372,10 +378,10 @@ class ProbeAnswer:
 
 def _ip_header(packet: bytes) -> tuple[int, int, str, str, bytes] | None:
     """(protocol, fragment field, source, destination, payload) of an IPv4 packet; None if it is not one."""
-    if len(packet) < _IPV4.size or packet[0] >> 4 != 4 or (packet[0] & 0xF) < 5:
+    if len(packet) < IPV4_HEADER.size or packet[0] >> 4 != 4 or (packet[0] & 0xF) < 5:
         return None
     length = (packet[0] & 0xF) * 4
-    _, _, total, _, fragment, _, protocol, _, src, dst = _IPV4.unpack_from(packet)
+    _, _, total, _, fragment, _, protocol, _, src, dst = IPV4_HEADER.unpack_from(packet)
     if len(packet) < length:
         return None
     end = min(len(packet), total) if total >= length else len(packet)

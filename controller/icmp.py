@@ -20,12 +20,12 @@ ARP_REQUEST, ARP_REPLY = 1, 2
 ICMP_TIME_EXCEEDED = 11
 IP_PROTO_ICMP = 1
 TTL = 64
-_ETH = struct.Struct("!6s6sH")
-_IPV4 = struct.Struct("!BBHHHBBH4s4s")
+ETH_HEADER = struct.Struct("!6s6sH")
+IPV4_HEADER = struct.Struct("!BBHHHBBH4s4s")
 _ARP = struct.Struct("!HHBBH6s4s6s4s")
 _ICMP_ERRORS = frozenset({3, 4, 5, 11, 12})  # destination unreachable, source quench, redirect, time exceeded,
 #                                              parameter problem: never answered with another error (RFC 1122 3.2.2)
-_MIN_FRAME = 60  # Ethernet's minimum without the FCS: short frames are padded with zeros
+MIN_FRAME = 60  # Ethernet's minimum without the FCS: short frames are padded with zeros
 
 
 class NotAnswered(ValueError):
@@ -53,10 +53,10 @@ def checksum(data: bytes) -> int:
 def ethernet_payload(frame: bytes) -> tuple[bytes, bytes, int, bytes]:
     """(eth_dst, eth_src, ethertype, what follows) of an Ethernet frame, past one 802.1Q tag if it has one; raises
     NotAnswered when it is shorter than an Ethernet header."""
-    if len(frame) < _ETH.size:
+    if len(frame) < ETH_HEADER.size:
         raise NotAnswered("shorter than an Ethernet header")
-    dst, src, ethertype = _ETH.unpack_from(frame)
-    rest = frame[_ETH.size:]
+    dst, src, ethertype = ETH_HEADER.unpack_from(frame)
+    rest = frame[ETH_HEADER.size:]
     if ethertype == ETH_TYPE_VLAN and len(rest) >= 4:
         ethertype, rest = struct.unpack_from("!H", rest, 2)[0], rest[4:]
     return dst, src, ethertype, rest
@@ -92,10 +92,10 @@ def parse_arp(frame: bytes) -> Arp | None:
 
 def arp(op: int, eth_src: str, eth_dst: str, sha: str, spa: str, tha: str, tpa: str) -> bytes:
     """An ARP frame for IPv4 over Ethernet, padded to Ethernet's minimum."""
-    frame = _ETH.pack(mac_bytes(eth_dst), mac_bytes(eth_src), ETH_TYPE_ARP) + _ARP.pack(
+    frame = ETH_HEADER.pack(mac_bytes(eth_dst), mac_bytes(eth_src), ETH_TYPE_ARP) + _ARP.pack(
         1, ETH_TYPE_IPV4, 6, 4, op, mac_bytes(sha), ipaddress.IPv4Address(spa).packed, mac_bytes(tha),
         ipaddress.IPv4Address(tpa).packed)
-    return frame.ljust(_MIN_FRAME, b"\0")
+    return frame.ljust(MIN_FRAME, b"\0")
 
 
 def arp_request(src_mac: str, src_ip: str, target_ip: str) -> bytes:
@@ -117,10 +117,10 @@ def time_exceeded(frame: bytes, router_mac: str, router_ip: str, ident: int = 0)
         raise NotAnswered(f"not IPv4 (ethertype 0x{ethertype:04x})")
     if eth_src[0] & 1:
         raise NotAnswered("multicast Ethernet source")
-    if len(packet) < _IPV4.size or packet[0] >> 4 != 4 or (packet[0] & 0xF) < 5:
+    if len(packet) < IPV4_HEADER.size or packet[0] >> 4 != 4 or (packet[0] & 0xF) < 5:
         raise NotAnswered("not an IPv4 header")
     header_len = (packet[0] & 0xF) * 4
-    _, _, total_len, _, fragment, _, protocol, _, src, dst = _IPV4.unpack_from(packet)
+    _, _, total_len, _, fragment, _, protocol, _, src, dst = IPV4_HEADER.unpack_from(packet)
     if len(packet) < header_len or total_len < header_len:
         raise NotAnswered("truncated IPv4 header")
     if fragment & 0x1FFF:
@@ -135,7 +135,7 @@ def time_exceeded(frame: bytes, router_mac: str, router_ip: str, ident: int = 0)
     quoted = packet[:min(total_len, header_len + 8, len(packet))]
     icmp = struct.pack("!BBHI", ICMP_TIME_EXCEEDED, 0, 0, 0) + quoted
     icmp = icmp[:2] + struct.pack("!H", checksum(icmp)) + icmp[4:]
-    header = _IPV4.pack(0x45, 0, _IPV4.size + len(icmp), ident & 0xFFFF, 0, TTL, IP_PROTO_ICMP, 0,
+    header = IPV4_HEADER.pack(0x45, 0, IPV4_HEADER.size + len(icmp), ident & 0xFFFF, 0, TTL, IP_PROTO_ICMP, 0,
                         ipaddress.IPv4Address(router_ip).packed, src)
     header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
-    return (_ETH.pack(eth_src, mac_bytes(router_mac), ETH_TYPE_IPV4) + header + icmp).ljust(_MIN_FRAME, b"\0")
+    return (ETH_HEADER.pack(eth_src, mac_bytes(router_mac), ETH_TYPE_IPV4) + header + icmp).ljust(MIN_FRAME, b"\0")

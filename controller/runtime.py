@@ -50,7 +50,7 @@ from apps.explain import Compiled
 from apps.groups import Group
 from apps.incremental import ChangeKey
 from apps.pipeline import PIPELINE, REG_NETWORK, REG_NEXTHOP, REG_ROUTER, table_id
-from apps.topology import Link, SwitchPort, Topology
+from apps.topology import Link, Switch, SwitchPort, Topology
 from controller import health, icmp, lldp, ofwire, ovsdb
 from controller.channel import Channel, ChannelClosed, ChannelTimeout
 from controller.counters import ObjectCounters, Schedule, read_switch
@@ -292,7 +292,8 @@ class Runtime:
         switch = self.fabric.switch(dpid)
         if switch is None:
             return
-        name = next((p.name for p in switch.ports if p.ofport == in_port), f"ofport {in_port}")
+        port = switch.port(in_port)
+        name = port.name if port else f"ofport {in_port}"
         receiver = (dpid, in_port)
         try:
             sender = lldp.sender(frame, self._secret, time.time(), self.fabric.link_timeout)
@@ -727,10 +728,7 @@ class Runtime:
         """Every sixth of the refresh interval (at most 10 s), the io thread re-ARPs and expires bindings."""
         errors = 0
         while not self._stop.wait(min(10.0, self.neighbor_refresh / 6)):
-            errors = self._guarded("neighbors", self._neighbor_round_on_io, errors)
-
-    def _neighbor_round_on_io(self) -> None:
-        self._on_io(self._neighbor_round)
+            errors = self._guarded("neighbors", lambda: self._on_io(self._neighbor_round), errors)
 
     def _health_loop(self) -> None:
         """As often as the shortest monitor interval needs (controller.health.HealthChecker.period), the io thread
@@ -876,7 +874,7 @@ class Runtime:
         arp = icmp.parse_arp(data)
         switch = self.fabric.switch(dpid)
         in_port = fields.get("in_port")
-        interface = next((p.name for p in switch.ports if p.ofport == in_port), None) if switch else None
+        interface = _interface_name(switch, in_port)
         network = self._directory.network_by_uplink(dpid, interface) if interface else None
         router = self._directory.router_by_mac(arp.eth_dst) if arp is not None else None
         leg = self._directory.leg(router, network) if router is not None and network is not None else None
@@ -969,7 +967,7 @@ class Runtime:
         now = self._clock()
         switch = self.fabric.switch(dpid)
         in_port = fields.get("in_port")
-        interface = next((p.name for p in switch.ports if p.ofport == in_port), None) if switch else None
+        interface = _interface_name(switch, in_port)
         answered = self._health.answer(dpid, interface, data, now)
         channel = self.fabric.channel(dpid)
         if answered.replies and channel is not None and in_port is not None:
@@ -1029,3 +1027,8 @@ def _done(work: Callable[..., T], *args: Any) -> Future[T]:
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
+
+def _interface_name(switch: Switch | None, ofport: int | None) -> str | None:
+    """The name of the switch's port at `ofport` (None when either is unknown)."""
+    port = switch.port(ofport) if switch is not None and ofport is not None else None
+    return port.name if port is not None else None
