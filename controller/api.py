@@ -29,7 +29,7 @@ from werkzeug.exceptions import HTTPException
 
 from apps.attachments import Attachment
 from apps.explain import Compiled
-from apps.model import StaticRoute
+from apps.model import Policy, StaticRoute
 from apps.routing import route_id
 from controller.errors import ApiError, BudgetExceeded, ChangeRefused, NotConfirmed, error_body
 from controller.responses import RESPONSES
@@ -88,6 +88,7 @@ class Runtime(Protocol):
     def port_attachment(self, port_id: str) -> Attachment | None: ...
     def router_gateway(self, router_id: str) -> str | None: ...
     def compiled(self) -> Compiled: ...
+    def policy(self) -> Policy: ...
     def object_stats(self, kind: str, object_id: str) -> dict[str, int]: ...
     def refresh_stats(self, timeout: float = 5.0) -> bool: ...
 
@@ -406,7 +407,7 @@ class _Handlers:
 
     def trace(self) -> Response:
         values = parse_body(TraceRequest, _json_body())
-        return jsonify(trace(self._store.snapshot(), self._runtime.compiled(), values))
+        return jsonify(trace(self._runtime.policy(), self._runtime.compiled(), values))
 
     def replace_rules(self, id: str) -> Response:
         body = _json_body()

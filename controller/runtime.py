@@ -49,6 +49,7 @@ from apps.discovery import is_candidate, trunk_candidates
 from apps.explain import Compiled
 from apps.groups import Group
 from apps.incremental import ChangeKey
+from apps.model import Policy
 from apps.pipeline import PIPELINE, REG_NETWORK, REG_NEXTHOP, REG_ROUTER, table_id
 from apps.topology import Link, Switch, SwitchPort, Topology
 from controller import health, icmp, lldp, ofwire, ovsdb
@@ -338,6 +339,12 @@ class Runtime:
         without holding up convergence."""
         with self._pass_lock:
             return self.compiler.compiled(self.fabric.snapshot())
+
+    def policy(self) -> Policy:
+        """The store's policy with each port where it is: its own binding, or where OVSDB attached it (as of the last
+        pass), as the compiler placed it."""
+        policy, attachments = self.store.snapshot(), self._attachments
+        return replace(policy, ports=tuple(placed(port, attachments.get(port.id)) for port in policy.ports))
 
     # --- views for the REST API -----------------------------------------------------------------
     def port_attachment(self, port_id: str) -> Attachment | None:
@@ -936,9 +943,7 @@ class Runtime:
         now = self._clock()
         wanted = self._health_wanted
         if wanted != self._health_built:
-            policy = self.store.snapshot()
-            attachments = self._attachments  # members' ports attached by OVSDB are probed where they are
-            policy = replace(policy, ports=tuple(placed(port, attachments.get(port.id)) for port in policy.ports))
+            policy = self.policy()  # members' ports attached by OVSDB are probed where they are
             found, statuses = health.targets(policy)
             self._health.update(found, statuses, now)
             self._has_balancers = bool(policy.load_balancers)

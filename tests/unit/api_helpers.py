@@ -11,6 +11,7 @@ from prometheus_client.core import Metric
 from apps.attachments import Attachment
 from apps.compiler import Compiler
 from apps.explain import Compiled
+from apps.model import Policy
 from apps.topology import Link, Switch, SwitchPort, Topology
 from controller.errors import ChangeRefused, NotConfirmed, RefusedFlow
 from controller.metrics import family
@@ -88,6 +89,9 @@ class StubRuntime:
         compiler.load(self.store.snapshot(), Topology(switches, links))
         compiler.commit()
         return compiler.compiled(Topology(switches))
+
+    def policy(self) -> Policy:
+        return self.store.snapshot()  # no OVSDB here: every port is where its binding says
 
     def collect(self) -> Iterator[Metric]:
         connected = sum(sw["connected"] for sw in self.switch_list)

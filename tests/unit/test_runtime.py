@@ -485,3 +485,19 @@ def test_an_interface_claiming_a_port_attaches_it_until_it_goes(store):
     runtime.interfaces_claimed(frozenset())
     assert runtime.converge().ok
     assert runtime.port_attachment(unbound) is None and s1.flows == expected(runtime, S1)
+
+
+def test_a_trace_from_a_port_attached_through_ovsdb_starts_where_it_is_attached(store):
+    """POST /trace reads the runtime's policy, whose ports stand where the compiler placed them: a port with no
+    binding of its own is explained from the interface OVSDB attached it to, not refused as unbound."""
+    runtime, s1 = make_runtime(store), switch(S1)
+    connect(runtime, s1)
+    net = network(runtime)
+    there = port(runtime, net, S1, "s1-eth1", 2)
+    unbound = runtime.apply(lambda: runtime.store.create_port({
+        "network_id": net, "name": "vm1", "mac_address": "fa:16:3e:00:00:01", "ip_address": "10.0.0.11"}))["id"]
+    runtime.interfaces_claimed(frozenset({Claim(S1, "s1-eth2", "vm1")}))
+    assert runtime.converge().ok
+    told = explain(runtime.policy(), runtime.compiled(), Request(port_id=unbound, ip_dst="10.0.0.12", protocol="udp"))
+    assert (told.source.dpid, told.source.interface) == (S1, "s1-eth2")
+    assert told.verdict == "output" and [r.endpoint.port.id for r in told.reached] == [there]
