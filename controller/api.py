@@ -236,6 +236,7 @@ class Route:
     request: type[Body] | None = None
     resource: Resource | None = None
     public: bool = False
+    refresh: bool = False  # a GET of counters that takes ?refresh=true (besides those of resources with stats)
 
     @property
     def operation_id(self) -> str:
@@ -273,9 +274,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/load-balancers/{id}/members", "add_lb_member", "Add a member to a load balancer", status=201,
           response="LbMember", request=LbMemberCreate),
     Route("GET", "/load-balancers/{id}/members", "list_lb_members", "A load balancer's members",
-          response="LbMember[]"),
+          response="LbMember[]", refresh=True),
     Route("GET", "/load-balancers/{id}/members/{member_id}", "show_lb_member", "One member of a load balancer",
-          response="LbMember"),
+          response="LbMember", refresh=True),
     Route("PATCH", "/load-balancers/{id}/members/{member_id}", "update_lb_member",
           "Change a member's weight or admin_state_up (false: DRAINING)", response="LbMember",
           request=update_model(LbMemberCreate)),
@@ -434,11 +435,11 @@ class _Handlers:
         return jsonify(_member_stats(self._runtime, member)), 201, {"Location": location}
 
     def list_lb_members(self, id: str) -> Response:
-        self._refresh(_known_query(("refresh",)))
+        self._query(stats=True)
         return jsonify([_member_stats(self._runtime, member) for member in self._store.list_lb_members(id)])
 
     def show_lb_member(self, id: str, member_id: str) -> Response:
-        self._refresh(_known_query(("refresh",)))
+        self._query(stats=True)
         return jsonify(_member_stats(self._runtime, self._store.get_lb_member(id, member_id)))
 
     def update_lb_member(self, id: str, member_id: str) -> Response:
@@ -471,26 +472,28 @@ class _Handlers:
         return jsonify(self._shown(res, item)), 201, {"Location": f"{PREFIX}{res.path}/{item['id']}"}
 
     def list(self, res: Resource) -> Response:
-        query = _known_query((*res.filters, *(("refresh",) if res.stats else ())))
-        if res.stats:
-            self._refresh(query)
-        filters = {name: value for name, value in request.args.items() if name in res.filters}
-        items = getattr(self._store, f"list_{res.plural}")(**filters)
+        items = getattr(self._store, f"list_{res.plural}")(**self._query(res.filters, stats=res.stats))
         return jsonify([self._shown(res, item) for item in items])
 
     def show(self, res: Resource, id: str) -> Response:
-        query = _known_query(("refresh",) if res.stats else ())
-        if res.stats:
-            self._refresh(query)
+        self._query(stats=res.stats)
         return jsonify(self._shown(res, getattr(self._store, f"get_{res.singular}")(id)))
 
-    def _refresh(self, query: dict[str, str]) -> None:
-        """?refresh=true: read the switches' counters first (at most once a second, shared by concurrent calls)."""
-        value = query.get("refresh", "false").lower()
-        if value not in ("true", "false", "1", "0"):
+    def _query(self, filters: tuple[str, ...] = (), *, stats: bool) -> dict[str, str]:
+        """The GET's filters; 400 naming any query parameter it does not take (a typo must not pass as no filter).
+        With `stats`, ?refresh=true reads the switches' counters first (at most once a second, shared by concurrent
+        calls)."""
+        known = (*filters, *(("refresh",) if stats else ()))
+        unknown = sorted(set(request.args) - set(known))
+        if unknown:
+            details = [{"field": name, "message": "unknown query parameter"} for name in unknown]
+            raise ApiError(400, f"unknown query parameter {unknown[0]} (known: {', '.join(known) or 'none'})", details)
+        refresh = request.args.get("refresh", "false").lower() if stats else "false"
+        if refresh not in ("true", "false", "1", "0"):
             raise ApiError.invalid("refresh", "expected true or false")
-        if value in ("true", "1"):
+        if refresh in ("true", "1"):
             self._runtime.refresh_stats()
+        return {name: value for name, value in request.args.items() if name in filters}
 
     def update(self, res: Resource, id: str) -> Response:
         body = _json_body()
@@ -536,15 +539,6 @@ class _Handlers:
                 f"{done}, but flows are not confirmed on {len(failed)} switch(es): {exc}",
                 [{"dpid": dpid, "reason": reason} for dpid, reason in failed],
             ) from None
-
-
-def _known_query(known: tuple[str, ...]) -> dict[str, str]:
-    """The request's query parameters; 400 naming any it does not take (a typo must not pass as no filter)."""
-    unknown = sorted(set(request.args) - set(known))
-    if unknown:
-        details = [{"field": name, "message": "unknown query parameter"} for name in unknown]
-        raise ApiError(400, f"unknown query parameter {unknown[0]} (known: {', '.join(known) or 'none'})", details)
-    return request.args.to_dict()
 
 
 def _is_ui(path: str) -> bool:
@@ -658,7 +652,7 @@ def _operation(route: Route) -> dict[str, Any]:
     ]
     if route.action == "list" and route.resource:
         parameters += [{"name": name, "in": "query", "schema": {"type": "string"}} for name in route.resource.filters]
-    if route.method == "GET" and (route.resource is not None and route.resource.stats or "lb_member" in route.action):
+    if route.method == "GET" and (route.refresh or route.resource is not None and route.resource.stats):
         parameters.append({"name": "refresh", "in": "query", "schema": {"type": "boolean", "default": False},
                            "description": "read the switches' counters first (at most once a second)"})
     success: dict[str, Any] = {"description": "OK" if route.response else "No content"}
