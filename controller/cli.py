@@ -29,11 +29,14 @@ import requests
 
 from controller.config import read_token_file
 
+# The API's choices, spelled here so that sdnctl starts without pydantic; tests/unit/test_cli.py keeps them equal.
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 DIRECTIONS = ("ingress", "egress")
 PROTOCOLS = ("tcp", "udp", "icmp")
 LB_PROTOCOLS = ("tcp", "udp")
 LB_ALGORITHMS = ("source_ip_hash", "hash")
+MONITOR_TYPES = ("tcp", "udp")
 CT_STATES = ("new", "established", "reply", "related", "invalid")
 TIMEOUT_S = 60.0  # a mutation waits for every switch to confirm its flows
 COMPLETION_TIMEOUT_S = 5.0  # a shell waits for a completion: better none than a hang (5 s: a loaded machine)
@@ -410,7 +413,7 @@ RESOURCES: dict[str, tuple[Command, ...]] = {
             Opt("algorithm", choices=LB_ALGORITHMS, help="default: source_ip_hash"),
             Opt("members", flag="--member", type=list, item=_member, update=False, metavar="IP:PORT[:WEIGHT]",
                 help="a member, repeatable (later ones: sdnctl lb-member add)"),
-            Opt("health_monitor.type", flag="--monitor", choices=LB_PROTOCOLS,
+            Opt("health_monitor.type", flag="--monitor", choices=MONITOR_TYPES,
                 help="probe the members (give the other --monitor-* flags too)"),
             Opt("health_monitor.interval_s", flag="--monitor-interval", type=float, metavar="SECONDS",
                 help="between two probes of a member"),

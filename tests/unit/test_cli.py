@@ -773,3 +773,13 @@ def test_refresh_reads_the_counters_first_and_stats_show_as_columns(sdnctl: Run,
     assert table(out)[0][-2:] == ["12", "3400"]
     shown = run_json(sdnctl, "security-group-rule", "show", rule, "--refresh")
     assert shown["stats"] == {"packets": 12, "bytes": 3400} and runtime.refreshes == 1
+
+
+def test_the_clis_choices_are_the_apis():
+    """sdnctl spells the API's choices itself (it starts without pydantic); they must not drift apart."""
+    from apps import explain
+    from controller import schema
+    assert (cli.DIRECTIONS, cli.PROTOCOLS) == (schema.DIRECTIONS, schema.PROTOCOLS)
+    assert (cli.LB_PROTOCOLS, cli.LB_ALGORITHMS, cli.MONITOR_TYPES) == (
+        schema.LB_PROTOCOLS, schema.LB_ALGORITHMS, schema.MONITOR_TYPES)
+    assert cli.CT_STATES == tuple(explain.CT_STATES)
